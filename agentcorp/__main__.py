@@ -1,0 +1,5 @@
+"""``python -m agentcorp``."""
+
+from agentcorp.cli import _entry
+
+_entry()

@@ -1,0 +1,3 @@
+"""Imports every command module so each registers itself on the app."""
+
+from agentcorp.cli import fleet, replay, run, validate  # noqa: F401

@@ -1,0 +1,55 @@
+"""The grounding contract: find a visible text target on a frame.
+
+The actor loop depends only on this module. Concrete grounders (OCR on the desktop, the DOM
+and accessibility tree in the browser) implement ``Grounder``; ``NullGrounder`` always answers
+"not found", which makes the loop fall back to the model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from agentcorp.types import Box
+
+__all__ = ["Candidate", "Grounder", "Hint", "NullGrounder"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """Optional help for disambiguation: a nearby text, a role, a region to look in."""
+
+    near: str | None = None
+    role: Literal["button", "field", "link", "text", "menu"] | None = None
+    region: Box | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One place the target may be: its box in screen pixels, the text read there, a score."""
+
+    box: Box
+    text: str
+    score: float
+    source: Literal["dom", "ocr", "cache"]
+
+
+class Grounder(ABC):
+    """Finds text targets on screen."""
+
+    @abstractmethod
+    def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
+        """Candidates for ``target`` on ``frame`` (a ``sandbox.base.Frame``), best first.
+
+        Several candidates with close scores mean the target is ambiguous: callers must
+        report that rather than pick one silently.
+        """
+
+
+class NullGrounder(Grounder):
+    """Never finds anything, so every text target goes to the model."""
+
+    def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
+        """Always empty."""
+        return []

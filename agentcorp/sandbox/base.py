@@ -1,0 +1,166 @@
+"""The ``Computer`` contract every sandbox backend implements, and the ``Frame`` it returns.
+
+Backends live in their own modules (``xvfb``, ``browser``, ``replay``) and are wired together
+only in ``agentcorp.cli`` and ``agentcorp.fleet``; the actor loop and planner see this module
+only. Coordinates are always *screen* pixels here; the model's downscaled frame is mapped in
+``agentcorp.sandbox.coords``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from agentcorp.types import Box, Point
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["Button", "Computer", "Frame", "SettleResult"]
+
+Button = Literal["left", "middle", "right"]
+
+
+class Frame:
+    """One captured image of the screen (or of a region of it).
+
+    Pixels are kept as raw RGB bytes; ``pil()``, ``encode()`` and ``sha256`` are computed on
+    demand and cached, so a frame that is never sent to a model is never encoded.
+    """
+
+    __slots__ = ("_pil", "_sha", "height", "origin", "rgb", "t", "width")
+
+    def __init__(
+        self, rgb: bytes, width: int, height: int, origin: Point = (0, 0), t: float = 0.0
+    ) -> None:
+        if len(rgb) != width * height * 3:
+            raise ValueError(f"frame of {width}x{height} needs {width * height * 3} bytes")
+        self.rgb = rgb
+        self.width = width
+        self.height = height
+        self.origin = origin
+        self.t = t
+        self._pil: Image.Image | None = None
+        self._sha: str | None = None
+
+    @property
+    def size(self) -> Point:
+        """(width, height) in pixels."""
+        return (self.width, self.height)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the raw pixels and size: equal frames have equal hashes."""
+        if self._sha is None:
+            h = hashlib.sha256(f"{self.width}x{self.height}:".encode())
+            h.update(self.rgb)
+            self._sha = h.hexdigest()
+        return self._sha
+
+    def pil(self) -> Image.Image:
+        """The frame as a PIL RGB image (cached)."""
+        if self._pil is None:
+            from PIL import Image
+
+            self._pil = Image.frombuffer("RGB", (self.width, self.height), self.rgb, "raw")
+        return self._pil
+
+    def crop(self, box: Box) -> Frame:
+        """A sub-frame; its ``origin`` keeps screen coordinates."""
+        img = self.pil().crop((box.x, box.y, box.right, box.bottom))
+        return Frame(
+            img.tobytes(), img.width, img.height, (self.origin[0] + box.x, self.origin[1] + box.y),
+            self.t,
+        )
+
+    @classmethod
+    def from_pil(cls, img: Image.Image, origin: Point = (0, 0), t: float = 0.0) -> Frame:
+        """Wrap a PIL image (converted to RGB)."""
+        rgb = img.convert("RGB")
+        return cls(rgb.tobytes(), rgb.width, rgb.height, origin, t)
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    """What ``Computer.settle`` saw: the settled frame and what changed since the action."""
+
+    frame: Frame
+    changed: Box | None
+    elapsed_ms: float
+    stable: bool
+
+
+class Computer(ABC):
+    """A screen the actor can see and drive. All coordinates are screen pixels.
+
+    Backends must not sleep a fixed time after an action: ``settle()`` waits for the screen to
+    stop changing instead. Use as a context manager; ``close()`` stops everything it started.
+    """
+
+    @property
+    @abstractmethod
+    def size(self) -> Point:
+        """Screen (width, height) in pixels."""
+
+    @abstractmethod
+    def screenshot(self, region: Box | None = None) -> Frame:
+        """Capture the whole screen, or only ``region``."""
+
+    @abstractmethod
+    def click(self, x: int, y: int, button: Button = "left") -> None:
+        """Move to (x, y) and click once with ``button``."""
+
+    @abstractmethod
+    def double_click(self, x: int, y: int) -> None:
+        """Move to (x, y) and double-click the left button."""
+
+    @abstractmethod
+    def move(self, x: int, y: int) -> None:
+        """Move the pointer to (x, y) without clicking."""
+
+    @abstractmethod
+    def drag(self, path: Sequence[Point]) -> None:
+        """Press the left button at ``path[0]``, move through each point, release at the last."""
+
+    @abstractmethod
+    def scroll(self, x: int, y: int, dx: int, dy: int) -> None:
+        """Scroll at (x, y): ``dy`` > 0 scrolls down, ``dx`` > 0 right, in wheel notches."""
+
+    @abstractmethod
+    def type(self, text: str) -> None:
+        """Type ``text`` exactly, including Unicode that has no key on the keyboard."""
+
+    @abstractmethod
+    def key(self, combo: str) -> None:
+        """Press a key combination such as ``"ctrl+s"``, ``"alt+F4"`` or ``"Return"``."""
+
+    @abstractmethod
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` pass (only when the model or a script asks for it)."""
+
+    @abstractmethod
+    def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
+        """Return once the screen stopped changing (or ``timeout`` passed).
+
+        ``changed`` is the bounding box of what differs from ``since`` (the frame before the
+        action) when given, so later stages can look only there.
+        """
+
+    def close(self) -> None:  # noqa: B027  (optional hook; a no-op for backends owning nothing)
+        """Stop everything this backend started. Safe to call twice."""
+
+    def __enter__(self) -> Computer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: builtins.type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Sandbox backend: browser (being built)."""

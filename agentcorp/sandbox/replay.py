@@ -1,0 +1,1 @@
+"""Sandbox backend: replay (being built)."""

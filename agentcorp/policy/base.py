@@ -1,0 +1,58 @@
+"""The enforcement seam: every action, from any source, passes one ``ActionGate`` check.
+
+The actor loop calls ``gate.check(action, context)`` before anything reaches the ``Computer``.
+A denied action never reaches the sandbox; the loop records the decision and tells the model
+``decision.message`` as a tool error so it can choose another way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from agentcorp.types import Action
+
+__all__ = ["ActionGate", "AllowAll", "GateContext", "GateDecision"]
+
+
+@dataclass(frozen=True, slots=True)
+class GateContext:
+    """What the gate may look at besides the action itself."""
+
+    task_id: str
+    role: str
+    sandbox: str
+    source: Literal["model", "script", "cache", "replay"]
+    url: str | None = None
+    window_title: str | None = None
+    window_class: str | None = None
+    target_text: str | None = None
+    screenshot_jpeg: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """The verdict. ``allowed`` is what matters; the rest is for the record and the model."""
+
+    allowed: bool
+    decision: Literal["allowed", "denied", "approved", "rejected"]
+    rule: str | None = None
+    approver: str | None = None
+    message: str = ""
+
+
+class ActionGate(ABC):
+    """Decides whether an action may run."""
+
+    @abstractmethod
+    def check(self, action: Action, context: GateContext) -> GateDecision:
+        """Return the decision for ``action``; may block while an approver answers."""
+
+
+class AllowAll(ActionGate):
+    """Allows everything (for tests of the loop itself; never the CLI default)."""
+
+    def check(self, action: Action, context: GateContext) -> GateDecision:
+        """Always allowed."""
+        return GateDecision(True, "allowed")

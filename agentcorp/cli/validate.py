@@ -1,25 +1,77 @@
-"""``agentcorp validate`` and ``agentcorp schema`` (filled by the spec work)."""
+"""``agentcorp validate`` and ``agentcorp schema``, plus the spec loader other commands use."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from agentcorp.cli._app import app
-from agentcorp.errors import ConfigError
+from agentcorp.errors import ConfigError, SpecError, SpecIssue
+from agentcorp.spec import (
+    DEFAULT_MAX_BYTES,
+    Company,
+    SpecValidationError,
+    company_json_schema,
+    load_company,
+    validate_paths,
+)
+
+__all__ = ["load_company_or_raise", "schema", "validate"]
+
+
+def load_company_or_raise(path: str | os.PathLike[str]) -> Company:
+    """Load a company file or folder for a command; invalid specs raise ``SpecError`` (exit 2)."""
+    try:
+        return load_company(path)
+    except SpecValidationError as exc:
+        raise SpecError(
+            [SpecIssue(i.file, i.line, i.col, i.path, i.message) for i in exc.issues]
+        ) from exc
 
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Company files or folders to validate.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Company files or folders to validate.")
+    ] = None,
+    max_bytes: Annotated[
+        str,
+        typer.Option("--max-bytes", help="Largest spec file accepted, in bytes."),
+    ] = str(DEFAULT_MAX_BYTES),
 ) -> int:
     """Validate company/task YAML files; print every error; exit 2 if any."""
-    raise ConfigError("validate is not built yet")
+    # Arguments are checked here rather than by typer so a bad one is one line and exit 2
+    # however the command is invoked (typer's own errors escape agentcorp.cli.main).
+    if not paths:
+        typer.echo("agentcorp: error: validate needs at least one PATH (file or folder)", err=True)
+        raise typer.Exit(code=ConfigError.exit_code)
+    if not max_bytes.isdigit() or int(max_bytes) < 1:
+        typer.echo(
+            f"agentcorp: error: --max-bytes must be a positive whole number, got {max_bytes!r}",
+            err=True,
+        )
+        raise typer.Exit(code=ConfigError.exit_code)
+    issues = validate_paths(paths, max_bytes=int(max_bytes))
+    for issue in issues:
+        typer.echo(str(issue), err=True)
+    if issues:
+        files = len({i.file for i in issues})
+        noun = "error" if len(issues) == 1 else "errors"
+        typer.echo(
+            f"agentcorp: {len(issues)} {noun} in {files} file{'s' if files != 1 else ''}",
+            err=True,
+        )
+        raise typer.Exit(code=SpecError.exit_code)
+    typer.echo(f"agentcorp: ok: {', '.join(str(p) for p in paths)}", err=True)
+    return 0
 
 
 @app.command()
 def schema() -> int:
     """Print the JSON Schema of the company spec on stdout."""
-    raise ConfigError("schema is not built yet")
+    typer.echo(json.dumps(company_json_schema(), indent=2, sort_keys=False))
+    return 0

@@ -1,0 +1,126 @@
+"""What runners need from a loaded spec: templates, effective policy, the schema, a stable hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from agentcorp.spec._load import TEMPLATE_RE
+from agentcorp.spec.models import Approver, Company, Models, Policy, Task
+
+__all__ = [
+    "SCHEMA_ID",
+    "company_json_schema",
+    "effective_models",
+    "effective_policy",
+    "render_description",
+    "render_template",
+    "task_spec_hash",
+]
+
+SCHEMA_ID = "https://agentcorp.dev/schema/company-v1.json"
+
+
+def render_template(text: str, inputs: Mapping[str, Any]) -> str:
+    """Replace ``{inputs.name}`` with its value; other braces (JSON, ``{x}``) are left alone.
+
+    Raises ``KeyError`` for a variable with no input (validation already rules that out).
+    """
+
+    def sub(m: Any) -> str:
+        value = inputs[m.group(1)]
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return TEMPLATE_RE.sub(sub, text)
+
+
+def render_description(task: Task) -> str:
+    """The task's description with its inputs filled in."""
+    return render_template(task.description, task.inputs)
+
+
+def _merge(base: Policy, over: Policy | None) -> Policy:
+    if over is None:
+        return base
+
+    def union(a: list[str] | None, b: list[str] | None) -> list[str]:
+        return list(dict.fromkeys([*(a or []), *(b or [])]))
+
+    return Policy(
+        # Allow-lists narrow or widen per level: the most specific one set wins.
+        allow_apps=over.allow_apps if over.allow_apps is not None else base.allow_apps,
+        allow_urls=over.allow_urls if over.allow_urls is not None else base.allow_urls,
+        # Prohibitions and confirmations accumulate, so a role cannot drop a company rule.
+        forbid_keys=union(base.forbid_keys, over.forbid_keys),
+        forbid_text=union(base.forbid_text, over.forbid_text),
+        confirm=union(base.confirm, over.confirm),
+        approver=over.approver if over.approver is not None else base.approver,
+    )
+
+
+def effective_policy(company: Company, task: Task) -> Policy:
+    """The policy a task runs under: company, then its role, then its sandbox.
+
+    ``allow_apps``/``allow_urls``/``approver`` are taken from the most specific level that
+    sets them (``None`` in the result means "no restriction"); ``forbid_keys``,
+    ``forbid_text`` and ``confirm`` accumulate across levels. A sandbox's own ``allow_urls``
+    counts as its policy's. The approver defaults to ``deny``.
+    """
+    role = company.roles[task.role]
+    sandbox = company.sandboxes[company.task_sandbox(task)]
+    policy = _merge(Policy(approver=Approver()), company.policy)
+    policy = _merge(policy, role.policy)
+    if sandbox.allow_urls is not None:
+        policy = _merge(policy, Policy(allow_urls=list(sandbox.allow_urls)))
+    return _merge(policy, sandbox.policy)
+
+
+def effective_models(company: Company, task: Task) -> Models:
+    """Model names for a task: the role's overrides over the company defaults."""
+    base = company.defaults.models
+    over = company.roles[task.role].models
+    if over is None:
+        return base
+    return Models(
+        planner=over.planner or base.planner,
+        actor=over.actor or base.actor,
+        judge=over.judge or base.judge,
+    )
+
+
+def company_json_schema() -> dict[str, Any]:
+    """JSON Schema (Draft 2020-12) of a company file, for editors and other tools."""
+    schema = Company.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+    }
+
+
+def task_spec_hash(company: Company, task: Task) -> str:
+    """sha256 of the canonical JSON of everything that shapes how a task runs.
+
+    Covers the task, its role, its resolved sandbox (with its key), the effective policy and
+    models; not file positions, comments, other tasks or secret values (only names exist in
+    the spec). Used as the action-cache and recording key.
+    """
+    sandbox_name = company.task_sandbox(task)
+    doc = {
+        "v": 1,
+        "task": task.model_dump(mode="json", by_alias=True),
+        "role": {"key": task.role, **company.roles[task.role].model_dump(mode="json")},
+        "sandbox": {
+            "key": sandbox_name,
+            **company.sandboxes[sandbox_name].model_dump(mode="json", by_alias=True),
+        },
+        "policy": effective_policy(company, task).model_dump(mode="json"),
+        "models": effective_models(company, task).model_dump(mode="json"),
+        "description": render_description(task),
+    }
+    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()

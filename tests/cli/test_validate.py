@@ -1,0 +1,75 @@
+"""``agentcorp validate``/``schema`` through typer's CliRunner and agentcorp.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentcorp.cli import app, main
+from agentcorp.cli.validate import load_company_or_raise
+from agentcorp.errors import SpecError
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = ROOT / "tests/spec/invalid/unknown_role_ref.yaml"
+
+
+def test_validate_sample_company_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(ROOT / "tasks")]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == f"agentcorp: ok: {ROOT / 'tasks'}"
+
+
+def test_validate_with_cli_runner() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["validate", str(ROOT / "tasks/acme/company.yaml")])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["validate", str(BAD), str(ROOT / "tasks")])
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines() == [
+        f"{BAD}:26:11: tasks[1].role: unknown role 'agnet' (did you mean 'agent'?)",
+        "agentcorp: 1 error in 1 file",
+    ]
+    assert bad.exception is None or isinstance(bad.exception, SystemExit)
+
+
+def test_validate_needs_a_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "agentcorp: error: validate needs at least one PATH (file or folder)\n"
+    assert out == ""
+
+
+@pytest.mark.parametrize("bad", ["lots", "0", "-5", "1.5", ""])
+def test_validate_garbage_max_bytes(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--max-bytes", bad, str(ROOT / "tasks")]) == 2
+    _, err = capsys.readouterr()
+    assert err == (f"agentcorp: error: --max-bytes must be a positive whole number, got {bad!r}\n")
+
+
+def test_validate_garbage_with_cli_runner() -> None:
+    result = CliRunner().invoke(app, ["validate", "--max-bytes", "lots", str(ROOT / "tasks")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_schema_command_prints_json() -> None:
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "Company"
+    assert "tasks" in schema["required"]
+
+
+def test_load_company_or_raise_converts_to_spec_error() -> None:
+    company = load_company_or_raise(ROOT / "tasks/acme")
+    assert company.company == "acme-digital"
+    with pytest.raises(SpecError) as info:
+        load_company_or_raise(BAD)
+    assert info.value.exit_code == 2
+    assert [str(i) for i in info.value.issues] == [
+        f"{BAD}:26:11: tasks[1].role: unknown role 'agnet' (did you mean 'agent'?)"
+    ]

@@ -6,8 +6,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-extras="ray"
-[ "${1:-}" = "--dev" ] && extras="dev,ray"
+extras="ray,demo"
+[ "${1:-}" = "--dev" ] && extras="dev,ray,demo"
 
 mapfile -t pkgs < <(grep -v -E '^\s*(#|$)' "$here/apt-packages.txt")
 missing=()

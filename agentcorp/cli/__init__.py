@@ -6,9 +6,11 @@ error (missing Xvfb/Chromium, unreachable endpoint, bad key, exhausted quota).
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
+import typer
 
 from agentcorp.cli import _commands  # noqa: F401  (registers the commands)
 from agentcorp.cli._app import app
@@ -16,22 +18,41 @@ from agentcorp.errors import AgentcorpError
 
 __all__ = ["app", "main"]
 
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every ``AgentcorpError`` becomes one line on stderr and its exit code."""
+    """Run the CLI; every error becomes one line on stderr and its exit code, never a traceback.
+
+    ``AGENTCORP_DEBUG=1`` lets unexpected exceptions through with their traceback.
+    """
     try:
         result = app(args=argv, prog_name="agentcorp", standalone_mode=False)
     except AgentcorpError as exc:
         print(f"agentcorp: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _EXITS as exc:
+        return int(exc.exit_code)
+    except _ABORTS:
         print("agentcorp: aborted", file=sys.stderr)
         return 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return 2 if exc.exit_code == 2 else exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
+    except Exception as exc:
+        # typer vendors its own copy of click, so its usage errors are not click's classes:
+        # recognise them by shape (they know how to show themselves).
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()
+            return 2
+        if os.environ.get("AGENTCORP_DEBUG"):
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"agentcorp: internal error: {type(exc).__name__}: {msg} "
+            "(set AGENTCORP_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return result if isinstance(result, int) else 0
 
 

@@ -1,3 +1,5 @@
 """Imports every command module so each registers itself on the app."""
 
-from agentcorp.cli import fleet, replay, run, validate  # noqa: F401
+import agentcorp.cli.audit  # registers `agentcorp audit verify`
+import agentcorp.cli.cache  # noqa: F401  (agentcorp cache ls|show|clear)
+from agentcorp.cli import doctor, fleet, replay, run, validate  # noqa: F401

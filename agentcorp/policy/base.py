@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from agentcorp.types import Action
+from agentcorp.types import Action, Box
+
+if TYPE_CHECKING:
+    from agentcorp.sandbox.base import Frame
 
 __all__ = ["ActionGate", "AllowAll", "GateContext", "GateDecision"]
 
@@ -29,6 +32,12 @@ class GateContext:
     window_class: str | None = None
     target_text: str | None = None
     screenshot_jpeg: bytes | None = None
+    # The focused input field, as the sandbox (not the model) sees it: the browser's
+    # ``focused_field()`` or the grounding box of the field the last click landed in. Secret
+    # placeholders are only typed where these show a permitted target.
+    field_box: Box | None = None
+    field_is_password: bool | None = None
+    field_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,14 @@ class ActionGate(ABC):
     @abstractmethod
     def check(self, action: Action, context: GateContext) -> GateDecision:
         """Return the decision for ``action``; may block while an approver answers."""
+
+    def redact_frame(self, frame: Frame, task_id: str) -> Frame:
+        """``frame`` with what policy hides (fields holding a typed secret) blanked.
+
+        The loop passes every frame it stores or sends to a model through this, at full
+        screen size, before downscaling. The default hides nothing.
+        """
+        return frame
 
 
 class AllowAll(ActionGate):

@@ -1,0 +1,251 @@
+"""The audit log: an append-only, hash-chained JSONL file per company run.
+
+Each line is one JSON object with ``seq`` (0, 1, 2, ...), ``prev`` (the previous entry's hash,
+64 zeros for the first) and ``hash`` = sha256 of the entry's canonical JSON without ``hash``
+(sorted keys, no whitespace, UTF-8). Changing, inserting or removing a line breaks the chain at
+that line; ``verify`` finds it. Removing lines from the *end* is only visible against a head
+hash kept elsewhere (``AuditLog.head()``, e.g. in a session manifest): pass it as
+``expect_head``.
+
+Appends are safe across threads and processes: one ``write`` of the whole line on an
+``O_APPEND`` descriptor, under an exclusive ``flock`` held while the previous hash is read,
+then ``fsync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentcorp.errors import RecordingError
+from agentcorp.policy.secrets import Redactor
+
+__all__ = ["GENESIS", "AuditLog", "AuditProblem", "canonical_json", "entry_hash", "verify"]
+
+GENESIS = "0" * 64
+_TAIL_CHUNK = 8192
+
+
+def canonical_json(obj: Any) -> str:
+    """The one serialisation hashes are taken over."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """sha256 of the entry's canonical JSON without its own ``hash`` field."""
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProblem:
+    """One thing wrong with an audit file, at a 1-based line number."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class AuditLog:
+    """Appends hash-chained entries to ``path`` (created 0600 with its folder if missing).
+
+    Every value is passed through ``redactor`` before it is hashed and written, so a secret
+    can never land here even if a caller passes one by mistake.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        run_id: str | None = None,
+        redactor: Redactor | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+        self._redactor = redactor
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._head = GENESIS
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        return self._fd
+
+    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append one entry of ``kind`` with ``fields``; returns it with ``seq``/``prev``/``hash``.
+
+        Raises ``OSError`` when the entry could not be written durably: callers that gate
+        actions treat that as a reason to refuse the action.
+        """
+        body: dict[str, Any] = dict(fields)
+        if self._redactor is not None:
+            body = self._redactor.redact_json(body)
+        body["kind"] = kind
+        body["t"] = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        body["pid"] = os.getpid()
+        if self.run_id is not None:
+            body["run"] = self.run_id
+        with self._lock:
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                seq, prev, dangling = _tail(fd)
+                body["seq"] = seq + 1
+                body["prev"] = prev
+                body["hash"] = entry_hash(body)
+                data = (canonical_json(body) + "\n").encode("utf-8")
+                if dangling:
+                    # A writer died mid-line: end that line so ours stays parseable;
+                    # verify still reports the broken one.
+                    data = b"\n" + data
+                _write_all(fd, data)
+                if self._fsync:
+                    os.fsync(fd)
+                self._head = body["hash"]
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return body
+
+    def head(self) -> str:
+        """The hash of the last entry this process wrote (the chain's head as it knows it)."""
+        return self._head
+
+    def close(self) -> None:
+        """Close the file. Safe to call twice."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _tail(fd: int) -> tuple[int, str, bool]:
+    """(seq, hash) of the last complete entry and whether the file ends mid-line."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return -1, GENESIS, False
+    dangling = os.pread(fd, 1, size - 1) != b"\n"
+    buf = b""
+    pos = size
+    while True:
+        start = max(0, pos - _TAIL_CHUNK)
+        buf = os.pread(fd, pos - start, start) + buf
+        pos = start
+        body = buf
+        if dangling:
+            cut = body.rfind(b"\n")
+            if cut < 0:
+                if pos == 0:
+                    return -1, GENESIS, True
+                continue
+            body = body[: cut + 1]
+        inner = body[:-1]
+        nl = inner.rfind(b"\n")
+        if nl >= 0 or pos == 0:
+            seq, h = _seq_hash(inner[nl + 1 :])
+            return seq, h, dangling
+
+
+def _seq_hash(line: bytes) -> tuple[int, str]:
+    try:
+        entry = json.loads(line)
+        seq, h = entry["seq"], entry["hash"]
+        if isinstance(seq, int) and isinstance(h, str):
+            return seq, h
+    except (ValueError, KeyError, TypeError):
+        pass
+    # The last line is damaged: chain to its raw bytes so verify still points at it.
+    return -1, hashlib.sha256(line).hexdigest()
+
+
+def verify(path: str | os.PathLike[str], expect_head: str | None = None) -> list[AuditProblem]:
+    """Every problem in the audit file at ``path``, in line order; empty means intact.
+
+    Raises ``RecordingError`` when the file cannot be read at all.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read audit log: {exc.strerror or exc}") from exc
+    problems: list[AuditProblem] = []
+    prev = GENESIS
+    want_seq = 0
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        problems.append(AuditProblem(len(lines), "incomplete last entry (no newline)"))
+    last = 0
+    for n, line in enumerate(lines, start=1):
+        last = n
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if not any(p.line == n for p in problems):
+                problems.append(AuditProblem(n, "not valid JSON"))
+            continue
+        if not isinstance(entry, dict):
+            problems.append(AuditProblem(n, "not a JSON object"))
+            continue
+        missing = [k for k in ("seq", "prev", "hash", "kind") if k not in entry]
+        if missing:
+            problems.append(AuditProblem(n, f"missing field {missing[0]!r}"))
+            continue
+        stated = entry["hash"]
+        try:
+            actual = entry_hash(entry)
+        except ValueError:
+            actual = ""
+        if stated != actual:
+            problems.append(AuditProblem(n, "hash mismatch: the entry was changed"))
+        elif entry["prev"] != prev:
+            problems.append(
+                AuditProblem(n, "prev does not match the previous entry's hash: an entry was "
+                             "removed, inserted or rewritten before this line")
+            )
+        elif entry["seq"] != want_seq:
+            problems.append(AuditProblem(n, f"seq is {entry['seq']!r}, expected {want_seq}"))
+        prev = stated if isinstance(stated, str) else ""
+        want_seq = (entry["seq"] + 1) if isinstance(entry["seq"], int) else want_seq + 1
+    if expect_head is not None and prev != expect_head:
+        problems.append(
+            AuditProblem(max(last, 1), "the log does not end at the expected head hash "
+                         "(entries were removed from the end or rewritten)")
+        )
+    return sorted(problems, key=lambda p: p.line)
+

@@ -1,19 +1,414 @@
-"""``agentcorp run`` (filled by the actor work)."""
+"""``agentcorp run PATH [--task ID ...]``: run a company's tasks in dependency order.
+
+Configuration is resolved once into ``RunConfig``: flags over environment variables
+(``AGENTCORP_PROVIDER``, ``AGENTCORP_BASE_URL``, ``AGENTCORP_PLANNER_MODEL``,
+``AGENTCORP_ACTOR_MODEL``, ``AGENTCORP_SESSIONS``) over an optional ``agentcorp.toml`` (keys
+at the top level or under ``[run]``). API keys come only from the environment:
+``XAI_API_KEY`` (xai), ``OPENAI_API_KEY`` (openai), ``AGENTCORP_API_KEY`` (custom base URL).
+With no key and no base URL, tasks run offline from shipped recordings or scripted steps.
+
+Progress goes to stderr, the summary table to stdout. Exit codes: 0 all passed, 1 a task did
+not pass, 2 invalid input, 3 the environment cannot run the job.
+"""
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
+from agentcorp.actor.runner import TaskResult
 from agentcorp.cli._app import app
-from agentcorp.errors import ConfigError
+from agentcorp.cli.wiring import _KEY_ENV, RunConfig, TaskRunner, model_names
+from agentcorp.errors import (
+    AgentcorpError,
+    ConfigError,
+    LLMError,
+    SetupError,
+)
+from agentcorp.types import ActionStep, ModelCallStep, Step
+
+__all__ = ["resolve_config", "run", "run_one_recorded"]
+
+_FIELDS = ("provider", "base_url", "planner_model", "actor_model", "sessions", "image_history",
+           "long_side", "timeout_s", "max_replans", "plan")
+_ENV = {
+    "provider": "AGENTCORP_PROVIDER",
+    "base_url": "AGENTCORP_BASE_URL",
+    "planner_model": "AGENTCORP_PLANNER_MODEL",
+    "actor_model": "AGENTCORP_ACTOR_MODEL",
+    "sessions": "AGENTCORP_SESSIONS",
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    table = data.get("run", data) if isinstance(data.get("run"), dict) else data
+    extra = [k for k in table if k not in _FIELDS and k != "run"]
+    if extra:
+        close = difflib.get_close_matches(extra[0], _FIELDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: unknown key {extra[0]!r}{hint}")
+    return {k: v for k, v in table.items() if k in _FIELDS}
+
+
+def resolve_config(
+    *,
+    provider: str | None = None,
+    base_url: str | None = None,
+    planner_model: str | None = None,
+    actor_model: str | None = None,
+    sessions: Path | None = None,
+    config_file: Path | None = None,
+    no_plan: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Flags over environment over ``agentcorp.toml``; raises ``ConfigError`` (one line)."""
+    env = os.environ if environ is None else environ
+    where = "flags/environment"
+    values: dict[str, Any] = {}
+    path = config_file if config_file is not None else Path("agentcorp.toml")
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"--config: {config_file} does not exist")
+    if path.is_file():
+        values.update(_read_toml(path))
+        where = str(path)
+    for name, var in _ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    flags = {"provider": provider, "base_url": base_url, "planner_model": planner_model,
+             "actor_model": actor_model, "sessions": sessions}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if no_plan:
+        values["plan"] = False
+    if values.get("base_url") and not values.get("provider"):
+        values["provider"] = "custom"
+    prov = str(values.get("provider") or "xai").strip().lower()
+    if prov not in _KEY_ENV:
+        raise ConfigError(f"--provider: unknown provider {prov!r}; expected xai, openai or custom")
+    values["provider"] = prov
+    if prov == "custom" and not values.get("base_url"):
+        raise ConfigError("--provider custom needs --base-url URL")
+    url = values.get("base_url")
+    if url is not None and not str(url).startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url: must start with http:// or https://, got {url!r}")
+    sessions_dir = values.get("sessions")
+    if sessions_dir is not None and Path(str(sessions_dir)).exists() and not Path(
+            str(sessions_dir)).is_dir():
+        raise ConfigError(f"--sessions: {sessions_dir} exists and is not a folder")
+    key = env.get(_KEY_ENV[prov], "").strip()
+    values["api_key"] = key or None
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def _load(path: Path) -> Any:
+    from agentcorp.cli.validate import load_company_or_raise
+
+    if not path.exists():
+        raise ConfigError(f"{path}: no such company file or folder")
+    return load_company_or_raise(path)
+
+
+# --- progress -----------------------------------------------------------------------------
+
+
+class _Progress:
+    """One live line on stderr: task, step, action, tokens, cost, elapsed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = Live(console=console, auto_refresh=False, transient=True)
+        self.task = ""
+        self.started = time.monotonic()
+        self.step = 0
+        self.action = ""
+        self.tokens = 0
+        self.usd = 0.0
+
+    def begin(self, task_id: str, mode: str, attempt: int) -> None:
+        self.task, self.started, self.step, self.action = task_id, time.monotonic(), 0, ""
+        self.tokens, self.usd = 0, 0.0
+        suffix = f" (attempt {attempt})" if attempt > 1 else ""
+        shown = {"none": "no model, no recording, no steps",
+                 "planned": "planner + actor model", "model": "actor model"}.get(mode, mode)
+        self.console.print(f"▶ {task_id}: {shown}{suffix}", highlight=False, markup=False)
+        self._show()
+
+    def on_step(self, step: Step) -> None:
+        if isinstance(step, ActionStep):
+            self.step = step.step
+            a = step.action
+            what = a.target or a.keys or (repr(a.text) if a.text else "") or a.url or ""
+            self.action = f"{a.kind} {what}".strip()[:60]
+        elif isinstance(step, ModelCallStep):
+            self.tokens += step.usage.total_tokens
+            self.usd += step.usage.cost_usd
+        self._show()
+
+    def _show(self) -> None:
+        line = Text(f"  {self.task}  step {self.step}  {self.action}  tokens {self.tokens}  "
+                    f"${self.usd:.4f}  {time.monotonic() - self.started:.1f}s")
+        self.live.update(line, refresh=True)
+
+    def end(self, result: TaskResult, session: Path | None) -> None:
+        mark = {"pass": "✔", "fail": "✘", "error": "!", "budget_exceeded": "$"}.get(
+            result.status, "?")
+        reason = f": {result.reason}" if result.reason else ""
+        where = f"  [{session}]" if session else ""
+        self.console.print(f"{mark} {result.task_id} {result.status}{reason}{where}",
+                           highlight=False, markup=False)
+
+
+# --- one recorded attempt -----------------------------------------------------------------
+
+
+def _session_folder(root: Path, task_id: str, attempt: int) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    folder = root / task_id / f"{stamp}-a{attempt}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / task_id / f"{stamp}-a{attempt}-{n}"
+    return folder
+
+
+def run_one_recorded(
+    runner: TaskRunner, task: Any, attempt: int = 1,
+    on_step: Callable[[Step], None] | None = None,
+) -> tuple[TaskResult, Path | None]:
+    """Run one attempt of ``task`` and record it under ``runner.config.sessions`` if set."""
+    from agentcorp.spec import task_spec_hash
+
+    recorder: Any = None
+    folder: Path | None = None
+    company = runner.company
+    if runner.config.sessions is not None:
+        from agentcorp.record.recorder import SessionRecorder
+
+        folder = _session_folder(runner.config.sessions, task.id, attempt)
+        sb_name = company.task_sandbox(task)
+        sb = company.sandboxes[sb_name]
+        recorder = SessionRecorder(
+            folder, task_id=task.id, spec_hash=task_spec_hash(company, task),
+            sandbox_info={"name": sb_name, "kind": sb.kind, "screen": list(sb.screen),
+                          "apps": [a.name for a in sb.apps], "start_url": sb.start_url},
+            models={**model_names(runner.config, company, task, runner.client),
+                    "endpoint": runner.config.describe() if runner.client else "none"},
+            secrets=runner.secret_list,
+            budgets=task.budgets.model_dump(mode="json") if task.budgets else {},
+            task_spec=task.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            extra={"attempt": attempt, "mode": runner.mode_for(task)},
+        )
+    gen = runner.run(task, attempt)
+    try:
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                result: TaskResult = stop.value
+                break
+            if recorder is not None:
+                recorder.write(step)
+            if on_step is not None:
+                on_step(step)
+    except SetupError as exc:
+        if recorder is not None:
+            recorder.finish({"status": "error", "reason": str(exc)})
+        raise
+    except AgentcorpError as exc:
+        result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        if recorder is not None:
+            recorder.abort()
+        raise
+    if recorder is not None:
+        extra: dict[str, Any] = {}
+        if result.episode is not None and result.actor_config is not None:
+            from agentcorp.record.episode import episode_manifest
+
+            extra = episode_manifest(result.episode, result.actor_config)
+            extra["episode"]["then_model"] = result.episode.then_model
+        if result.mode == "planned":
+            # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
+            # decision replay of a planned session, not only the last episode.
+            from dataclasses import asdict
+
+            from agentcorp.cli.wiring import task_input
+
+            names = model_names(runner.config, company, task, runner.client)
+            extra["run_task"] = {
+                "task": asdict(task_input(company, task)),
+                "planner_model": names["planner"],
+                "max_replans": runner.config.max_replans,
+            }
+        recorder.finish({"status": result.status, "reason": result.reason}, **extra)
+    return result, folder
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def _select(company: Any, ids: list[str] | None) -> list[Any]:
+    order = company.task_order()
+    if not ids:
+        return list(order)
+    wanted: set[str] = set()
+    for i in ids:
+        try:
+            wanted.add(company.task(i).id)
+        except KeyError as exc:
+            raise ConfigError(f"--task: {exc.args[0]}") from None
+    return [t for t in order if t.id in wanted]
+
+
+def _summary(results: list[TaskResult], sessions: dict[str, Path | None]) -> Table:
+    table = Table(title="agentcorp run")
+    for col in ("task", "status", "mode", "actions", "tokens", "cost $", "time s"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80)
+    for r in results:
+        detail = r.reason or ", ".join(f"{c.name}: {c.status}" for c in r.checks)
+        table.add_row(r.task_id, r.status, r.mode, str(r.actions), str(r.usage.total_tokens),
+                      f"{r.usage.cost_usd:.4f}", f"{r.elapsed_s:.1f}", detail[:80])
+    return table
+
+
+def _preflight(runner: TaskRunner) -> None:
+    """Fail fast (exit 3) on an unreachable endpoint or a bad key, before any sandbox starts."""
+    if runner.client is None:
+        return
+    try:
+        runner.client.list_models()
+    except LLMError:
+        # Some OpenAI-compatible servers lack /models; the first real call will tell.
+        return
+
+
+def _write_traces(
+    root: Path, results: list[TaskResult], sessions: dict[str, Path | None], err: Console,
+) -> Path | None:
+    """One HTML trace per recorded session, and an index page linking them all."""
+    import html
+
+    from agentcorp.record.report import write_report
+    from agentcorp.record.session import open_session
+
+    rows = []
+    for r in results:
+        folder = sessions.get(r.task_id)
+        link = ""
+        if folder is not None:
+            try:
+                trace = write_report(open_session(folder), folder.with_suffix(".html"))
+                link = trace.relative_to(root).as_posix()
+            except AgentcorpError as exc:
+                err.print(f"agentcorp: warning: no trace for {folder}: {exc}", markup=False)
+        name = html.escape(r.task_id)
+        cell = f"<a href='{html.escape(link)}'>{name}</a>" if link else name
+        rows.append(f"<tr><td>{cell}</td><td class='{r.status}'>{r.status}</td>"
+                    f"<td>{html.escape(r.mode)}</td><td>{html.escape(r.reason)}</td></tr>")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    index = root / f"run-{stamp}.html"
+    index.write_text(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>agentcorp run"
+        "</title><style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 10px;"
+        "text-align:left}.pass{color:#080}.fail,.error,.budget_exceeded{color:#b00}</style>"
+        "</head><body><h1>agentcorp run</h1><table><tr><th>task</th><th>status</th>"
+        f"<th>mode</th><th>detail</th></tr>{''.join(rows)}</table></body></html>\n",
+        encoding="utf-8")
+    return index
 
 
 @app.command()
 def run(
-    path: Annotated[Path, typer.Argument(help="A company file, or a folder holding one company.")],
+    path: Annotated[Path, typer.Argument(
+        metavar="PATH", help="A company file, or a folder holding one company.")],
+    task: Annotated[list[str] | None, typer.Option(
+        "--task", metavar="ID", help="Run only this task id (repeatable).")] = None,
+    provider: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Model provider: xai (default), openai or custom.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="Any OpenAI-compatible endpoint (key from AGENTCORP_API_KEY).")] = None,
+    planner_model: Annotated[str | None, typer.Option(
+        metavar="MODEL", help="Planner model name.")] = None,
+    actor_model: Annotated[str | None, typer.Option(
+        metavar="MODEL", help="Actor (vision) model name.")] = None,
+    sessions: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Record every task attempt as a session folder under DIR.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Config file (default: ./agentcorp.toml when present).")] = None,
+    no_plan: Annotated[bool, typer.Option(
+        "--no-plan", help="Skip the planner; the actor works from the task itself.")] = False,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes."""
-    raise ConfigError("run is not built yet")
+    cfg = resolve_config(provider=provider, base_url=base_url, planner_model=planner_model,
+                         actor_model=actor_model, sessions=sessions, config_file=config,
+                         no_plan=no_plan)
+    company = _load(path)
+    tasks = _select(company, task)
+    # Wide enough for the summary table when stdout is a file or a pipe.
+    out = Console(file=sys.stdout, highlight=False,
+                  width=None if sys.stdout.isatty() else 160)
+    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    if cfg.online:
+        out.print(f"agentcorp run {company.company}: {len(tasks)} task(s) with the model at "
+                  f"{cfg.describe()}", markup=False)
+    else:
+        out.print(f"agentcorp run {company.company}: {len(tasks)} task(s) offline (no model "
+                  "configured): each task replays its shipped recording, else its scripted "
+                  "steps", markup=False)
+    results: list[TaskResult] = []
+    session_of: dict[str, Path | None] = {}
+    passed: set[str] = set()
+    selected = {t.id for t in tasks}
+    progress = _Progress(err)
+    with TaskRunner.open(company, cfg) as runner, progress.live:
+        _preflight(runner)
+        for t in tasks:
+            blocked = [d for d in t.depends_on if d in selected and d not in passed]
+            if blocked:
+                r = TaskResult(t.id, "fail", f"skipped: dependency {blocked[0]!r} did not pass",
+                               mode="skipped")
+                results.append(r)
+                progress.end(r, None)
+                continue
+            for attempt in range(1, t.retry.max_attempts + 1):
+                progress.begin(t.id, runner.mode_for(t), attempt)
+                r, folder = run_one_recorded(runner, t, attempt, progress.on_step)
+                session_of[t.id] = folder
+                progress.end(r, folder)
+                if r.status == "pass" or r.status == "budget_exceeded":
+                    break
+            results.append(r)
+            if r.status == "pass":
+                passed.add(t.id)
+    out.print(_summary(results, session_of))
+    if cfg.sessions is not None:
+        out.print(f"sessions: {cfg.sessions}", markup=False)
+        index = _write_traces(cfg.sessions, results, session_of, err)
+        if index is not None:
+            out.print(f"trace: {index}", markup=False)
+    return 0 if all(r.status == "pass" for r in results) else 1

@@ -1,1 +1,5 @@
-"""agentcorp.planner."""
+"""The planner: a task in, a ``Plan`` (concrete steps + subgoals) out, with bounded re-asks."""
+
+from agentcorp.planner.plan import Plan, PlanError, PlannedStep, Planner, PlanTask
+
+__all__ = ["Plan", "PlanError", "PlanTask", "PlannedStep", "Planner"]

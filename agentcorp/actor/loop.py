@@ -1,0 +1,582 @@
+"""The actor loop: observe, decide, gate, act, settle, repeat; one typed step record per event.
+
+``Actor.run(task)`` is a generator of ``agentcorp.types`` step records whose return value is an
+``EpisodeResult``. Scripted steps with a text target are grounded locally and never reach a
+model; when grounding cannot decide and a model exists, that one step becomes a short model
+episode. Every action, from any source, passes ``gate.check`` before the ``Computer`` sees it.
+Model mistakes (bad JSON, unknown tool, missing argument, off-screen point, no tool call) are
+returned to the model as tool errors, at most ``max_tool_errors`` in a row.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from agentcorp.actor.budget import BudgetMeter, Budgets
+from agentcorp.actor.script import ScriptStep, Target, parse_step, step_text
+from agentcorp.actor.tools import TOOL_SCHEMAS, ToolError, parse_tool_call
+from agentcorp.errors import AgentcorpError, BudgetExceeded, SetupError
+from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
+from agentcorp.grounding.resolve import resolve
+from agentcorp.policy.base import ActionGate, GateContext
+from agentcorp.record.canonical import canonical_request_hash, request_body
+from agentcorp.sandbox.base import Computer, Frame
+from agentcorp.sandbox.coords import ScreenMap
+from agentcorp.sandbox.encode import encode_observation
+from agentcorp.types import (
+    Action,
+    ActionResultStep,
+    ActionSource,
+    ActionStep,
+    Box,
+    ChatModel,
+    ChatRequest,
+    ErrorStep,
+    ModelCallStep,
+    ObservationStep,
+    PolicyStep,
+    Step,
+    ToolCall,
+)
+
+__all__ = ["Actor", "ActorConfig", "EpisodeResult", "EpisodeTask", "run_episode"]
+
+SYSTEM_PROMPT = """\
+You operate a computer to do one task for a company. You see screenshots of the screen; \
+coordinates are pixels of the screenshot you were shown. Act with exactly one tool call per \
+reply. When the task is complete call done(summary); if it cannot be done call fail(reason). \
+Type secrets only as ${secrets.NAME} placeholders; you never see their values."""
+
+Status = Literal["done", "failed", "budget_exceeded", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActorConfig:
+    """How the loop behaves; every knob has a sensible default.
+
+    ``image_history`` is how many of the latest screenshots the model sees as images (at least
+    one: the current screen); older ones become one-line text notes.
+    """
+
+    model: str = ""
+    image_history: int = 3
+    long_side: int = 1024
+    image_format: Literal["jpeg", "png"] = "jpeg"
+    image_quality: int = 75
+    max_tool_errors: int = 3
+    settle_timeout: float = 2.0
+    find_timeout: float = 3.0
+    ambiguity_margin: float = 0.05
+    max_tokens: int | None = 1024
+    temperature: float | None = 0.0
+    system_prompt: str = SYSTEM_PROMPT
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeTask:
+    """What one episode must do: a goal for the model and/or scripted steps."""
+
+    task_id: str
+    goal: str
+    role: str = ""
+    sandbox: str = ""
+    steps: Sequence[Any] = ()
+    then_model: bool = False  # after the steps, let the model finish the goal
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeResult:
+    """How an episode ended; ``failed_step`` indexes ``EpisodeTask.steps`` when one failed."""
+
+    status: Status
+    reason: str = ""
+    summary: str = ""
+    failed_step: int | None = None
+    steps_done: int = 0
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One model turn in the conversation memory."""
+
+    assistant: dict[str, Any]
+    results: list[dict[str, Any]]
+    image: str | None = None  # data URL of the observation that followed, if any
+    note: str = ""  # text that stands in for the image once it ages out
+
+
+@dataclass(slots=True)
+class _State:
+    frame: Frame
+    image: bytes
+    step: int = 0
+    memory: list[_Turn] = field(default_factory=list)
+    last_box: Box | None = None  # the box of the last grounded target
+    grounded: list[str] = field(default_factory=list)  # how this step's targets were found
+    typing_into: tuple[str, Box | None] | None = None  # label and box of the field being typed in
+
+
+class _Denied(Exception):
+    """The gate refused an action; carries what the model is told."""
+
+
+class Actor:
+    """Drives one ``Computer``; construct once per task, call ``run(task)`` once."""
+
+    def __init__(
+        self,
+        computer: Computer,
+        *,
+        gate: ActionGate,
+        model: ChatModel | None = None,
+        grounder: Grounder | None = None,
+        meter: BudgetMeter | None = None,
+        config: ActorConfig | None = None,
+    ) -> None:
+        self.computer = computer
+        self.gate = gate
+        self.model = model
+        self.grounder = grounder or NullGrounder()
+        self.meter = meter or BudgetMeter(Budgets())
+        self.config = config or ActorConfig()
+        self.map = ScreenMap.fit(computer.size, self.config.long_side)
+
+    # --- the episode ------------------------------------------------------------------
+
+    def run(self, task: EpisodeTask) -> Generator[Step, None, EpisodeResult]:
+        """Yield step records until the task is done, failed or out of budget."""
+        self._task = task
+        try:
+            script = [parse_step(s, f"steps[{i}]") for i, s in enumerate(task.steps)]
+        except ValueError as exc:
+            yield ErrorStep(0, time.time(), "ValueError", str(exc))
+            return EpisodeResult("error", str(exc))
+        st = _State(frame=self.computer.screenshot(), image=b"")
+        yield self._observe(st, st.frame, None)
+        try:
+            for i, sstep in enumerate(script):
+                result = yield from self._scripted(st, sstep)
+                if result is not None:
+                    return replace(result, failed_step=i, steps_done=i)
+            if script and not (task.then_model and self.model is not None):
+                return EpisodeResult("done", summary="scripted steps completed",
+                                     steps_done=len(script))
+            if self.model is None:
+                return EpisodeResult("failed", "no scripted steps and no model configured")
+            return (yield from self._model_loop(st, task.goal))
+        except BudgetExceeded as exc:
+            # The model client stops spending on its own (deadline, token or USD check).
+            yield self.meter.snapshot(st.step, time.time(), exc.reason)
+            return EpisodeResult("budget_exceeded", exc.reason)
+        except AgentcorpError as exc:
+            yield ErrorStep(st.step, time.time(), type(exc).__name__, str(exc))
+            if isinstance(exc, SetupError):
+                raise
+            return EpisodeResult("error", f"{type(exc).__name__}: {exc}")
+
+    # --- scripted steps ---------------------------------------------------------------
+
+    def _scripted(
+        self, st: _State, s: ScriptStep
+    ) -> Generator[Step, None, EpisodeResult | None]:
+        """Run one scripted step; ``None`` when it worked, else why the episode ends."""
+        over = yield from self._budget(st)
+        if over is not None:
+            return over
+        st.grounded = []
+        if s.kind == "wait_for":
+            assert isinstance(s.target, str)
+            found = yield from self._wait_for(st, s.target, s.timeout)
+            return None if found else EpisodeResult(
+                "failed", f"{step_text(s)}: '{s.target}' did not appear within {s.timeout:g}s")
+        actions: list[Action] = []
+        problem: str | None = None
+        if s.kind in ("click", "double_click", "right_click"):
+            xy, problem = yield from self._resolve(st, s.target)
+            if xy:
+                actions = [Action(s.kind, x=xy[0], y=xy[1], target=_text(s.target))]
+        elif s.kind == "type":
+            assert s.text is not None
+            if s.into:
+                xy, problem = yield from self._resolve(st, s.into, Hint(role="field"))
+                if xy:
+                    actions = [Action("click", x=xy[0], y=xy[1], target=s.into)]
+                    st.typing_into = (s.into, st.last_box)
+            if problem is None:
+                actions.append(Action("type", text=s.text, into=s.into))
+        elif s.kind == "key":
+            actions = [Action("key", keys=s.keys)]
+        elif s.kind == "scroll":
+            w, h = self.computer.size
+            xy, problem = (w // 2, h // 2), None
+            if s.target is not None:
+                xy, problem = yield from self._resolve(st, s.target)
+            ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[
+                s.direction]
+            if xy:
+                actions = [Action("scroll", x=xy[0], y=xy[1], dx=ux * s.amount,
+                                  dy=uy * s.amount, target=_text(s.target))]
+        elif s.kind == "drag":
+            a, problem = yield from self._resolve(st, s.target)
+            b: tuple[int, int] | None = None
+            if a:
+                b, problem = yield from self._resolve(st, s.to)
+            if a and b:
+                actions = [Action("drag", path=(a, b), target=_text(s.target))]
+        elif s.kind == "open_url":
+            actions = [Action("open_url", url=s.url)]
+        else:
+            actions = [Action("wait", seconds=s.seconds)]
+        if problem is not None:
+            if self.model is None:
+                return EpisodeResult("failed", f"{step_text(s)}: {problem} (no model configured)")
+            goal = (f"Do exactly this one step of the task '{self._task.goal}': {step_text(s)}. "
+                    f"Local grounding could not do it ({problem}). Call done when it is done.")
+            sub = yield from self._model_loop(st, goal)
+            return None if sub.status == "done" else sub
+        why = "; ".join(st.grounded) or None
+        st.grounded = []
+        for action in actions:
+            error = yield from self._act(st, action, "script", why)
+            if error is not None:
+                return EpisodeResult("failed", f"{step_text(s)}: {error}")
+        return None
+
+    def _resolve(
+        self, st: _State, target: Target | None, hint: Hint | None = None
+    ) -> Generator[Step, None, tuple[tuple[int, int] | None, str | None]]:
+        """Screen point of ``target``, polling briefly while it is absent; or the problem."""
+        if target is None:
+            return None, "no target given"
+        if not isinstance(target, str):
+            return (int(target[0]), int(target[1])), None
+        deadline = time.monotonic() + self.config.find_timeout
+        while True:
+            cands = self.grounder.locate(st.frame, target, hint)
+            if cands:
+                return self._pick(st, target, cands, hint)
+            if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
+                return None, f"'{target}' not found on screen"
+            yield from self._refresh(st, 0.2)
+
+    def _pick(
+        self, st: _State, target: str, cands: list[Candidate], hint: Hint | None
+    ) -> tuple[tuple[int, int] | None, str | None]:
+        """One candidate to act on, or why there is none (never a silent guess)."""
+        chosen = resolve(cands, hint, target, self.config.ambiguity_margin)
+        if not isinstance(chosen, Candidate):
+            return None, str(chosen)
+        st.last_box = chosen.box
+        b = chosen.box
+        st.grounded.append(f"'{target}' found by {chosen.source} at ({b.x}, {b.y}, {b.w}x{b.h}),"
+                           f" score {chosen.score:g}")
+        return chosen.box.center, None
+
+    def _wait_for(self, st: _State, target: str, timeout: float) -> Generator[Step, None, bool]:
+        deadline = time.monotonic() + timeout
+        while not self.grounder.locate(st.frame, target, None):
+            if time.monotonic() >= deadline:
+                return False
+            yield from self._refresh(st, 0.2)
+        return True
+
+    def _refresh(self, st: _State, pause: float) -> Generator[Step, None, None]:
+        """Let a little time pass (the Computer's own wait) and observe again."""
+        self.computer.wait(pause)
+        before = st.frame
+        frame = self.computer.screenshot()
+        if frame.sha256 != before.sha256:
+            yield self._observe(st, frame, None)
+
+    # --- the model --------------------------------------------------------------------
+
+    def _model_loop(self, st: _State, goal: str) -> Generator[Step, None, EpisodeResult]:
+        assert self.model is not None
+        cfg = self.config
+        first_image = _data_url(st.image, cfg)
+        st.memory = []
+        errors = 0
+        while True:
+            over = yield from self._budget(st)
+            if over is not None:
+                return over
+            request = ChatRequest(
+                model=cfg.model, messages=self._messages(goal, first_image, st.memory),
+                tools=TOOL_SCHEMAS,
+                tool_choice="auto", temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+            )
+            reply = self.model.complete(request)
+            self.meter.charge(reply.usage)
+            body = request_body(request)
+            yield ModelCallStep(
+                st.step, time.time(), "act", reply.model or cfg.model,
+                canonical_request_hash(body), body, _response_dict(reply.content,
+                                                                   reply.tool_calls),
+                reply.usage, reply.latency_ms, reply.request_id,
+            )
+            turn = _Turn(assistant=_assistant_msg(reply.content, reply.tool_calls), results=[])
+            st.memory.append(turn)
+            if not reply.tool_calls:
+                # A text-only reply must still be answered, as a user turn since no tool ran.
+                turn.assistant["content"] = reply.content or ""
+                turn.note = "Error: reply with exactly one tool call (see the tools)."
+                errors += 1
+            else:
+                call, *extra = reply.tool_calls
+                for other in extra:
+                    turn.results.append(_tool_msg(other, "not executed: one action per reply"))
+                parsed = parse_tool_call(call, self.map.model_size)
+                if isinstance(parsed, ToolError):
+                    turn.results.insert(0, _tool_msg(call, f"Error: {parsed.message}"))
+                    errors += 1
+                else:
+                    action = self._to_screen(parsed.action)
+                    if action.kind in ("done", "fail"):
+                        yield ActionStep(st.step, time.time(), action, "model", reply.content)
+                        turn.results.insert(0, _tool_msg(call, "ok"))
+                        status: Status = "done" if action.kind == "done" else "failed"
+                        return EpisodeResult(status, "" if status == "done" else
+                                             f"model gave up: {action.summary}",
+                                             summary=action.summary or "")
+                    error = yield from self._act(st, action, "model", reply.content)
+                    errors = errors + 1 if error is not None else 0
+                    text = f"Error: {error}" if error else f"ok: {_describe(action)}"
+                    turn.results.insert(0, _tool_msg(call, text))
+                    if error is None:
+                        turn.image = _data_url(st.image, cfg)
+                        turn.note = f"(screenshot after step {st.step} omitted)"
+            if errors >= cfg.max_tool_errors:
+                last = turn.results[0]["content"] if turn.results else turn.note
+                return EpisodeResult(
+                    "failed", f"model made {errors} unusable replies in a row; last: {last}")
+
+    def _messages(self, goal: str, first_image: str, memory: list[_Turn]) -> list[dict[str, Any]]:
+        """System prompt, the task with the first screenshot, then the turns so far."""
+        newer = sum(1 for t in memory if t.image is not None)
+        task: list[dict[str, Any]] = [{"type": "text", "text": f"Task: {goal}"}]
+        if newer < max(1, self.config.image_history):
+            task.append({"type": "image_url", "image_url": {"url": first_image}})
+        else:
+            task.append({"type": "text", "text": "(first screenshot omitted)"})
+        return [{"role": "system", "content": self.config.system_prompt},
+                {"role": "user", "content": task}, *self._history(memory)]
+
+    def _history(self, memory: list[_Turn]) -> list[dict[str, Any]]:
+        """The conversation so far; only the last ``image_history`` screenshots as images."""
+        # The model always sees the current screen, so at least one image is kept.
+        keep = max(1, self.config.image_history)
+        with_images = [i for i, t in enumerate(memory) if t.image is not None]
+        recent = set(with_images[-keep:])
+        out: list[dict[str, Any]] = []
+        for i, t in enumerate(memory):
+            out.append(t.assistant)
+            out.extend(t.results)
+            if t.image is not None and i in recent:
+                out.append({"role": "user", "content": [
+                    {"type": "text", "text": "The screen now:"},
+                    {"type": "image_url", "image_url": {"url": t.image}},
+                ]})
+            elif t.note:
+                out.append({"role": "user", "content": t.note})
+        return out
+
+    def _to_screen(self, action: Action) -> Action:
+        """Map the model's frame coordinates to screen pixels (one place: ScreenMap)."""
+        if action.x is not None and action.y is not None:
+            x, y = self.map.to_screen(action.x, action.y)
+            return replace(action, x=x, y=y, model_xy=(action.x, action.y))
+        if action.path:
+            return replace(action, path=tuple(self.map.to_screen(px, py)
+                                              for px, py in action.path))
+        return action
+
+    # --- acting -----------------------------------------------------------------------
+
+    def _act(
+        self, st: _State, action: Action, source: ActionSource, reasoning: str | None = None
+    ) -> Generator[Step, None, str | None]:
+        """Gate, execute and settle one action; the error text on failure, else ``None``."""
+        st.step += 1
+        yield ActionStep(st.step, time.time(), action, source, reasoning)
+        decision = self.gate.check(action, self._context(st, action, source))
+        yield PolicyStep(st.step, time.time(), decision.decision, decision.rule,
+                         decision.approver)
+        if not decision.allowed:
+            why = decision.message or f"denied by policy rule {decision.rule or '?'}"
+            yield ActionResultStep(st.step, time.time(), False, why)
+            return f"action denied: {why}"
+        self.meter.charge_step()
+        before = st.frame
+        t0 = time.perf_counter()
+        try:
+            self._execute(action)
+        except AgentcorpError as exc:
+            if isinstance(exc, SetupError):
+                raise
+            yield ActionResultStep(st.step, time.time(), False, str(exc),
+                                   (time.perf_counter() - t0) * 1000)
+            return str(exc)
+        t1 = time.perf_counter()
+        settled = self.computer.settle(self.config.settle_timeout, since=before)
+        yield ActionResultStep(st.step, time.time(), True, None, (t1 - t0) * 1000,
+                               settled.elapsed_ms, settled.changed)
+        yield self._observe(st, settled.frame, settled.changed)
+        return None
+
+    def _context(self, st: _State, action: Action, source: ActionSource) -> GateContext:
+        """What the gate sees: task, sandbox state, and the field text goes into."""
+        task, c = self._task, self.computer
+        # A click elsewhere moves focus away from the field a script clicked into.
+        if action.kind in ("click", "double_click", "right_click") and not (
+            st.typing_into and action.target == st.typing_into[0]
+        ):
+            st.typing_into = None
+        label, box = st.typing_into if st.typing_into else (None, None)
+        is_password: bool | None = None
+        if action.kind == "type":
+            focused = _call(c, "focused_field")
+            if isinstance(focused, tuple) and len(focused) == 2:
+                box, is_password = focused[0], bool(focused[1])
+        return GateContext(
+            task_id=task.task_id, role=task.role, sandbox=task.sandbox, source=source,
+            url=_url(c), window_title=_str_or_none(_call(c, "window_title")),
+            window_class=_str_or_none(_call(c, "window_class")),
+            target_text=action.target or action.into,
+            screenshot_jpeg=st.image if self.config.image_format == "jpeg" else None,
+            field_box=box, field_is_password=is_password, field_label=label,
+        )
+
+    def _execute(self, a: Action) -> None:
+        c = self.computer
+        match a.kind:
+            case "click" | "right_click" | "double_click" | "move" | "scroll":
+                assert a.x is not None and a.y is not None
+                if a.kind == "click":
+                    c.click(a.x, a.y)
+                elif a.kind == "right_click":
+                    c.click(a.x, a.y, "right")
+                elif a.kind == "double_click":
+                    c.double_click(a.x, a.y)
+                elif a.kind == "move":
+                    c.move(a.x, a.y)
+                else:
+                    c.scroll(a.x, a.y, a.dx, a.dy)
+            case "drag":
+                c.drag(a.path)
+            case "type":
+                c.type(a.text or "")
+            case "key":
+                c.key(a.keys or "")
+            case "wait":
+                c.wait(a.seconds or 0.0)
+            case "open_url":
+                goto = getattr(c, "goto", None)
+                if goto is None:
+                    raise _NotSupported("open_url needs a browser sandbox")
+                goto(a.url)
+            case _:
+                raise _NotSupported(f"action {a.kind!r} cannot be executed")
+
+    def _observe(self, st: _State, frame: Frame, changed: Any) -> ObservationStep:
+        cfg = self.config
+        st.frame = frame
+        st.image = encode_observation(frame, cfg.long_side, cfg.image_format, cfg.image_quality)
+        return ObservationStep(st.step, time.time(), frame.sha256, frame.size,
+                               self.map.model_size, changed, frame=frame, image=st.image)
+
+    def _budget(self, st: _State) -> Generator[Step, None, EpisodeResult | None]:
+        over = self.meter.exceeded()
+        if over is None:
+            return None
+        yield self.meter.snapshot(st.step, time.time(), over)
+        return EpisodeResult("budget_exceeded", over)
+
+
+class _NotSupported(AgentcorpError):
+    """The sandbox cannot perform this kind of action (told to the model, not raised)."""
+
+
+def run_episode(
+    computer: Computer,
+    task: EpisodeTask,
+    *,
+    gate: ActionGate,
+    model: ChatModel | None = None,
+    grounder: Grounder | None = None,
+    meter: BudgetMeter | None = None,
+    config: ActorConfig | None = None,
+) -> Generator[Step, None, EpisodeResult]:
+    """Run one episode; inside another generator use ``result = yield from`` this."""
+    actor = Actor(computer, gate=gate, model=model, grounder=grounder, meter=meter,
+                  config=config)
+    return actor.run(task)
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _text(target: Target | None) -> str | None:
+    return target if isinstance(target, str) else None
+
+
+def _url(computer: Computer) -> str | None:
+    url = getattr(computer, "url", None)
+    return url if isinstance(url, str) else None
+
+
+def _call(obj: object, name: str) -> object:
+    """An optional backend capability (``focused_field``, ``window_title``...), if present."""
+    fn = getattr(obj, name, None)
+    if not callable(fn):
+        return fn
+    try:
+        return fn()
+    except AgentcorpError:
+        return None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _data_url(image: bytes, cfg: ActorConfig) -> str:
+    return f"data:image/{cfg.image_format};base64,{base64.b64encode(image).decode('ascii')}"
+
+
+def _assistant_msg(content: str | None, calls: Sequence[ToolCall]) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        msg["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+    return msg
+
+
+def _response_dict(content: str | None, calls: Sequence[ToolCall]) -> dict[str, Any]:
+    return {"content": content,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                           for c in calls]}
+
+
+def _tool_msg(call: ToolCall, text: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call.id, "content": text}
+
+
+def _describe(a: Action) -> str:
+    if a.kind in ("click", "double_click", "right_click"):
+        return f"{a.kind} at {a.model_xy}"
+    if a.kind == "type":
+        return f"typed {a.text!r}"
+    if a.kind == "key":
+        return f"pressed {a.keys}"
+    if a.kind == "scroll":
+        return f"scrolled ({a.dx}, {a.dy}) at {a.model_xy}"
+    if a.kind == "drag":
+        return f"dragged through {len(a.path)} points"
+    return a.kind

@@ -1,0 +1,220 @@
+"""The planner: a task in, a ``Plan`` out, through structured output with bounded re-asks.
+
+The model is asked for JSON matching ``Plan``'s JSON Schema (``response_format`` of type
+``json_schema``). A reply that is not valid JSON or does not validate is sent back with the
+validation error, at most ``max_reasks`` times; then ``PlanError`` says what was wrong.
+``replan`` asks again from the current state after the actor reports a failed step.
+Both are generators of step records (``ModelCallStep``, ``PlanStep``) returning the plan, so
+the recorder sees every planner round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agentcorp.errors import LLMError
+from agentcorp.record.canonical import canonical_request_hash, request_body
+from agentcorp.types import ChatModel, ChatRequest, ModelCallStep, PlanStep, Step
+
+__all__ = ["Plan", "PlanError", "PlanTask", "PlannedStep", "Planner"]
+
+_Point = list[int]
+
+
+class _Scroll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    direction: Literal["up", "down", "left", "right"] = "down"
+    amount: int = Field(3, ge=1, le=100)
+
+
+class _Drag(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str | _Point = Field(alias="from")
+    to: str | _Point
+
+
+class PlannedStep(BaseModel):
+    """One step in the spec's vocabulary: exactly one action key, plus ``into``/``timeout``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    click: str | _Point | None = None
+    double_click: str | _Point | None = None
+    right_click: str | _Point | None = None
+    type: str | None = None
+    into: str | None = None
+    key: str | None = None
+    scroll: _Scroll | None = None
+    drag: _Drag | None = None
+    wait_for: str | None = None
+    timeout: float | None = Field(None, ge=0, le=600)
+    open_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> PlannedStep:
+        kinds = [k for k in _ACTIONS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a step needs exactly one of {', '.join(_ACTIONS)}; got {kinds}")
+        for k in ("click", "double_click", "right_click"):
+            v = getattr(self, k)
+            if isinstance(v, list) and len(v) != 2:
+                raise ValueError(f"{k}: a point is [x, y]")
+        if self.into is not None and self.type is None:
+            raise ValueError("'into' only goes with 'type'")
+        if self.timeout is not None and self.wait_for is None:
+            raise ValueError("'timeout' only goes with 'wait_for'")
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        """The step as the spec's YAML mapping (what the actor executes)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+_ACTIONS = ("click", "double_click", "right_click", "type", "key", "scroll", "drag", "wait_for",
+            "open_url")
+
+
+class Plan(BaseModel):
+    """An ordered list of concrete steps plus free-text subgoals for the vision model.
+
+    ``steps`` are executed first, grounded locally; ``subgoals`` describe what remains for the
+    model (empty when the steps do the whole task).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    subgoals: list[str] = Field(default_factory=list, max_length=50)
+    steps: list[PlannedStep] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Plan:
+        if not self.subgoals and not self.steps:
+            raise ValueError("a plan needs at least one step or subgoal")
+        return self
+
+
+class PlanError(LLMError):
+    """The planner model did not produce a valid plan within the allowed re-asks."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTask:
+    """What the planner is told about a task (all plain text and JSON-ready values)."""
+
+    task_id: str
+    description: str
+    role: str = ""
+    sandbox: str = ""
+    success: Any = None
+    suggested_steps: Sequence[Any] = ()
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+SYSTEM = """\
+You plan computer work for one role in a company. Reply with JSON only, matching the schema. \
+'steps' are concrete UI steps in this vocabulary, one action key each: click / double_click / \
+right_click (visible text or [x, y]), type (text, optional 'into' field label), key (combo \
+like ctrl+s), scroll {direction, amount}, drag {from, to}, wait_for (visible text, optional \
+timeout), open_url. Prefer clicking visible text. 'subgoals' describe in words what a vision \
+model must still do after the steps (leave empty if the steps complete the task). Secrets are \
+written as ${secrets.NAME}; never invent their values."""
+
+
+class Planner:
+    """Turns tasks into ``Plan`` values with a ``ChatModel``."""
+
+    def __init__(
+        self, model: ChatModel, *, model_name: str, max_reasks: int = 2,
+        temperature: float | None = 0.0,
+    ) -> None:
+        self.model = model
+        self.model_name = model_name
+        self.max_reasks = max_reasks
+        self.temperature = temperature
+        self.revision = 0
+
+    def plan(self, task: PlanTask) -> Generator[Step, None, Plan]:
+        """Ask for a plan of ``task``."""
+        return self._ask(task, _describe(task))
+
+    def replan(
+        self, task: PlanTask, plan: Plan, failed_step: str, observation_summary: str
+    ) -> Generator[Step, None, Plan]:
+        """Ask for a new plan from the current state after ``failed_step`` failed."""
+        prompt = (
+            f"{_describe(task)}\n\nThe previous plan was:\n{plan.model_dump_json(by_alias=True)}"
+            f"\n\nThis step failed: {failed_step}\nThe screen now: {observation_summary}\n"
+            "Plan the rest of the task from the current state."
+        )
+        return self._ask(task, prompt)
+
+    def _ask(self, task: PlanTask, prompt: str) -> Generator[Step, None, Plan]:
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": prompt},
+        ]
+        schema = {"name": "plan", "schema": Plan.model_json_schema(by_alias=True)}
+        problem = ""
+        for attempt in range(self.max_reasks + 1):
+            request = ChatRequest(
+                model=self.model_name, messages=list(messages),
+                response_format={"type": "json_schema", "json_schema": schema},
+                temperature=self.temperature, purpose="plan",
+            )
+            reply = self.model.complete(request)
+            body = request_body(request)
+            yield ModelCallStep(
+                0, time.time(), "plan", reply.model or self.model_name,
+                canonical_request_hash(body), body, {"content": reply.content},
+                reply.usage, reply.latency_ms, reply.request_id,
+            )
+            text = reply.content or ""
+            try:
+                plan = Plan.model_validate_json(text)
+            except ValidationError as exc:
+                problem = _first_errors(exc)
+            else:
+                yield PlanStep(0, time.time(), plan.model_dump(by_alias=True, exclude_none=True),
+                               self.revision)
+                self.revision += 1
+                return plan
+            if attempt < self.max_reasks:
+                messages.append({"role": "assistant", "content": text})
+                messages.append({"role": "user", "content":
+                                 f"That reply is invalid: {problem}. Reply again with JSON only, "
+                                 "matching the schema."})
+        raise PlanError(
+            f"planner for task {task.task_id!r}: no valid plan after "
+            f"{self.max_reasks + 1} attempts; last problem: {problem}"
+        )
+
+
+def _first_errors(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for e in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        parts.append(f"{loc}: {e['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _describe(task: PlanTask) -> str:
+    lines = [f"Task {task.task_id}: {task.description}"]
+    if task.role:
+        lines.append(f"Role: {task.role}")
+    if task.sandbox:
+        lines.append(f"Sandbox: {task.sandbox}")
+    if task.inputs:
+        lines.append(f"Inputs: {json.dumps(task.inputs, sort_keys=True)}")
+    if task.success is not None:
+        lines.append(f"Success is checked by: {json.dumps(task.success, sort_keys=True)}")
+    if task.suggested_steps:
+        lines.append("Known working steps (use them unless the screen differs): "
+                     f"{json.dumps(list(task.suggested_steps))}")
+    return "\n".join(lines)

@@ -1,27 +1,162 @@
-"""``agentcorp replay`` and ``agentcorp report`` (filled by the record work)."""
+"""``agentcorp replay`` and ``agentcorp report``: recorded sessions as tests and as traces.
+
+Exit codes for ``replay``: 0 the replay reproduced the recording, 1 it diverged, 2 the
+recording is bad (missing, incomplete, tampered, unknown version) or a flag is invalid.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
+from agentcorp.grounding.base import Grounder
+from agentcorp.sandbox.base import Computer
+
+
+class Mode(StrEnum):
+    """What a replay re-runs."""
+
+    decision = "decision"
+    action = "action"
+    regrade = "regrade"
+
+
+def _offline_grounder() -> Grounder:
+    """OCR on the recorded frames (the DOM is gone once a session is recorded)."""
+    try:
+        from agentcorp.grounding.ocr_grounder import OcrGrounder
+    except ImportError:
+        from agentcorp.grounding.base import NullGrounder
+
+        return NullGrounder()
+    return OcrGrounder()
+
+
+@contextmanager
+def _live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Computer, Grounder]]:
+    """A fresh sandbox like the one the session ran on, built by ``agentcorp run``'s wiring."""
+    from agentcorp.cli.validate import load_company_or_raise
+    from agentcorp.cli.wiring import Sandboxes, secret_values
+
+    where = company_path or session.manifest.get("company_file")
+    if not where:
+        raise ConfigError(
+            "a live sandbox needs the company: pass --company PATH (or use --no-sandbox)"
+        )
+    company = load_company_or_raise(Path(where))
+    info = session.manifest.get("sandbox")
+    name = info.get("name") if isinstance(info, dict) else None
+    if not isinstance(name, str) or name not in company.sandboxes:
+        try:
+            name = company.task_sandbox(company.task(session.task_id))
+        except KeyError:
+            raise ConfigError(
+                f"{where}: no task {session.task_id!r} and no sandbox named by the session"
+            ) from None
+    vault = secret_values(company)
+    secrets = {n: vault.value(n) for n in vault.names} if vault is not None else {}
+    boxes = Sandboxes(company, secrets)
+    try:
+        with boxes.session(name) as (computer, grounder):
+            yield computer, grounder
+    finally:
+        boxes.close()
 
 
 @app.command()
 def replay(
     session: Annotated[Path, typer.Argument(help="A recorded session folder.")],
+    mode_name: Annotated[
+        str, typer.Option("--mode", help="decision: re-run the loop on recorded model replies; "
+                          "action: re-execute recorded actions; regrade: re-run the checks.")
+    ] = "decision",
+    no_sandbox: Annotated[
+        bool, typer.Option("--no-sandbox", help="Decision mode: serve the recorded frames "
+                           "instead of driving a live sandbox.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Action mode: where diverged frame pairs go.")
+    ] = None,
+    company: Annotated[
+        Path | None, typer.Option("--company", help="The company file or folder, to build a "
+                                  "live sandbox (decision and action modes).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
-    """Replay a recorded session as a test."""
-    raise ConfigError("replay is not built yet")
+    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording."""
+    from agentcorp.record.replay import action_replay, decision_replay, regrade
+    from agentcorp.record.session import open_session
+
+    try:
+        mode = Mode(mode_name)
+    except ValueError:
+        choices = ", ".join(m.value for m in Mode)
+        raise ConfigError(f"--mode: {mode_name!r} is not one of {choices}") from None
+    s = open_session(session)
+    s.require_complete()
+    if no_sandbox and mode is not Mode.decision:
+        raise ConfigError("--no-sandbox applies to --mode decision only")
+    if mode is Mode.decision:
+        from agentcorp.record.episode import loop_runner
+
+        if no_sandbox:
+            report = decision_replay(s, loop_runner(s, grounder=_offline_grounder()))
+        else:
+            with _live_sandbox(s, company) as (computer, grounder):
+                report = decision_replay(s, loop_runner(s, grounder=grounder), computer)
+    elif mode is Mode.action:
+        with _live_sandbox(s, company) as (computer, grounder):
+            report = action_replay(s, computer, grounder, out=out)
+    else:
+        grounder = _offline_grounder()
+        read_text = getattr(grounder, "read_text", None)
+        report = regrade(s, grounder=grounder, read_text=read_text if callable(read_text) else None)
+    if as_json:
+        print(json.dumps({
+            "mode": report.mode, "ok": report.ok, "divergence": report.divergence,
+            "records": report.records, "model_calls": report.model_calls,
+            "elapsed_s": round(report.elapsed_s, 4),
+            "outcomes": [{"step": o.step, "status": o.status, "detail": o.detail,
+                          "frames": list(o.frames) if o.frames else None}
+                         for o in report.outcomes],
+        }, indent=2))
+    else:
+        for o in report.outcomes:
+            if o.status != "matched" or mode is Mode.regrade:
+                extra = f" [{o.frames[0]} | {o.frames[1]}]" if o.frames else ""
+                print(f"  step {o.step}: {o.status} {o.detail}{extra}")
+        print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return report.exit_code
 
 
 @app.command()
 def report(
     session: Annotated[Path, typer.Argument(help="A recorded session folder.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The HTML file to write.")
+    ] = Path("trace.html"),
+    gif: Annotated[
+        Path | None, typer.Option("--gif", help="Also write an animation (.gif or .webp).")
+    ] = None,
 ) -> int:
-    """Write a self-contained HTML trace of a session."""
-    raise ConfigError("report is not built yet")
+    """Write a self-contained HTML trace of a session (and optionally a GIF/WebP)."""
+    from agentcorp.record.report import write_animation, write_report
+    from agentcorp.record.session import open_session
+
+    s = open_session(session)
+    path = write_report(s, output)
+    if not s.complete:
+        print(f"agentcorp: warning: {s.reason}", file=sys.stderr)
+    print(path)
+    if gif is not None:
+        print(write_animation(s, gif))
+    return 0

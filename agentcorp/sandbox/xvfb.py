@@ -1,1 +1,825 @@
-"""Sandbox backend: xvfb (being built)."""
+"""The desktop backend: our own Xvfb, openbox, real apps; XTest input and MIT-SHM capture.
+
+Everything runs in-process and event-driven: input goes through the XTest extension with an
+``XSync`` after each action (so the server has processed it when the call returns), frames
+come from one reused ``mss`` instance through MIT-SHM, and ``settle()`` watches frames
+instead of sleeping. Every process we start (Xvfb, openbox, apps) dies with us, even on
+``kill -9`` (``PR_SET_PDEATHSIG``), and is stopped by PID on ``close()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from agentcorp.errors import SandboxError, SandboxUnavailable
+from agentcorp.sandbox._proc import (
+    register_cleanup,
+    spawn,
+    stop_process,
+    tune_allocator,
+    unregister_cleanup,
+)
+from agentcorp.sandbox._settle import settle_frames
+from agentcorp.sandbox.apps import AppSpec
+from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
+from agentcorp.sandbox.secrets import resolve_secrets
+from agentcorp.types import Box, Point
+
+__all__ = ["AppSpec", "XvfbDesktop"]
+
+_BUTTONS: dict[str, int] = {"left": 1, "middle": 2, "right": 3}
+
+# Friendly names for key combos, mapped to X keysym names.
+_KEY_ALIASES: dict[str, str] = {
+    "ctrl": "Control_L",
+    "control": "Control_L",
+    "alt": "Alt_L",
+    "shift": "Shift_L",
+    "super": "Super_L",
+    "win": "Super_L",
+    "meta": "Super_L",
+    "cmd": "Super_L",
+    "altgr": "ISO_Level3_Shift",
+    "enter": "Return",
+    "return": "Return",
+    "esc": "Escape",
+    "escape": "Escape",
+    "del": "Delete",
+    "delete": "Delete",
+    "backspace": "BackSpace",
+    "bksp": "BackSpace",
+    "tab": "Tab",
+    "space": "space",
+    "pgup": "Prior",
+    "pageup": "Prior",
+    "pgdn": "Next",
+    "pagedown": "Next",
+    "home": "Home",
+    "end": "End",
+    "up": "Up",
+    "down": "Down",
+    "left": "Left",
+    "right": "Right",
+    "insert": "Insert",
+    "ins": "Insert",
+    "menu": "Menu",
+    "plus": "plus",
+    "minus": "minus",
+}
+_CHAR_KEYSYMS: dict[str, int] = {"\n": 0xFF0D, "\r": 0xFF0D, "\t": 0xFF09, "\b": 0xFF08}
+
+
+def _char_keysym(ch: str) -> int:
+    """The X keysym that types ``ch``: Latin-1 keysyms equal code points, others are U+."""
+    if ch in _CHAR_KEYSYMS:
+        return _CHAR_KEYSYMS[ch]
+    cp = ord(ch)
+    if 0x20 <= cp <= 0x7E or 0xA0 <= cp <= 0xFF:
+        return cp
+    return 0x01000000 | cp
+
+
+def _expand_home(arg: str, home: Path) -> str:
+    if arg == "~":
+        return str(home)
+    if arg.startswith("~/"):
+        return str(home / arg[2:])
+    return arg
+
+
+def _free_display() -> int:
+    """A display number in 100-999 with neither a socket nor a lock file."""
+    for _ in range(200):
+        n = random.randint(100, 999)
+        if not (Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists()):
+            return n
+    raise SandboxError("no free X display number in 100-999")
+
+
+class XvfbDesktop(Computer):
+    """A virtual desktop: its own Xvfb, a light window manager, apps and files.
+
+    ``files`` maps destinations (``"~/books.csv"``, or a path relative to HOME) to source
+    files copied into the sandbox's own HOME before the apps start. ``display=None`` starts
+    a fresh Xvfb on a free display; an existing display is used only with
+    ``allow_real_display=True``. ``secrets`` resolves ``${secrets.NAME}`` in ``type()``.
+    ``xvfb``/``window_manager_command`` name the programs (tests point them elsewhere).
+
+    Call ``settle()`` between actions, as the actor loop does: a GTK app that is still
+    processing keystrokes can drop a click that arrives a few milliseconds after them.
+    """
+
+    def __init__(
+        self,
+        *,
+        screen: tuple[int, int] = (1280, 800),
+        apps: Sequence[AppSpec] = (),
+        files: Mapping[str, Path] | None = None,
+        home: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        display: str | None = None,
+        allow_real_display: bool = False,
+        input_backend: Literal["xtest", "pyautogui"] = "xtest",
+        secrets: Mapping[str, str] | None = None,
+        window_manager: bool = True,
+        xvfb: str = "Xvfb",
+        window_manager_command: Sequence[str] = ("openbox",),
+        ready_timeout: float = 20.0,
+    ) -> None:
+        w, h = screen
+        if w < 1 or h < 1:
+            raise SandboxError(f"screen must be positive, got {screen!r}")
+        if input_backend not in ("xtest", "pyautogui"):
+            raise SandboxError(
+                f"input_backend must be 'xtest' or 'pyautogui', got {input_backend!r}"
+            )
+        if display is not None and not allow_real_display:
+            raise SandboxError(
+                f"refusing to drive existing display {display!r}: pass allow_real_display=True"
+            )
+        self._screen = (w, h)
+        self._secrets: dict[str, str] = dict(secrets or {})
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._closed = False
+        self._own_home = home is None
+        self.home: Path = Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._x: Any = None
+        self._mss: Any = None
+        self._input_backend = input_backend
+        self._pyautogui: Any = None
+        self._remapped: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode
+        self._spare: list[int] = []
+        self._original_map: dict[int, tuple[int, ...]] = {}
+        self._wm_started = False
+        tune_allocator()
+        register_cleanup(id(self), self.close)
+        try:
+            if display is None:
+                self.display: str = self._start_xvfb(xvfb, ready_timeout)
+                self._owns_display = True
+            else:
+                self.display = display
+                self._owns_display = False
+            self._connect()
+            if window_manager and self._owns_display:
+                self._start_wm(window_manager_command, ready_timeout)
+            self._env = self._app_env(env or {})
+            self._install_files(files or {})
+            for app in apps:
+                self.launch(app, timeout=ready_timeout)
+            if input_backend == "pyautogui":
+                self._pyautogui = _load_pyautogui(self.display)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _start_xvfb(self, xvfb: str, timeout: float) -> str:
+        w, h = self._screen
+        last = ""
+        for _ in range(5):
+            n = _free_display()
+            r, wfd = os.pipe()
+            log = tempfile.TemporaryFile()  # noqa: SIM115  (closed on every path below)
+            try:
+                proc = spawn(
+                    [xvfb, f":{n}", "-screen", "0", f"{w}x{h}x24", "-nolisten", "tcp",
+                     "-noreset", "-displayfd", str(wfd)],
+                    package="xvfb", pass_fds=(wfd,), stderr=log,
+                )
+            except BaseException:
+                os.close(r)
+                log.close()
+                raise
+            finally:
+                os.close(wfd)
+            self._procs.append(("Xvfb", proc))
+            try:
+                got = _read_line(r, timeout)
+            finally:
+                os.close(r)
+            if got.strip() == str(n):
+                log.close()
+                return f":{n}"
+            # Lost a race for the number (or Xvfb failed): keep why, try another number.
+            stop_process(proc)
+            self._procs.remove(("Xvfb", proc))
+            log.seek(0)
+            lines = log.read().decode(errors="replace").strip().splitlines()
+            log.close()
+            last = lines[-1] if lines else ""
+        raise SandboxError(f"Xvfb did not start: {last or 'no display number reported'}")
+
+    def _connect(self) -> None:
+        from Xlib import X, display, error
+        from Xlib.ext import xtest
+
+        try:
+            self._x = display.Display(self.display)
+        except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
+            raise SandboxError(f"cannot connect to X display {self.display}: {exc}") from exc
+        if not self._x.has_extension("XTEST"):
+            raise SandboxError(f"X display {self.display} lacks the XTEST extension")
+        self._X = X
+        self._xtest = xtest
+        self._root = self._x.screen().root
+        self._root.change_attributes(event_mask=X.PropertyChangeMask | X.SubstructureNotifyMask)
+        geom = self._root.get_geometry()
+        self._screen = (int(geom.width), int(geom.height))
+        import mss
+
+        try:
+            self._mss = mss.MSS(display=self.display)
+        except Exception as exc:  # mss raises its own ScreenShotError and ctypes errors
+            raise SandboxError(f"cannot capture display {self.display}: {exc}") from exc
+        self._find_spare_keycodes()
+
+    def _start_wm(self, command: Sequence[str], timeout: float) -> None:
+        env = dict(os.environ, DISPLAY=self.display, HOME=str(self.home))
+        proc = spawn(list(command), package="openbox", env=env, cwd=self.home)
+        self._procs.append(("window manager", proc))
+        self._wm_started = True
+        self._wait_x(lambda: self._wm_ready(), timeout, "the window manager", proc)
+
+    def _wm_ready(self) -> bool:
+        return self._get_prop(self._root, "_NET_SUPPORTING_WM_CHECK") is not None
+
+    def _app_env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "XDG_", "WAYLAND"))
+        }
+        run = self.home / ".run"
+        run.mkdir(mode=0o700, exist_ok=True)
+        env.update(
+            DISPLAY=self.display,
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            XDG_DATA_HOME=str(self.home / ".local" / "share"),
+            XDG_CACHE_HOME=str(self.home / ".cache"),
+            XDG_RUNTIME_DIR=str(run),
+            # No session bus: apps must not find (and join) an instance on another desktop.
+            DBUS_SESSION_BUS_ADDRESS="disabled:",
+            NO_AT_BRIDGE="1",
+            GDK_BACKEND="x11",
+            GTK_OVERLAY_SCROLLING="0",
+        )
+        env.setdefault("LANG", "C.UTF-8")
+        env.update(extra)
+        return env
+
+    def _install_files(self, files: Mapping[str, Path]) -> None:
+        for dest, src in files.items():
+            target = self._home_path(dest)
+            src_path = Path(src)
+            if not src_path.is_file():
+                raise SandboxError(f"files[{dest!r}]: source {src_path} is not a file")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src_path, target)
+
+    def _home_path(self, dest: str) -> Path:
+        rel = dest[2:] if dest.startswith("~/") else dest
+        if not rel or rel.startswith("/") or ".." in Path(rel).parts:
+            raise SandboxError(f"files: destination {dest!r} must be '~/…' inside the sandbox HOME")
+        return self.home / rel
+
+    def launch(self, app: AppSpec, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+        """Start ``app`` on this desktop and wait for its window when it names one."""
+        if not app.command:
+            raise SandboxError(f"app {app.name!r}: empty command")
+        argv = [_expand_home(a, self.home) for a in app.command]
+        cwd = app.cwd if app.cwd is not None else self.home
+        proc = spawn(argv, package=app.debian_package(), env=self._env, cwd=cwd)
+        self._procs.append((app.name, proc))
+        if app.wait_for_window:
+            title = app.wait_for_window
+            found: list[Any] = []
+
+            def shown() -> bool:
+                # With a window manager the window counts once it is managed (listed by it).
+                win = self.find_window(title)
+                if win is None or (self._wm_started and win.id not in self._client_ids()):
+                    return False
+                found.append(win)
+                return True
+
+            self._wait_x(shown, timeout, f"app {app.name!r} window {title!r}", proc)
+            if app.maximize:
+                self.maximize(title, timeout=timeout)
+            if self._wm_started:
+                # The WM focuses a new window right after managing it; wait for that so the
+                # first keystroke goes to the app, but a WM that does not is no error.
+                with contextlib.suppress(SandboxError):
+                    self._wait_x(lambda: self._active_id() == found[-1].id, 2.0, "focus")
+        return proc
+
+    def maximize(self, title: str | None = None, timeout: float = 5.0) -> None:
+        """Ask the window manager to maximize a window (EWMH) and wait until it has."""
+        from Xlib import X
+        from Xlib.protocol import event
+
+        win = self.find_window(title) if title is not None else self._active()
+        if win is None:
+            raise SandboxError(f"no window {title!r} to maximize" if title else "no active window")
+        if not self._wm_started:
+            raise SandboxError("maximize needs the window manager (window_manager=True)")
+        state = self._atom("_NET_WM_STATE")
+        horz = self._atom("_NET_WM_STATE_MAXIMIZED_HORZ")
+        vert = self._atom("_NET_WM_STATE_MAXIMIZED_VERT")
+        msg = event.ClientMessage(window=win, client_type=state, data=(32, [1, horz, vert, 1, 0]))
+        self._root.send_event(
+            msg, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask
+        )
+        self._x.sync()
+
+        def maximized() -> bool:
+            val = self._get_prop(win, "_NET_WM_STATE")
+            return val is not None and horz in val and vert in val
+
+        self._wait_x(maximized, timeout, f"window {title!r} to maximize")
+
+    def _client_ids(self) -> set[int]:
+        ids = self._get_prop(self._root, "_NET_CLIENT_LIST")
+        return {int(i) for i in ids} if ids is not None else set()
+
+    def _active_id(self) -> int:
+        val = self._get_prop(self._root, "_NET_ACTIVE_WINDOW")
+        return int(val[0]) if val is not None and len(val) else 0
+
+    def _wait_x(
+        self,
+        ready: Callable[[], bool],
+        timeout: float,
+        what: str,
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        """Wait for ``ready()``, re-checking whenever the X server sends us an event."""
+        deadline = time.monotonic() + timeout
+        fd = self._x.fileno()
+        while True:
+            while self._x.pending_events():
+                self._x.next_event()
+            if ready():
+                return
+            if proc is not None and proc.poll() is not None:
+                raise SandboxError(f"{what}: process exited with code {proc.returncode}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}")
+            # Property and map events on the root wake us; the cap re-checks the process.
+            select.select([fd], [], [], min(left, 0.05))
+
+    def close(self) -> None:
+        """Stop every process this desktop started (newest first) and free the display."""
+        if self._closed:
+            return
+        self._closed = True
+        unregister_cleanup(id(self))
+        if self._x is not None and not self._owns_display_safe():
+            self._restore_keymap()
+        for _, proc in reversed(self._procs):
+            stop_process(proc, grace=1.0)
+        self._procs.clear()
+        if self._mss is not None:
+            with contextlib.suppress(Exception):
+                self._mss.close()
+            self._mss = None
+        if self._x is not None:
+            with contextlib.suppress(Exception):
+                self._x.close()
+            self._x = None
+        if self._own_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def _owns_display_safe(self) -> bool:
+        return bool(getattr(self, "_owns_display", False))
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """PIDs of the processes this desktop started, by name (for tests and diagnostics)."""
+        return {name: p.pid for name, p in self._procs if p.poll() is None}
+
+    # --- windows -----------------------------------------------------------------------
+
+    def _atom(self, name: str) -> int:
+        return int(self._x.intern_atom(name))
+
+    def _get_prop(self, win: Any, name: str) -> Any:
+        from Xlib import X, error
+
+        try:
+            prop = win.get_full_property(self._atom(name), X.AnyPropertyType)
+        except error.XError:
+            return None
+        return prop.value if prop is not None else None
+
+    def _title(self, win: Any) -> str:
+        val = self._get_prop(win, "_NET_WM_NAME")
+        if val is None:
+            val = self._get_prop(win, "WM_NAME")
+        if val is None:
+            return ""
+        return val.decode("utf-8", "replace") if isinstance(val, bytes) else str(val)
+
+    def _clients(self) -> list[Any]:
+        ids = self._get_prop(self._root, "_NET_CLIENT_LIST")
+        if ids is not None and len(ids):
+            return [self._x.create_resource_object("window", int(i)) for i in ids]
+        # No window manager: top-level children (and one level down) with a name.
+        from Xlib import error
+
+        out: list[Any] = []
+        try:
+            for child in self._root.query_tree().children:
+                out.append(child)
+                out.extend(child.query_tree().children)
+        except error.XError:
+            pass
+        return out
+
+    def find_window(self, title: str) -> Any | None:
+        """The first mapped top-level window whose title contains ``title``, or None."""
+        from Xlib import X, error
+
+        for win in self._clients():
+            if title not in self._title(win):
+                continue
+            try:
+                if win.get_attributes().map_state == X.IsViewable:
+                    return win
+            except error.XError:
+                continue
+        return None
+
+    def _active(self) -> Any | None:
+        val = self._get_prop(self._root, "_NET_ACTIVE_WINDOW")
+        if val is not None and len(val) and int(val[0]):
+            return self._x.create_resource_object("window", int(val[0]))
+        focus = self._x.get_input_focus().focus
+        return None if isinstance(focus, int) or focus == self._root else focus
+
+    def window_title(self) -> str | None:
+        """Title of the active window (for the safety policy), or None."""
+        win = self._active()
+        return self._title(win) if win is not None else None
+
+    def window_class(self) -> str | None:
+        """WM_CLASS class name of the active window, or None."""
+        from Xlib import error
+
+        win = self._active()
+        if win is None:
+            return None
+        try:
+            cls = win.get_wm_class()
+        except error.XError:
+            return None
+        return str(cls[1]) if cls else None
+
+    def window_box(self, title: str | None = None) -> Box | None:
+        """Screen box of the window titled ``title`` (substring), or of the active one."""
+        from Xlib import error
+
+        win = self.find_window(title) if title is not None else self._active()
+        if win is None:
+            return None
+        try:
+            geom = win.get_geometry()
+            pos = win.translate_coords(self._root, 0, 0)
+        except error.XError:
+            return None
+        x, y = -int(pos.x), -int(pos.y)
+        box = Box(x, y, int(geom.width), int(geom.height))
+        sw, sh = self._screen
+        x0, y0 = max(0, box.x), max(0, box.y)
+        return Box(x0, y0, max(0, min(sw, box.right) - x0), max(0, min(sh, box.bottom) - y0))
+
+    def screenshot_window(self, title: str | None = None) -> Frame:
+        """Capture only the window titled ``title`` (substring), or the active window."""
+        box = self.window_box(title)
+        if box is None or box.w == 0 or box.h == 0:
+            raise SandboxError(f"no visible window {title!r}" if title else "no active window")
+        return self.screenshot(box)
+
+    # --- Computer ----------------------------------------------------------------------
+
+    @property
+    def size(self) -> Point:
+        """Screen (width, height) in pixels."""
+        return self._screen
+
+    def screenshot(self, region: Box | None = None) -> Frame:
+        """Capture the screen (or ``region``) through MIT-SHM with the reused mss instance."""
+        self._check_open()
+        if region is None:
+            mon = {"left": 0, "top": 0, "width": self._screen[0], "height": self._screen[1]}
+        else:
+            sw, sh = self._screen
+            if region.w <= 0 or region.h <= 0 or region.x < 0 or region.y < 0 or \
+                    region.right > sw or region.bottom > sh:
+                raise SandboxError(f"region {region} is not inside the {sw}x{sh} screen")
+            mon = {"left": region.x, "top": region.y, "width": region.w, "height": region.h}
+        t = time.time()
+        try:
+            shot = self._mss.grab(mon)
+        except Exception as exc:
+            raise SandboxError(f"capture of {self.display} failed: {exc}") from exc
+        w, h = shot.width, shot.height
+        # One SIMD pass BGRX -> RGB (~0.3 ms at 1280x800; Pillow's raw decoder + tobytes ~2 ms).
+        bgrx = np.frombuffer(shot.raw, np.uint8).reshape(h, w, 4)
+        rgb = cv2.cvtColor(bgrx, cv2.COLOR_BGRA2RGB)
+        return Frame(rgb.tobytes(), w, h, (mon["left"], mon["top"]), t)
+
+    def click(self, x: int, y: int, button: Button = "left") -> None:
+        """Move to (x, y) and click once with ``button``."""
+        if self._pyautogui is not None:
+            self._pyautogui.click(x, y, button=button)
+            return
+        b = self._button(button)
+        self._motion(x, y)
+        self._fake(self._X.ButtonPress, b)
+        self._fake(self._X.ButtonRelease, b)
+        self._x.sync()
+
+    def double_click(self, x: int, y: int) -> None:
+        """Move to (x, y) and double-click the left button."""
+        if self._pyautogui is not None:
+            self._pyautogui.doubleClick(x, y)
+            return
+        self._motion(x, y)
+        for _ in range(2):
+            self._fake(self._X.ButtonPress, 1)
+            self._fake(self._X.ButtonRelease, 1)
+        self._x.sync()
+
+    def move(self, x: int, y: int) -> None:
+        """Move the pointer to (x, y) without clicking."""
+        if self._pyautogui is not None:
+            self._pyautogui.moveTo(x, y)
+            return
+        self._motion(x, y)
+        self._x.sync()
+
+    def drag(self, path: Sequence[Point]) -> None:
+        """Press at ``path[0]``, move through every point (in small steps), release at the end."""
+        pts = [self._on_screen(int(px), int(py)) for px, py in path]
+        if len(pts) < 2:
+            raise SandboxError("drag needs at least two points")
+        if self._pyautogui is not None:
+            pg = self._pyautogui
+            pg.moveTo(*pts[0])
+            pg.mouseDown()
+            for p in pts[1:]:
+                pg.moveTo(*p)
+            pg.mouseUp()
+            return
+        self._motion(*pts[0])
+        self._fake(self._X.ButtonPress, 1)
+        self._x.sync()
+        for (ax, ay), (bx, by) in itertools.pairwise(pts):
+            # Intermediate motion so toolkits see the drag threshold crossed.
+            steps = max(1, int(max(abs(bx - ax), abs(by - ay)) // 8))
+            for i in range(1, steps + 1):
+                self._motion(ax + (bx - ax) * i // steps, ay + (by - ay) * i // steps)
+            self._x.sync()
+        self._fake(self._X.ButtonRelease, 1)
+        self._x.sync()
+
+    def scroll(self, x: int, y: int, dx: int, dy: int) -> None:
+        """Scroll at (x, y) by wheel notches: ``dy`` > 0 down, ``dx`` > 0 right."""
+        if self._pyautogui is not None:
+            self._pyautogui.moveTo(x, y)
+            if dy:
+                self._pyautogui.scroll(-dy)
+            if dx:
+                self._pyautogui.hscroll(dx)
+            return
+        self._motion(x, y)
+        for count, neg, pos in ((dy, 4, 5), (dx, 6, 7)):
+            b = pos if count > 0 else neg
+            for _ in range(abs(count)):
+                self._fake(self._X.ButtonPress, b)
+                self._fake(self._X.ButtonRelease, b)
+        self._x.sync()
+
+    def type(self, text: str) -> None:
+        """Type ``text`` exactly (Unicode included); ``${secrets.NAME}`` resolved here."""
+        self._check_open()
+        value = resolve_secrets(text, self._secrets)
+        for ch in value:
+            keycode, shift = self._keycode_for(_char_keysym(ch))
+            self._press_keycode(keycode, shift)
+        self._x.sync()
+
+    def key(self, combo: str) -> None:
+        """Press a combination like ``"ctrl+s"``, ``"alt+F4"``, ``"Return"``, ``"ctrl+shift+t"``."""
+        self._check_open()
+        names = _split_combo(combo)
+        if self._pyautogui is not None:
+            self._pyautogui.hotkey(*[_pyautogui_key(n) for n in names])
+            return
+        codes: list[int] = []
+        for name in names:
+            keycode, shift = self._keycode_for(self._keysym(name, combo))
+            if shift and len(names) == 1:
+                codes.append(self._keycode_for(self._keysym("shift", combo))[0])
+            codes.append(keycode)
+        for kc in codes:
+            self._fake(self._X.KeyPress, kc)
+        for kc in reversed(codes):
+            self._fake(self._X.KeyRelease, kc)
+        self._x.sync()
+
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` pass (only when the model or a script asks for it)."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
+        """Return once two consecutive frames a few ms apart are equal (or ``timeout``)."""
+        return settle_frames(self.screenshot, timeout, since)
+
+    # --- XTest plumbing ----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed or self._x is None:
+            raise SandboxError("the desktop is closed")
+
+    def _on_screen(self, x: int, y: int) -> Point:
+        w, h = self._screen
+        if not (0 <= x < w and 0 <= y < h):
+            raise SandboxError(f"point ({x}, {y}) is outside the {w}x{h} screen")
+        return (x, y)
+
+    def _button(self, button: str) -> int:
+        try:
+            return _BUTTONS[button]
+        except KeyError:
+            raise SandboxError(f"unknown mouse button {button!r}") from None
+
+    def _fake(self, event: int, detail: int) -> None:
+        self._xtest.fake_input(self._x, event, detail)
+
+    def _motion(self, x: int, y: int) -> None:
+        self._check_open()
+        x, y = self._on_screen(int(x), int(y))
+        self._xtest.fake_input(self._x, self._X.MotionNotify, x=x, y=y)
+
+    def _keysym(self, name: str, combo: str) -> int:
+        from Xlib import XK
+
+        if len(name) == 1:
+            return _char_keysym(name)
+        ks = XK.string_to_keysym(_KEY_ALIASES.get(name.lower(), name))
+        if not ks:
+            ks = XK.string_to_keysym(name.capitalize())
+        if not ks:
+            raise SandboxError(f"unknown key {name!r} in key combo {combo!r}")
+        return int(ks)
+
+    def _find_spare_keycodes(self) -> None:
+        lo, hi = self._x.display.info.min_keycode, self._x.display.info.max_keycode
+        mapping = self._x.get_keyboard_mapping(lo, hi - lo + 1)
+        self._spare = [lo + i for i, syms in enumerate(mapping) if not any(syms)]
+        self._spare.reverse()  # take high keycodes first; low ones are likelier to be real keys
+
+    def _keycode_for(self, keysym: int) -> tuple[int, bool]:
+        """(keycode, needs shift) for ``keysym``, mapping a spare keycode if none has it."""
+        if keysym in self._remapped:
+            self._remapped.move_to_end(keysym)
+            return self._remapped[keysym], False
+        for keycode, index in self._x.keysym_to_keycodes(keysym):
+            if index in (0, 1):
+                return int(keycode), index == 1
+        return self._remap(keysym), False
+
+    def _remap(self, keysym: int) -> int:
+        if self._spare:
+            keycode = self._spare.pop()
+        elif self._remapped:
+            # Out of spares: reuse the least recently typed one (its key events are long
+            # processed since we sync after every action).
+            _, keycode = self._remapped.popitem(last=False)
+        else:
+            raise SandboxError("no spare keycode to type a character without a key")
+        if keycode not in self._original_map:
+            self._original_map[keycode] = tuple(self._x.get_keyboard_mapping(keycode, 1)[0])
+        self._x.change_keyboard_mapping(keycode, [(keysym, keysym)])
+        self._x.sync()
+        self._remapped[keysym] = keycode
+        return keycode
+
+    def _restore_keymap(self) -> None:
+        # Only on displays we did not start: our own Xvfb dies with its keymap.
+        with contextlib.suppress(Exception):
+            for keycode, syms in self._original_map.items():
+                self._x.change_keyboard_mapping(keycode, [syms])
+            self._x.sync()
+
+    def _press_keycode(self, keycode: int, shift: bool) -> None:
+        shift_code = self._keycode_for(0xFFE1)[0] if shift else 0
+        if shift:
+            self._fake(self._X.KeyPress, shift_code)
+        self._fake(self._X.KeyPress, keycode)
+        self._fake(self._X.KeyRelease, keycode)
+        if shift:
+            self._fake(self._X.KeyRelease, shift_code)
+
+
+def _split_combo(combo: str) -> list[str]:
+    if not isinstance(combo, str) or not combo.strip():
+        raise SandboxError(f"empty key combo {combo!r}")
+    raw = combo.strip()
+    if raw == "+":
+        return ["+"]
+    tail: list[str] = []
+    if raw.endswith("++"):
+        # "ctrl++" is ctrl and the plus key.
+        raw, tail = raw[:-2], ["+"]
+    names = [part.strip() for part in raw.split("+")]
+    if any(not n for n in names):
+        raise SandboxError(f"malformed key combo {combo!r}")
+    return names + tail
+
+
+_PYAUTOGUI_KEYS = {"Return": "enter", "Escape": "esc", "BackSpace": "backspace",
+                   "Control_L": "ctrl", "Alt_L": "alt", "Shift_L": "shift", "Super_L": "win",
+                   "Prior": "pageup", "Next": "pagedown"}
+
+
+def _pyautogui_key(name: str) -> str:
+    mapped = _KEY_ALIASES.get(name.lower(), name)
+    return _PYAUTOGUI_KEYS.get(mapped, mapped.lower() if len(mapped) > 1 else mapped)
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """Read one line from ``fd`` within ``timeout`` seconds ('' on EOF or timeout)."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ""
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            return ""
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace")
+
+
+_pyautogui_display: str | None = None
+
+
+def _load_pyautogui(display: str) -> Any:
+    """Import pyautogui bound to ``display`` (it binds at import, so one display per process)."""
+    global _pyautogui_display
+    if _pyautogui_display is not None and _pyautogui_display != display:
+        raise SandboxError(
+            f"pyautogui is already bound to display {_pyautogui_display}; it supports one "
+            "display per process (use input_backend='xtest')"
+        )
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        import pyautogui
+    except Exception as exc:
+        raise SandboxUnavailable(f"pyautogui cannot start: {exc} (pip install pyautogui)") from exc
+    finally:
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+    pyautogui.PAUSE = 0
+    # Agents legitimately click screen corners; pyautogui's fail-safe would abort them.
+    pyautogui.FAILSAFE = False
+    _pyautogui_display = display
+    return pyautogui
+
+
+def iter_windows(desktop: XvfbDesktop) -> Iterator[tuple[str, str | None]]:
+    """(title, class) of every top-level client window, for diagnostics."""
+    for win in desktop._clients():
+        cls = None
+        with contextlib.suppress(Exception):
+            wc = win.get_wm_class()
+            cls = str(wc[1]) if wc else None
+        yield desktop._title(win), cls

@@ -1,0 +1,65 @@
+"""Event-driven settle shared by the backends: stop as soon as two frames agree."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from agentcorp.sandbox.base import Frame, SettleResult
+from agentcorp.types import Box
+
+__all__ = ["changed_box", "settle_frames"]
+
+
+def changed_box(before: Frame, after: Frame) -> Box | None:
+    """Bounding box (screen pixels) of the pixels that differ, or None when equal."""
+    if before.size != after.size:
+        return Box(after.origin[0], after.origin[1], after.width, after.height)
+    if before.rgb == after.rgb:
+        return None
+    a = np.frombuffer(before.rgb, np.uint8).reshape(before.height, before.width, 3)
+    b = np.frombuffer(after.rgb, np.uint8).reshape(after.height, after.width, 3)
+    diff = (a != b).any(axis=2)
+    rows = np.flatnonzero(diff.any(axis=1))
+    cols = np.flatnonzero(diff.any(axis=0))
+    x0, x1, y0, y1 = int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+    return Box(after.origin[0] + x0, after.origin[1] + y0, x1 - x0 + 1, y1 - y0 + 1)
+
+
+def settle_frames(
+    capture: Callable[[], Frame],
+    timeout: float,
+    since: Frame | None,
+    *,
+    interval: float = 0.004,
+    quiet: float = 0.12,
+) -> SettleResult:
+    """Capture until two consecutive frames ``interval`` apart are equal.
+
+    While nothing differs from ``since`` (or, without it, from the first frame) the app may
+    simply not have drawn yet: keep watching up to ``quiet`` seconds for a first change
+    before calling the screen settled. ``timeout`` caps the whole wait; ``stable`` is False
+    when it ran out.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + max(0.0, timeout)
+    prev = capture()
+    baseline = since if since is not None else prev
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            return _result(prev, since, t0, stable=False)
+        time.sleep(interval)
+        cur = capture()
+        if cur.rgb == prev.rgb:
+            unchanged = cur.rgb == baseline.rgb
+            if not unchanged or time.perf_counter() - t0 >= quiet:
+                return _result(cur, since, t0, stable=True)
+        prev = cur
+
+
+def _result(frame: Frame, since: Frame | None, t0: float, *, stable: bool) -> SettleResult:
+    changed = changed_box(since, frame) if since is not None else None
+    return SettleResult(frame, changed, (time.perf_counter() - t0) * 1000.0, stable)

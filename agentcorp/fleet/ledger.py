@@ -148,7 +148,7 @@ class SqliteLedger:
                     raise ConfigError(f"{self.path}: not an agentcorp ledger (no format record)")
             elif fmt != _FORMAT:
                 raise ConfigError(f"{self.path}: unknown ledger format {fmt!r}")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._set_wal(timeout_s)
             # WAL + NORMAL: a commit survives a killed process (only an OS crash can lose
             # the last transactions), at a fraction of FULL's fsync cost.
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -171,6 +171,20 @@ class SqliteLedger:
         except ConfigError:
             self._db.close()
             raise
+
+    def _set_wal(self, timeout_s: float) -> None:
+        # Switching a fresh file to WAL needs a moment of exclusive access and ignores the
+        # busy timeout, so two processes opening the same new ledger (a `fleet status` while
+        # `fleet run` starts) can see "database is locked": retry within the timeout.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _has_meta(self) -> bool:
         row = self._db.execute(

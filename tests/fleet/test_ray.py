@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agentcorp.errors import FencedOut
+from agentcorp.errors import ConfigError, FencedOut
 from agentcorp.fleet.ledger import SqliteLedger
 from agentcorp.fleet.model import FleetTask
 from agentcorp.fleet.ray_backend import RayOptions, run_ray
@@ -94,9 +94,16 @@ def test_node_removed_mid_task_completes_elsewhere_and_zombie_is_fenced(
     removed: dict[str, Any] = {}
 
     def remove_when_running() -> None:
-        led = SqliteLedger(ledger_path)
+        deadline = time.monotonic() + 60
+        while True:  # the coordinator creates the ledger; open it only once it exists
+            try:
+                led = SqliteLedger(ledger_path, create=False)
+                break
+            except ConfigError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.02)
         try:
-            deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 row = led.row("b") if led.meta("fingerprint") else None
                 if row is not None and row.state == "running":

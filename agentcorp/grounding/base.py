@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from agentcorp.types import Box
 
-__all__ = ["Candidate", "Grounder", "Hint", "NullGrounder"]
+__all__ = ["Candidate", "DomLocator", "Grounder", "Hint", "NullGrounder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,18 @@ class NullGrounder(Grounder):
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Always empty."""
         return []
+
+
+@runtime_checkable
+class DomLocator(Protocol):
+    """A computer that can find elements in its DOM (the browser backend implements this).
+
+    ``dom_locate(target, role)`` returns visible elements matching ``target`` as screen boxes
+    with their text, exact matches first; ``role="field"`` means the input *labelled*
+    ``target`` (Playwright's ``get_by_label``/``get_by_placeholder``); ``None`` tries every
+    role.
+    """
+
+    def dom_locate(self, target: str, role: str | None = None) -> list[tuple[Box, str]]:
+        """Visible elements for ``target`` as ``(box, text)`` pairs."""
+        ...

@@ -1,0 +1,100 @@
+"""Grounding from the browser's DOM and accessibility tree, and grounders chained together.
+
+``DomGrounder`` asks the computer itself (anything with ``dom_locate``, see
+``base.DomLocator``; the browser backend is one) and never imports a browser library.
+``CompositeGrounder`` tries grounders in order and returns the first non-empty answer, so a
+browser sandbox uses the DOM first and falls back to OCR for text drawn on a canvas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentcorp.grounding.base import Candidate, DomLocator, Grounder, Hint
+from agentcorp.grounding.ocr_grounder import _prefer_near
+from agentcorp.grounding.text import find_matches
+from agentcorp.types import Box
+
+__all__ = ["CompositeGrounder", "DomGrounder"]
+
+
+def _dom_score(target: str, text: str, role: str | None) -> float:
+    """How well an element's text fits: exact 1.0, the target inside a longer text less."""
+    if role == "field":
+        return 1.0  # a field has no text of its own; it was found by its label
+    norm_t = " ".join(target.split()).casefold()
+    norm_e = " ".join(text.split()).casefold()
+    if norm_t == norm_e:
+        return 1.0 if " ".join(text.split()) == " ".join(target.split()) else 0.97
+    found = find_matches(target, text, 0.8)
+    if found:
+        return round(found[0].score - 0.08, 4)
+    # Matched by an accessible name or label we cannot see as text.
+    return 0.85
+
+
+class DomGrounder(Grounder):
+    """Candidates from the DOM of a browser computer, scored by how well their text fits."""
+
+    def __init__(self, locator: DomLocator) -> None:
+        if not isinstance(locator, DomLocator):
+            raise TypeError(f"{type(locator).__name__} has no dom_locate(target, role)")
+        self.locator = locator
+
+    def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
+        """Elements matching ``target`` (``frame`` is unused: the DOM is live), best first."""
+        role = hint.role if hint is not None else None
+        found = self.locator.dom_locate(target, role)
+        cands = [Candidate(box, text, _dom_score(target, text, role), "dom")
+                 for box, text in found]
+        cands = _drop_nested(cands)
+        if hint is not None and hint.region is not None:
+            region = hint.region
+            cands = [c for c in cands if region.contains(*c.box.center)]
+        if hint is not None and hint.near and len(cands) > 1:
+            anchors = [Candidate(b, t, _dom_score(hint.near, t, None), "dom")
+                       for b, t in self.locator.dom_locate(hint.near, None)]
+            cands = _prefer_near(cands, anchors)
+        cands.sort(key=lambda c: -c.score)
+        return cands
+
+
+def _inside(a: Box, b: Box) -> bool:
+    return b.x <= a.x and b.y <= a.y and a.right <= b.right and a.bottom <= b.bottom
+
+
+def _drop_nested(cands: list[Candidate]) -> list[Candidate]:
+    """A container and the element inside it with the same text are one place, not two."""
+    out: list[Candidate] = []
+    for c in cands:
+        twin = next((o for o in out if (_inside(c.box, o.box) or _inside(o.box, c.box))
+                     and " ".join(o.text.split()) == " ".join(c.text.split())), None)
+        if twin is None:
+            out.append(c)
+        elif c.score > twin.score or (c.score == twin.score and _inside(c.box, twin.box)):
+            out[out.index(twin)] = c
+    return out
+
+
+class CompositeGrounder(Grounder):
+    """Tries each grounder in order; the first one with any candidate answers."""
+
+    def __init__(self, *grounders: Grounder) -> None:
+        if not grounders:
+            raise ValueError("CompositeGrounder needs at least one grounder")
+        self.grounders = grounders
+
+    def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
+        """The first non-empty answer of the chain."""
+        for g in self.grounders:
+            found = g.locate(frame, target, hint)
+            if found:
+                return found
+        return []
+
+    def update(self, frame: Any, changed: Box | None) -> None:
+        """Pass a settled frame and its changed box to every grounder that keeps state."""
+        for g in self.grounders:
+            upd = getattr(g, "update", None)
+            if callable(upd):
+                upd(frame, changed)

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+from agentcorp.grounding.base import Hint
+from agentcorp.grounding.ocr import OcrEngine, TextLine
+from agentcorp.grounding.ocr_grounder import OcrGrounder, diff_box, frame_array
+from agentcorp.grounding.resolve import Ambiguous, NotFound, resolve
+from agentcorp.sandbox.base import Frame
+from agentcorp.types import Box
+from tests.grounding._data import frame, inside, labels
+
+
+class CountingEngine(OcrEngine):
+    """The real engine, remembering how many pixels each read covered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.areas: list[int] = []
+
+    def read(self, rgb, origin=(0, 0), boxes=None):  # type: ignore[no-untyped-def]
+        self.areas.append(rgb.shape[0] * rgb.shape[1])
+        return super().read(rgb, origin, boxes)
+
+
+@pytest.fixture(scope="module")
+def engine() -> OcrEngine:
+    return OcrEngine()
+
+
+def test_white_on_blue_text_is_read(engine: OcrEngine) -> None:
+    g = OcrGrounder(engine)
+    form = frame("form.png")
+    header = resolve(g.locate(form, "Orders administration"))
+    assert not isinstance(header, Ambiguous | NotFound)
+    assert form.pil().getpixel(header.box.center)[2] > 100  # it sits on the blue bar
+    assert not isinstance(resolve(g.locate(form, "Save order")), Ambiguous | NotFound)
+
+
+def test_incremental_update_reads_only_the_changed_region() -> None:
+    inc = labels()["incremental"][0]
+    eng = CountingEngine()
+    g = OcrGrounder(eng)
+    before, after = frame(inc["before"]), frame(inc["after"])
+    g.lines(before)
+    full_area = eng.areas[-1]
+    lines = g.update(after, Box(*inc["changed"]))
+    assert g.last_read == "incremental"
+    assert eng.areas[-1] < full_area / 3
+    # Same answers as reading the new frame from scratch.
+    fresh = OcrGrounder(eng).lines(after)
+    def words(ls: list[TextLine]) -> list[str]:  # crop context may move an inferred space
+        return sorted(ln.text.replace(" ", "") for ln in ls)
+
+    assert words(lines) == words(fresh)
+    for t in inc["targets"]:
+        r = resolve(g.locate(after, t["text"]))
+        assert not isinstance(r, Ambiguous | NotFound) and inside(r.box.center, t["boxes"][0])
+
+
+def test_new_frames_are_diffed_automatically_and_unchanged_ones_cost_nothing() -> None:
+    inc = labels()["incremental"][0]
+    eng = CountingEngine()
+    g = OcrGrounder(eng)
+    g.lines(frame(inc["before"]))
+    g.locate(frame(inc["after"]), "Shipped to Globex")
+    assert g.last_read == "incremental"
+    n = len(eng.areas)
+    again = Frame(frame(inc["after"]).rgb, 1280, 800)  # equal pixels, a new object
+    assert g.locate(again, "Shipped to Globex")
+    assert g.last_read == "cached" and len(eng.areas) == n
+
+
+def test_a_change_over_most_of_the_screen_reads_it_whole(engine: OcrEngine) -> None:
+    g = OcrGrounder(engine)
+    g.lines(frame("gnumeric.png"))
+    g.lines(frame("form.png"))
+    assert g.last_read == "full"
+
+
+def test_near_hint_picks_the_row_and_region_hint_filters(engine: OcrEngine) -> None:
+    g = OcrGrounder(engine)
+    form = frame("form.png")
+    assert isinstance(resolve(g.locate(form, "Edit")), Ambiguous)
+    edit = resolve(g.locate(form, "Edit", Hint(near="Globex Ltd")))
+    globex = resolve(g.locate(form, "Globex Ltd"))
+    assert not isinstance(edit, Ambiguous | NotFound)
+    assert not isinstance(globex, Ambiguous | NotFound)
+    assert abs(edit.box.center[1] - globex.box.center[1]) < 8
+    region = Box(0, globex.box.y - 4, 1280, globex.box.h + 8)
+    only = resolve(g.locate(form, "Edit", Hint(region=region)), Hint(region=region))
+    assert not isinstance(only, Ambiguous | NotFound) and only.box == edit.box
+    assert isinstance(resolve([], None, "x"), NotFound)
+
+
+def test_into_label_finds_the_field_beside_it(engine: OcrEngine) -> None:
+    g = OcrGrounder(engine)
+    form = frame("form.png")
+    for f in labels()["frames"][2]["fields"]:
+        r = resolve(g.locate(form, f["label"], Hint(role="field")))
+        assert not isinstance(r, Ambiguous | NotFound), f
+        assert inside(r.box.center, f["box"], slack=0), (f, r)
+
+
+def test_locate_nothing_found_and_bad_frames() -> None:
+    g = OcrGrounder(OcrEngine())
+    blank = Frame(bytes(64 * 32 * 3), 64, 32)
+    assert g.locate(blank, "Save") == []
+    with pytest.raises(TypeError, match="cannot read pixels"):
+        g.locate(object(), "Save")
+    with pytest.raises(ValueError, match="HxWx3"):
+        frame_array(np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        OcrEngine().read(np.zeros((4, 4, 3), np.float32))
+
+
+def test_diff_box_and_sub_box() -> None:
+    a = np.zeros((10, 10, 3), np.uint8)
+    b = a.copy()
+    assert diff_box(a, b) is None
+    b[2:4, 5:8] = 9
+    assert diff_box(a, b) == Box(5, 2, 3, 2)
+    ln = TextLine(Box(0, 0, 30, 10), "ab c", 1.0, ((0, 5), (5, 10), (10, 15), (15, 20)))
+    assert ln.sub_box(3, 4) == Box(15, 0, 5, 10)
+
+
+def test_region_frames_report_screen_coordinates(engine: OcrEngine) -> None:
+    form = frame("form.png")
+    whole = resolve(OcrGrounder(engine).locate(form, "Save order"))
+    assert not isinstance(whole, Ambiguous | NotFound)
+    part = form.crop(Box(0, 200, 640, 200))
+    inpart = resolve(OcrGrounder(engine).locate(part, "Save order"))
+    assert not isinstance(inpart, Ambiguous | NotFound)
+    assert abs(inpart.box.center[0] - whole.box.center[0]) <= 2
+    assert abs(inpart.box.center[1] - whole.box.center[1]) <= 2

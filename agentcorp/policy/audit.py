@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,11 +193,19 @@ def _seq_hash(line: bytes) -> tuple[int, str]:
     return -1, hashlib.sha256(line).hexdigest()
 
 
-def verify(path: str | os.PathLike[str], expect_head: str | None = None) -> list[AuditProblem]:
+def verify(
+    path: str | os.PathLike[str],
+    expect_head: str | None = None,
+    checkpoints: Iterable[str] = (),
+) -> list[AuditProblem]:
     """Every problem in the audit file at ``path``, in line order; empty means intact.
 
+    ``checkpoints`` are entry hashes kept elsewhere (each session manifest's ``audit.head``):
+    each must be the hash of an intact entry of the chain, so a log cut off before one shows.
     Raises ``RecordingError`` when the file cannot be read at all.
     """
+    wanted = [c for c in checkpoints if c]
+    seen: set[str] = set()
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -240,6 +248,8 @@ def verify(path: str | os.PathLike[str], expect_head: str | None = None) -> list
             )
         elif entry["seq"] != want_seq:
             problems.append(AuditProblem(n, f"seq is {entry['seq']!r}, expected {want_seq}"))
+        if stated == actual and isinstance(stated, str):
+            seen.add(stated)
         prev = stated if isinstance(stated, str) else ""
         want_seq = (entry["seq"] + 1) if isinstance(entry["seq"], int) else want_seq + 1
     if expect_head is not None and prev != expect_head:
@@ -247,5 +257,11 @@ def verify(path: str | os.PathLike[str], expect_head: str | None = None) -> list
             AuditProblem(max(last, 1), "the log does not end at the expected head hash "
                          "(entries were removed from the end or rewritten)")
         )
+    for c in wanted:
+        if c not in seen:
+            problems.append(
+                AuditProblem(max(last, 1), f"checkpoint {c[:12]}… is not an intact entry of "
+                             "the log (entries were removed from the end or rewritten)")
+            )
     return sorted(problems, key=lambda p: p.line)
 

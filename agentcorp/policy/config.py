@@ -83,10 +83,18 @@ class SecretSpec:
     env: str | None = None
     allow_domains: tuple[str, ...] = ()
     allow_fields: tuple[str, ...] = ()
+    #: What to do when the environment holds no value: ``error`` (refuse to run) or
+    #: ``generate`` (a fresh random value for this run, for sandboxes the run provisions).
+    if_missing: Literal["error", "generate"] = "error"
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ConfigError(f"secrets.{self.name}: name must match [A-Za-z_][A-Za-z0-9_]*")
+        if self.if_missing not in ("error", "generate"):
+            raise ConfigError(
+                f"secrets.{self.name}.if_missing: must be error or generate, "
+                f"got {self.if_missing!r}"
+            )
 
     @property
     def env_var(self) -> str:
@@ -186,12 +194,20 @@ def secrets_from_spec(obj: Any) -> tuple[SecretSpec, ...]:
         env = _get(entry, "env")
         if env is not None and not isinstance(env, str):
             raise ConfigError(f"secrets.{name}.env: must be a string, got {env!r}")
+        if_missing = _get(entry, "if_missing")
+        if if_missing is None:
+            if_missing = "error"
+        if not isinstance(if_missing, str):
+            raise ConfigError(
+                f"secrets.{name}.if_missing: must be error or generate, got {if_missing!r}"
+            )
         out.append(
             SecretSpec(
                 name=name,
                 env=env,
                 allow_domains=_strings(entry, "allow_domains", f"secrets.{name}."),
                 allow_fields=_strings(entry, "allow_fields", f"secrets.{name}."),
+                if_missing=if_missing,  # type: ignore[arg-type]  # checked in __post_init__
             )
         )
     return tuple(out)

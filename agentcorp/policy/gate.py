@@ -358,6 +358,10 @@ class PolicyGate(ActionGate):
             return self._check_keys(action.keys or "")
         if action.kind == "type":
             return self._check_type(action.text or "", ctx, action.into)
+        if action.kind in ("done", "fail") and action.summary:
+            # A summary lands in results, reports and logs: text that may never be typed
+            # may not be reported either.
+            return self._forbidden_text(action.summary, "summary")
         return None
 
     def _check_open_url(self, url: str) -> _Refusal | None:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -58,22 +59,41 @@ class SecretVault:
             raise ConfigError(f"secrets.{missing[0]}: no value provided")
         self._specs = {s.name: s for s in specs}
         self._values = {n: values[n] for n in names}
+        self._generated: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
         cls, specs: Sequence[SecretSpec], environ: Mapping[str, str] | None = None
     ) -> SecretVault:
-        """Read every declared secret from the environment; a missing one is a ``ConfigError``."""
+        """Read every declared secret from the environment.
+
+        A missing value is a ``ConfigError``, unless the secret says ``if_missing: generate``:
+        then it gets a fresh random value for this vault's lifetime (one run), which nothing
+        prints; ``generated`` lists the names that got one.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, str] = {}
+        generated: list[str] = []
         for s in specs:
             value = env.get(s.env_var)
             if value is None or value == "":
-                raise ConfigError(
-                    f"secrets.{s.name}: environment variable {s.env_var} is not set"
-                )
+                if s.if_missing != "generate":
+                    raise ConfigError(
+                        f"secrets.{s.name}: environment variable {s.env_var} is not set"
+                    )
+                # 24 random bytes: unguessable, and long enough that find_literal and the
+                # redactors never confuse it with ordinary text.
+                value = token_urlsafe(24)
+                generated.append(s.name)
             values[s.name] = value
-        return cls(specs, values)
+        vault = cls(specs, values)
+        vault._generated = tuple(generated)
+        return vault
+
+    @property
+    def generated(self) -> tuple[str, ...]:
+        """Names whose value this vault generated because the environment had none."""
+        return self._generated
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -38,7 +38,9 @@ Wherever a command takes a spec, PATH may be a company file or a folder holding 
 - **Secrets**: `${secrets.NAME}` may appear only in typed text (a `type` step) and in a
   service's `env`; `NAME` must be declared under `secrets`. Values come from the environment
   at run time and never appear in logs, recordings or model payloads. A secret with
-  `allow_fields` may only be typed `into` one of those fields.
+  `allow_fields` may only be typed `into` one of those fields. A secret with
+  `if_missing: generate` gets a fresh random value for the run when its variable is unset
+  (for sandboxes the run provisions itself); the default, `error`, refuses to run.
 - **Budgets** are hard limits; a task's budget may not exceed the company's
   (`defaults.budgets`).
 - **References** (`role`, `sandbox`, `depends_on`) must name existing keys/ids;

@@ -201,6 +201,14 @@ class SecretSpec(_Model):
     allow_fields: list[str] = Field(
         default_factory=list, description="Field labels it may be typed into (empty: any)."
     )
+    if_missing: Literal["error", "generate"] = Field(
+        default="error",
+        description=(
+            "When the environment variable is unset: error (refuse to run) or generate "
+            "(a fresh random value for this run, never shown; for sandboxes the run "
+            "provisions itself, such as a demo back office)."
+        ),
+    )
 
 
 class Defaults(_Model):

@@ -218,7 +218,8 @@ def test_denied_action_never_reaches_computer() -> None:
     assert res.status == "done"
     assert fc.actions == []
     pol = [s for s in steps if isinstance(s, PolicyStep)]
-    assert [p.decision for p in pol] == ["denied"] and pol[0].rule == "no-typing"
+    # The model's done(summary) passes the gate too.
+    assert [p.decision for p in pol] == ["denied", "allowed"] and pol[0].rule == "no-typing"
     fed = llm.calls[1].messages[-1]
     assert fed["role"] == "tool" and "typing is forbidden" in fed["content"]
     ctx = gate.seen[0][1]

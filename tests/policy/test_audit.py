@@ -90,6 +90,17 @@ def test_truncated_tail_needs_the_head(tmp_path: Path) -> None:
     assert [x.line for x in problems] == [3]
 
 
+def test_checkpoints_kept_elsewhere_catch_a_cut_log(tmp_path: Path) -> None:
+    p = tmp_path / "audit.jsonl"
+    entries = _log(p)
+    marks = [str(entries[1]["hash"]), str(entries[-1]["hash"])]
+    assert verify(p, checkpoints=marks) == []
+    _rewrite(p, _lines(p)[:3])
+    problems = verify(p, checkpoints=marks)
+    assert len(problems) == 1 and "checkpoint" in problems[0].message
+    assert marks[1][:12] in problems[0].message
+
+
 @pytest.mark.parametrize(
     ("content", "line", "what"),
     [

@@ -127,11 +127,15 @@ def test_browser_secret_goes_only_into_the_password_field(site: _Site, tmp_path:
         assert isinstance(inner, PolicyGate)
         (box,) = inner.secret_regions("login")
         assert (box.x, box.y) == (100, 140) and 300 <= box.w <= 320 and 40 <= box.h <= 50
+        # The loop itself passes every frame through the gate's redaction, so the frame it
+        # yielded after typing is already blanked; the one before typing is not.
         typed_frame = next(s.frame for s in steps if isinstance(s, ObservationStep)
                            and s.step == 4)
-        safe = gate.redact_frame(typed_frame, "login").pil()
-        assert safe.getpixel(box.center) == (0, 0, 0)
-        assert typed_frame.pil().getpixel(box.center) != (0, 0, 0)
+        before = next(s.frame for s in steps if isinstance(s, ObservationStep)
+                      and s.step == 3)
+        assert typed_frame.pil().getpixel(box.center) == (0, 0, 0)
+        assert gate.redact_frame(typed_frame, "login").sha256 == typed_frame.sha256
+        assert before.pil().getpixel(box.center) != (0, 0, 0)
 
 
 @pytest.mark.slow

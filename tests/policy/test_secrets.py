@@ -38,6 +38,33 @@ def test_vault_missing_env_is_one_line_naming_secret_and_variable() -> None:
     assert str(info.value) == "secrets.BO_PW: environment variable BO_PW is not set"
 
 
+def test_vault_generates_a_fresh_value_only_when_asked_and_unset() -> None:
+    specs = [SecretSpec("BO_PW", if_missing="generate"), SecretSpec("TOKEN")]
+    a = SecretVault.from_env(specs, {"TOKEN": "tok-abcdef123456"})
+    b = SecretVault.from_env(specs, {"TOKEN": "tok-abcdef123456"})
+    assert a.generated == ("BO_PW",) and a.value("TOKEN") == "tok-abcdef123456"
+    assert a.value("BO_PW") != b.value("BO_PW")  # fresh per run, never a fixed default
+    assert len(a.value("BO_PW")) >= 24 and a.value("BO_PW") not in repr(a)
+    # A value in the environment always wins; nothing is generated then.
+    c = SecretVault.from_env(specs, {"BO_PW": "from-env-1", "TOKEN": "t" * 8})
+    assert c.value("BO_PW") == "from-env-1" and c.generated == ()
+    # if_missing only covers the secret that says so.
+    with pytest.raises(ConfigError, match="environment variable TOKEN is not set"):
+        SecretVault.from_env(specs, {})
+
+
+@pytest.mark.parametrize("bad", ["invent", "", 3])
+def test_if_missing_garbage_is_one_line(bad: object) -> None:
+    from agentcorp.policy.config import secrets_from_spec
+
+    with pytest.raises(ConfigError) as info:
+        secrets_from_spec([{"name": "BO_PW", "if_missing": bad}])
+    assert str(info.value).startswith("secrets.BO_PW.if_missing: must be error or generate")
+    assert "\n" not in str(info.value)
+    [spec] = secrets_from_spec([{"name": "BO_PW", "if_missing": "generate"}])
+    assert spec.if_missing == "generate"
+
+
 def test_vault_unknown_name_in_resolve_names_it_not_a_value() -> None:
     with pytest.raises(ConfigError, match=r"secrets\.NOPE: not declared"):
         _vault().resolve("${secrets.NOPE}")

@@ -36,7 +36,12 @@ secret=()
 [ -s /etc/ssl/certs/ca-certificates.crt ] && secret=(--secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt)
 say "building $IMAGE with $ENGINE"
 BUILD_FMT=(); [ "$ENGINE" = podman ] && BUILD_FMT=(--format docker)
-$ENGINE build "${BUILD_FMT[@]}" --network host "${secret[@]}" -t "$IMAGE" -f "$root/Dockerfile" "$root" > /tmp/agentcorp-build.log 2>&1 \
+build() {
+  $ENGINE build "${BUILD_FMT[@]}" --network host "${secret[@]}" -t "$IMAGE" -f "$root/Dockerfile" "$root" \
+    > /tmp/agentcorp-build.log 2>&1
+}
+# One retry: a mirror hiccup during apt-get or pip should not fail the proof.
+build || { say "build failed once; retrying"; build; } \
   || { tail -40 /tmp/agentcorp-build.log >&2; say "build failed (log: /tmp/agentcorp-build.log)"; exit 1; }
 t1=$(date +%s)
 

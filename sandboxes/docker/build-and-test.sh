@@ -65,7 +65,34 @@ outcome = m.get("outcome")
 status = outcome.get("status") if isinstance(outcome, dict) else outcome
 assert status in ("pass", "passed"), f"task did not pass inside the container: {outcome!r}"
 PY
+say "live view: refused without a password; with one, a VNC handshake through the mapped port"
+set +e
+run run /opt/agentcorp/sandboxes/docker/watch.yaml --live-view >/dev/null 2>&1
+code=$?
+set -e
+[ "$code" = 2 ] || { say "live view without a password exited $code, expected 2"; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+vport=$(free_port); wport=$(free_port)
+AGENTCORP_VNC_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
+export AGENTCORP_VNC_PASSWORD  # passed by name (-e VAR), so it shows on no command line
+cid=$($ENGINE run -d --rm --init -e AGENTCORP_VNC_PASSWORD -p "127.0.0.1:$vport:5900" \
+  -p "127.0.0.1:$wport:6080" "$IMAGE" run /opt/agentcorp/sandboxes/docker/watch.yaml --live-view)
+stop_watch() { $ENGINE rm -f "$cid" >/dev/null 2>&1 || true; rm -rf "$data"; }
+trap stop_watch EXIT
+deadline=$(( $(date +%s) + 90 ))
+until python3 -m agentcorp.testing.rfb 127.0.0.1 "$vport" >/dev/null 2>&1; do
+  [ "$(date +%s)" -lt "$deadline" ] || { say "no VNC handshake on the mapped port"; $ENGINE logs "$cid" >&2 || true; exit 1; }
+  sleep 1
+done
+if AGENTCORP_VNC_PASSWORD=wrong-password python3 -m agentcorp.testing.rfb 127.0.0.1 "$vport" >/dev/null 2>&1; then
+  say "live view accepted a wrong password"; exit 1
+fi
+python3 -c "import sys, urllib.request; sys.exit(0 if b'noVNC' in urllib.request.urlopen('http://127.0.0.1:$wport/vnc.html', timeout=10).read() else 1)" \
+  || { say "noVNC is not served on the mapped port"; exit 1; }
+$ENGINE rm -f "$cid" >/dev/null 2>&1 || true
+unset AGENTCORP_VNC_PASSWORD
+
 t2=$(date +%s)
 size=$($ENGINE image inspect --format '{{.Size}}' "$IMAGE")
-printf '{"engine": "%s", "image_bytes": %s, "image_mb": %s, "build_s": %s, "run_s": %s, "uid": %s, "task": "%s", "session": "%s"}\n' \
+printf '{"engine": "%s", "image_bytes": %s, "image_mb": %s, "build_s": %s, "run_s": %s, "uid": %s, "task": "%s", "session": "%s", "live_view_handshake": true}\n' \
   "$ENGINE" "$size" "$((size / 1000000))" "$((t1 - t0))" "$((t2 - t1))" "$uid" "$TASK" "${manifest#"$data"/}"

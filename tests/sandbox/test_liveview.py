@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import socket
-import struct
 import subprocess
 import time
 import urllib.request
@@ -13,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from agentcorp.errors import ConfigError
 from agentcorp.sandbox.liveview import LiveView
+from agentcorp.testing.rfb import rfb_handshake
+
+__all__ = ["rfb_handshake"]
 
 
 def _free_port() -> int:
@@ -44,40 +44,6 @@ def display() -> Iterator[str]:
     yield f":{n}"
     proc.terminate()
     proc.wait(timeout=5)
-
-
-def _recv(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError(f"closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return buf
-
-
-def _vnc_des(password: str, challenge: bytes) -> bytes:
-    # VNC authentication: DES-ECB with the password's bytes bit-reversed as the key.
-    key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode()[:8].ljust(8, b"\0"))
-    enc = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
-    return enc.update(challenge) + enc.finalize()
-
-
-def rfb_handshake(port: int, password: str) -> tuple[list[int], int]:
-    """A small RFB 3.8 client: returns (offered security types, security result)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        version = _recv(s, 12)
-        assert version.startswith(b"RFB "), version
-        s.sendall(b"RFB 003.008\n")
-        (count,) = struct.unpack("B", _recv(s, 1))
-        assert count > 0, "server refused the connection"
-        types = list(_recv(s, count))
-        assert 2 in types, f"VNC authentication not offered: {types}"
-        s.sendall(b"\x02")
-        challenge = _recv(s, 16)
-        s.sendall(_vnc_des(password, challenge))
-        (result,) = struct.unpack(">I", _recv(s, 4))
-        return types, result
 
 
 def test_refuses_without_password(display: str) -> None:

@@ -68,12 +68,14 @@ class OcrGrounder(Grounder):
     ``margin`` pixels are added around a changed region before it is read again; lines the
     region touches are then re-read whole, so text cut by its edge is never half-read.
     ``min_score`` drops weak matches entirely. A change covering ``full_fraction`` of the
-    screen or more is read as a full frame.
+    screen or more is read as a full frame. Without an ``engine`` the process-wide
+    ``OcrEngine.shared()`` is used, so the model loads once and every grounder shares the
+    crop cache (a menu read on one screen is not recognised again on the next).
     """
 
     def __init__(self, engine: OcrEngine | None = None, margin: int = 6,
                  min_score: float = 0.8, full_fraction: float = 0.6) -> None:
-        self.engine = engine or OcrEngine()
+        self.engine = engine or OcrEngine.shared()
         self.margin = margin
         self.min_score = min_score
         self.full_fraction = full_fraction

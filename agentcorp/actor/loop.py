@@ -337,18 +337,30 @@ class Actor:
                     action = self._to_screen(parsed.action)
                     if action.kind in ("done", "fail"):
                         yield ActionStep(st.step, time.time(), action, "model", reply.content)
-                        turn.results.insert(0, _tool_msg(call, "ok"))
-                        status: Status = "done" if action.kind == "done" else "failed"
-                        return EpisodeResult(status, "" if status == "done" else
-                                             f"model gave up: {action.summary}",
-                                             summary=action.summary or "")
-                    error = yield from self._act(st, action, "model", reply.content)
-                    errors = errors + 1 if error is not None else 0
-                    text = f"Error: {error}" if error else f"ok: {_describe(action)}"
-                    turn.results.insert(0, _tool_msg(call, text))
-                    if error is None:
-                        turn.image = _data_url(st.image, cfg)
-                        turn.note = f"(screenshot after step {st.step} omitted)"
+                        # The summary ends up in results, logs and reports: it passes the
+                        # gate's text checks (a secret's value, forbidden text) like typing.
+                        verdict = self.gate.check(action, self._context(st, action, "model"))
+                        yield PolicyStep(st.step, time.time(), verdict.decision, verdict.rule,
+                                         verdict.approver)
+                        if verdict.allowed:
+                            turn.results.insert(0, _tool_msg(call, "ok"))
+                            status: Status = "done" if action.kind == "done" else "failed"
+                            return EpisodeResult(status, "" if status == "done" else
+                                                 f"model gave up: {action.summary}",
+                                                 summary=action.summary or "")
+                        why = verdict.message or f"denied by policy rule {verdict.rule or '?'}"
+                        turn.results.insert(0, _tool_msg(
+                            call, f"Error: {action.kind} refused: {why}; call it again with "
+                                  "another summary"))
+                        errors += 1
+                    else:
+                        error = yield from self._act(st, action, "model", reply.content)
+                        errors = errors + 1 if error is not None else 0
+                        text = f"Error: {error}" if error else f"ok: {_describe(action)}"
+                        turn.results.insert(0, _tool_msg(call, text))
+                        if error is None:
+                            turn.image = _data_url(st.image, cfg)
+                            turn.note = f"(screenshot after step {st.step} omitted)"
             if errors >= cfg.max_tool_errors:
                 last = turn.results[0]["content"] if turn.results else turn.note
                 return EpisodeResult(
@@ -482,11 +494,18 @@ class Actor:
                 raise _NotSupported(f"action {a.kind!r} cannot be executed")
 
     def _observe(self, st: _State, frame: Frame, changed: Any) -> ObservationStep:
+        """Take ``frame`` as the current screen; what leaves the loop is the redacted copy.
+
+        ``st.frame`` keeps the raw pixels for grounding and settling (both stay in this
+        process); the model's image and the step record (hence the recording) get the frame
+        with every field holding a typed secret blanked, at full size, before encoding.
+        """
         cfg = self.config
         st.frame = frame
-        st.image = encode_observation(frame, cfg.long_side, cfg.image_format, cfg.image_quality)
-        return ObservationStep(st.step, time.time(), frame.sha256, frame.size,
-                               self.map.model_size, changed, frame=frame, image=st.image)
+        shown = self.gate.redact_frame(frame, self._task.task_id)
+        st.image = encode_observation(shown, cfg.long_side, cfg.image_format, cfg.image_quality)
+        return ObservationStep(st.step, time.time(), shown.sha256, shown.size,
+                               self.map.model_size, changed, frame=shown, image=st.image)
 
     def _budget(self, st: _State) -> Generator[Step, None, EpisodeResult | None]:
         over = self.meter.exceeded()

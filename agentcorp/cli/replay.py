@@ -109,7 +109,10 @@ def replay(
         from agentcorp.record.episode import loop_runner
 
         if no_sandbox:
-            report = decision_replay(s, loop_runner(s, grounder=_offline_grounder()))
+            from agentcorp.record.episode import RecordedGrounder
+
+            recorded = RecordedGrounder(s, _offline_grounder())
+            report = decision_replay(s, loop_runner(s, grounder=recorded))
         else:
             with _live_sandbox(s, company) as (computer, grounder):
                 report = decision_replay(s, loop_runner(s, grounder=grounder), computer)

@@ -2,10 +2,12 @@
 
 Configuration is resolved once into ``RunConfig``: flags over environment variables
 (``AGENTCORP_PROVIDER``, ``AGENTCORP_BASE_URL``, ``AGENTCORP_PLANNER_MODEL``,
-``AGENTCORP_ACTOR_MODEL``, ``AGENTCORP_SESSIONS``) over an optional ``agentcorp.toml`` (keys
-at the top level or under ``[run]``). API keys come only from the environment:
-``XAI_API_KEY`` (xai), ``OPENAI_API_KEY`` (openai), ``AGENTCORP_API_KEY`` (custom base URL).
-With no key and no base URL, tasks run offline from shipped recordings or scripted steps.
+``AGENTCORP_ACTOR_MODEL``, ``AGENTCORP_SESSIONS``, ``AGENTCORP_AUDIT``) over an optional
+``agentcorp.toml`` (keys at the top level or under ``[run]``). API keys come only from the
+environment: ``XAI_API_KEY`` (xai), ``OPENAI_API_KEY`` (openai), ``AGENTCORP_API_KEY`` (custom
+base URL). With no key and no base URL, tasks run offline from shipped recordings or scripted
+steps. Every run writes one hash-chained audit log (``--audit``); ``--live-view`` serves the
+desktops over password-protected VNC/noVNC while the run lasts.
 
 Progress goes to stderr, the summary table to stdout. Exit codes: 0 all passed, 1 a task did
 not pass, 2 invalid input, 3 the environment cannot run the job.
@@ -32,25 +34,38 @@ from rich.text import Text
 
 from agentcorp.actor.runner import TaskResult
 from agentcorp.cli._app import app
-from agentcorp.cli.wiring import _KEY_ENV, RunConfig, TaskRunner, model_names
+from agentcorp.cli.wiring import (
+    _KEY_ENV,
+    LiveViewSettings,
+    RunConfig,
+    TaskRunner,
+    in_container,
+    model_names,
+)
 from agentcorp.errors import (
     AgentcorpError,
     ConfigError,
     LLMError,
     SetupError,
 )
+from agentcorp.sandbox.liveview import PASSWORD_ENV
 from agentcorp.types import ActionStep, ModelCallStep, Step
 
-__all__ = ["resolve_config", "run", "run_one_recorded"]
+__all__ = ["LIVE_VIEW_ENV", "live_view_settings", "resolve_config", "run", "run_one_recorded"]
 
-_FIELDS = ("provider", "base_url", "planner_model", "actor_model", "sessions", "image_history",
-           "long_side", "timeout_s", "max_replans", "plan")
+LIVE_VIEW_ENV = "AGENTCORP_LIVE_VIEW"
+
+_FIELDS = ("provider", "base_url", "planner_model", "actor_model", "sessions", "audit",
+           "image_history", "long_side", "timeout_s", "max_replans", "plan", "cache",
+           "cache_dir")
 _ENV = {
     "provider": "AGENTCORP_PROVIDER",
     "base_url": "AGENTCORP_BASE_URL",
     "planner_model": "AGENTCORP_PLANNER_MODEL",
     "actor_model": "AGENTCORP_ACTOR_MODEL",
     "sessions": "AGENTCORP_SESSIONS",
+    "audit": "AGENTCORP_AUDIT",
+    "cache_dir": "AGENTCORP_CACHE_DIR",
 }
 
 
@@ -80,6 +95,9 @@ def resolve_config(
     config_file: Path | None = None,
     no_plan: bool = False,
     environ: Mapping[str, str] | None = None,
+    audit: Path | None = None,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
 ) -> RunConfig:
     """Flags over environment over ``agentcorp.toml``; raises ``ConfigError`` (one line)."""
     env = os.environ if environ is None else environ
@@ -95,10 +113,18 @@ def resolve_config(
         if env.get(var):
             values[name] = env[var]
     flags = {"provider": provider, "base_url": base_url, "planner_model": planner_model,
-             "actor_model": actor_model, "sessions": sessions}
+             "actor_model": actor_model, "sessions": sessions, "audit": audit}
     values.update({k: v for k, v in flags.items() if v is not None})
     if no_plan:
         values["plan"] = False
+    if cache_dir is not None:
+        values["cache_dir"] = cache_dir
+    if no_cache:
+        values["cache"] = False
+    cache_to = values.get("cache_dir")
+    if cache_to is not None and Path(str(cache_to)).exists() and not Path(
+            str(cache_to)).is_dir():
+        raise ConfigError(f"--cache-dir: {cache_to} exists and is not a folder")
     if values.get("base_url") and not values.get("provider"):
         values["provider"] = "custom"
     prov = str(values.get("provider") or "xai").strip().lower()
@@ -114,6 +140,10 @@ def resolve_config(
     if sessions_dir is not None and Path(str(sessions_dir)).exists() and not Path(
             str(sessions_dir)).is_dir():
         raise ConfigError(f"--sessions: {sessions_dir} exists and is not a folder")
+    audit_to = values.get("audit")
+    if audit_to is not None and Path(str(audit_to)).exists() and not (
+            Path(str(audit_to)).is_file() or Path(str(audit_to)).is_dir()):
+        raise ConfigError(f"--audit: {audit_to} is neither a file nor a folder")
     key = env.get(_KEY_ENV[prov], "").strip()
     values["api_key"] = key or None
     try:
@@ -122,6 +152,33 @@ def resolve_config(
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def live_view_settings(
+    enabled: bool, password: str | None, vnc_port: int = 5900, web_port: int = 6080,
+    environ: Mapping[str, str] | None = None, root: Path = Path("/"),
+) -> LiveViewSettings | None:
+    """The live view asked for by ``--live-view`` or ``AGENTCORP_LIVE_VIEW=1``, or ``None``.
+
+    Refuses (``ConfigError``, one line, exit 2) without a password from ``--vnc-password`` or
+    ``AGENTCORP_VNC_PASSWORD``. Binds to all interfaces in a container, else to loopback.
+    """
+    from agentcorp.sandbox.liveview import LiveView
+
+    env = os.environ if environ is None else environ
+    flag = env.get(LIVE_VIEW_ENV, "").strip().lower()
+    if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{LIVE_VIEW_ENV}: expected 1 or 0, got {flag!r}")
+    if not (enabled or flag in ("1", "true", "yes", "on")):
+        return None
+    if vnc_port == web_port:
+        raise ConfigError(f"--vnc-port and --web-port are both {vnc_port}")
+    secret = password or env.get(PASSWORD_ENV) or None
+    # LiveView's own checks (present, long enough) before any sandbox starts.
+    LiveView("", secret)
+    assert secret is not None
+    return LiveViewSettings(secret, vnc_port, web_port,
+                            "0.0.0.0" if in_container(root) else "127.0.0.1")
 
 
 def _load(path: Path) -> Any:
@@ -133,6 +190,19 @@ def _load(path: Path) -> Any:
 
 
 # --- progress -----------------------------------------------------------------------------
+
+_PATHS = {"scripted": "steps", "planned": "model", "model": "model", "recording": "recording",
+          "cache": "cache", "none": "nothing to run", "skipped": "skipped"}
+
+
+def path_taken(mode: str) -> str:
+    """The user-facing name of how a task ran: cache, steps, recording or model.
+
+    ``cache+scripted`` (the cache diverged and the steps took over) reads
+    ``cache, then steps``.
+    """
+    return ", then ".join(_PATHS.get(part, part) for part in mode.split("+"))
+
 
 
 class _Progress:
@@ -178,7 +248,8 @@ class _Progress:
             result.status, "?")
         reason = f": {result.reason}" if result.reason else ""
         where = f"  [{session}]" if session else ""
-        self.console.print(f"{mark} {result.task_id} {result.status}{reason}{where}",
+        via = f" (via {path_taken(result.mode)})" if result.mode else ""
+        self.console.print(f"{mark} {result.task_id} {result.status}{reason}{via}{where}",
                            highlight=False, markup=False)
 
 
@@ -220,8 +291,11 @@ def run_one_recorded(
             secrets=runner.secret_list,
             budgets=task.budgets.model_dump(mode="json") if task.budgets else {},
             task_spec=task.model_dump(by_alias=True, exclude_none=True, mode="json"),
-            extra={"attempt": attempt, "mode": runner.mode_for(task)},
+            extra={"attempt": attempt, "mode": runner.mode_for(task),
+                   **({"company_file": str(Path(company.source).resolve())}
+                      if company.source is not None else {})},
         )
+    runner.final_state = None
     gen = runner.run(task, attempt)
     try:
         while True:
@@ -236,7 +310,7 @@ def run_one_recorded(
                 on_step(step)
     except SetupError as exc:
         if recorder is not None:
-            recorder.finish({"status": "error", "reason": str(exc)})
+            recorder.finish({"status": "error", "reason": str(exc)}, **_audit_extra(runner))
         raise
     except AgentcorpError as exc:
         result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
@@ -245,12 +319,16 @@ def run_one_recorded(
             recorder.abort()
         raise
     if recorder is not None:
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = _audit_extra(runner)
         if result.episode is not None and result.actor_config is not None:
             from agentcorp.record.episode import episode_manifest
 
-            extra = episode_manifest(result.episode, result.actor_config)
+            extra.update(episode_manifest(result.episode, result.actor_config))
             extra["episode"]["then_model"] = result.episode.then_model
+        if result.cache_replay is not None:
+            # The cached actions as looked up: a decision replay redoes them before the
+            # episode that took over (``agentcorp.record.episode.loop_runner``).
+            extra["cache_replay"] = result.cache_replay
         if result.mode == "planned":
             # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
             # decision replay of a planned session, not only the last episode.
@@ -264,8 +342,20 @@ def run_one_recorded(
                 "planner_model": names["planner"],
                 "max_replans": runner.config.max_replans,
             }
+        if runner.final_state is not None and task.success is not None:
+            # The files and URL the checks read, so ``replay --mode regrade`` re-checks them.
+            from agentcorp.record.recorder import capture_final_state
+
+            home, url = runner.final_state
+            capture_final_state(recorder, task.success, home, url)
         recorder.finish({"status": result.status, "reason": result.reason}, **extra)
     return result, folder
+
+
+def _audit_extra(runner: TaskRunner) -> dict[str, Any]:
+    """The run's audit log and its head hash when the session ends (``verify --head``)."""
+    info = runner.audit_info()
+    return {"audit": info} if info else {}
 
 
 # --- the command --------------------------------------------------------------------------
@@ -284,6 +374,16 @@ def _select(company: Any, ids: list[str] | None) -> list[Any]:
     return [t for t in order if t.id in wanted]
 
 
+def _header(company: Any, tasks: list[Any], cfg: RunConfig, runner: TaskRunner) -> str:
+    """The run's first line: where the model is (if any) and how each task will run."""
+    modes = ", ".join(f"{t.id}={path_taken(runner.mode_for(t))}" for t in tasks)
+    if cfg.online:
+        return (f"agentcorp run {company.company}: {len(tasks)} task(s) with the model at "
+                f"{cfg.describe()}: {modes}")
+    return (f"agentcorp run {company.company}: {len(tasks)} task(s) offline (no model "
+            f"configured): {modes}")
+
+
 def _summary(results: list[TaskResult], sessions: dict[str, Path | None]) -> Table:
     table = Table(title="agentcorp run")
     for col in ("task", "status", "mode", "actions", "tokens", "cost $", "time s"):
@@ -291,8 +391,9 @@ def _summary(results: list[TaskResult], sessions: dict[str, Path | None]) -> Tab
     table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80)
     for r in results:
         detail = r.reason or ", ".join(f"{c.name}: {c.status}" for c in r.checks)
-        table.add_row(r.task_id, r.status, r.mode, str(r.actions), str(r.usage.total_tokens),
-                      f"{r.usage.cost_usd:.4f}", f"{r.elapsed_s:.1f}", detail[:80])
+        table.add_row(r.task_id, r.status, r.mode, str(r.actions),
+                      str(r.usage.total_tokens), f"{r.usage.cost_usd:.4f}",
+                      f"{r.elapsed_s:.1f}", detail[:80])
     return table
 
 
@@ -362,30 +463,48 @@ def run(
         metavar="FILE", help="Config file (default: ./agentcorp.toml when present).")] = None,
     no_plan: Annotated[bool, typer.Option(
         "--no-plan", help="Skip the planner; the actor works from the task itself.")] = False,
+    audit: Annotated[Path | None, typer.Option(
+        metavar="PATH", help="The run's hash-chained audit log (a file, or a folder for "
+        "audit-RUN.jsonl). Default: beside the sessions, else under the temp folder.")] = None,
+    live_view: Annotated[bool, typer.Option(
+        "--live-view", help=f"Serve each desktop sandbox over VNC and noVNC while the run "
+        f"lasts (or {LIVE_VIEW_ENV}=1); needs a password.")] = False,
+    vnc_password: Annotated[str | None, typer.Option(
+        metavar="PASSWORD", help=f"Live view password (prefer {PASSWORD_ENV}: a command "
+        "line is visible to other users).")] = None,
+    vnc_port: Annotated[int, typer.Option(
+        metavar="PORT", min=1, max=65535, help="Live view VNC port (first desktop).")] = 5900,
+    web_port: Annotated[int, typer.Option(
+        metavar="PORT", min=1, max=65535, help="Live view noVNC port (first desktop).")] = 6080,
+    cache_dir: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Action cache folder (default $AGENTCORP_CACHE_DIR or "
+        "~/.cache/agentcorp/actions).")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Neither replay nor store cached action sequences.")] = False,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes."""
     cfg = resolve_config(provider=provider, base_url=base_url, planner_model=planner_model,
                          actor_model=actor_model, sessions=sessions, config_file=config,
-                         no_plan=no_plan)
+                         no_plan=no_plan, audit=audit, cache_dir=cache_dir,
+                         no_cache=no_cache)
+    live = live_view_settings(live_view, vnc_password, vnc_port, web_port)
     company = _load(path)
     tasks = _select(company, task)
     # Wide enough for the summary table when stdout is a file or a pipe.
     out = Console(file=sys.stdout, highlight=False,
                   width=None if sys.stdout.isatty() else 160)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    if cfg.online:
-        out.print(f"agentcorp run {company.company}: {len(tasks)} task(s) with the model at "
-                  f"{cfg.describe()}", markup=False)
-    else:
-        out.print(f"agentcorp run {company.company}: {len(tasks)} task(s) offline (no model "
-                  "configured): each task replays its shipped recording, else its scripted "
-                  "steps", markup=False)
     results: list[TaskResult] = []
     session_of: dict[str, Path | None] = {}
     passed: set[str] = set()
     selected = {t.id for t in tasks}
     progress = _Progress(err)
-    with TaskRunner.open(company, cfg) as runner, progress.live:
+    def notify(message: str) -> None:
+        err.print(message, markup=False, highlight=False)
+
+    with TaskRunner.open(company, cfg, live_view=live, notify=notify) as runner, progress.live:
+        # One line however long: scripts and tests read it as the first line.
+        out.print(_header(company, tasks, cfg, runner), markup=False, soft_wrap=True)
         _preflight(runner)
         for t in tasks:
             blocked = [d for d in t.depends_on if d in selected and d not in passed]
@@ -406,6 +525,8 @@ def run(
             if r.status == "pass":
                 passed.add(t.id)
     out.print(_summary(results, session_of))
+    if runner.audit is not None:
+        out.print(f"audit: {runner.audit.path} (head {runner.audit.head()})", markup=False)
     if cfg.sessions is not None:
         out.print(f"sessions: {cfg.sessions}", markup=False)
         index = _write_traces(cfg.sessions, results, session_of, err)

@@ -12,9 +12,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,13 +42,19 @@ from agentcorp.spec import (
 from agentcorp.types import ActionStep, ChatModel, Step
 
 __all__ = [
+    "LiveViewSettings",
     "RunConfig",
     "Sandboxes",
     "TaskRunner",
+    "audit_path",
     "budgets_of",
+    "default_cache_dir",
+    "in_container",
     "make_client",
     "make_gate",
     "make_grounder",
+    "new_run_id",
+    "open_audit",
     "open_browser",
     "open_desktop",
     "run_fleet_episode",
@@ -70,11 +77,14 @@ class RunConfig(BaseModel):
     planner_model: str | None = None
     actor_model: str | None = None
     sessions: Path | None = None
+    audit: Path | None = None
     image_history: int = Field(3, ge=0, le=50)
     long_side: int = Field(1024, ge=256, le=4096)
     timeout_s: float = Field(60.0, gt=0)
     max_replans: int = Field(2, ge=0, le=10)
     plan: bool = True
+    cache: bool = True  # the action cache (``--no-cache`` turns it off)
+    cache_dir: Path | None = None  # default ``default_cache_dir()``
 
     @property
     def online(self) -> bool:
@@ -90,6 +100,12 @@ class RunConfig(BaseModel):
 
 
 # --- models -------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """Where the action cache lives by default (as ``agentcorp cache`` looks for it)."""
+    env = os.environ.get("AGENTCORP_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "agentcorp" / "actions"
 
 
 def make_client(config: RunConfig, company_name: str = "") -> Any:
@@ -184,6 +200,25 @@ def open_browser(
                            allow_urls=allow, home=home, secrets=secrets)
 
 
+@dataclass(frozen=True)
+class LiveViewSettings:
+    """Serve each desktop sandbox over password-protected VNC and noVNC while the run lasts.
+
+    The n-th desktop opened gets ``vnc_port + n`` and ``web_port + n``. ``bind`` is loopback
+    on a normal machine and ``0.0.0.0`` in a container (so ``-p`` mappings reach it).
+    """
+
+    password: str = field(repr=False)
+    vnc_port: int = 5900
+    web_port: int = 6080
+    bind: str = "127.0.0.1"
+
+
+def in_container(root: Path = Path("/")) -> bool:
+    """Whether this process runs in a Docker or Podman container (their marker files)."""
+    return (root / ".dockerenv").exists() or (root / "run" / ".containerenv").exists()
+
+
 class Sandboxes:
     """The run's sandboxes. State carries over between tasks on purpose, as on a real machine.
 
@@ -193,9 +228,21 @@ class Sandboxes:
     session, as a person logging in for each job.
     """
 
-    def __init__(self, company: Company, secrets: Mapping[str, str]) -> None:
+    def __init__(
+        self, company: Company, secrets: Mapping[str, str],
+        live_view: LiveViewSettings | None = None,
+        notify: Callable[[str], None] | None = None,
+        display: str | None = None,
+    ) -> None:
         self.company = company
         self.secrets = secrets
+        self.live_view = live_view
+        self._notify = notify
+        #: An X display that exists already (a fleet worker's own): desktops start their
+        #: apps there instead of on a new Xvfb.
+        self.display = display
+        self._live: list[Any] = []
+        self._told: set[str] = set()
         self._desktops: dict[str, Computer] = {}
         self._homes: dict[str, Path] = {}
         self._services: list[Any] = []
@@ -207,12 +254,17 @@ class Sandboxes:
         """The computer for one task on sandbox ``name`` and its grounder."""
         if self.company.sandboxes[name].kind == "desktop":
             if name not in self._desktops:
-                self._desktops[name] = open_desktop(self.company, name, self.secrets)
+                self._desktops[name] = open_desktop(self.company, name, self.secrets,
+                                                    display=self.display)
+                self._start_live_view(name, self._desktops[name])
             desk = self._desktops[name]
             if name not in self._grounders:
                 self._grounders[name] = make_grounder(desk, self._engine())
             yield desk, self._grounders[name]
             return
+        if self.live_view is not None and name not in self._told:
+            self._told.add(name)
+            self._say(f"live view: sandbox {name} is a headless browser; nothing to show")
         if name not in self._homes:
             home = Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
@@ -222,6 +274,26 @@ class Sandboxes:
             yield browser, make_grounder(browser, self._engine())
         finally:
             browser.close()
+
+    def _say(self, message: str) -> None:
+        if self._notify is not None:
+            self._notify(message)
+
+    def _start_live_view(self, name: str, desk: Computer) -> None:
+        """Serve desktop ``name``'s display while the run lasts (when live view is on)."""
+        lv = self.live_view
+        display = getattr(desk, "display", None)
+        if lv is None or not isinstance(display, str):
+            return
+        from agentcorp.sandbox.liveview import LiveView
+
+        n = len(self._live)
+        view = LiveView(display, lv.password, vnc_port=lv.vnc_port + n,
+                        web_port=lv.web_port + n, bind=lv.bind).start()
+        self._live.append(view)
+        where = "loopback only" if lv.bind == "127.0.0.1" else f"listening on {lv.bind}"
+        self._say(f"live view: sandbox {name} at http://localhost:{lv.web_port + n}/vnc.html "
+                  f"(VNC port {lv.vnc_port + n}, {where}; password required)")
 
     def _engine(self) -> Any:
         """One OCR engine for the run (its model loads once)."""
@@ -233,6 +305,10 @@ class Sandboxes:
 
     def close(self) -> None:
         """Close every sandbox and service (each stops what it started)."""
+        for view in reversed(self._live):
+            with suppress(Exception):
+                view.stop()
+        self._live.clear()
         for comp in self._desktops.values():
             with suppress(Exception):
                 comp.close()
@@ -297,12 +373,60 @@ def secret_values(company: Company, environ: Mapping[str, str] | None = None) ->
     return SecretVault.from_env(specs, environ) if specs else None
 
 
-def make_gate(company: Company, task: Task, vault: Any, audit: Path | None = None) -> ActionGate:
-    """The real policy gate for ``task`` (company → role → sandbox policy, the secrets' rules)."""
+def make_gate(
+    company: Company, task: Task, vault: Any, audit: Any = None, computer: Computer | None = None,
+) -> ActionGate:
+    """The real policy gate for ``task`` (company → role → sandbox policy, the secrets' rules).
+
+    ``audit`` is the run's ``AuditLog`` (or a path); ``computer`` is the task's sandbox, read
+    by the gate for what the loop left unknown (focused window, field, page URL, text at a
+    point when the backend offers ``text_at``).
+    """
     from agentcorp.policy.factory import build_gate
 
     return build_gate(effective_policy(company, task), company.secrets, vault=vault,
-                      audit=audit, scope=task.id)
+                      audit=audit, scope=task.id, computer=computer)
+
+
+def new_run_id() -> str:
+    """A run id: UTC time to the second and 6 random hex digits (sortable, unique enough)."""
+    import secrets as _random
+
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{_random.token_hex(3)}"
+
+
+def audit_path(config: RunConfig, run_id: str) -> Path:
+    """Where a run's audit log goes.
+
+    ``--audit`` (a file, or a folder to put it in), else beside the sessions, else a per-run
+    folder under the system's temp directory.
+    """
+    name = f"audit-{run_id}.jsonl"
+    if config.audit is not None:
+        return config.audit / name if config.audit.is_dir() else config.audit
+    if config.sessions is not None:
+        return config.sessions / name
+    return Path(tempfile.gettempdir()) / "agentcorp-runs" / run_id / "audit.jsonl"
+
+
+def open_audit(company: Company, config: RunConfig, vault: Any, run_id: str) -> Any:
+    """The run's ``AuditLog``, opened with a first ``run`` entry.
+
+    ``ConfigError`` when it cannot be written: a run that cannot leave a trace does not start.
+    """
+    from agentcorp.policy.audit import AuditLog
+
+    path = audit_path(config, run_id)
+    log = AuditLog(path, run_id=run_id, redactor=vault.redactor() if vault is not None else None)
+    try:
+        log.append("run", event="start", company=company.company,
+                   secrets=list(vault.names) if vault is not None else [],
+                   generated_secrets=list(vault.generated) if vault is not None else [])
+    except OSError as exc:
+        log.close()
+        where = "--audit" if config.audit is not None else "audit log"
+        raise ConfigError(f"{where}: cannot write {path}: {exc.strerror or exc}") from None
+    return log
 
 
 def budgets_of(spec: Any) -> Budgets:
@@ -359,27 +483,55 @@ class TaskRunner:
     client: Any = None
     company_meter: BudgetMeter = field(default_factory=lambda: BudgetMeter(Budgets()))
     recordings: Path | None = None
+    audit: Any = None  # the run's AuditLog, shared by every task's gate (one chain)
+    run_id: str = ""
+    #: The last task's home folder and final URL (what its checks read), for regrade.
+    final_state: tuple[Path, str | None] | None = None
 
     @classmethod
     @contextmanager
     def open(
         cls, company: Company, config: RunConfig, environ: Mapping[str, str] | None = None,
+        *, live_view: LiveViewSettings | None = None,
+        notify: Callable[[str], None] | None = None,
+        display: str | None = None,
     ) -> Iterator[TaskRunner]:
-        """A runner whose sandboxes and client are closed when the block ends."""
+        """A runner whose sandboxes, client and audit log are closed when the block ends.
+
+        Every task's gate writes to one hash-chained audit log (``audit_path``); ``notify``
+        gets one-line notices (generated secrets by name, live view addresses). ``display``
+        is an existing X display for the desktop sandboxes (a fleet worker's own).
+        """
         vault = secret_values(company, environ)
         secrets = {n: vault.value(n) for n in vault.names} if vault is not None else {}
-        boxes = Sandboxes(company, secrets)
-        client = make_client(config, company.company)
-        meter = BudgetMeter(budgets_of(company.defaults.budgets), name="company")
-        runner = cls(company, config, boxes, vault, client, meter,
-                     company.base_dir / "recordings")
+        run_id = new_run_id()
+        audit = open_audit(company, config, vault, run_id)
+        if vault is not None and vault.generated and notify is not None:
+            names = ", ".join(vault.generated)
+            notify(f"secrets: {names} not set; using a fresh random value for this run "
+                   "(if_missing: generate)")
+        boxes = Sandboxes(company, secrets, live_view, notify, display)
+        client = None
         try:
+            client = make_client(config, company.company)
+            meter = BudgetMeter(budgets_of(company.defaults.budgets), name="company")
+            runner = cls(company, config, boxes, vault, client, meter,
+                         company.base_dir / "recordings", audit, run_id)
             yield runner
         finally:
             boxes.close()
             if client is not None:
                 with suppress(Exception):
                     client.close()
+            # No closing entry: the last session's manifest then holds the log's final
+            # head, so ``agentcorp audit verify --head`` works with it directly.
+            audit.close()
+
+    def audit_info(self) -> dict[str, str]:
+        """The audit log's path and current head hash, for a session manifest."""
+        if self.audit is None:
+            return {}
+        return {"path": str(self.audit.path), "head": self.audit.head(), "run": self.run_id}
 
     @property
     def secret_list(self) -> list[str]:
@@ -388,8 +540,36 @@ class TaskRunner:
             return []
         return [self.vault.value(n) for n in self.vault.names]
 
+    def action_cache(self) -> Any:
+        """The run's ``ActionCache``, or ``None`` with ``--no-cache``."""
+        if not self.config.cache:
+            return None
+        from agentcorp.grounding.cache import ActionCache
+
+        return ActionCache(self.config.cache_dir or default_cache_dir())
+
+    def cache_key(self, task: Task) -> str:
+        """The task's action-cache key: its spec hash and its inputs."""
+        from agentcorp.grounding.cache import cache_key
+
+        return cache_key(task_spec_hash(self.company, task), task.inputs)
+
+    def cached(self, task: Task) -> bool:
+        """Whether a cached action sequence exists for ``task`` (and the cache is on)."""
+        cache = self.action_cache()
+        return cache is not None and (cache.dir / f"{self.cache_key(task)}.json").is_file()
+
     def mode_for(self, task: Task) -> str:
-        """How the task will run: planned (model), recording (offline replay) or scripted."""
+        """How the task will run: cache, planned/model, recording (offline replay), scripted.
+
+        Offline, a shipped recording (reviewed and committed with the company) goes before
+        the local action cache.
+        """
+        base = self.base_mode(task)
+        return "cache" if base != "recording" and self.cached(task) else base
+
+    def base_mode(self, task: Task) -> str:
+        """How the task runs without the action cache."""
         if self.client is not None:
             return "planned" if self.config.plan else "model"
         if self._recording(task) is not None:
@@ -409,11 +589,16 @@ class TaskRunner:
         """Run one attempt of ``task``; a generator of step records returning the result."""
         mode = self.mode_for(task)
         if mode == "none":
+            from agentcorp.record.find import stale_message
+
+            stale = stale_message(task.id, task_spec_hash(self.company, task),
+                                  self.recordings) if self.recordings is not None else None
             return TaskResult(task.id, "error",
                               "no model configured, and the task has neither a shipped "
-                              "recording nor scripted steps", mode=mode)
+                              "recording nor scripted steps" + (f": {stale}" if stale else ""),
+                              mode=mode)
         with self.sandboxes.session(self.company.task_sandbox(task)) as (computer, grounder):
-            gate = make_gate(self.company, task, self.vault)
+            gate = make_gate(self.company, task, self.vault, self.audit, computer)
             meter = self.company_meter.child(budgets_of(task.budgets), "task")
             names = model_names(self.config, self.company, task, self.client)
             model: Any = None
@@ -428,17 +613,35 @@ class TaskRunner:
             cfg = ActorConfig(model=names["actor"], image_history=self.config.image_history,
                               long_side=self.config.long_side)
             ti = task_input(self.company, task)
+            cache = self.action_cache()
             if mode == "recording":
-                return (yield from self._replay(task, ti, computer, grounder, ctx, meter))
-            return (yield from run_task(
-                ti, computer, gate=gate, meter=meter, check_context=ctx, actor_model=model,
-                planner=planner, grounder=grounder, config=cfg,
-                max_replans=self.config.max_replans,
-            ))
+                gen = self._replay(task, ti, computer, grounder, ctx, meter, gate)
+            elif cache is not None:
+                from agentcorp.actor.cached import run_task_cached
+
+                gen = run_task_cached(
+                    ti, computer, cache=cache, key=self.cache_key(task), gate=gate,
+                    meter=meter, check_context=ctx, actor_model=model, planner=planner,
+                    grounder=grounder, config=cfg, max_replans=self.config.max_replans,
+                    meta={"task": task.id, "company": self.company.company},
+                    secrets=self.secret_list,
+                )
+            else:
+                gen = run_task(
+                    ti, computer, gate=gate, meter=meter, check_context=ctx,
+                    actor_model=model, planner=planner, grounder=grounder, config=cfg,
+                    max_replans=self.config.max_replans,
+                )
+            result: TaskResult = yield from gen
+            # What the checks looked at, for the recording (``capture_final_state``): read
+            # now, while the browser of this task is still open.
+            url = getattr(computer, "url", None)
+            self.final_state = (ctx.home, url if isinstance(url, str) else None)
+            return result
 
     def _replay(
         self, task: Task, ti: TaskInput, computer: Computer, grounder: Grounder,
-        ctx: CheckContext, meter: BudgetMeter,
+        ctx: CheckContext, meter: BudgetMeter, gate: ActionGate | None = None,
     ) -> Generator[Step, None, TaskResult]:
         """Offline: decision-replay the shipped recording on the live sandbox, then check."""
         from agentcorp.record.episode import episode_from_manifest, loop_runner
@@ -451,8 +654,10 @@ class TaskRunner:
         session = open_session(path)
         episode, recorded_config = episode_from_manifest(session)
         seen: list[Step] = []
-        report = decision_replay(session, loop_runner(session, grounder=grounder), computer,
-                                 on_step=seen.append)
+        # The live policy gate, not the recorded decisions: a replayed action is checked
+        # (and audited) like any other.
+        report = decision_replay(session, loop_runner(session, grounder=grounder, gate=gate),
+                                 computer, on_step=seen.append)
         yield from seen
         if not report.ok:
             return TaskResult(task.id, "fail", f"replay of {path} diverged: {report.divergence}",
@@ -482,6 +687,13 @@ def run_fleet_episode(task: Any, ctx: Any) -> Any:
     ``task.payload`` names ``company_file`` and ``task_id``; model settings come from the
     worker's environment (the same variables ``agentcorp run`` reads). The session is
     recorded under ``ctx.session_dir`` when set.
+
+    Every model call first takes a token of the fleet's shared rate limit
+    (``ctx.acquire(task.api_key or "llm")``), so many workers do not trip 429s together. A
+    failed attempt is retried in the same episode up to the spec's ``retry.max_attempts``
+    (as ``agentcorp run`` does; the ledger's attempts count leases, i.e. node losses). A
+    desktop task runs on the worker's own display (``ctx.display``) when the worker owns a
+    screen of the sandbox's size, instead of starting another Xvfb.
     """
     from agentcorp.cli.run import resolve_config, run_one_recorded
     from agentcorp.fleet.model import EpisodeResult
@@ -493,9 +705,20 @@ def run_fleet_episode(task: Any, ctx: Any) -> Any:
     config = resolve_config(sessions=Path(ctx.session_dir) if ctx.session_dir else None)
     env_before = {k: os.environ.get(k) for k in ctx.env()}
     os.environ.update(ctx.env())
+    display = _worker_display(company, spec_task, ctx)
+    tries = max(1, int(spec_task.retry.max_attempts))
+    done = 0
     try:
-        with TaskRunner.open(company, config) as runner:
-            result, session = run_one_recorded(runner, spec_task, int(ctx.attempt))
+        with TaskRunner.open(company, config, display=display) as runner:
+            if runner.client is not None:
+                runner.client = _RateLimitedClient(runner.client, ctx,
+                                                   str(getattr(task, "api_key", None) or "llm"))
+            for n in range(1, tries + 1):
+                done = n
+                result, session = run_one_recorded(runner, spec_task,
+                                                   (int(ctx.attempt) - 1) * tries + n)
+                if result.status in ("pass", "budget_exceeded"):
+                    break
     except SandboxError as exc:
         return EpisodeResult("error", str(exc))
     finally:
@@ -507,5 +730,52 @@ def run_fleet_episode(task: Any, ctx: Any) -> Any:
     status: Literal["passed", "failed", "error", "budget_exceeded"] = {
         "pass": "passed", "fail": "failed", "error": "error",
         "budget_exceeded": "budget_exceeded"}[result.status]  # type: ignore[assignment]
-    return EpisodeResult(status, result.reason, str(session) if session else None,
+    notes = [f"attempt {done} of {tries}"] if tries > 1 else []
+    if display is not None:
+        notes.append(f"on the worker's display {display}")
+    detail = "; ".join([result.reason, *notes] if result.reason else notes)
+    return EpisodeResult(status, detail, str(session) if session else None,
                          result.usage.cost_usd)
+
+
+def _worker_display(company: Company, task: Task, ctx: Any) -> str | None:
+    """The worker's own display when the task's desktop fits its screen, else ``None``."""
+    display = getattr(ctx, "display", None)
+    spec = company.sandboxes[company.task_sandbox(task)]
+    size = getattr(getattr(ctx, "computer", None), "size", None)
+    if not isinstance(display, str) or spec.kind != "desktop" or size is None:
+        return None
+    return display if tuple(size) == tuple(spec.screen) else None
+
+
+class _RateLimitedModel(ChatModel):
+    """A bound model that waits for a token of the fleet's shared rate limit per call."""
+
+    def __init__(self, inner: ChatModel, ctx: Any, key: str) -> None:
+        self.inner = inner
+        self.ctx = ctx
+        self.key = key
+
+    def complete(self, request: Any) -> Any:
+        """Take a token of ``key`` (``ctx.acquire``), then ask the model."""
+        self.ctx.acquire(self.key)
+        return self.inner.complete(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _RateLimitedClient:
+    """An ``OpenAIClient`` whose bound models go through ``_RateLimitedModel``."""
+
+    def __init__(self, inner: Any, ctx: Any, key: str) -> None:
+        self.inner = inner
+        self.ctx = ctx
+        self.key = key
+
+    def bind(self, **kwargs: Any) -> ChatModel:
+        """The inner client's bound model, rate limited."""
+        return _RateLimitedModel(self.inner.bind(**kwargs), self.ctx, self.key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -12,19 +12,25 @@ This module imports the actor; ``agentcorp.record`` itself does not, so the acto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
 from agentcorp.actor.loop import ActorConfig, EpisodeTask, run_episode
 from agentcorp.errors import RecordingError
-from agentcorp.grounding.base import Grounder
+from agentcorp.grounding.base import Candidate, Grounder, Hint
 from agentcorp.policy.base import ActionGate, GateContext, GateDecision
 from agentcorp.record.session import Session
 from agentcorp.sandbox.base import Computer
-from agentcorp.types import Action, ChatModel, PolicyStep, Step
+from agentcorp.types import Action, Box, ChatModel, PolicyStep, Step
 
-__all__ = ["RecordedGate", "episode_from_manifest", "episode_manifest", "loop_runner"]
+__all__ = [
+    "RecordedGate",
+    "RecordedGrounder",
+    "episode_from_manifest",
+    "episode_manifest",
+    "loop_runner",
+]
 
 
 def _plain(value: Any) -> Any:
@@ -113,9 +119,18 @@ def loop_runner(
 
     Passing a changed ``config`` (say another system prompt) is how a prompt change is tested
     against a recording: the replay then fails at the first request that differs.
+
+    A run that replayed the action cache (manifest ``cache_replay``) is redone the same way:
+    the cached actions first (``CachedActor``), then, if they diverged, the episode that
+    took over.
     """
+    part = session.actor_part()
+    cached = session.manifest.get("cache_replay")
+    if cached is not None and part is session:
+        return _cache_runner(session, cached, grounder=grounder, gate=gate, config=config,
+                             task=task)
     rec_task, rec_config = episode_from_manifest(session)
-    session = session.actor_part()
+    session = part
     the_task = task or rec_task
     the_config = config or rec_config
 
@@ -126,3 +141,76 @@ def loop_runner(
         )
 
     return run
+
+
+def _cache_runner(
+    session: Session, cached: Any, *, grounder: Grounder | None, gate: ActionGate | None,
+    config: ActorConfig | None, task: EpisodeTask | None,
+) -> Any:
+    """``run(model, computer)`` for a session whose actions came (at first) from the cache."""
+    from agentcorp.actor.cached import CachedActor, entries_from_doc
+    from agentcorp.errors import ConfigError
+
+    where = f"{session.folder / 'manifest.json'}: cache_replay"
+    try:
+        entries, cache_config = entries_from_doc(cached, where)
+    except ConfigError as exc:
+        raise RecordingError(str(exc)) from None
+    takeover: tuple[EpisodeTask, ActorConfig] | None = None
+    if session.manifest.get("episode") is not None:
+        takeover = episode_from_manifest(session)
+
+    def run(model: ChatModel, computer: Computer) -> Iterable[Step]:
+        the_gate = gate or RecordedGate(session)
+
+        def steps() -> Generator[Step, None, None]:
+            actor = CachedActor(computer, gate=the_gate, grounder=grounder,
+                                config=cache_config)
+            out = yield from actor.replay(
+                EpisodeTask(session.task_id, "", sandbox=str(
+                    (session.manifest.get("sandbox") or {}).get("name", ""))), entries)
+            if out.divergence is not None and takeover is not None:
+                yield from run_episode(computer, task or takeover[0], gate=the_gate,
+                                       model=model, grounder=grounder,
+                                       config=config or takeover[1])
+
+        return steps()
+
+    return run
+
+
+class RecordedGrounder(Grounder):
+    """Answers a scripted step's target where the recorded run found it, on the same frame.
+
+    Without a sandbox the DOM is gone and OCR of a recorded frame may place a target a few
+    pixels off (or not find a field the DOM found by its label), so a decision replay of a
+    browser task would diverge for reasons that have nothing to do with the loop. Each
+    recorded action with a text target is keyed by the frame it was grounded on and that
+    text; any other question (``wait_for`` texts, other frames) goes to ``fallback``.
+    """
+
+    def __init__(self, session: Session, fallback: Grounder | None = None) -> None:
+        from agentcorp.types import ActionStep, ObservationStep
+
+        self.fallback = fallback
+        self.points: dict[tuple[str, str], tuple[int, int]] = {}
+        frame_keys: tuple[str, ...] = ()
+        for ev in session.events:
+            st = ev.step
+            if isinstance(st, ObservationStep):
+                frame_keys = tuple(k for k in (ev.refs.get("frame"), st.frame_sha256) if k)
+            elif isinstance(st, ActionStep):
+                a = st.action
+                if a.target and a.x is not None and a.y is not None:
+                    for k in frame_keys:
+                        self.points.setdefault((k, a.target), (a.x, a.y))
+
+    def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
+        """The recorded point for ``target`` on this frame, else the fallback's answer."""
+        sha = getattr(frame, "sha256", None)
+        point = self.points.get((sha, target)) if isinstance(sha, str) else None
+        if point is not None:
+            x, y = point
+            # "cache": served from what was recorded, not read off the pixels.
+            return [Candidate(Box(x - 8, y - 8, 16, 16), target, 1.0, "cache")]
+        return self.fallback.locate(frame, target, hint) if self.fallback is not None else []

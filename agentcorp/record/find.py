@@ -14,7 +14,12 @@ from agentcorp.errors import RecordingError
 from agentcorp.record.format import MANIFEST
 from agentcorp.record.session import open_session
 
-__all__ = ["find_recording", "recording_candidates"]
+__all__ = ["find_recording", "recording_candidates", "stale_message", "stale_recording"]
+
+#: How to make a fresh recording (the sample company has a script for it).
+RERECORD_HINT = ("re-record it: run the task with a model configured and --sessions "
+                 "pointing at the recordings folder (for the sample company: python "
+                 "bench/record_demo.py)")
 
 
 def recording_candidates(task_id: str, folder: str | os.PathLike[str]) -> list[Path]:
@@ -54,3 +59,32 @@ def find_recording(
         if best is None or key > best[0]:
             best = (key, path)
     return best[1] if best else None
+
+
+def stale_recording(
+    task_id: str, spec_hash: str, folder: str | os.PathLike[str]
+) -> tuple[Path, str] | None:
+    """A complete, passing recording of ``task_id`` made for *another* spec hash, if any.
+
+    Returns the session folder and the spec hash it was recorded with, so ``agentcorp run``
+    can say why the recording is not used instead of only "no recording".
+    """
+    for path in reversed(recording_candidates(task_id, folder)):
+        try:
+            session = open_session(path)
+        except RecordingError:
+            continue
+        if (session.complete and session.task_id == task_id and session.spec_hash != spec_hash
+                and session.outcome.get("status") in ("pass", "done", "passed")):
+            return path, str(session.spec_hash)
+    return None
+
+
+def stale_message(task_id: str, spec_hash: str, folder: str | os.PathLike[str]) -> str | None:
+    """One line on why ``task_id``'s shipped recording cannot be used, or ``None``."""
+    found = stale_recording(task_id, spec_hash, folder)
+    if found is None:
+        return None
+    path, old = found
+    return (f"the shipped recording {path} was made for another version of task {task_id!r} "
+            f"(spec hash {old[:12]}, the task is now {spec_hash[:12]}); {RERECORD_HINT}")

@@ -104,10 +104,17 @@ def test_cli_bad_inputs_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 
 
 def test_missing_secret_is_a_clear_config_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("BACKOFFICE_PASSWORD")
-    assert main(["run", str(ACME), "--task", "log-support-call"]) == 2
+    # The sample generates its back office password when unset; without that line a
+    # missing secret stops the run before anything starts.
+    company = tmp_path / "co"
+    shutil.copytree(ACME, company, ignore=shutil.ignore_patterns("recordings"))
+    text = (company / "company.yaml").read_text(encoding="utf-8")
+    (company / "company.yaml").write_text(text.replace("    if_missing: generate\n", ""),
+                                          encoding="utf-8")
+    assert main(["run", str(company), "--task", "log-support-call"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["agentcorp: error: secrets.BACKOFFICE_PASSWORD: environment variable "
                    "BACKOFFICE_PASSWORD is not set"]

@@ -46,7 +46,7 @@ def _actions(task_id: str) -> list[tuple[Action, GateContext]]:
     """The actions the loop makes of a task's steps, with the context the sandbox reports."""
     ctx = _base_ctx(task_id)
     out: list[tuple[Action, GateContext]] = []
-    for i, raw in enumerate(COMPANY.task(task_id).steps):
+    for i, raw in enumerate(COMPANY.task(task_id).steps or []):  # model-driven: no steps
         s = parse_step(raw, f"steps[{i}]")
         if s.kind == "open_url":
             out.append((Action("open_url", url=s.url), ctx))

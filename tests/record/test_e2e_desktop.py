@@ -74,8 +74,20 @@ def test_regrade_and_report(desktop_session: Path, tmp_path: Path) -> None:
 
 
 def test_live_replay_without_company_is_a_clear_error(
-    desktop_session: Path, capsys: pytest.CaptureFixture[str]
+    desktop_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["replay", str(desktop_session), "--mode", "action"]) == 2
+    import json
+    import shutil
+
+    # ``agentcorp run`` names the company file in the manifest; a session without it
+    # (recorded elsewhere, or by hand) needs --company for a live replay.
+    assert open_session(desktop_session).manifest["company_file"] == str(
+        (COMPANY / "company.yaml").resolve())
+    bare = tmp_path / "bare"
+    shutil.copytree(desktop_session, bare)
+    manifest = json.loads((bare / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["company_file"]
+    (bare / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(["replay", str(bare), "--mode", "action"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--company" in err[0]

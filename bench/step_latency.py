@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agentcorp.sandbox import encode as _encode  # noqa: E402
 from agentcorp.sandbox.apps import AppSpec  # noqa: E402
 from agentcorp.sandbox.encode import encode_observation  # noqa: E402
 from agentcorp.sandbox.xvfb import XvfbDesktop  # noqa: E402
@@ -195,6 +196,13 @@ def main() -> int:
         reference_png = ref_png.read_bytes()
         ref_png.unlink()
         sent = encode_observation(frame)
+        # Bytes (no OCR) of the same frame with other settings, for comparison: the 16-colour
+        # path a coloured frame takes, and JPEG (q75 is ActorConfig's default).
+        other_bytes = {
+            "png_q50_colour_path": len(_encode._legible_png(_encode._model_array(frame, 1024), 4)),
+            "jpeg_q50": len(encode_observation(frame, fmt="jpeg", quality=50)),
+            "jpeg_q75": len(encode_observation(frame, fmt="jpeg", quality=75)),
+        }
         lossless = io.BytesIO()
         frame.pil().save(lossless, "PNG")
         # Tesseract wants text at least ~20 px high; read the sent image at screen size too,
@@ -238,7 +246,9 @@ def main() -> int:
         results = {
             "screen": list(SCREEN),
             "app": "mousepad (maximized, 60 lines of notes)",
-            "observation": "encode_observation defaults (jpeg q50, long side 1024)",
+            "observation": "encode_observation defaults (png q50, long side 1024: 4 greys at 2 "
+            "bits a pixel when nearly grey, else 16 colours at 4 bits)",
+            "observation_nearly_grey": _encode._nearly_grey(frame),
             "step_overhead_ms_p50": ov["p50"],
             "step_overhead_ms_p95": ov["p95"],
             "step_overhead_cpu_ms_p50": summary(overhead_cpu)["p50"],
@@ -262,6 +272,8 @@ def main() -> int:
             "observation_bytes": len(sent),
             "reference_png_bytes": len(reference_png),
             "bytes_ratio": round(len(sent) / len(reference_png), 3),
+            "bytes_ratio_other_settings": {
+                k: round(v / len(reference_png), 3) for k, v in other_bytes.items()},
             "ocr_words_lossless": sum(base_words.values()),
             "ocr_word_recall": round(recall, 4),
             "ocr_word_recall_note": "sent image read at screen size (bicubic) vs lossless frame",

@@ -300,7 +300,7 @@ class Sandboxes:
         if self._ocr is None:
             from agentcorp.grounding.ocr import OcrEngine
 
-            self._ocr = OcrEngine()
+            self._ocr = OcrEngine.shared()
         return self._ocr
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ class PendingAction:
         ctx = {
             f.name: getattr(self.context, f.name)
             for f in fields(self.context)
-            if f.name not in ("screenshot_jpeg", "field_box")
+            if f.name not in ("screenshot_jpeg", "screenshot_png", "field_box")
         }
         box = self.context.field_box
         ctx["field_box"] = None if box is None else [box.x, box.y, box.w, box.h]
@@ -67,6 +67,8 @@ class PendingAction:
         if redactor is not None:
             body = redactor.redact_json(body)
         body["screenshot_jpeg_b64"] = None if shot is None else base64.b64encode(shot).decode()
+        png = self.context.screenshot_png
+        body["screenshot_png_b64"] = None if png is None else base64.b64encode(png).decode()
         return body
 
     def describe(self) -> str:

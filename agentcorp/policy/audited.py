@@ -79,7 +79,7 @@ class AuditedGate(ActionGate):
 def _decision_fields(
     action: Action, ctx: GateContext, decision: GateDecision
 ) -> dict[str, Any]:
-    shot = ctx.screenshot_jpeg
+    shot = ctx.screenshot_jpeg or ctx.screenshot_png
     return {
         "task": ctx.task_id,
         "role": ctx.role,

@@ -32,6 +32,7 @@ class GateContext:
     window_class: str | None = None
     target_text: str | None = None
     screenshot_jpeg: bytes | None = None
+    screenshot_png: bytes | None = None
     # The focused input field, as the sandbox (not the model) sees it: the browser's
     # ``focused_field()`` or the grounding box of the field the last click landed in. Secret
     # placeholders are only typed where these show a permitted target.

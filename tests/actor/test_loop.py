@@ -73,7 +73,7 @@ def test_scripted_steps_run_without_model() -> None:
                           ("click", 160, 220, "left"), ("key", "ctrl+s")]
     assert fc.widget("customer").value == "ACME ${secrets.PW}"
     obs = [s for s in steps if isinstance(s, ObservationStep)]
-    assert obs[0].frame is not None and obs[0].image and obs[0].image[:2] == b"\xff\xd8"
+    assert obs[0].frame is not None and obs[0].image and obs[0].image[:8] == b"\x89PNG\r\n\x1a\n"
     acts = [s for s in steps if isinstance(s, ActionStep)]
     assert all(s.source == "script" for s in acts)
     assert acts[2].reasoning == "'Save' found by ocr at (100, 200, 120x40), score 1"

@@ -181,7 +181,7 @@ def test_e2e_desktop_task_planned_and_acted_via_fake_server(
     assert "Append today's call from Globex" in json.dumps(plan_req)
     # The actor saw a real screenshot, and the model's errors were told back to it.
     act_last = json.dumps(reqs[-1].body)
-    assert "data:image/jpeg;base64," in act_last
+    assert "data:image/png;base64," in act_last
     assert "arguments are not valid JSON" in act_last and "unknown tool 'teleport'" in act_last
     assert "off-screen" in act_last and "missing argument 'y'" in act_last
     [session] = _sessions(sessions)

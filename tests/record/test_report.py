@@ -22,7 +22,7 @@ def test_report_is_self_contained(recorded: Recorded, tmp_path: Path) -> None:
     page = render_html(s)
     # nothing that could reach a network: no http(s) URLs in src/href, frames are data: URIs
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
-    assert "data:image/jpeg;base64," in page
+    assert re.search(r"data:image/(png|jpeg);base64,", page)
     assert "default-src 'none'" in page
     # the recorded reasoning and tool call are in the page
     assert "I will focus the name field." in page

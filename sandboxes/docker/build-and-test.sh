@@ -17,7 +17,7 @@ if docker info >/dev/null 2>&1; then
 else
   ENGINE=podman
   need=()
-  for p in podman runc catatonit debootstrap fuse-overlayfs; do
+  for p in podman runc catatonit debootstrap fuse-overlayfs containernetworking-plugins; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
   done
   if [ "${#need[@]}" -gt 0 ]; then

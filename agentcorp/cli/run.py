@@ -57,7 +57,7 @@ LIVE_VIEW_ENV = "AGENTCORP_LIVE_VIEW"
 
 _FIELDS = ("provider", "base_url", "planner_model", "actor_model", "sessions", "audit",
            "image_history", "long_side", "timeout_s", "max_replans", "plan", "cache",
-           "cache_dir")
+           "cache_dir", "chromium")
 _ENV = {
     "provider": "AGENTCORP_PROVIDER",
     "base_url": "AGENTCORP_BASE_URL",
@@ -66,6 +66,7 @@ _ENV = {
     "sessions": "AGENTCORP_SESSIONS",
     "audit": "AGENTCORP_AUDIT",
     "cache_dir": "AGENTCORP_CACHE_DIR",
+    "chromium": "AGENTCORP_CHROMIUM",
 }
 
 

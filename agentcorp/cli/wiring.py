@@ -85,6 +85,7 @@ class RunConfig(BaseModel):
     plan: bool = True
     cache: bool = True  # the action cache (``--no-cache`` turns it off)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
+    chromium: Path | None = None  # default: Debian's /usr/bin/chromium, else on PATH
 
     @property
     def online(self) -> bool:
@@ -190,6 +191,7 @@ def start_services(
 
 def open_browser(
     company: Company, name: str, home: Path, secrets: Mapping[str, str],
+    chromium: str | None = None,
 ) -> Computer:
     """A fresh headless Chromium on browser sandbox ``name`` (services already running)."""
     from agentcorp.sandbox.browser import BrowserComputer
@@ -197,7 +199,7 @@ def open_browser(
     spec = company.sandboxes[name]
     allow = list(spec.allow_urls or (spec.policy.allow_urls if spec.policy else None) or [])
     return BrowserComputer(screen=(spec.screen[0], spec.screen[1]), start_url=spec.start_url,
-                           allow_urls=allow, home=home, secrets=secrets)
+                           allow_urls=allow, home=home, secrets=secrets, chromium=chromium)
 
 
 @dataclass(frozen=True)
@@ -233,8 +235,10 @@ class Sandboxes:
         live_view: LiveViewSettings | None = None,
         notify: Callable[[str], None] | None = None,
         display: str | None = None,
+        chromium: str | None = None,
     ) -> None:
         self.company = company
+        self.chromium = chromium
         self.secrets = secrets
         self.live_view = live_view
         self._notify = notify
@@ -269,7 +273,8 @@ class Sandboxes:
             home = Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
             self._services.extend(start_services(self.company, name, home, self.secrets))
-        browser = open_browser(self.company, name, self._homes[name], self.secrets)
+        browser = open_browser(self.company, name, self._homes[name], self.secrets,
+                               self.chromium)
         try:
             yield browser, make_grounder(browser, self._engine())
         finally:
@@ -510,7 +515,8 @@ class TaskRunner:
             names = ", ".join(vault.generated)
             notify(f"secrets: {names} not set; using a fresh random value for this run "
                    "(if_missing: generate)")
-        boxes = Sandboxes(company, secrets, live_view, notify, display)
+        boxes = Sandboxes(company, secrets, live_view, notify, display,
+                          str(config.chromium) if config.chromium else None)
         client = None
         try:
             client = make_client(config, company.company)

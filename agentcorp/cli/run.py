@@ -99,6 +99,7 @@ def resolve_config(
     audit: Path | None = None,
     cache_dir: Path | None = None,
     no_cache: bool = False,
+    chromium: Path | None = None,
 ) -> RunConfig:
     """Flags over environment over ``agentcorp.toml``; raises ``ConfigError`` (one line)."""
     env = os.environ if environ is None else environ
@@ -122,6 +123,8 @@ def resolve_config(
         values["cache_dir"] = cache_dir
     if no_cache:
         values["cache"] = False
+    if chromium is not None:
+        values["chromium"] = chromium
     cache_to = values.get("cache_dir")
     if cache_to is not None and Path(str(cache_to)).exists() and not Path(
             str(cache_to)).is_dir():
@@ -482,12 +485,15 @@ def run(
         "~/.cache/agentcorp/actions).")] = None,
     no_cache: Annotated[bool, typer.Option(
         "--no-cache", help="Neither replay nor store cached action sequences.")] = False,
+    chromium: Annotated[Path | None, typer.Option(
+        metavar="PATH", help="Chromium executable for browser sandboxes (default "
+        "$AGENTCORP_CHROMIUM, else /usr/bin/chromium).")] = None,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes."""
     cfg = resolve_config(provider=provider, base_url=base_url, planner_model=planner_model,
                          actor_model=actor_model, sessions=sessions, config_file=config,
                          no_plan=no_plan, audit=audit, cache_dir=cache_dir,
-                         no_cache=no_cache)
+                         no_cache=no_cache, chromium=chromium)
     live = live_view_settings(live_view, vnc_password, vnc_port, web_port)
     company = _load(path)
     tasks = _select(company, task)

@@ -48,6 +48,12 @@ def test_run_without_chromium_names_the_package(tmp_path: Path) -> None:
     assert r.returncode == 3, r.stderr
     assert "apt-get install chromium" in r.stderr
     assert "Traceback" not in r.stderr
+    # The flag wins over the environment, and says the same.
+    r = _run(["run", "tasks/acme", "--task", "backoffice-login", "--no-cache",
+              "--chromium", str(tmp_path / "elsewhere"), "--sessions", str(tmp_path / "t")],
+             dict(os.environ), tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert f"at {tmp_path / 'elsewhere'}" in r.stderr
 
 
 def test_doctor_without_xvfb_exits_3(tmp_path: Path) -> None:

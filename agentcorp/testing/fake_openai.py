@@ -571,25 +571,23 @@ class _Handler(BaseHTTPRequestHandler):
         want = self.server.state.require_key
         return want is None or req.authorization == f"Bearer {want}"
 
+    def _route_ok(self, req: ReceivedRequest, *paths: str) -> bool:
+        """Answer 404 for an unknown path and 401 for a wrong key; True when neither."""
+        if self.path.rstrip("/") not in paths:
+            req.status = 404
+            self._send(_json_reply(404, _error_body(f"no route {self.path}", "not_found")))
+            return False
+        if not self._key_ok(req):
+            req.status = 401
+            self._send(_json_reply(401, _error_body(
+                "Incorrect API key provided (fake)", "invalid_request_error", "invalid_api_key")))
+            return False
+        return True
+
     def do_GET(self) -> None:
         """``GET /v1/models``."""
         req = self._record(None)
-        if self.path.rstrip("/") not in ("/v1/models", "/models"):
-            req.status = 404
-            self._send(_json_reply(404, _error_body(f"no route {self.path}", "not_found")))
-            return
-        if not self._key_ok(req):
-            req.status = 401
-            self._send(
-                _json_reply(
-                    401,
-                    _error_body(
-                        "Incorrect API key provided (fake)",
-                        "invalid_request_error",
-                        "invalid_api_key",
-                    ),
-                )
-            )
+        if not self._route_ok(req, "/v1/models", "/models"):
             return
         data = [
             {"id": m, "object": "model", "owned_by": "agentcorp-fake"}
@@ -608,22 +606,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         req = self._record(body)
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-            req.status = 404
-            self._send(_json_reply(404, _error_body(f"no route {self.path}", "not_found")))
-            return
-        if not self._key_ok(req):
-            req.status = 401
-            self._send(
-                _json_reply(
-                    401,
-                    _error_body(
-                        "Incorrect API key provided (fake)",
-                        "invalid_request_error",
-                        "invalid_api_key",
-                    ),
-                )
-            )
+        if not self._route_ok(req, "/v1/chat/completions", "/chat/completions"):
             return
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             req.status = 400

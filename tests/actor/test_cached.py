@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from agentcorp.actor.runner import TaskInput, TaskResult
 from agentcorp.checks import CheckContext
 from agentcorp.grounding.cache import ActionCache, ActionCacheError, cache_key
 from agentcorp.policy.base import ActionGate, GateContext, GateDecision
+from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.types import Action, ActionStep, Box, ErrorStep, Step
 
@@ -21,13 +21,6 @@ SUCCESS = {"check": "screen_contains", "text": "Saved"}
 KEY = cache_key("spec", {"x": 1})
 
 
-def drive(gen: Generator[Step, None, TaskResult]) -> tuple[list[Step], TaskResult]:
-    steps: list[Step] = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
 
 
 def screen() -> FakeComputer:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Generator
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from agentcorp.actor import Actor, ActorConfig, BudgetMeter, Budgets, EpisodeResult, EpisodeTask
+from agentcorp.actor import Actor, ActorConfig, BudgetMeter, Budgets, EpisodeTask
 from agentcorp.errors import LLMUnavailable
 from agentcorp.policy.base import ActionGate, AllowAll, GateContext, GateDecision
+from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.testing.scripted import ScriptedLLM, raw_tool_reply, text_reply, tool_reply
 from agentcorp.types import (
@@ -23,18 +23,8 @@ from agentcorp.types import (
     ModelCallStep,
     ObservationStep,
     PolicyStep,
-    Step,
     Usage,
 )
-
-
-def drive(gen: Generator[Step, None, EpisodeResult]) -> tuple[list[Step], EpisodeResult]:
-    steps: list[Step] = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
 
 
 def desk() -> FakeComputer:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Generator
 from typing import Any
 
 from PIL import Image
@@ -17,6 +16,7 @@ from PIL import Image
 from agentcorp.actor import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.policy import PolicyConfig, PolicyGate, SecretSpec, SecretVault
 from agentcorp.policy.base import ActionGate, AllowAll
+from agentcorp.testing.drive import drive as _drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.testing.scripted import ScriptedLLM, tool_reply
 from agentcorp.types import Box, ObservationStep, PolicyStep, Step
@@ -45,13 +45,6 @@ def _vault() -> SecretVault:
     return SecretVault([SecretSpec("PW", allow_fields=("Password",))], {"PW": VALUE})
 
 
-def _drive(gen: Generator[Step, None, EpisodeResult]) -> tuple[list[Step], EpisodeResult]:
-    steps: list[Step] = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
 
 
 def _run(gate: ActionGate, replies: list[Any]) -> tuple[list[Step], EpisodeResult, ScriptedLLM,

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from agentcorp.actor import ActorConfig, BudgetMeter, Budgets
-from agentcorp.actor.runner import TaskInput, TaskResult, run_task
+from agentcorp.actor.runner import TaskInput, run_task
 from agentcorp.checks import CheckContext
 from agentcorp.planner import Planner
 from agentcorp.policy.base import AllowAll, GateContext
 from agentcorp.policy.factory import build_gate
+from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.testing.scripted import ScriptedLLM, tool_reply
-from agentcorp.types import Box, CheckStep, PlanStep, PolicyStep, Step
-
-
-def drive(gen: Generator[Step, None, TaskResult]) -> tuple[list[Step], TaskResult]:
-    steps: list[Step] = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
+from agentcorp.types import Box, CheckStep, PlanStep, PolicyStep
 
 
 def screen() -> FakeComputer:

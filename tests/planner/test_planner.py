@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 from typing import Any
 
 import jsonschema
@@ -11,8 +10,9 @@ import pytest
 
 from agentcorp.actor.script import parse_step
 from agentcorp.planner import Plan, PlanError, Planner, PlanTask
+from agentcorp.testing.drive import drive
 from agentcorp.testing.scripted import ScriptedLLM
-from agentcorp.types import ModelCallStep, PlanStep, Step
+from agentcorp.types import ModelCallStep, PlanStep
 
 TASK = PlanTask("enter-invoice", "Enter invoice INV-1042 for 120.00", role="Bookkeeper",
                 sandbox="office (desktop: gnumeric)",
@@ -26,13 +26,6 @@ GOOD = {"subgoals": ["save the sheet"], "steps": [
 ]}
 
 
-def drive(gen: Generator[Step, None, Plan]) -> tuple[list[Step], Plan]:
-    steps: list[Step] = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
 
 
 def test_valid_plan_first_time() -> None:

@@ -5,14 +5,14 @@ either completes another way or fails cleanly."""
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentcorp.actor import ActorConfig, EpisodeResult, EpisodeTask, run_episode
+from agentcorp.actor import ActorConfig, EpisodeTask, run_episode
 from agentcorp.policy import AuditedGate, build_gate, verify
+from agentcorp.testing.drive import drive as _run
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.testing.scripted import ScriptedLLM, tool_reply
 from agentcorp.types import Action, Box, ChatResponse, PolicyStep, Step
@@ -96,13 +96,6 @@ def _reached(action: Action) -> tuple[Any, ...]:
     raise AssertionError(action.kind)
 
 
-def _run(gen: Generator[Step, None, EpisodeResult]) -> tuple[list[Step], EpisodeResult]:
-    steps: list[Step] = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return steps, stop.value
 
 
 def _audit_rows(path: Path) -> list[dict[str, Any]]:

@@ -48,9 +48,9 @@ t1=$(date +%s)
 data="$(mktemp -d)"
 trap 'rm -rf "$data"' EXIT
 chown 10001:10001 "$data"
-run() { $ENGINE run --rm --init --network none -v "$data:/data" "$IMAGE" "$@"; }
+run() { $ENGINE run --rm --init --no-healthcheck --network none -v "$data:/data" "$IMAGE" "$@"; }
 
-uid="$($ENGINE run --rm --network none --entrypoint id "$IMAGE" -u)"
+uid="$($ENGINE run --rm --no-healthcheck --network none --entrypoint id "$IMAGE" -u)"
 [ "$uid" != "0" ] || { say "image runs as root"; exit 1; }
 run doctor --quiet
 run validate /opt/agentcorp/tasks/acme
@@ -75,7 +75,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 vport=$(free_port); wport=$(free_port)
 AGENTCORP_VNC_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
 export AGENTCORP_VNC_PASSWORD  # passed by name (-e VAR), so it shows on no command line
-cid=$($ENGINE run -d --rm --init -e AGENTCORP_VNC_PASSWORD -p "127.0.0.1:$vport:5900" \
+cid=$($ENGINE run -d --rm --init --no-healthcheck -e AGENTCORP_VNC_PASSWORD -p "127.0.0.1:$vport:5900" \
   -p "127.0.0.1:$wport:6080" "$IMAGE" run /opt/agentcorp/sandboxes/docker/watch.yaml --live-view)
 stop_watch() { $ENGINE rm -f "$cid" >/dev/null 2>&1 || true; rm -rf "$data"; }
 trap stop_watch EXIT

@@ -17,7 +17,8 @@ The tree, with the CLI exit code each maps to::
     │       ├── QuotaExhausted          3  429 that means "no credits", never retried
     │       └── RealRequestBlocked      3  the test tripwire refused a real endpoint
     ├── SandboxError                    1  a backend failed while running
-    │   └── PolicyViolation             1  an action refused by policy outside a model turn
+    │   ├── PolicyViolation             1  an action refused by policy outside a model turn
+    │   └── UnsupportedAction           1  this sandbox cannot perform that kind of action
     ├── LLMError                        1  the model endpoint failed after retries
     ├── BudgetExceeded                  1  a hard budget (steps/tokens/usd/wall clock) ran out
     └── FleetError                      1  ledger / scheduler / cluster failure
@@ -46,6 +47,7 @@ __all__ = [
     "SetupError",
     "SpecError",
     "SpecIssue",
+    "UnsupportedAction",
 ]
 
 
@@ -120,6 +122,10 @@ class SandboxError(AgentcorpError):
 
 class PolicyViolation(SandboxError):
     """An action was refused by policy where no model is there to be told."""
+
+
+class UnsupportedAction(SandboxError):
+    """The sandbox cannot perform this kind of action (e.g. ``open_url`` on a desktop)."""
 
 
 class LLMError(AgentcorpError):

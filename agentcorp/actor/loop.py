@@ -24,7 +24,7 @@ from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
 from agentcorp.grounding.resolve import resolve
 from agentcorp.policy.base import ActionGate, GateContext
 from agentcorp.record.canonical import canonical_request_hash, request_body
-from agentcorp.sandbox.base import Computer, Frame
+from agentcorp.sandbox.base import Computer, Frame, execute_action
 from agentcorp.sandbox.coords import ScreenMap
 from agentcorp.sandbox.encode import encode_observation
 from agentcorp.types import (
@@ -427,7 +427,7 @@ class Actor:
         before = st.frame
         t0 = time.perf_counter()
         try:
-            self._execute(action)
+            execute_action(self.computer, action)
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
@@ -465,37 +465,6 @@ class Actor:
             field_box=box, field_is_password=is_password, field_label=label,
         )
 
-    def _execute(self, a: Action) -> None:
-        c = self.computer
-        match a.kind:
-            case "click" | "right_click" | "double_click" | "move" | "scroll":
-                assert a.x is not None and a.y is not None
-                if a.kind == "click":
-                    c.click(a.x, a.y)
-                elif a.kind == "right_click":
-                    c.click(a.x, a.y, "right")
-                elif a.kind == "double_click":
-                    c.double_click(a.x, a.y)
-                elif a.kind == "move":
-                    c.move(a.x, a.y)
-                else:
-                    c.scroll(a.x, a.y, a.dx, a.dy)
-            case "drag":
-                c.drag(a.path)
-            case "type":
-                c.type(a.text or "")
-            case "key":
-                c.key(a.keys or "")
-            case "wait":
-                c.wait(a.seconds or 0.0)
-            case "open_url":
-                goto = getattr(c, "goto", None)
-                if goto is None:
-                    raise _NotSupported("open_url needs a browser sandbox")
-                goto(a.url)
-            case _:
-                raise _NotSupported(f"action {a.kind!r} cannot be executed")
-
     def _observe(self, st: _State, frame: Frame, changed: Any) -> ObservationStep:
         """Take ``frame`` as the current screen; what leaves the loop is the redacted copy.
 
@@ -516,10 +485,6 @@ class Actor:
             return None
         yield self.meter.snapshot(st.step, time.time(), over)
         return EpisodeResult("budget_exceeded", over)
-
-
-class _NotSupported(AgentcorpError):
-    """The sandbox cannot perform this kind of action (told to the model, not raised)."""
 
 
 def run_episode(

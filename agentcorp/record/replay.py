@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agentcorp.errors import AgentcorpError, RecordingError
+from agentcorp.errors import AgentcorpError, RecordingError, UnsupportedAction
 from agentcorp.grounding.base import Grounder, Hint
 from agentcorp.record.canonical import (
     BLOB_REF_PREFIX,
@@ -35,7 +35,7 @@ from agentcorp.record.canonical import (
 from agentcorp.record.recorder import _check_leaves
 from agentcorp.record.redact import Redactor
 from agentcorp.record.session import Event, Session
-from agentcorp.sandbox.base import Computer, Frame
+from agentcorp.sandbox.base import COMPUTER_ACTIONS, Computer, Frame, execute_action
 from agentcorp.types import (
     Action,
     ActionResultStep,
@@ -356,37 +356,12 @@ def _save_pair(out: Path, step: int, recorded: Frame | None, live: Frame) -> tup
 
 
 def _execute(computer: Computer, a: Action) -> None:
-    match a.kind:
-        case "click":
-            assert a.x is not None and a.y is not None
-            computer.click(a.x, a.y)
-        case "right_click":
-            assert a.x is not None and a.y is not None
-            computer.click(a.x, a.y, "right")
-        case "double_click":
-            assert a.x is not None and a.y is not None
-            computer.double_click(a.x, a.y)
-        case "move":
-            assert a.x is not None and a.y is not None
-            computer.move(a.x, a.y)
-        case "scroll":
-            assert a.x is not None and a.y is not None
-            computer.scroll(a.x, a.y, a.dx, a.dy)
-        case "drag":
-            computer.drag(a.path)
-        case "type":
-            computer.type(a.text or "")
-        case "key":
-            computer.key(a.keys or "")
-        case "wait":
-            computer.wait(a.seconds or 0.0)
-        case "open_url":
-            goto = getattr(computer, "goto", None)
-            if goto is None:
-                raise RecordingError(f"open_url cannot be replayed on {type(computer).__name__}")
-            goto(a.url)
-        case _:
-            pass
+    if a.kind not in COMPUTER_ACTIONS:
+        return  # wait_for / done / fail: nothing to do on the computer
+    try:
+        execute_action(computer, a)
+    except UnsupportedAction as exc:
+        raise RecordingError(f"cannot replay this step: {exc}") from exc
 
 
 def _relocate(a: Action, dx: int, dy: int) -> Action:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
-from agentcorp.types import Box, Point
+from agentcorp.errors import UnsupportedAction
+from agentcorp.types import Action, Box, Point
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Button", "Computer", "Frame", "SettleResult"]
+__all__ = ["COMPUTER_ACTIONS", "Button", "Computer", "Frame", "SettleResult", "execute_action"]
 
 Button = Literal["left", "middle", "right"]
 
@@ -164,3 +165,47 @@ class Computer(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+#: Action kinds that drive a ``Computer`` (the rest — wait_for, done, fail — are the loop's).
+COMPUTER_ACTIONS = frozenset(
+    {"click", "right_click", "double_click", "move", "scroll", "drag", "type", "key", "wait",
+     "open_url"}
+)
+
+
+def execute_action(computer: Computer, a: Action) -> None:
+    """Perform ``a`` on ``computer``: the one place an ``Action`` becomes ``Computer`` calls.
+
+    Raises ``UnsupportedAction`` for a kind the computer cannot do (``open_url`` without a
+    browser, or a kind outside ``COMPUTER_ACTIONS``).
+    """
+    if a.kind in ("click", "right_click", "double_click", "move", "scroll"):
+        if a.x is None or a.y is None:
+            raise UnsupportedAction(f"{a.kind} needs x and y")
+        if a.kind == "click":
+            computer.click(a.x, a.y)
+        elif a.kind == "right_click":
+            computer.click(a.x, a.y, "right")
+        elif a.kind == "double_click":
+            computer.double_click(a.x, a.y)
+        elif a.kind == "move":
+            computer.move(a.x, a.y)
+        else:
+            computer.scroll(a.x, a.y, a.dx, a.dy)
+    elif a.kind == "drag":
+        computer.drag(a.path)
+    elif a.kind == "type":
+        computer.type(a.text or "")
+    elif a.kind == "key":
+        computer.key(a.keys or "")
+    elif a.kind == "wait":
+        computer.wait(a.seconds or 0.0)
+    elif a.kind == "open_url":
+        goto = getattr(computer, "goto", None)
+        if goto is None:
+            name = type(computer).__name__
+            raise UnsupportedAction(f"open_url needs a browser sandbox, not {name}")
+        goto(a.url)
+    else:
+        raise UnsupportedAction(f"action {a.kind!r} cannot be executed")

@@ -113,8 +113,15 @@ def evaluate_steps(
     status, leaves = evaluate(tree, ctx)
     now = time.time()
     steps = [CheckStep(step, now, o.name, o.status, o.detail) for o in leaves]
-    steps.append(CheckStep(step, now, "success", status,
-                           f"{sum(o.status == 'pass' for o in leaves)}/{len(leaves)} passed"))
+    steps.append(
+        CheckStep(
+            step,
+            now,
+            "success",
+            status,
+            f"{sum(o.status == 'pass' for o in leaves)}/{len(leaves)} passed",
+        )
+    )
     return status, steps
 
 
@@ -216,12 +223,14 @@ def _command(d: Mapping[str, Any], ctx: CheckContext) -> str:
     argv = d.get("argv")
     if not isinstance(argv, list) or not argv:
         raise ValueError("command needs a non-empty argv")
-    args = [str(_path(ctx, a)) if isinstance(a, str) and a.startswith("~/") else str(a)
-            for a in argv]
+    args = [
+        str(_path(ctx, a)) if isinstance(a, str) and a.startswith("~/") else str(a) for a in argv
+    ]
     env = {**os.environ, "HOME": str(ctx.home), **ctx.env}
     timeout = float(d.get("timeout", 30.0))
-    r = subprocess.run(args, cwd=ctx.home, env=env, capture_output=True, text=True,
-                       timeout=timeout, check=False)
+    r = subprocess.run(
+        args, cwd=ctx.home, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     expected = int(d.get("exit_code", 0))
     if r.returncode != expected:
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [""]
@@ -235,9 +244,11 @@ def _command(d: Mapping[str, Any], ctx: CheckContext) -> str:
 
 def _json_at(body: Any, path: str) -> Any:
     for part in path.split("."):
-        if isinstance(body, list) and part.lstrip("-").isdigit() and -len(body) <= int(
-            part
-        ) < len(body):
+        if (
+            isinstance(body, list)
+            and part.lstrip("-").isdigit()
+            and -len(body) <= int(part) < len(body)
+        ):
             body = body[int(part)]
         elif isinstance(body, dict) and part in body:
             body = body[part]
@@ -268,8 +279,9 @@ def _sqlite(d: Mapping[str, Any], ctx: CheckContext) -> str:
         rows = [list(r) for r in conn.execute(str(d.get("query"))).fetchall()]
     expected = [list(r) for r in d.get("rows") or []]
     if rows != expected:
-        raise _CheckFailed(f"query returned {json.dumps(rows)[:200]}, "
-                           f"expected {json.dumps(expected)[:200]}")
+        raise _CheckFailed(
+            f"query returned {json.dumps(rows)[:200]}, expected {json.dumps(expected)[:200]}"
+        )
     return f"{len(rows)} row(s) as expected"
 
 
@@ -285,18 +297,30 @@ def _llm_judge(d: Mapping[str, Any], ctx: CheckContext) -> str:
     ctx.computer.screenshot().pil().save(buf, "PNG")
     image = base64.b64encode(buf.getvalue()).decode("ascii")
     question = str(d.get("question"))
-    reply = ctx.judge.complete(ChatRequest(
-        model=str(d.get("model") or ctx.judge_model),
-        messages=[
-            {"role": "system", "content": 'Answer with JSON: {"answer": "yes"|"no", '
-                                          '"reason": "..."}'},
-            {"role": "user", "content": [
-                {"type": "text", "text": question},
-                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}},
-            ]},
-        ],
-        response_format={"type": "json_object"}, temperature=0.0, purpose="judge",
-    ))
+    reply = ctx.judge.complete(
+        ChatRequest(
+            model=str(d.get("model") or ctx.judge_model),
+            messages=[
+                {
+                    "role": "system",
+                    "content": 'Answer with JSON: {"answer": "yes"|"no", "reason": "..."}',
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": question},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": f"data:image/png;base64,{image}"},
+                        },
+                    ],
+                },
+            ],
+            response_format={"type": "json_object"},
+            temperature=0.0,
+            purpose="judge",
+        )
+    )
     try:
         verdict = json.loads(reply.content or "")
         answer = str(verdict["answer"]).strip().lower()

@@ -43,8 +43,13 @@ def _paired(n: int, model: bool) -> tuple[list[float], list[float]]:
     """
     fc, direct_fc = _computer(), _computer()
     llm = ScriptedLLM([tool_reply("key", keys="a")] * (n + 1) + [tool_reply("done", summary="ok")])
-    actor = Actor(fc, gate=build_gate({}, None), model=llm if model else None,
-                  meter=BudgetMeter(Budgets()), config=ActorConfig(model="m", image_history=3))
+    actor = Actor(
+        fc,
+        gate=build_gate({}, None),
+        model=llm if model else None,
+        meter=BudgetMeter(Budgets()),
+        config=ActorConfig(model="m", image_history=3),
+    )
     task = EpisodeTask("bench", "press a", steps=[] if model else [{"key": "a"}] * (n + 1))
     gen = actor.run(task)
 

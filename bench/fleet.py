@@ -59,13 +59,23 @@ def _timed_run(kind: str, n: int) -> tuple[float, float]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as d:
         if kind == "local":
-            rep = run_local(_tasks(n), Path(d) / "l.db", "agentcorp.fleet.runners:noop",
-                            LocalOptions(workers=2, sandbox="none", lease_s=30), on_event=note)
+            rep = run_local(
+                _tasks(n),
+                Path(d) / "l.db",
+                "agentcorp.fleet.runners:noop",
+                LocalOptions(workers=2, sandbox="none", lease_s=30),
+                on_event=note,
+            )
         else:
             from agentcorp.fleet.ray_backend import RayOptions, run_ray
 
-            rep = run_ray(_tasks(n), Path(d) / "l.db", "agentcorp.fleet.runners:noop",
-                          RayOptions(lease_s=30, run_timeout_s=600), on_event=note)
+            rep = run_ray(
+                _tasks(n),
+                Path(d) / "l.db",
+                "agentcorp.fleet.runners:noop",
+                RayOptions(lease_s=30, run_timeout_s=600),
+                on_event=note,
+            )
     wall = time.perf_counter() - t0
     if rep.counts != {"passed": n}:
         raise SystemExit(f"bench run failed: {rep.counts}")
@@ -109,8 +119,14 @@ def bench_ray(n: int, runs: int) -> dict[str, Any]:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
-    ray.init(include_dashboard=False, log_to_driver=False, _temp_dir=tmp,
-             _node_ip_address="127.0.0.1", resources={"desktop": 2}, num_cpus=2)
+    ray.init(
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=tmp,
+        _node_ip_address="127.0.0.1",
+        resources={"desktop": 2},
+        num_cpus=2,
+    )
     try:
         per = []
         for _ in range(runs):
@@ -158,13 +174,21 @@ def bench_policy(n_tasks: int = 200_000, n_nodes: int = 20_000) -> dict[str, Any
 
     rng = random.Random(1)
     tasks = [
-        FleetTask(f"c{i // 10}.{i % 10}",
-                  (f"c{i // 10}.{i % 10 - 1}",) if i % 10 and rng.random() < 0.5 else (),
-                  f"c{i // 10}", 0.1, 100.0, f"key{i % 16}")
+        FleetTask(
+            f"c{i // 10}.{i % 10}",
+            (f"c{i // 10}.{i % 10 - 1}",) if i % 10 and rng.random() < 0.5 else (),
+            f"c{i // 10}",
+            0.1,
+            100.0,
+            f"key{i % 16}",
+        )
         for i in range(n_tasks)
     ]
-    p = SchedulerPolicy(tasks, budgets={f"c{j}": 1.5 for j in range(n_tasks // 10)},
-                        rate_limits={f"key{k}": RateLimit(1e6, 1e6) for k in range(16)})
+    p = SchedulerPolicy(
+        tasks,
+        budgets={f"c{j}": 1.5 for j in range(n_tasks // 10)},
+        rate_limits={f"key{k}": RateLimit(1e6, 1e6) for k in range(16)},
+    )
     for k in range(n_nodes):
         p.add_node(str(k), 1)
     c0, t0 = time.process_time(), time.perf_counter()

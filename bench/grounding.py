@@ -54,9 +54,13 @@ class TesseractGrounder(OcrGrounder):
 
         with tempfile.NamedTemporaryFile(suffix=".png") as f:
             Image.fromarray(px).save(f.name)
-            out = subprocess.run(["tesseract", f.name, "-", "tsv"], capture_output=True,
-                                 text=True, check=True,
-                                 env={**os.environ, "OMP_THREAD_LIMIT": "1"}).stdout
+            out = subprocess.run(
+                ["tesseract", f.name, "-", "tsv"],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+            ).stdout
         lines: dict[tuple[str, str, str], list[tuple[str, Box, float]]] = {}
         for row in out.splitlines()[1:]:
             c = row.split("\t")
@@ -73,8 +77,9 @@ class TesseractGrounder(OcrGrounder):
                     text += " "
                     chars.append((chars[-1][1], b.x))
                 step = b.w / max(1, len(w))
-                chars.extend((int(b.x + k * step), int(b.x + (k + 1) * step))
-                             for k in range(len(w)))
+                chars.extend(
+                    (int(b.x + k * step), int(b.x + (k + 1) * step)) for k in range(len(w))
+                )
                 text += w
                 box = box.union(b)
             conf = sum(c for _, _, c in words) / len(words)
@@ -95,8 +100,9 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def full_frame(g: OcrGrounder, repeats: int,
-               per_frame: dict[str, list[float]] | None = None) -> tuple[list[float], list[float]]:
+def full_frame(
+    g: OcrGrounder, repeats: int, per_frame: dict[str, list[float]] | None = None
+) -> tuple[list[float], list[float]]:
     wall, cpu = [], []
     for _ in range(repeats):
         for f in labels()["frames"]:
@@ -150,12 +156,19 @@ def live(repeats: int) -> dict[str, Any]:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
     src = tmp / "notes.txt"
-    src.write_text("Quarterly report for Acme Corp\nInvoice 2041 approved\n"
-                   "Next review: Monday morning\n\n")
+    src.write_text(
+        "Quarterly report for Acme Corp\nInvoice 2041 approved\nNext review: Monday morning\n\n"
+    )
     out: dict[str, Any] = {}
-    with XvfbDesktop(apps=[AppSpec("notes", ["mousepad", "~/notes.txt"],
-                                   wait_for_window="notes.txt", maximize=True)],
-                     files={"~/notes.txt": src}, home=tmp / "home") as desk:
+    with XvfbDesktop(
+        apps=[
+            AppSpec(
+                "notes", ["mousepad", "~/notes.txt"], wait_for_window="notes.txt", maximize=True
+            )
+        ],
+        files={"~/notes.txt": src},
+        home=tmp / "home",
+    ) as desk:
         g = OcrGrounder()
         deadline = time.monotonic() + 5
         while os.geteuid() == 0 and not g.locate(desk.screenshot(), "root account"):
@@ -164,12 +177,17 @@ def live(repeats: int) -> dict[str, Any]:
             desk.wait(0.1)
         desk.settle(timeout=1.0)
         # 1. the task by steps (OCR grounding, no model), recorded
-        steps = [{"click": "Monday morning"}, {"key": "End"}, {"type": " and lunch"},
-                 {"key": "ctrl+s"}]
+        steps = [
+            {"click": "Monday morning"},
+            {"key": "End"},
+            {"type": " and lunch"},
+            {"key": "ctrl+s"},
+        ]
         g.reset()
         t0 = time.perf_counter()
         gen = Actor(desk, gate=AllowAll(), model=None, grounder=g).run(
-            EpisodeTask("notes", "append", steps=steps))
+            EpisodeTask("notes", "append", steps=steps)
+        )
         records = []
         try:
             while True:
@@ -249,15 +267,20 @@ def main() -> None:
         "misses": s.misses,
     }
     if args.no_live:
-        result.update(locate_incremental_ms_p50=result["locate_incremental_pair_ms_p50"],
-                      cached_actions_per_s=None, cached_replay_live=False)
+        result.update(
+            locate_incremental_ms_p50=result["locate_incremental_pair_ms_p50"],
+            cached_actions_per_s=None,
+            cached_replay_live=False,
+        )
     else:
         result.update(live(args.repeats))
-    result["ratio_full_vs_tesseract"] = round(result["baseline_tesseract_full_ms_p50"]
-                                              / result["locate_full_ms_p50"], 2)
+    result["ratio_full_vs_tesseract"] = round(
+        result["baseline_tesseract_full_ms_p50"] / result["locate_full_ms_p50"], 2
+    )
     if result.get("cached_actions_per_s") and result.get("steps_actions_per_s"):
-        result["ratio_cached_vs_steps"] = round(result["cached_actions_per_s"]
-                                                / result["steps_actions_per_s"], 2)
+        result["ratio_cached_vs_steps"] = round(
+            result["cached_actions_per_s"] / result["steps_actions_per_s"], 2
+        )
     load = os.getloadavg()[0]
     result["load_avg_1m"] = round(load, 2)
     if args.json:

@@ -25,17 +25,34 @@ ACME = ROOT / "tasks" / "acme"
 #: replay does not depend on where the text sits on the screen).
 SCRIPTS: dict[str, list[dict[str, Any]]] = {
     "schedule-follow-up": [
-        {"when": {"purpose": "act"}, "tool_calls": [
-            {"name": "key", "arguments": {"keys": "ctrl+End"}}]},
-        {"when": {"purpose": "act"}, "content": "The caret is on the empty last line.",
-         "tool_calls": [{"name": "type", "arguments": {
-             "text": "2026-11-03 Follow-up: call Globex back about INV-1043."}}]},
-        {"when": {"purpose": "act"}, "tool_calls": [
-            {"name": "key", "arguments": {"keys": "Return"}}]},
-        {"when": {"purpose": "act"}, "tool_calls": [
-            {"name": "key", "arguments": {"keys": "ctrl+s"}}]},
-        {"when": {"purpose": "act"}, "tool_calls": [
-            {"name": "done", "arguments": {"summary": "Follow-up line added and saved."}}]},
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "key", "arguments": {"keys": "ctrl+End"}}],
+        },
+        {
+            "when": {"purpose": "act"},
+            "content": "The caret is on the empty last line.",
+            "tool_calls": [
+                {
+                    "name": "type",
+                    "arguments": {"text": "2026-11-03 Follow-up: call Globex back about INV-1043."},
+                }
+            ],
+        },
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "key", "arguments": {"keys": "Return"}}],
+        },
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "key", "arguments": {"keys": "ctrl+s"}}],
+        },
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [
+                {"name": "done", "arguments": {"summary": "Follow-up line added and saved."}}
+            ],
+        },
     ],
 }
 #: Tasks run first (scripted, no model calls) so the recorded screen is the one the offline
@@ -49,11 +66,21 @@ def record(task_id: str, company: Path = ACME, out_root: Path | None = None) -> 
     from agentcorp.testing.fake_openai import FakeOpenAIServer
 
     dest_root = (out_root or company / "recordings") / task_id
-    with tempfile.TemporaryDirectory(prefix="agentcorp-record-") as tmp, \
-            FakeOpenAIServer(SCRIPTS[task_id]) as srv:
+    with (
+        tempfile.TemporaryDirectory(prefix="agentcorp-record-") as tmp,
+        FakeOpenAIServer(SCRIPTS[task_id]) as srv,
+    ):
         sessions = Path(tmp) / "s"
-        args = ["run", str(company), "--base-url", srv.base_url, "--no-plan", "--no-cache",
-                "--sessions", str(sessions)]
+        args = [
+            "run",
+            str(company),
+            "--base-url",
+            srv.base_url,
+            "--no-plan",
+            "--no-cache",
+            "--sessions",
+            str(sessions),
+        ]
         for t in [*BEFORE.get(task_id, []), task_id]:
             args += ["--task", t]
         code = main(args)
@@ -75,14 +102,26 @@ def record(task_id: str, company: Path = ACME, out_root: Path | None = None) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", action="append", choices=sorted(SCRIPTS),
-                        help="Task to re-record (default: all model-driven sample tasks).")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="Recordings root (default tasks/acme/recordings).")
+    parser.add_argument(
+        "--task",
+        action="append",
+        choices=sorted(SCRIPTS),
+        help="Task to re-record (default: all model-driven sample tasks).",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Recordings root (default tasks/acme/recordings)."
+    )
     ns = parser.parse_args()
     # The recording must not depend on a real key or a real endpoint in the environment.
-    for var in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY", "AGENTCORP_BASE_URL",
-                "AGENTCORP_PROVIDER", "AGENTCORP_ACTOR_MODEL", "AGENTCORP_PLANNER_MODEL"):
+    for var in (
+        "XAI_API_KEY",
+        "OPENAI_API_KEY",
+        "AGENTCORP_API_KEY",
+        "AGENTCORP_BASE_URL",
+        "AGENTCORP_PROVIDER",
+        "AGENTCORP_ACTOR_MODEL",
+        "AGENTCORP_PLANNER_MODEL",
+    ):
         os.environ.pop(var, None)
     for task_id in ns.task or sorted(SCRIPTS):
         dest = record(task_id, out_root=ns.out)

@@ -64,7 +64,8 @@ def desktop() -> FakeComputer:
 
 def script(n: int) -> list[Any]:
     return [tool_reply("click", x=936, y=608) for _ in range(n)] + [
-        tool_reply("done", summary="paged through")]
+        tool_reply("done", summary="paged through")
+    ]
 
 
 def run(
@@ -79,12 +80,18 @@ def run(
     task = EpisodeTask("page", "Page through the report")
     rec = None
     if folder is not None:
-        rec = SessionRecorder(folder, task_id="page", spec_hash="0" * 64,
-                              sandbox_info={"screen": [1280, 800]}, models={"actor": "bench"},
-                              extra=episode_manifest(task, cfg))
+        rec = SessionRecorder(
+            folder,
+            task_id="page",
+            spec_hash="0" * 64,
+            sandbox_info={"screen": [1280, 800]},
+            models={"actor": "bench"},
+            extra=episode_manifest(task, cfg),
+        )
     scripted = ScriptedLLM(script(n))
     model: Any = scripted
     if latency_s:
+
         def slow(request: Any) -> Any:
             time.sleep(latency_s)
             return scripted.complete(request)
@@ -131,12 +138,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--steps", type=int, default=60, help="actions per run (default 60)")
-    ap.add_argument("--pairs", type=int, default=2,
-                    help="recorder off/on run pairs, interleaved (default 2)")
-    ap.add_argument("--replay-steps", type=int, default=200,
-                    help="actions in the session replayed for speed (default 200)")
-    ap.add_argument("--latency-ms", type=float, default=100.0,
-                    help="stand-in model reply time per call (default 100 ms)")
+    ap.add_argument(
+        "--pairs", type=int, default=2, help="recorder off/on run pairs, interleaved (default 2)"
+    )
+    ap.add_argument(
+        "--replay-steps",
+        type=int,
+        default=200,
+        help="actions in the session replayed for speed (default 200)",
+    )
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=100.0,
+        help="stand-in model reply time per call (default 100 ms)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="agentcorp-bench-replay-"))
     try:

@@ -91,8 +91,12 @@ def ocr_start(image: bytes, path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     # One OCR thread each: the machine is shared and OpenMP oversubscription makes it crawl.
     path.write_bytes(image)
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
-    proc = subprocess.Popen(["tesseract", str(path), "stdout"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        ["tesseract", str(path), "stdout"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     return proc, path
 
 
@@ -110,8 +114,9 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--reference-sleep-samples", type=int, default=3)
     ap.add_argument("--browser", action="store_true", help="also time browser capture")
-    ap.add_argument("--ocr-as-sent", action="store_true",
-                    help="also OCR the sent image at its own (model) size")
+    ap.add_argument(
+        "--ocr-as-sent", action="store_true", help="also OCR the sent image at its own (model) size"
+    )
     args = ap.parse_args()
     n = max(1, args.samples)
     t_start = time.perf_counter()
@@ -210,20 +215,21 @@ def main() -> int:
         from PIL import Image
 
         up = io.BytesIO()
-        Image.open(io.BytesIO(sent)).convert("RGB").resize(
-            SCREEN, Image.Resampling.BICUBIC).save(up, "PNG")
+        Image.open(io.BytesIO(sent)).convert("RGB").resize(SCREEN, Image.Resampling.BICUBIC).save(
+            up, "PNG"
+        )
         ref_sleep = timed(reference(2.0), max(1, args.reference_sleep_samples))
         # OCR runs on its own, between timed phases, so it competes with none of them.
         t_ocr = time.perf_counter()
         base_words = ocr_finish(ocr_start(lossless.getvalue(), tmp / "ocr-base.png"))
         up_words = ocr_finish(ocr_start(up.getvalue(), tmp / "ocr-up.png"))
-        sent_words = (ocr_finish(ocr_start(sent, tmp / "ocr-sent.jpg"))
-                      if args.ocr_as_sent else None)
+        sent_words = ocr_finish(ocr_start(sent, tmp / "ocr-sent.jpg")) if args.ocr_as_sent else None
         PHASES.append(round(time.perf_counter() - t_ocr, 2))
         total = max(1, sum(base_words.values()))
         recall = sum((base_words & up_words).values()) / total
-        recall_as_sent = (sum((base_words & sent_words).values()) / total
-                          if sent_words is not None else None)
+        recall_as_sent = (
+            sum((base_words & sent_words).values()) / total if sent_words is not None else None
+        )
 
         # pyautogui binds to $DISPLAY at import; this process has exactly one desktop.
         os.environ["DISPLAY"] = desk.display
@@ -273,12 +279,14 @@ def main() -> int:
             "reference_png_bytes": len(reference_png),
             "bytes_ratio": round(len(sent) / len(reference_png), 3),
             "bytes_ratio_other_settings": {
-                k: round(v / len(reference_png), 3) for k, v in other_bytes.items()},
+                k: round(v / len(reference_png), 3) for k, v in other_bytes.items()
+            },
             "ocr_words_lossless": sum(base_words.values()),
             "ocr_word_recall": round(recall, 4),
             "ocr_word_recall_note": "sent image read at screen size (bicubic) vs lossless frame",
-            "ocr_word_recall_as_sent": (round(recall_as_sent, 4)
-                                        if recall_as_sent is not None else None),
+            "ocr_word_recall_as_sent": (
+                round(recall_as_sent, 4) if recall_as_sent is not None else None
+            ),
             **browser,
             "targets": {
                 "step_overhead_ms_p50<=5": ov["p50"] <= 5.0,

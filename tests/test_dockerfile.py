@@ -41,7 +41,9 @@ def test_entrypoint_healthcheck_outside_docker() -> None:
     # The HEALTHCHECK and ENTRYPOINT command, run as the image would run it.
     r = subprocess.run(
         [sys.executable, "-m", "agentcorp", "doctor", "--quiet"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout == ""

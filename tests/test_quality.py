@@ -24,8 +24,25 @@ def test_mypy_strict_clean() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_ruff_format_clean() -> None:
+    r = _run(
+        sys.executable,
+        "-m",
+        "ruff",
+        "format",
+        "--check",
+        "agentcorp",
+        "tests",
+        "bench",
+        "sandboxes",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_import_layering() -> None:
-    exe = shutil.which("lint-imports")
+    # The venv's own script first: the suite may run as .venv/bin/python without the venv on PATH.
+    beside = Path(sys.executable).parent / "lint-imports"
+    exe = str(beside) if beside.exists() else shutil.which("lint-imports")
     assert exe, "import-linter is a dev dependency; run sandboxes/install.sh --dev"
     r = _run(exe)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -124,7 +124,9 @@ def script_positions(script: Sequence[ScriptStep], sources: Sequence[str]) -> li
 
 
 def cache_sequence(
-    script: Sequence[ScriptStep], entries: Sequence[CachedAction], positions: Sequence[int],
+    script: Sequence[ScriptStep],
+    entries: Sequence[CachedAction],
+    positions: Sequence[int],
 ) -> tuple[list[CachedAction], list[int]]:
     """Entries with a ``wait_for`` entry put back where each scripted ``wait_for`` was.
 
@@ -151,7 +153,9 @@ class CachedActor(Actor):
     """The actor loop replaying cached actions (source ``cache``) instead of deciding them."""
 
     def replay(
-        self, task: EpisodeTask, entries: Sequence[CachedAction],
+        self,
+        task: EpisodeTask,
+        entries: Sequence[CachedAction],
     ) -> Generator[Step, None, CacheOutcome]:
         """Replay ``entries`` until the end or the first divergence (nothing is retried)."""
         self._task = task
@@ -169,8 +173,7 @@ class CachedActor(Actor):
                 target = a.target or ""
                 found = yield from self._wait_for(st, target, a.seconds or 10.0)
                 if not found:
-                    return CacheOutcome(i, Divergence(i, f"'{target}' did not appear"),
-                                        rep.entries)
+                    return CacheOutcome(i, Divergence(i, f"'{target}' did not appear"), rep.entries)
                 continue
             # Anchors were taken on the redacted frames the records carry: compare like
             # with like, or a field holding a typed secret never matches.
@@ -178,8 +181,13 @@ class CachedActor(Actor):
             if isinstance(todo, Divergence):
                 return CacheOutcome(i, todo, rep.entries)
             nxt = rep.entries[i + 1].action if i + 1 < n else None
-            if (todo.kind in _POINTER and nxt is not None and nxt.kind == "type"
-                    and nxt.into and nxt.into == todo.target):
+            if (
+                todo.kind in _POINTER
+                and nxt is not None
+                and nxt.kind == "type"
+                and nxt.into
+                and nxt.into == todo.target
+            ):
                 # The gate judges typed text by the field it goes into, as for a script.
                 an = rep.entries[i].anchor
                 st.typing_into = (nxt.into, an.box if an is not None else None)
@@ -205,8 +213,9 @@ class CachedActor(Actor):
             while bad is not None and time.monotonic() < deadline:
                 self.computer.wait(0.05)
                 settled = self.computer.settle(self.config.settle_timeout, since=before)
-                bad = rep.verify(i, self.gate.redact_frame(settled.frame, task.task_id),
-                                 settled.changed)
+                bad = rep.verify(
+                    i, self.gate.redact_frame(settled.frame, task.task_id), settled.changed
+                )
                 if settled.frame.sha256 != st.frame.sha256:
                     yield self._observe(st, settled.frame, settled.changed)
             if bad is not None:
@@ -216,12 +225,17 @@ class CachedActor(Actor):
 
 def cache_replay_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict[str, Any]:
     """The cached sequence and loop settings a session keeps so a decision replay can redo it."""
-    return {"version": CACHE_FORMAT, "actions": [_entry_json(e) for e in entries],
-            "actor_config": {"settle_timeout": config.settle_timeout,
-                             "find_timeout": config.find_timeout,
-                             "long_side": config.long_side,
-                             "image_format": config.image_format,
-                             "image_quality": config.image_quality}}
+    return {
+        "version": CACHE_FORMAT,
+        "actions": [_entry_json(e) for e in entries],
+        "actor_config": {
+            "settle_timeout": config.settle_timeout,
+            "find_timeout": config.find_timeout,
+            "long_side": config.long_side,
+            "image_format": config.image_format,
+            "image_quality": config.image_quality,
+        },
+    }
 
 
 def entries_from_doc(doc: Any, where: str) -> tuple[list[CachedAction], ActorConfig]:
@@ -250,8 +264,11 @@ def _lookup(cache: ActionCache, key: str) -> tuple[list[CachedAction], dict[str,
 
 def _positions_from(meta: dict[str, Any], n: int) -> list[int] | None:
     raw = meta.get("script_positions")
-    if (isinstance(raw, list) and len(raw) == n
-            and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in raw)):
+    if (
+        isinstance(raw, list)
+        and len(raw) == n
+        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in raw)
+    ):
         return list(raw)
     return None
 
@@ -295,10 +312,18 @@ def run_task_cached(
     script = [parse_step(s, f"steps[{i}]") for i, s in enumerate(task.steps)]
 
     def normal(steps: Sequence[Any]) -> Generator[Step, None, TaskResult]:
-        return run_task(dataclasses.replace(task, steps=list(steps)), computer, gate=gate,
-                        meter=meter, check_context=check_context, actor_model=actor_model,
-                        planner=planner, grounder=grounder, config=config,
-                        max_replans=max_replans)
+        return run_task(
+            dataclasses.replace(task, steps=list(steps)),
+            computer,
+            gate=gate,
+            meter=meter,
+            check_context=check_context,
+            actor_model=actor_model,
+            planner=planner,
+            grounder=grounder,
+            config=config,
+            max_replans=max_replans,
+        )
 
     try:
         found = _lookup(cache, key)
@@ -312,22 +337,38 @@ def run_task_cached(
         gen = fallback() if fallback is not None else normal(task.steps)
         first: TaskResult = yield from _collect(gen, records)
         if first.status == "pass":
-            _store(cache, key, records, grounder, script if planner is None else None,
-                   0, [], [], meta, secrets)
+            _store(
+                cache,
+                key,
+                records,
+                grounder,
+                script if planner is None else None,
+                0,
+                [],
+                [],
+                meta,
+                secrets,
+            )
         return first
 
     entries, stored_meta = found
     positions = _positions_from(stored_meta, len(entries))
     replayed_doc = cache_replay_doc(entries, cfg)
-    actor = CachedActor(computer, gate=gate, model=None, grounder=grounder, meter=meter,
-                        config=cfg)
-    episode = EpisodeTask(task.task_id, task.description, role=task.role,
-                          sandbox=task.sandbox)
+    actor = CachedActor(computer, gate=gate, model=None, grounder=grounder, meter=meter, config=cfg)
+    episode = EpisodeTask(task.task_id, task.description, role=task.role, sandbox=task.sandbox)
     replayed: list[Step] = []
     out = yield from _collect(actor.replay(episode, entries), replayed)
     if out.budget is not None:
-        return TaskResult(task.task_id, "budget_exceeded", out.budget, (), meter.usage,
-                          meter.steps, time.monotonic() - t0, "cache")
+        return TaskResult(
+            task.task_id,
+            "budget_exceeded",
+            out.budget,
+            (),
+            meter.usage,
+            meter.steps,
+            time.monotonic() - t0,
+            "cache",
+        )
     if out.divergence is None:
         status: str = "pass"
         reason = ""
@@ -338,18 +379,28 @@ def run_task_cached(
             outcomes = tuple(CheckOutcome(r.name, r.status, r.detail) for r in checks[:-1])
             status = check_status
             if status != "pass":
-                reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes
-                                   if o.status != "pass")[:500]
+                reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if o.status != "pass")[
+                    :500
+                ]
         if status != "pass":
             # The cached run looked right and still did not do the job: never trust it again.
             cache.clear(key)
             reason = f"cached run did not pass its checks (cache entry dropped): {reason}"
         else:
-            cache.store(key, out.entries, {**stored_meta, **(meta or {}),
-                                           "script_positions": positions})
-        return TaskResult(task.task_id, status, reason, outcomes,  # type: ignore[arg-type]
-                          meter.usage, meter.steps, time.monotonic() - t0, "cache",
-                          cache_replay=replayed_doc)
+            cache.store(
+                key, out.entries, {**stored_meta, **(meta or {}), "script_positions": positions}
+            )
+        return TaskResult(
+            task.task_id,
+            status,
+            reason,
+            outcomes,  # type: ignore[arg-type]
+            meter.usage,
+            meter.steps,
+            time.monotonic() - t0,
+            "cache",
+            cache_replay=replayed_doc,
+        )
     div = out.divergence
     note = f"cache replay diverged at action {div.index + 1}/{len(entries)}: {div.reason}"
     yield ErrorStep(0, time.time(), "CacheDivergence", note)
@@ -361,22 +412,42 @@ def run_task_cached(
         resume = 0  # nothing ran yet: the whole script
     else:
         cache.clear(key)
-        return TaskResult(task.task_id, "fail", f"{note}; the cached actions are not tied to "
-                          "scripted steps, so nothing can take over (cache entry dropped)",
-                          (), meter.usage, meter.steps, time.monotonic() - t0, "cache")
-    done_entries = out.entries[:out.done]
-    done_pos = positions[:out.done] if positions is not None else [0] * out.done
+        return TaskResult(
+            task.task_id,
+            "fail",
+            f"{note}; the cached actions are not tied to "
+            "scripted steps, so nothing can take over (cache entry dropped)",
+            (),
+            meter.usage,
+            meter.steps,
+            time.monotonic() - t0,
+            "cache",
+        )
+    done_entries = out.entries[: out.done]
+    done_pos = positions[: out.done] if positions is not None else [0] * out.done
     rest: list[Step] = []
     result: TaskResult = yield from _collect(normal(task.steps[resume:]), rest)
     mode = f"cache+{result.mode or 'scripted'}"
     if result.status == "pass":
-        _store(cache, key, rest, grounder, script[resume:] if planner is None else None,
-               resume, done_entries, done_pos, meta, secrets)
-        return dataclasses.replace(result, mode=mode, elapsed_s=time.monotonic() - t0,
-                                   cache_replay=replayed_doc)
+        _store(
+            cache,
+            key,
+            rest,
+            grounder,
+            script[resume:] if planner is None else None,
+            resume,
+            done_entries,
+            done_pos,
+            meta,
+            secrets,
+        )
+        return dataclasses.replace(
+            result, mode=mode, elapsed_s=time.monotonic() - t0, cache_replay=replayed_doc
+        )
     reason = f"{note}; then: {result.reason}" if result.reason else note
-    return dataclasses.replace(result, mode=mode, reason=reason,
-                               elapsed_s=time.monotonic() - t0, cache_replay=replayed_doc)
+    return dataclasses.replace(
+        result, mode=mode, reason=reason, elapsed_s=time.monotonic() - t0, cache_replay=replayed_doc
+    )
 
 
 def _collect(gen: Generator[Step, None, Any], into: list[Step]) -> Generator[Step, None, Any]:
@@ -391,14 +462,22 @@ def _collect(gen: Generator[Step, None, Any], into: list[Step]) -> Generator[Ste
 
 
 def _store(
-    cache: ActionCache, key: str, records: Sequence[Step], grounder: Grounder | None,
-    script: Sequence[ScriptStep] | None, offset: int, head: Sequence[CachedAction],
-    head_pos: Sequence[int], meta: dict[str, Any] | None, secrets: Sequence[str] = (),
+    cache: ActionCache,
+    key: str,
+    records: Sequence[Step],
+    grounder: Grounder | None,
+    script: Sequence[ScriptStep] | None,
+    offset: int,
+    head: Sequence[CachedAction],
+    head_pos: Sequence[int],
+    meta: dict[str, Any] | None,
+    secrets: Sequence[str] = (),
 ) -> None:
     """Store ``head`` (already replayed) + the actions ``records`` performed, with positions."""
     entries = entries_from_steps(
         [r for r in records if isinstance(r, ObservationStep | ActionStep | ActionResultStep)],
-        grounder)
+        grounder,
+    )
     positions: list[int] | None = None
     if script is not None:
         pos = script_positions(script, _ok_sources(records))
@@ -420,8 +499,14 @@ def _holds_secret(entries: Sequence[CachedAction], secrets: Sequence[str]) -> bo
         return False
     for e in entries:
         a = e.action
-        texts = [a.text, a.target, a.url, a.into, a.summary,
-                 e.anchor.text if e.anchor is not None else None]
+        texts = [
+            a.text,
+            a.target,
+            a.url,
+            a.into,
+            a.summary,
+            e.anchor.text if e.anchor is not None else None,
+        ]
         if any(t and v in t for t in texts for v in values):
             return True
     return False

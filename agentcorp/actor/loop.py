@@ -165,8 +165,9 @@ class Actor:
                 if result is not None:
                     return replace(result, failed_step=i, steps_done=i)
             if script and not (task.then_model and self.model is not None):
-                return EpisodeResult("done", summary="scripted steps completed",
-                                     steps_done=len(script))
+                return EpisodeResult(
+                    "done", summary="scripted steps completed", steps_done=len(script)
+                )
             if self.model is None:
                 return EpisodeResult("failed", "no scripted steps and no model configured")
             return (yield from self._model_loop(st, task.goal))
@@ -182,9 +183,7 @@ class Actor:
 
     # --- scripted steps ---------------------------------------------------------------
 
-    def _scripted(
-        self, st: _State, s: ScriptStep
-    ) -> Generator[Step, None, EpisodeResult | None]:
+    def _scripted(self, st: _State, s: ScriptStep) -> Generator[Step, None, EpisodeResult | None]:
         """Run one scripted step; ``None`` when it worked, else why the episode ends."""
         over = yield from self._budget(st)
         if over is not None:
@@ -193,8 +192,13 @@ class Actor:
         if s.kind == "wait_for":
             assert isinstance(s.target, str)
             found = yield from self._wait_for(st, s.target, s.timeout)
-            return None if found else EpisodeResult(
-                "failed", f"{step_text(s)}: '{s.target}' did not appear within {s.timeout:g}s")
+            return (
+                None
+                if found
+                else EpisodeResult(
+                    "failed", f"{step_text(s)}: '{s.target}' did not appear within {s.timeout:g}s"
+                )
+            )
         actions: list[Action] = []
         problem: str | None = None
         if s.kind in ("click", "double_click", "right_click"):
@@ -217,11 +221,18 @@ class Actor:
             xy, problem = (w // 2, h // 2), None
             if s.target is not None:
                 xy, problem = yield from self._resolve(st, s.target)
-            ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[
-                s.direction]
+            ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[s.direction]
             if xy:
-                actions = [Action("scroll", x=xy[0], y=xy[1], dx=ux * s.amount,
-                                  dy=uy * s.amount, target=_text(s.target))]
+                actions = [
+                    Action(
+                        "scroll",
+                        x=xy[0],
+                        y=xy[1],
+                        dx=ux * s.amount,
+                        dy=uy * s.amount,
+                        target=_text(s.target),
+                    )
+                ]
         elif s.kind == "drag":
             a, problem = yield from self._resolve(st, s.target)
             b: tuple[int, int] | None = None
@@ -236,8 +247,10 @@ class Actor:
         if problem is not None:
             if self.model is None:
                 return EpisodeResult("failed", f"{step_text(s)}: {problem} (no model configured)")
-            goal = (f"Do exactly this one step of the task '{self._task.goal}': {step_text(s)}. "
-                    f"Local grounding could not do it ({problem}). Call done when it is done.")
+            goal = (
+                f"Do exactly this one step of the task '{self._task.goal}': {step_text(s)}. "
+                f"Local grounding could not do it ({problem}). Call done when it is done."
+            )
             sub = yield from self._model_loop(st, goal)
             return None if sub.status == "done" else sub
         why = "; ".join(st.grounded) or None
@@ -274,8 +287,10 @@ class Actor:
             return None, str(chosen)
         st.last_box = chosen.box
         b = chosen.box
-        st.grounded.append(f"'{target}' found by {chosen.source} at ({b.x}, {b.y}, {b.w}x{b.h}),"
-                           f" score {chosen.score:g}")
+        st.grounded.append(
+            f"'{target}' found by {chosen.source} at ({b.x}, {b.y}, {b.w}x{b.h}),"
+            f" score {chosen.score:g}"
+        )
         return chosen.box.center, None
 
     def _wait_for(self, st: _State, target: str, timeout: float) -> Generator[Step, None, bool]:
@@ -307,18 +322,27 @@ class Actor:
             if over is not None:
                 return over
             request = ChatRequest(
-                model=cfg.model, messages=self._messages(goal, first_image, st.memory),
+                model=cfg.model,
+                messages=self._messages(goal, first_image, st.memory),
                 tools=TOOL_SCHEMAS,
-                tool_choice="auto", temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                tool_choice="auto",
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
             )
             reply = self.model.complete(request)
             self.meter.charge(reply.usage)
             body = request_body(request)
             yield ModelCallStep(
-                st.step, time.time(), "act", reply.model or cfg.model,
-                canonical_request_hash(body), body, _response_dict(reply.content,
-                                                                   reply.tool_calls),
-                reply.usage, reply.latency_ms, reply.request_id,
+                st.step,
+                time.time(),
+                "act",
+                reply.model or cfg.model,
+                canonical_request_hash(body),
+                body,
+                _response_dict(reply.content, reply.tool_calls),
+                reply.usage,
+                reply.latency_ms,
+                reply.request_id,
             )
             turn = _Turn(assistant=_assistant_msg(reply.content, reply.tool_calls), results=[])
             st.memory.append(turn)
@@ -342,18 +366,26 @@ class Actor:
                         # The summary ends up in results, logs and reports: it passes the
                         # gate's text checks (a secret's value, forbidden text) like typing.
                         verdict = self.gate.check(action, self._context(st, action, "model"))
-                        yield PolicyStep(st.step, time.time(), verdict.decision, verdict.rule,
-                                         verdict.approver)
+                        yield PolicyStep(
+                            st.step, time.time(), verdict.decision, verdict.rule, verdict.approver
+                        )
                         if verdict.allowed:
                             turn.results.insert(0, _tool_msg(call, "ok"))
                             status: Status = "done" if action.kind == "done" else "failed"
-                            return EpisodeResult(status, "" if status == "done" else
-                                                 f"model gave up: {action.summary}",
-                                                 summary=action.summary or "")
+                            return EpisodeResult(
+                                status,
+                                "" if status == "done" else f"model gave up: {action.summary}",
+                                summary=action.summary or "",
+                            )
                         why = verdict.message or f"denied by policy rule {verdict.rule or '?'}"
-                        turn.results.insert(0, _tool_msg(
-                            call, f"Error: {action.kind} refused: {why}; call it again with "
-                                  "another summary"))
+                        turn.results.insert(
+                            0,
+                            _tool_msg(
+                                call,
+                                f"Error: {action.kind} refused: {why}; call it again with "
+                                "another summary",
+                            ),
+                        )
                         errors += 1
                     else:
                         error = yield from self._act(st, action, "model", reply.content)
@@ -366,7 +398,8 @@ class Actor:
             if errors >= cfg.max_tool_errors:
                 last = turn.results[0]["content"] if turn.results else turn.note
                 return EpisodeResult(
-                    "failed", f"model made {errors} unusable replies in a row; last: {last}")
+                    "failed", f"model made {errors} unusable replies in a row; last: {last}"
+                )
 
     def _messages(self, goal: str, first_image: str, memory: list[_Turn]) -> list[dict[str, Any]]:
         """System prompt, the task with the first screenshot, then the turns so far."""
@@ -376,8 +409,11 @@ class Actor:
             task.append({"type": "image_url", "image_url": {"url": first_image}})
         else:
             task.append({"type": "text", "text": "(first screenshot omitted)"})
-        return [{"role": "system", "content": self.config.system_prompt},
-                {"role": "user", "content": task}, *self._history(memory)]
+        return [
+            {"role": "system", "content": self.config.system_prompt},
+            {"role": "user", "content": task},
+            *self._history(memory),
+        ]
 
     def _history(self, memory: list[_Turn]) -> list[dict[str, Any]]:
         """The conversation so far; only the last ``image_history`` screenshots as images."""
@@ -390,10 +426,15 @@ class Actor:
             out.append(t.assistant)
             out.extend(t.results)
             if t.image is not None and i in recent:
-                out.append({"role": "user", "content": [
-                    {"type": "text", "text": "The screen now:"},
-                    {"type": "image_url", "image_url": {"url": t.image}},
-                ]})
+                out.append(
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "The screen now:"},
+                            {"type": "image_url", "image_url": {"url": t.image}},
+                        ],
+                    }
+                )
             elif t.note:
                 out.append({"role": "user", "content": t.note})
         return out
@@ -404,8 +445,7 @@ class Actor:
             x, y = self.map.to_screen(action.x, action.y)
             return replace(action, x=x, y=y, model_xy=(action.x, action.y))
         if action.path:
-            return replace(action, path=tuple(self.map.to_screen(px, py)
-                                              for px, py in action.path))
+            return replace(action, path=tuple(self.map.to_screen(px, py) for px, py in action.path))
         return action
 
     # --- acting -----------------------------------------------------------------------
@@ -417,8 +457,7 @@ class Actor:
         st.step += 1
         yield ActionStep(st.step, time.time(), action, source, reasoning)
         decision = self.gate.check(action, self._context(st, action, source))
-        yield PolicyStep(st.step, time.time(), decision.decision, decision.rule,
-                         decision.approver)
+        yield PolicyStep(st.step, time.time(), decision.decision, decision.rule, decision.approver)
         if not decision.allowed:
             why = decision.message or f"denied by policy rule {decision.rule or '?'}"
             yield ActionResultStep(st.step, time.time(), False, why)
@@ -431,13 +470,15 @@ class Actor:
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
-            yield ActionResultStep(st.step, time.time(), False, str(exc),
-                                   (time.perf_counter() - t0) * 1000)
+            yield ActionResultStep(
+                st.step, time.time(), False, str(exc), (time.perf_counter() - t0) * 1000
+            )
             return str(exc)
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)
-        yield ActionResultStep(st.step, time.time(), True, None, (t1 - t0) * 1000,
-                               settled.elapsed_ms, settled.changed)
+        yield ActionResultStep(
+            st.step, time.time(), True, None, (t1 - t0) * 1000, settled.elapsed_ms, settled.changed
+        )
         yield self._observe(st, settled.frame, settled.changed)
         return None
 
@@ -456,13 +497,19 @@ class Actor:
             if isinstance(focused, tuple) and len(focused) == 2:
                 box, is_password = focused[0], bool(focused[1])
         return GateContext(
-            task_id=task.task_id, role=task.role, sandbox=task.sandbox, source=source,
-            url=_url(c), window_title=_str_or_none(_call(c, "window_title")),
+            task_id=task.task_id,
+            role=task.role,
+            sandbox=task.sandbox,
+            source=source,
+            url=_url(c),
+            window_title=_str_or_none(_call(c, "window_title")),
             window_class=_str_or_none(_call(c, "window_class")),
             target_text=action.target or action.into,
             screenshot_jpeg=st.image if self.config.image_format == "jpeg" else None,
             screenshot_png=st.image if self.config.image_format == "png" else None,
-            field_box=box, field_is_password=is_password, field_label=label,
+            field_box=box,
+            field_is_password=is_password,
+            field_label=label,
         )
 
     def _observe(self, st: _State, frame: Frame, changed: Any) -> ObservationStep:
@@ -476,8 +523,16 @@ class Actor:
         st.frame = frame
         shown = self.gate.redact_frame(frame, self._task.task_id)
         st.image = encode_observation(shown, cfg.long_side, cfg.image_format, cfg.image_quality)
-        return ObservationStep(st.step, time.time(), shown.sha256, shown.size,
-                               self.map.model_size, changed, frame=shown, image=st.image)
+        return ObservationStep(
+            st.step,
+            time.time(),
+            shown.sha256,
+            shown.size,
+            self.map.model_size,
+            changed,
+            frame=shown,
+            image=st.image,
+        )
 
     def _budget(self, st: _State) -> Generator[Step, None, EpisodeResult | None]:
         over = self.meter.exceeded()
@@ -498,8 +553,7 @@ def run_episode(
     config: ActorConfig | None = None,
 ) -> Generator[Step, None, EpisodeResult]:
     """Run one episode; inside another generator use ``result = yield from`` this."""
-    actor = Actor(computer, gate=gate, model=model, grounder=grounder, meter=meter,
-                  config=config)
+    actor = Actor(computer, gate=gate, model=model, grounder=grounder, meter=meter, config=config)
     return actor.run(task)
 
 
@@ -538,17 +592,17 @@ def _assistant_msg(content: str | None, calls: Sequence[ToolCall]) -> dict[str, 
     msg: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         msg["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in calls
         ]
     return msg
 
 
 def _response_dict(content: str | None, calls: Sequence[ToolCall]) -> dict[str, Any]:
-    return {"content": content,
-            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
-                           for c in calls]}
+    return {
+        "content": content,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+    }
 
 
 def _tool_msg(call: ToolCall, text: str) -> dict[str, Any]:

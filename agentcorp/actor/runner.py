@@ -78,9 +78,13 @@ def run_task(
     t0 = time.monotonic()
     goal = task.description if not task.role_text else f"{task.description}\n\n{task.role_text}"
     plan_task = PlanTask(
-        task.task_id, task.description, role=task.role_text or task.role,
-        sandbox=task.sandbox_text or task.sandbox, success=_jsonable(task.success),
-        suggested_steps=[_jsonable(s) for s in task.steps], inputs=dict(task.inputs),
+        task.task_id,
+        task.description,
+        role=task.role_text or task.role,
+        sandbox=task.sandbox_text or task.sandbox,
+        success=_jsonable(task.success),
+        suggested_steps=[_jsonable(s) for s in task.steps],
+        inputs=dict(task.inputs),
     )
     plan: Plan | None = None
     steps: list[Any] = list(task.steps)
@@ -91,15 +95,28 @@ def run_task(
     replans = 0
     while True:
         subgoals = plan.subgoals if plan is not None else []
-        episode_goal = goal + ("\n\nSubgoals:\n" + "\n".join(f"- {g}" for g in subgoals)
-                               if subgoals else "")
-        actor = Actor(computer, gate=gate, model=actor_model, grounder=grounder, meter=meter,
-                      config=config)
-        episode = EpisodeTask(task.task_id, episode_goal, role=task.role, sandbox=task.sandbox,
-                              steps=steps, then_model=bool(subgoals))
+        episode_goal = goal + (
+            "\n\nSubgoals:\n" + "\n".join(f"- {g}" for g in subgoals) if subgoals else ""
+        )
+        actor = Actor(
+            computer, gate=gate, model=actor_model, grounder=grounder, meter=meter, config=config
+        )
+        episode = EpisodeTask(
+            task.task_id,
+            episode_goal,
+            role=task.role,
+            sandbox=task.sandbox,
+            steps=steps,
+            then_model=bool(subgoals),
+        )
         result: EpisodeResult = yield from actor.run(episode)
-        if (result.status == "failed" and result.failed_step is not None and planner
-                and plan is not None and replans < max_replans):
+        if (
+            result.status == "failed"
+            and result.failed_step is not None
+            and planner
+            and plan is not None
+            and replans < max_replans
+        ):
             replans += 1
             failed = _describe_step(steps[result.failed_step])
             plan = yield from planner.replan(plan_task, plan, failed, result.reason)
@@ -114,10 +131,24 @@ def run_task(
         outcomes = [_outcome(r) for r in records[:-1]]
         if end[0] == "pass":
             failing = [o for o in outcomes if o.status != "pass"]
-            end = (check_status, "" if check_status == "pass" else
-                   "; ".join(f"{o.name}: {o.detail}" for o in failing[:3]))
-    return TaskResult(task.task_id, end[0], end[1], tuple(outcomes), meter.usage, meter.steps,
-                      time.monotonic() - t0, mode, episode, config or ActorConfig())
+            end = (
+                check_status,
+                ""
+                if check_status == "pass"
+                else "; ".join(f"{o.name}: {o.detail}" for o in failing[:3]),
+            )
+    return TaskResult(
+        task.task_id,
+        end[0],
+        end[1],
+        tuple(outcomes),
+        meter.usage,
+        meter.steps,
+        time.monotonic() - t0,
+        mode,
+        episode,
+        config or ActorConfig(),
+    )
 
 
 def _finish(task: TaskInput, result: EpisodeResult) -> tuple[TaskStatus, str]:

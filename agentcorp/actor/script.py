@@ -23,8 +23,16 @@ __all__ = ["ScriptStep", "Target", "parse_step", "step_text"]
 Target = str | Point
 
 StepKind = Literal[
-    "click", "double_click", "right_click", "type", "key", "scroll", "drag", "wait_for",
-    "open_url", "wait",
+    "click",
+    "double_click",
+    "right_click",
+    "type",
+    "key",
+    "scroll",
+    "drag",
+    "wait_for",
+    "open_url",
+    "wait",
 ]
 _KINDS: tuple[str, ...] = StepKind.__args__  # type: ignore[attr-defined]
 
@@ -71,8 +79,9 @@ def _duration(value: Any, where: str) -> float:
                 break
     # A finite, bounded wait: a script can never hang the loop.
     if seconds is None or not 0 <= seconds <= 3600:
-        raise ValueError(f"{where}: expected a duration of 0..3600 s such as 5 or '5s', "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{where}: expected a duration of 0..3600 s such as 5 or '5s', got {value!r}"
+        )
     return seconds
 
 
@@ -122,14 +131,17 @@ def parse_step(step: Any, where: str = "step") -> ScriptStep:
             raise ValueError(f"{where}.scroll.amount: expected a positive integer")
         at = spec.get("at", data.get("at"))
         return ScriptStep(
-            "scroll", direction=direction, amount=amount,
+            "scroll",
+            direction=direction,
+            amount=amount,
             target=None if at is None else _target(at, f"{where}.scroll.at"),
         )
     if kind == "drag":
         if not isinstance(value, Mapping) or "from" not in value or "to" not in value:
             raise ValueError(f"{where}.drag: expected {{from: ..., to: ...}}")
         return ScriptStep(
-            "drag", target=_target(value["from"], f"{where}.drag.from"),
+            "drag",
+            target=_target(value["from"], f"{where}.drag.from"),
             to=_target(value["to"], f"{where}.drag.to"),
         )
     if kind == "wait_for":
@@ -146,6 +158,7 @@ def parse_step(step: Any, where: str = "step") -> ScriptStep:
 
 def step_text(step: ScriptStep) -> str:
     """A short human (and model) readable description of the step."""
+
     def t(v: Target | None) -> str:
         return f"'{v}'" if isinstance(v, str) else f"{v}"
 

@@ -105,8 +105,12 @@ def _int(args: dict[str, Any], name: str) -> int:
     value = args.get(name)
     if value is None:
         raise ValueError(f"missing argument {name!r}")
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or value != int(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise ValueError(f"argument {name!r} must be an integer, got {value!r}")
     return int(value)
 
@@ -124,8 +128,10 @@ def _point(value: Any, name: str) -> Point:
     if (
         not isinstance(value, list | tuple)
         or len(value) != 2
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                   for v in value)
+        or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
     ):
         raise ValueError(f"argument {name!r} must be a point [x, y], got {value!r}")
     return (int(value[0]), int(value[1]))
@@ -194,9 +200,7 @@ def _build(name: str, args: dict[str, Any], size: Point) -> Action:
 def parse_tool_call(call: ToolCall, model_size: Point) -> ParsedCall | ToolError:
     """Validate one tool call against the schemas and the frame size the model saw."""
     if call.name not in TOOLS:
-        return ToolError(
-            f"unknown tool {call.name!r}; available tools: {', '.join(sorted(TOOLS))}"
-        )
+        return ToolError(f"unknown tool {call.name!r}; available tools: {', '.join(sorted(TOOLS))}")
     try:
         args = json.loads(call.arguments or "{}")
     except json.JSONDecodeError as exc:

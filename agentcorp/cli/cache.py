@@ -21,8 +21,10 @@ app.add_typer(cache_app, name="cache")
 
 DirOption = Annotated[
     Path | None,
-    typer.Option("--dir", help="Cache directory (default $AGENTCORP_CACHE_DIR or "
-                 "~/.cache/agentcorp/actions)."),
+    typer.Option(
+        "--dir",
+        help="Cache directory (default $AGENTCORP_CACHE_DIR or ~/.cache/agentcorp/actions).",
+    ),
 ]
 
 
@@ -61,8 +63,17 @@ def cache_show(
         raise ActionCacheError(f"cache key {key!r}: not in {cache.dir}")
     for n, e in enumerate(entries):
         a = e.action
-        what = {k: v for k, v in (("x", a.x), ("y", a.y), ("text", a.text), ("keys", a.keys),
-                                  ("target", a.target)) if v is not None}
+        what = {
+            k: v
+            for k, v in (
+                ("x", a.x),
+                ("y", a.y),
+                ("text", a.text),
+                ("keys", a.keys),
+                ("target", a.target),
+            )
+            if v is not None
+        }
         line = f"{n:>3}  {a.kind:<12} {json.dumps(what, ensure_ascii=False)}"
         if e.anchor is not None:
             b = e.anchor.box

@@ -91,24 +91,58 @@ def fleet_run(
         from agentcorp.fleet.local import LocalOptions, run_local
 
         opts = LocalOptions(
-            workers=workers, lease_s=lease, sandbox=sandbox,  # type: ignore[arg-type]
-            rate_limits=limits, spare_slots=spare, session_root=session_root,
+            workers=workers,
+            lease_s=lease,
+            sandbox=sandbox,  # type: ignore[arg-type]
+            rate_limits=limits,
+            spare_slots=spare,
+            session_root=session_root,
         )
-        report = run_local(plan.tasks, ledger_path, runner, opts, budgets=plan.budgets,
-                           source=plan.source, on_event=note)
+        report = run_local(
+            plan.tasks,
+            ledger_path,
+            runner,
+            opts,
+            budgets=plan.budgets,
+            source=plan.source,
+            on_event=note,
+        )
     else:
         from agentcorp.fleet.ray_backend import RayOptions, run_ray
 
-        ropts = RayOptions(address=address, lease_s=lease, rate_limits=limits,
-                           spare_slots=spare, session_root=session_root, sandbox=sandbox)
-        report = run_ray(plan.tasks, ledger_path, runner, ropts, budgets=plan.budgets,
-                         source=plan.source, on_event=note)
+        ropts = RayOptions(
+            address=address,
+            lease_s=lease,
+            rate_limits=limits,
+            spare_slots=spare,
+            session_root=session_root,
+            sandbox=sandbox,
+        )
+        report = run_ray(
+            plan.tasks,
+            ledger_path,
+            runner,
+            ropts,
+            budgets=plan.budgets,
+            source=plan.source,
+            on_event=note,
+        )
     if as_json:
-        typer.echo(json.dumps({
-            "ledger": str(ledger_path), "counts": report.counts, "wall_s": report.wall_s,
-            "dispatched": report.dispatched, "lost": report.lost, "fenced": report.fenced,
-            "resumed_finished": report.resumed_finished, "ok": report.ok,
-        }, sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {
+                    "ledger": str(ledger_path),
+                    "counts": report.counts,
+                    "wall_s": report.wall_s,
+                    "dispatched": report.dispatched,
+                    "lost": report.lost,
+                    "fenced": report.fenced,
+                    "resumed_finished": report.resumed_finished,
+                    "ok": report.ok,
+                },
+                sort_keys=True,
+            )
+        )
     else:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
         typer.echo(f"fleet: {summary} in {report.wall_s:.1f}s (ledger {ledger_path})")
@@ -133,8 +167,12 @@ def fleet_status(
     finally:
         led.close()
     if as_json:
-        typer.echo(json.dumps({"source": source, "counts": counts,
-                               "tasks": [asdict(r) for r in rows]}, sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {"source": source, "counts": counts, "tasks": [asdict(r) for r in rows]},
+                sort_keys=True,
+            )
+        )
         return 0
     typer.echo(f"{ledger}: {source}")
     for r in rows:

@@ -76,19 +76,29 @@ def _live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Com
 def replay(
     session: Annotated[Path, typer.Argument(help="A recorded session folder.")],
     mode_name: Annotated[
-        str, typer.Option("--mode", help="decision: re-run the loop on recorded model replies; "
-                          "action: re-execute recorded actions; regrade: re-run the checks.")
+        str,
+        typer.Option(
+            "--mode",
+            help="decision: re-run the loop on recorded model replies; "
+            "action: re-execute recorded actions; regrade: re-run the checks.",
+        ),
     ] = "decision",
     no_sandbox: Annotated[
-        bool, typer.Option("--no-sandbox", help="Decision mode: serve the recorded frames "
-                           "instead of driving a live sandbox.")
+        bool,
+        typer.Option(
+            "--no-sandbox",
+            help="Decision mode: serve the recorded frames instead of driving a live sandbox.",
+        ),
     ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Action mode: where diverged frame pairs go.")
     ] = None,
     company: Annotated[
-        Path | None, typer.Option("--company", help="The company file or folder, to build a "
-                                  "live sandbox (decision and action modes).")
+        Path | None,
+        typer.Option(
+            "--company",
+            help="The company file or folder, to build a live sandbox (decision and action modes).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
@@ -124,14 +134,28 @@ def replay(
         read_text = getattr(grounder, "read_text", None)
         report = regrade(s, grounder=grounder, read_text=read_text if callable(read_text) else None)
     if as_json:
-        print(json.dumps({
-            "mode": report.mode, "ok": report.ok, "divergence": report.divergence,
-            "records": report.records, "model_calls": report.model_calls,
-            "elapsed_s": round(report.elapsed_s, 4),
-            "outcomes": [{"step": o.step, "status": o.status, "detail": o.detail,
-                          "frames": list(o.frames) if o.frames else None}
-                         for o in report.outcomes],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "mode": report.mode,
+                    "ok": report.ok,
+                    "divergence": report.divergence,
+                    "records": report.records,
+                    "model_calls": report.model_calls,
+                    "elapsed_s": round(report.elapsed_s, 4),
+                    "outcomes": [
+                        {
+                            "step": o.step,
+                            "status": o.status,
+                            "detail": o.detail,
+                            "frames": list(o.frames) if o.frames else None,
+                        }
+                        for o in report.outcomes
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         for o in report.outcomes:
             if o.status != "matched" or mode is Mode.regrade:
@@ -144,9 +168,9 @@ def replay(
 @app.command()
 def report(
     session: Annotated[Path, typer.Argument(help="A recorded session folder.")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="The HTML file to write.")
-    ] = Path("trace.html"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path(
+        "trace.html"
+    ),
     gif: Annotated[
         Path | None, typer.Option("--gif", help="Also write an animation (.gif or .webp).")
     ] = None,

@@ -55,9 +55,22 @@ __all__ = ["LIVE_VIEW_ENV", "live_view_settings", "resolve_config", "run", "run_
 
 LIVE_VIEW_ENV = "AGENTCORP_LIVE_VIEW"
 
-_FIELDS = ("provider", "base_url", "planner_model", "actor_model", "sessions", "audit",
-           "image_history", "long_side", "timeout_s", "max_replans", "plan", "cache",
-           "cache_dir", "chromium")
+_FIELDS = (
+    "provider",
+    "base_url",
+    "planner_model",
+    "actor_model",
+    "sessions",
+    "audit",
+    "image_history",
+    "long_side",
+    "timeout_s",
+    "max_replans",
+    "plan",
+    "cache",
+    "cache_dir",
+    "chromium",
+)
 _ENV = {
     "provider": "AGENTCORP_PROVIDER",
     "base_url": "AGENTCORP_BASE_URL",
@@ -114,8 +127,14 @@ def resolve_config(
     for name, var in _ENV.items():
         if env.get(var):
             values[name] = env[var]
-    flags = {"provider": provider, "base_url": base_url, "planner_model": planner_model,
-             "actor_model": actor_model, "sessions": sessions, "audit": audit}
+    flags = {
+        "provider": provider,
+        "base_url": base_url,
+        "planner_model": planner_model,
+        "actor_model": actor_model,
+        "sessions": sessions,
+        "audit": audit,
+    }
     values.update({k: v for k, v in flags.items() if v is not None})
     if no_plan:
         values["plan"] = False
@@ -126,8 +145,7 @@ def resolve_config(
     if chromium is not None:
         values["chromium"] = chromium
     cache_to = values.get("cache_dir")
-    if cache_to is not None and Path(str(cache_to)).exists() and not Path(
-            str(cache_to)).is_dir():
+    if cache_to is not None and Path(str(cache_to)).exists() and not Path(str(cache_to)).is_dir():
         raise ConfigError(f"--cache-dir: {cache_to} exists and is not a folder")
     if values.get("base_url") and not values.get("provider"):
         values["provider"] = "custom"
@@ -141,12 +159,18 @@ def resolve_config(
     if url is not None and not str(url).startswith(("http://", "https://")):
         raise ConfigError(f"--base-url: must start with http:// or https://, got {url!r}")
     sessions_dir = values.get("sessions")
-    if sessions_dir is not None and Path(str(sessions_dir)).exists() and not Path(
-            str(sessions_dir)).is_dir():
+    if (
+        sessions_dir is not None
+        and Path(str(sessions_dir)).exists()
+        and not Path(str(sessions_dir)).is_dir()
+    ):
         raise ConfigError(f"--sessions: {sessions_dir} exists and is not a folder")
     audit_to = values.get("audit")
-    if audit_to is not None and Path(str(audit_to)).exists() and not (
-            Path(str(audit_to)).is_file() or Path(str(audit_to)).is_dir()):
+    if (
+        audit_to is not None
+        and Path(str(audit_to)).exists()
+        and not (Path(str(audit_to)).is_file() or Path(str(audit_to)).is_dir())
+    ):
         raise ConfigError(f"--audit: {audit_to} is neither a file nor a folder")
     key = env.get(_KEY_ENV[prov], "").strip()
     values["api_key"] = key or None
@@ -159,8 +183,12 @@ def resolve_config(
 
 
 def live_view_settings(
-    enabled: bool, password: str | None, vnc_port: int = 5900, web_port: int = 6080,
-    environ: Mapping[str, str] | None = None, root: Path = Path("/"),
+    enabled: bool,
+    password: str | None,
+    vnc_port: int = 5900,
+    web_port: int = 6080,
+    environ: Mapping[str, str] | None = None,
+    root: Path = Path("/"),
 ) -> LiveViewSettings | None:
     """The live view asked for by ``--live-view`` or ``AGENTCORP_LIVE_VIEW=1``, or ``None``.
 
@@ -181,8 +209,9 @@ def live_view_settings(
     # LiveView's own checks (present, long enough) before any sandbox starts.
     LiveView("", secret)
     assert secret is not None
-    return LiveViewSettings(secret, vnc_port, web_port,
-                            "0.0.0.0" if in_container(root) else "127.0.0.1")
+    return LiveViewSettings(
+        secret, vnc_port, web_port, "0.0.0.0" if in_container(root) else "127.0.0.1"
+    )
 
 
 def _load(path: Path) -> Any:
@@ -195,8 +224,15 @@ def _load(path: Path) -> Any:
 
 # --- progress -----------------------------------------------------------------------------
 
-_PATHS = {"scripted": "steps", "planned": "model", "model": "model", "recording": "recording",
-          "cache": "cache", "none": "nothing to run", "skipped": "skipped"}
+_PATHS = {
+    "scripted": "steps",
+    "planned": "model",
+    "model": "model",
+    "recording": "recording",
+    "cache": "cache",
+    "none": "nothing to run",
+    "skipped": "skipped",
+}
 
 
 def path_taken(mode: str) -> str:
@@ -206,7 +242,6 @@ def path_taken(mode: str) -> str:
     ``cache, then steps``.
     """
     return ", then ".join(_PATHS.get(part, part) for part in mode.split("+"))
-
 
 
 class _Progress:
@@ -226,8 +261,11 @@ class _Progress:
         self.task, self.started, self.step, self.action = task_id, time.monotonic(), 0, ""
         self.tokens, self.usd = 0, 0.0
         suffix = f" (attempt {attempt})" if attempt > 1 else ""
-        shown = {"none": "no model, no recording, no steps",
-                 "planned": "planner + actor model", "model": "actor model"}.get(mode, mode)
+        shown = {
+            "none": "no model, no recording, no steps",
+            "planned": "planner + actor model",
+            "model": "actor model",
+        }.get(mode, mode)
         self.console.print(f"▶ {task_id}: {shown}{suffix}", highlight=False, markup=False)
         self._show()
 
@@ -243,18 +281,24 @@ class _Progress:
         self._show()
 
     def _show(self) -> None:
-        line = Text(f"  {self.task}  step {self.step}  {self.action}  tokens {self.tokens}  "
-                    f"${self.usd:.4f}  {time.monotonic() - self.started:.1f}s")
+        line = Text(
+            f"  {self.task}  step {self.step}  {self.action}  tokens {self.tokens}  "
+            f"${self.usd:.4f}  {time.monotonic() - self.started:.1f}s"
+        )
         self.live.update(line, refresh=True)
 
     def end(self, result: TaskResult, session: Path | None) -> None:
         mark = {"pass": "✔", "fail": "✘", "error": "!", "budget_exceeded": "$"}.get(
-            result.status, "?")
+            result.status, "?"
+        )
         reason = f": {result.reason}" if result.reason else ""
         where = f"  [{session}]" if session else ""
         via = f" (via {path_taken(result.mode)})" if result.mode else ""
-        self.console.print(f"{mark} {result.task_id} {result.status}{reason}{via}{where}",
-                           highlight=False, markup=False)
+        self.console.print(
+            f"{mark} {result.task_id} {result.status}{reason}{via}{where}",
+            highlight=False,
+            markup=False,
+        )
 
 
 # --- one recorded attempt -----------------------------------------------------------------
@@ -271,7 +315,9 @@ def _session_folder(root: Path, task_id: str, attempt: int) -> Path:
 
 
 def run_one_recorded(
-    runner: TaskRunner, task: Any, attempt: int = 1,
+    runner: TaskRunner,
+    task: Any,
+    attempt: int = 1,
     on_step: Callable[[Step], None] | None = None,
 ) -> tuple[TaskResult, Path | None]:
     """Run one attempt of ``task`` and record it under ``runner.config.sessions`` if set."""
@@ -287,17 +333,32 @@ def run_one_recorded(
         sb_name = company.task_sandbox(task)
         sb = company.sandboxes[sb_name]
         recorder = SessionRecorder(
-            folder, task_id=task.id, spec_hash=task_spec_hash(company, task),
-            sandbox_info={"name": sb_name, "kind": sb.kind, "screen": list(sb.screen),
-                          "apps": [a.name for a in sb.apps], "start_url": sb.start_url},
-            models={**model_names(runner.config, company, task, runner.client),
-                    "endpoint": runner.config.describe() if runner.client else "none"},
+            folder,
+            task_id=task.id,
+            spec_hash=task_spec_hash(company, task),
+            sandbox_info={
+                "name": sb_name,
+                "kind": sb.kind,
+                "screen": list(sb.screen),
+                "apps": [a.name for a in sb.apps],
+                "start_url": sb.start_url,
+            },
+            models={
+                **model_names(runner.config, company, task, runner.client),
+                "endpoint": runner.config.describe() if runner.client else "none",
+            },
             secrets=runner.secret_list,
             budgets=task.budgets.model_dump(mode="json") if task.budgets else {},
             task_spec=task.model_dump(by_alias=True, exclude_none=True, mode="json"),
-            extra={"attempt": attempt, "mode": runner.mode_for(task),
-                   **({"company_file": str(Path(company.source).resolve())}
-                      if company.source is not None else {})},
+            extra={
+                "attempt": attempt,
+                "mode": runner.mode_for(task),
+                **(
+                    {"company_file": str(Path(company.source).resolve())}
+                    if company.source is not None
+                    else {}
+                ),
+            },
         )
     runner.final_state = None
     gen = runner.run(task, attempt)
@@ -382,10 +443,14 @@ def _header(company: Any, tasks: list[Any], cfg: RunConfig, runner: TaskRunner) 
     """The run's first line: where the model is (if any) and how each task will run."""
     modes = ", ".join(f"{t.id}={path_taken(runner.mode_for(t))}" for t in tasks)
     if cfg.online:
-        return (f"agentcorp run {company.company}: {len(tasks)} task(s) with the model at "
-                f"{cfg.describe()}: {modes}")
-    return (f"agentcorp run {company.company}: {len(tasks)} task(s) offline (no model "
-            f"configured): {modes}")
+        return (
+            f"agentcorp run {company.company}: {len(tasks)} task(s) with the model at "
+            f"{cfg.describe()}: {modes}"
+        )
+    return (
+        f"agentcorp run {company.company}: {len(tasks)} task(s) offline (no model "
+        f"configured): {modes}"
+    )
 
 
 def _summary(results: list[TaskResult], sessions: dict[str, Path | None]) -> Table:
@@ -395,9 +460,16 @@ def _summary(results: list[TaskResult], sessions: dict[str, Path | None]) -> Tab
     table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80)
     for r in results:
         detail = r.reason or ", ".join(f"{c.name}: {c.status}" for c in r.checks)
-        table.add_row(r.task_id, r.status, r.mode, str(r.actions),
-                      str(r.usage.total_tokens), f"{r.usage.cost_usd:.4f}",
-                      f"{r.elapsed_s:.1f}", detail[:80])
+        table.add_row(
+            r.task_id,
+            r.status,
+            r.mode,
+            str(r.actions),
+            str(r.usage.total_tokens),
+            f"{r.usage.cost_usd:.4f}",
+            f"{r.elapsed_s:.1f}",
+            detail[:80],
+        )
     return table
 
 
@@ -413,7 +485,10 @@ def _preflight(runner: TaskRunner) -> None:
 
 
 def _write_traces(
-    root: Path, results: list[TaskResult], sessions: dict[str, Path | None], err: Console,
+    root: Path,
+    results: list[TaskResult],
+    sessions: dict[str, Path | None],
+    err: Console,
 ) -> Path | None:
     """One HTML trace per recorded session, and an index page linking them all."""
     import html
@@ -433,8 +508,10 @@ def _write_traces(
                 err.print(f"agentcorp: warning: no trace for {folder}: {exc}", markup=False)
         name = html.escape(r.task_id)
         cell = f"<a href='{html.escape(link)}'>{name}</a>" if link else name
-        rows.append(f"<tr><td>{cell}</td><td class='{r.status}'>{r.status}</td>"
-                    f"<td>{html.escape(r.mode)}</td><td>{html.escape(r.reason)}</td></tr>")
+        rows.append(
+            f"<tr><td>{cell}</td><td class='{r.status}'>{r.status}</td>"
+            f"<td>{html.escape(r.mode)}</td><td>{html.escape(r.reason)}</td></tr>"
+        )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     index = root / f"run-{stamp}.html"
     index.write_text(
@@ -443,69 +520,131 @@ def _write_traces(
         "text-align:left}.pass{color:#080}.fail,.error,.budget_exceeded{color:#b00}</style>"
         "</head><body><h1>agentcorp run</h1><table><tr><th>task</th><th>status</th>"
         f"<th>mode</th><th>detail</th></tr>{''.join(rows)}</table></body></html>\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return index
 
 
 @app.command()
 def run(
-    path: Annotated[Path, typer.Argument(
-        metavar="PATH", help="A company file, or a folder holding one company.")],
-    task: Annotated[list[str] | None, typer.Option(
-        "--task", metavar="ID", help="Run only this task id (repeatable).")] = None,
-    provider: Annotated[str | None, typer.Option(
-        metavar="NAME", help="Model provider: xai (default), openai or custom.")] = None,
-    base_url: Annotated[str | None, typer.Option(
-        metavar="URL", help="Any OpenAI-compatible endpoint (key from AGENTCORP_API_KEY).")] = None,
-    planner_model: Annotated[str | None, typer.Option(
-        metavar="MODEL", help="Planner model name.")] = None,
-    actor_model: Annotated[str | None, typer.Option(
-        metavar="MODEL", help="Actor (vision) model name.")] = None,
-    sessions: Annotated[Path | None, typer.Option(
-        metavar="DIR", help="Record every task attempt as a session folder under DIR.")] = None,
-    config: Annotated[Path | None, typer.Option(
-        metavar="FILE", help="Config file (default: ./agentcorp.toml when present).")] = None,
-    no_plan: Annotated[bool, typer.Option(
-        "--no-plan", help="Skip the planner; the actor works from the task itself.")] = False,
-    audit: Annotated[Path | None, typer.Option(
-        metavar="PATH", help="The run's hash-chained audit log (a file, or a folder for "
-        "audit-RUN.jsonl). Default: beside the sessions, else under the temp folder.")] = None,
-    live_view: Annotated[bool, typer.Option(
-        "--live-view", help=f"Serve each desktop sandbox over VNC and noVNC while the run "
-        f"lasts (or {LIVE_VIEW_ENV}=1); needs a password.")] = False,
-    vnc_password: Annotated[str | None, typer.Option(
-        metavar="PASSWORD", help=f"Live view password (prefer {PASSWORD_ENV}: a command "
-        "line is visible to other users).")] = None,
-    vnc_port: Annotated[int, typer.Option(
-        metavar="PORT", min=1, max=65535, help="Live view VNC port (first desktop).")] = 5900,
-    web_port: Annotated[int, typer.Option(
-        metavar="PORT", min=1, max=65535, help="Live view noVNC port (first desktop).")] = 6080,
-    cache_dir: Annotated[Path | None, typer.Option(
-        metavar="DIR", help="Action cache folder (default $AGENTCORP_CACHE_DIR or "
-        "~/.cache/agentcorp/actions).")] = None,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="Neither replay nor store cached action sequences.")] = False,
-    chromium: Annotated[Path | None, typer.Option(
-        metavar="PATH", help="Chromium executable for browser sandboxes (default "
-        "$AGENTCORP_CHROMIUM, else /usr/bin/chromium).")] = None,
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="A company file, or a folder holding one company."),
+    ],
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", metavar="ID", help="Run only this task id (repeatable)."),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Model provider: xai (default), openai or custom."),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL", help="Any OpenAI-compatible endpoint (key from AGENTCORP_API_KEY)."
+        ),
+    ] = None,
+    planner_model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Planner model name.")
+    ] = None,
+    actor_model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Actor (vision) model name.")
+    ] = None,
+    sessions: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="Record every task attempt as a session folder under DIR."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Config file (default: ./agentcorp.toml when present)."),
+    ] = None,
+    no_plan: Annotated[
+        bool,
+        typer.Option("--no-plan", help="Skip the planner; the actor works from the task itself."),
+    ] = False,
+    audit: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="The run's hash-chained audit log (a file, or a folder for "
+            "audit-RUN.jsonl). Default: beside the sessions, else under the temp folder.",
+        ),
+    ] = None,
+    live_view: Annotated[
+        bool,
+        typer.Option(
+            "--live-view",
+            help=f"Serve each desktop sandbox over VNC and noVNC while the run "
+            f"lasts (or {LIVE_VIEW_ENV}=1); needs a password.",
+        ),
+    ] = False,
+    vnc_password: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PASSWORD",
+            help=f"Live view password (prefer {PASSWORD_ENV}: a command "
+            "line is visible to other users).",
+        ),
+    ] = None,
+    vnc_port: Annotated[
+        int,
+        typer.Option(metavar="PORT", min=1, max=65535, help="Live view VNC port (first desktop)."),
+    ] = 5900,
+    web_port: Annotated[
+        int,
+        typer.Option(
+            metavar="PORT", min=1, max=65535, help="Live view noVNC port (first desktop)."
+        ),
+    ] = 6080,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Action cache folder (default $AGENTCORP_CACHE_DIR or "
+            "~/.cache/agentcorp/actions).",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither replay nor store cached action sequences.")
+    ] = False,
+    chromium: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Chromium executable for browser sandboxes (default "
+            "$AGENTCORP_CHROMIUM, else /usr/bin/chromium).",
+        ),
+    ] = None,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes."""
-    cfg = resolve_config(provider=provider, base_url=base_url, planner_model=planner_model,
-                         actor_model=actor_model, sessions=sessions, config_file=config,
-                         no_plan=no_plan, audit=audit, cache_dir=cache_dir,
-                         no_cache=no_cache, chromium=chromium)
+    cfg = resolve_config(
+        provider=provider,
+        base_url=base_url,
+        planner_model=planner_model,
+        actor_model=actor_model,
+        sessions=sessions,
+        config_file=config,
+        no_plan=no_plan,
+        audit=audit,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        chromium=chromium,
+    )
     live = live_view_settings(live_view, vnc_password, vnc_port, web_port)
     company = _load(path)
     tasks = _select(company, task)
     # Wide enough for the summary table when stdout is a file or a pipe.
-    out = Console(file=sys.stdout, highlight=False,
-                  width=None if sys.stdout.isatty() else 160)
+    out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 160)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     results: list[TaskResult] = []
     session_of: dict[str, Path | None] = {}
     passed: set[str] = set()
     selected = {t.id for t in tasks}
     progress = _Progress(err)
+
     def notify(message: str) -> None:
         err.print(message, markup=False, highlight=False)
 
@@ -516,8 +655,9 @@ def run(
         for t in tasks:
             blocked = [d for d in t.depends_on if d in selected and d not in passed]
             if blocked:
-                r = TaskResult(t.id, "fail", f"skipped: dependency {blocked[0]!r} did not pass",
-                               mode="skipped")
+                r = TaskResult(
+                    t.id, "fail", f"skipped: dependency {blocked[0]!r} did not pass", mode="skipped"
+                )
                 results.append(r)
                 progress.end(r, None)
                 continue

@@ -125,8 +125,7 @@ def model_names(config: RunConfig, company: Company, task: Task, client: Any) ->
     """Planner/actor/judge model names: flags over the spec over the provider's defaults."""
     spec = effective_models(company, task)
     provider = getattr(client, "provider", None)
-    planner = config.planner_model or spec.planner or getattr(
-        provider, "default_planner_model", "")
+    planner = config.planner_model or spec.planner or getattr(provider, "default_planner_model", "")
     actor = config.actor_model or spec.actor or getattr(provider, "default_actor_model", "")
     return {"planner": planner or "", "actor": actor or "", "judge": spec.judge or planner or ""}
 
@@ -148,7 +147,11 @@ def _files(company: Company, name: str) -> dict[str, Path]:
 
 
 def open_desktop(
-    company: Company, name: str, secrets: Mapping[str, str], *, display: str | None = None,
+    company: Company,
+    name: str,
+    secrets: Mapping[str, str],
+    *,
+    display: str | None = None,
 ) -> Computer:
     """Start desktop sandbox ``name``: its own Xvfb, its files in a fresh home, its apps."""
     from agentcorp.sandbox.apps import AppSpec
@@ -157,13 +160,20 @@ def open_desktop(
     spec = company.sandboxes[name]
     apps = [AppSpec(a.name, list(a.command), a.wait_for_window) for a in spec.apps]
     return XvfbDesktop(
-        screen=(spec.screen[0], spec.screen[1]), apps=apps, files=_files(company, name),
-        secrets=secrets, display=display, allow_real_display=display is not None,
+        screen=(spec.screen[0], spec.screen[1]),
+        apps=apps,
+        files=_files(company, name),
+        secrets=secrets,
+        display=display,
+        allow_real_display=display is not None,
     )
 
 
 def start_services(
-    company: Company, name: str, home: Path, secrets: Mapping[str, str],
+    company: Company,
+    name: str,
+    home: Path,
+    secrets: Mapping[str, str],
 ) -> list[Any]:
     """Copy a browser sandbox's files into ``home`` and start its services (``~`` = home)."""
     from agentcorp.sandbox.services import ServiceSpec, start_service
@@ -176,12 +186,21 @@ def start_services(
     started: list[Any] = []
     try:
         for s in spec.services:
-            started.append(start_service(ServiceSpec(
-                s.name, [_expand(a, home) for a in s.command],
-                cwd=(company.base_dir / s.cwd).resolve() if s.cwd else company.base_dir.resolve(),
-                env={"HOME": str(home), **dict(s.env)}, ready_url=s.ready_url,
-                ready_timeout=s.ready_timeout,
-            ), secrets))
+            started.append(
+                start_service(
+                    ServiceSpec(
+                        s.name,
+                        [_expand(a, home) for a in s.command],
+                        cwd=(company.base_dir / s.cwd).resolve()
+                        if s.cwd
+                        else company.base_dir.resolve(),
+                        env={"HOME": str(home), **dict(s.env)},
+                        ready_url=s.ready_url,
+                        ready_timeout=s.ready_timeout,
+                    ),
+                    secrets,
+                )
+            )
     except BaseException:
         for svc in reversed(started):
             svc.stop()
@@ -190,7 +209,10 @@ def start_services(
 
 
 def open_browser(
-    company: Company, name: str, home: Path, secrets: Mapping[str, str],
+    company: Company,
+    name: str,
+    home: Path,
+    secrets: Mapping[str, str],
     chromium: str | None = None,
 ) -> Computer:
     """A fresh headless Chromium on browser sandbox ``name`` (services already running)."""
@@ -198,8 +220,14 @@ def open_browser(
 
     spec = company.sandboxes[name]
     allow = list(spec.allow_urls or (spec.policy.allow_urls if spec.policy else None) or [])
-    return BrowserComputer(screen=(spec.screen[0], spec.screen[1]), start_url=spec.start_url,
-                           allow_urls=allow, home=home, secrets=secrets, chromium=chromium)
+    return BrowserComputer(
+        screen=(spec.screen[0], spec.screen[1]),
+        start_url=spec.start_url,
+        allow_urls=allow,
+        home=home,
+        secrets=secrets,
+        chromium=chromium,
+    )
 
 
 @dataclass(frozen=True)
@@ -231,7 +259,9 @@ class Sandboxes:
     """
 
     def __init__(
-        self, company: Company, secrets: Mapping[str, str],
+        self,
+        company: Company,
+        secrets: Mapping[str, str],
         live_view: LiveViewSettings | None = None,
         notify: Callable[[str], None] | None = None,
         display: str | None = None,
@@ -258,8 +288,9 @@ class Sandboxes:
         """The computer for one task on sandbox ``name`` and its grounder."""
         if self.company.sandboxes[name].kind == "desktop":
             if name not in self._desktops:
-                self._desktops[name] = open_desktop(self.company, name, self.secrets,
-                                                    display=self.display)
+                self._desktops[name] = open_desktop(
+                    self.company, name, self.secrets, display=self.display
+                )
                 self._start_live_view(name, self._desktops[name])
             desk = self._desktops[name]
             if name not in self._grounders:
@@ -273,8 +304,7 @@ class Sandboxes:
             home = Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
             self._services.extend(start_services(self.company, name, home, self.secrets))
-        browser = open_browser(self.company, name, self._homes[name], self.secrets,
-                               self.chromium)
+        browser = open_browser(self.company, name, self._homes[name], self.secrets, self.chromium)
         try:
             yield browser, make_grounder(browser, self._engine())
         finally:
@@ -293,12 +323,15 @@ class Sandboxes:
         from agentcorp.sandbox.liveview import LiveView
 
         n = len(self._live)
-        view = LiveView(display, lv.password, vnc_port=lv.vnc_port + n,
-                        web_port=lv.web_port + n, bind=lv.bind).start()
+        view = LiveView(
+            display, lv.password, vnc_port=lv.vnc_port + n, web_port=lv.web_port + n, bind=lv.bind
+        ).start()
         self._live.append(view)
         where = "loopback only" if lv.bind == "127.0.0.1" else f"listening on {lv.bind}"
-        self._say(f"live view: sandbox {name} at http://localhost:{lv.web_port + n}/vnc.html "
-                  f"(VNC port {lv.vnc_port + n}, {where}; password required)")
+        self._say(
+            f"live view: sandbox {name} at http://localhost:{lv.web_port + n}/vnc.html "
+            f"(VNC port {lv.vnc_port + n}, {where}; password required)"
+        )
 
     def _engine(self) -> Any:
         """One OCR engine for the run (its model loads once)."""
@@ -349,7 +382,10 @@ def _read_text(grounder: Grounder) -> Any:
 
 
 def check_context(
-    computer: Computer, grounder: Grounder, judge: ChatModel | None = None, judge_model: str = "",
+    computer: Computer,
+    grounder: Grounder,
+    judge: ChatModel | None = None,
+    judge_model: str = "",
 ) -> CheckContext:
     """Where checks of a task look: the sandbox's home, screen, URL and display."""
     home = getattr(computer, "home", None)
@@ -359,9 +395,13 @@ def check_context(
         env["DISPLAY"] = display
     url = getattr(computer, "url", None)
     return CheckContext(
-        home=Path(home) if home is not None else Path.home(), computer=computer,
-        grounder=grounder, url=(lambda: getattr(computer, "url", None)) if url is not None
-        else None, read_text=_read_text(grounder), env=env, judge=judge,
+        home=Path(home) if home is not None else Path.home(),
+        computer=computer,
+        grounder=grounder,
+        url=(lambda: getattr(computer, "url", None)) if url is not None else None,
+        read_text=_read_text(grounder),
+        env=env,
+        judge=judge,
         judge_model=judge_model,
     )
 
@@ -379,7 +419,11 @@ def secret_values(company: Company, environ: Mapping[str, str] | None = None) ->
 
 
 def make_gate(
-    company: Company, task: Task, vault: Any, audit: Any = None, computer: Computer | None = None,
+    company: Company,
+    task: Task,
+    vault: Any,
+    audit: Any = None,
+    computer: Computer | None = None,
 ) -> ActionGate:
     """The real policy gate for ``task`` (company → role → sandbox policy, the secrets' rules).
 
@@ -389,8 +433,14 @@ def make_gate(
     """
     from agentcorp.policy.factory import build_gate
 
-    return build_gate(effective_policy(company, task), company.secrets, vault=vault,
-                      audit=audit, scope=task.id, computer=computer)
+    return build_gate(
+        effective_policy(company, task),
+        company.secrets,
+        vault=vault,
+        audit=audit,
+        scope=task.id,
+        computer=computer,
+    )
 
 
 def new_run_id() -> str:
@@ -424,9 +474,13 @@ def open_audit(company: Company, config: RunConfig, vault: Any, run_id: str) -> 
     path = audit_path(config, run_id)
     log = AuditLog(path, run_id=run_id, redactor=vault.redactor() if vault is not None else None)
     try:
-        log.append("run", event="start", company=company.company,
-                   secrets=list(vault.names) if vault is not None else [],
-                   generated_secrets=list(vault.generated) if vault is not None else [])
+        log.append(
+            "run",
+            event="start",
+            company=company.company,
+            secrets=list(vault.names) if vault is not None else [],
+            generated_secrets=list(vault.generated) if vault is not None else [],
+        )
     except OSError as exc:
         log.close()
         where = "--audit" if config.audit is not None else "audit log"
@@ -438,8 +492,7 @@ def budgets_of(spec: Any) -> Budgets:
     """The spec's budgets as meter limits."""
     if spec is None:
         return Budgets()
-    return Budgets(steps=spec.steps, tokens=spec.tokens, usd=spec.usd,
-                   wall_clock_s=spec.wall_clock)
+    return Budgets(steps=spec.steps, tokens=spec.tokens, usd=spec.usd, wall_clock_s=spec.wall_clock)
 
 
 def _render(value: Any, inputs: Mapping[str, Any]) -> Any:
@@ -457,21 +510,38 @@ def task_input(company: Company, task: Task) -> TaskInput:
     role = company.roles[task.role]
     sandbox_name = company.task_sandbox(task)
     sandbox = company.sandboxes[sandbox_name]
-    steps = [_render(s.model_dump(by_alias=True, exclude_none=True, mode="json"), task.inputs)
-             for s in task.steps or []]
-    role_text = f"You are the {role.title}." + (f" Goal: {role.goal}" if role.goal else "") + (
-        f" Instructions: {role.instructions}" if role.instructions else "")
+    steps = [
+        _render(s.model_dump(by_alias=True, exclude_none=True, mode="json"), task.inputs)
+        for s in task.steps or []
+    ]
+    role_text = (
+        f"You are the {role.title}."
+        + (f" Goal: {role.goal}" if role.goal else "")
+        + (f" Instructions: {role.instructions}" if role.instructions else "")
+    )
     if sandbox.kind == "desktop":
         apps = ", ".join(a.name for a in sandbox.apps) or "no apps"
-        sandbox_text = f"{sandbox_name}: a Linux desktop {sandbox.screen[0]}x{sandbox.screen[1]}" \
-                       f" with {apps}"
+        sandbox_text = (
+            f"{sandbox_name}: a Linux desktop {sandbox.screen[0]}x{sandbox.screen[1]} with {apps}"
+        )
     else:
         sandbox_text = f"{sandbox_name}: a web browser at {sandbox.start_url or 'a blank page'}"
-    success = task.success.model_dump(by_alias=True, exclude_none=True, mode="json") \
-        if task.success is not None else None
-    return TaskInput(task.id, render_description(task), role=task.role, role_text=role_text,
-                     sandbox=sandbox_name, sandbox_text=sandbox_text, steps=steps,
-                     success=success, inputs=dict(task.inputs))
+    success = (
+        task.success.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if task.success is not None
+        else None
+    )
+    return TaskInput(
+        task.id,
+        render_description(task),
+        role=task.role,
+        role_text=role_text,
+        sandbox=sandbox_name,
+        sandbox_text=sandbox_text,
+        steps=steps,
+        success=success,
+        inputs=dict(task.inputs),
+    )
 
 
 # --- running one task ---------------------------------------------------------------------
@@ -496,8 +566,12 @@ class TaskRunner:
     @classmethod
     @contextmanager
     def open(
-        cls, company: Company, config: RunConfig, environ: Mapping[str, str] | None = None,
-        *, live_view: LiveViewSettings | None = None,
+        cls,
+        company: Company,
+        config: RunConfig,
+        environ: Mapping[str, str] | None = None,
+        *,
+        live_view: LiveViewSettings | None = None,
         notify: Callable[[str], None] | None = None,
         display: str | None = None,
     ) -> Iterator[TaskRunner]:
@@ -513,16 +587,33 @@ class TaskRunner:
         audit = open_audit(company, config, vault, run_id)
         if vault is not None and vault.generated and notify is not None:
             names = ", ".join(vault.generated)
-            notify(f"secrets: {names} not set; using a fresh random value for this run "
-                   "(if_missing: generate)")
-        boxes = Sandboxes(company, secrets, live_view, notify, display,
-                          str(config.chromium) if config.chromium else None)
+            notify(
+                f"secrets: {names} not set; using a fresh random value for this run "
+                "(if_missing: generate)"
+            )
+        boxes = Sandboxes(
+            company,
+            secrets,
+            live_view,
+            notify,
+            display,
+            str(config.chromium) if config.chromium else None,
+        )
         client = None
         try:
             client = make_client(config, company.company)
             meter = BudgetMeter(budgets_of(company.defaults.budgets), name="company")
-            runner = cls(company, config, boxes, vault, client, meter,
-                         company.base_dir / "recordings", audit, run_id)
+            runner = cls(
+                company,
+                config,
+                boxes,
+                vault,
+                client,
+                meter,
+                company.base_dir / "recordings",
+                audit,
+                run_id,
+            )
             yield runner
         finally:
             boxes.close()
@@ -597,12 +688,18 @@ class TaskRunner:
         if mode == "none":
             from agentcorp.record.find import stale_message
 
-            stale = stale_message(task.id, task_spec_hash(self.company, task),
-                                  self.recordings) if self.recordings is not None else None
-            return TaskResult(task.id, "error",
-                              "no model configured, and the task has neither a shipped "
-                              "recording nor scripted steps" + (f": {stale}" if stale else ""),
-                              mode=mode)
+            stale = (
+                stale_message(task.id, task_spec_hash(self.company, task), self.recordings)
+                if self.recordings is not None
+                else None
+            )
+            return TaskResult(
+                task.id,
+                "error",
+                "no model configured, and the task has neither a shipped "
+                "recording nor scripted steps" + (f": {stale}" if stale else ""),
+                mode=mode,
+            )
         with self.sandboxes.session(self.company.task_sandbox(task)) as (computer, grounder):
             gate = make_gate(self.company, task, self.vault, self.audit, computer)
             meter = self.company_meter.child(budgets_of(task.budgets), "task")
@@ -616,8 +713,11 @@ class TaskRunner:
                 if self.config.plan:
                     planner = Planner(model, model_name=names["planner"])
             ctx = check_context(computer, grounder, model, names["judge"])
-            cfg = ActorConfig(model=names["actor"], image_history=self.config.image_history,
-                              long_side=self.config.long_side)
+            cfg = ActorConfig(
+                model=names["actor"],
+                image_history=self.config.image_history,
+                long_side=self.config.long_side,
+            )
             ti = task_input(self.company, task)
             cache = self.action_cache()
             if mode == "recording":
@@ -626,16 +726,32 @@ class TaskRunner:
                 from agentcorp.actor.cached import run_task_cached
 
                 gen = run_task_cached(
-                    ti, computer, cache=cache, key=self.cache_key(task), gate=gate,
-                    meter=meter, check_context=ctx, actor_model=model, planner=planner,
-                    grounder=grounder, config=cfg, max_replans=self.config.max_replans,
+                    ti,
+                    computer,
+                    cache=cache,
+                    key=self.cache_key(task),
+                    gate=gate,
+                    meter=meter,
+                    check_context=ctx,
+                    actor_model=model,
+                    planner=planner,
+                    grounder=grounder,
+                    config=cfg,
+                    max_replans=self.config.max_replans,
                     meta={"task": task.id, "company": self.company.company},
                     secrets=self.secret_list,
                 )
             else:
                 gen = run_task(
-                    ti, computer, gate=gate, meter=meter, check_context=ctx,
-                    actor_model=model, planner=planner, grounder=grounder, config=cfg,
+                    ti,
+                    computer,
+                    gate=gate,
+                    meter=meter,
+                    check_context=ctx,
+                    actor_model=model,
+                    planner=planner,
+                    grounder=grounder,
+                    config=cfg,
                     max_replans=self.config.max_replans,
                 )
             result: TaskResult = yield from gen
@@ -646,8 +762,14 @@ class TaskRunner:
             return result
 
     def _replay(
-        self, task: Task, ti: TaskInput, computer: Computer, grounder: Grounder,
-        ctx: CheckContext, meter: BudgetMeter, gate: ActionGate | None = None,
+        self,
+        task: Task,
+        ti: TaskInput,
+        computer: Computer,
+        grounder: Grounder,
+        ctx: CheckContext,
+        meter: BudgetMeter,
+        gate: ActionGate | None = None,
     ) -> Generator[Step, None, TaskResult]:
         """Offline: decision-replay the shipped recording on the live sandbox, then check."""
         from agentcorp.record.episode import episode_from_manifest, loop_runner
@@ -662,13 +784,23 @@ class TaskRunner:
         seen: list[Step] = []
         # The live policy gate, not the recorded decisions: a replayed action is checked
         # (and audited) like any other.
-        report = decision_replay(session, loop_runner(session, grounder=grounder, gate=gate),
-                                 computer, on_step=seen.append)
+        report = decision_replay(
+            session,
+            loop_runner(session, grounder=grounder, gate=gate),
+            computer,
+            on_step=seen.append,
+        )
         yield from seen
         if not report.ok:
-            return TaskResult(task.id, "fail", f"replay of {path} diverged: {report.divergence}",
-                              elapsed_s=time.monotonic() - t0, mode="recording",
-                              episode=episode, actor_config=recorded_config)
+            return TaskResult(
+                task.id,
+                "fail",
+                f"replay of {path} diverged: {report.divergence}",
+                elapsed_s=time.monotonic() - t0,
+                mode="recording",
+                episode=episode,
+                actor_config=recorded_config,
+            )
         status: Literal["pass", "fail", "error", "budget_exceeded"] = "pass"
         outcomes: tuple[Any, ...] = ()
         reason = ""
@@ -680,8 +812,18 @@ class TaskRunner:
             outcomes = tuple(CheckOutcome(r.name, r.status, r.detail) for r in records[:-1])
             reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if o.status != "pass")
         actions = sum(1 for s in seen if isinstance(s, ActionStep))
-        return TaskResult(task.id, status, reason, outcomes, meter.usage, actions,
-                          time.monotonic() - t0, "recording", episode, recorded_config)
+        return TaskResult(
+            task.id,
+            status,
+            reason,
+            outcomes,
+            meter.usage,
+            actions,
+            time.monotonic() - t0,
+            "recording",
+            episode,
+            recorded_config,
+        )
 
 
 # --- the fleet's entry point --------------------------------------------------------------
@@ -717,12 +859,14 @@ def run_fleet_episode(task: Any, ctx: Any) -> Any:
     try:
         with TaskRunner.open(company, config, display=display) as runner:
             if runner.client is not None:
-                runner.client = _RateLimitedClient(runner.client, ctx,
-                                                   str(getattr(task, "api_key", None) or "llm"))
+                runner.client = _RateLimitedClient(
+                    runner.client, ctx, str(getattr(task, "api_key", None) or "llm")
+                )
             for n in range(1, tries + 1):
                 done = n
-                result, session = run_one_recorded(runner, spec_task,
-                                                   (int(ctx.attempt) - 1) * tries + n)
+                result, session = run_one_recorded(
+                    runner, spec_task, (int(ctx.attempt) - 1) * tries + n
+                )
                 if result.status in ("pass", "budget_exceeded"):
                     break
     except SandboxError as exc:
@@ -734,14 +878,16 @@ def run_fleet_episode(task: Any, ctx: Any) -> Any:
             else:
                 os.environ[k] = v
     status: Literal["passed", "failed", "error", "budget_exceeded"] = {
-        "pass": "passed", "fail": "failed", "error": "error",
-        "budget_exceeded": "budget_exceeded"}[result.status]  # type: ignore[assignment]
+        "pass": "passed",
+        "fail": "failed",
+        "error": "error",
+        "budget_exceeded": "budget_exceeded",
+    }[result.status]  # type: ignore[assignment]
     notes = [f"attempt {done} of {tries}"] if tries > 1 else []
     if display is not None:
         notes.append(f"on the worker's display {display}")
     detail = "; ".join([result.reason, *notes] if result.reason else notes)
-    return EpisodeResult(status, detail, str(session) if session else None,
-                         result.usage.cost_usd)
+    return EpisodeResult(status, detail, str(session) if session else None, result.usage.cost_usd)
 
 
 def _worker_display(company: Company, task: Task, ctx: Any) -> str | None:

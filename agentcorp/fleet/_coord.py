@@ -120,9 +120,7 @@ def resume(
     policy = SchedulerPolicy(
         tasks, budgets=budgets, rate_limits=rate_limits, spare_slots=spare_slots
     )
-    external_ids = policy.restore(
-        {r.id: r.state for r in rows}, {r.id: r.attempt for r in rows}
-    )
+    external_ids = policy.restore({r.id: r.state for r in rows}, {r.id: r.attempt for r in rows})
     by_id = {r.id: r for r in rows}
     external = {tid: by_id[tid].epoch for tid in external_ids}
     write_decisions(ledger, policy)
@@ -142,9 +140,7 @@ def write_decisions(ledger: SqliteLedger, policy: SchedulerPolicy) -> None:
         ledger.decide(d.task_id, d.state, d.detail)
 
 
-def sync_external(
-    ledger: SqliteLedger, policy: SchedulerPolicy, external: dict[str, int]
-) -> int:
+def sync_external(ledger: SqliteLedger, policy: SchedulerPolicy, external: dict[str, int]) -> int:
     """Follow leases held by holders from an earlier coordinator; returns how many ended."""
     ended = 0
     for tid, epoch in list(external.items()):

@@ -68,8 +68,9 @@ def task_from_json(d: Mapping[str, Any]) -> FleetTask:
 class _Heartbeat(threading.Thread):
     """Renews a lease until stopped, fenced, or the coordinator is gone."""
 
-    def __init__(self, path: str, task_id: str, epoch: int, lease_s: float,
-                 orphaned: threading.Event) -> None:
+    def __init__(
+        self, path: str, task_id: str, epoch: int, lease_s: float, orphaned: threading.Event
+    ) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{task_id}")
         self._ledger = SqliteLedger(path)
         self._args = (task_id, epoch, lease_s)
@@ -159,7 +160,8 @@ class _Worker:
                 home = Path(self.opts["home_root"]) / self.name
                 home.mkdir(parents=True, exist_ok=True)
             self.computer = XvfbDesktop(
-                screen=(int(w), int(h)), window_manager=bool(self.opts["window_manager"]),
+                screen=(int(w), int(h)),
+                window_manager=bool(self.opts["window_manager"]),
                 home=home,
             )
             self.display = self.computer.display
@@ -178,9 +180,16 @@ class _Worker:
         if self.opts.get("session_root"):
             session_dir = str(Path(self.opts["session_root"]) / task.id / f"attempt-{attempt}")
         ctx = EpisodeContext(
-            task_id=task.id, attempt=attempt, epoch=epoch, worker_id=self.wid, node_id=HOST,
-            display=self.display, session_dir=session_dir, computer=self.computer,
-            limiter=self.limiter, effects=self.ledger,
+            task_id=task.id,
+            attempt=attempt,
+            epoch=epoch,
+            worker_id=self.wid,
+            node_id=HOST,
+            display=self.display,
+            session_dir=session_dir,
+            computer=self.computer,
+            limiter=self.limiter,
+            effects=self.ledger,
         )
         hb = _Heartbeat(str(self.ledger.path), task.id, epoch, self.lease_s, self.orphaned)
         hb.start()
@@ -189,8 +198,14 @@ class _Worker:
         finally:
             hb.stop()
         try:
-            self.ledger.finish(task.id, epoch, result.status, detail=result.detail,
-                               session_path=result.session_path, cost=result.cost)
+            self.ledger.finish(
+                task.id,
+                epoch,
+                result.status,
+                detail=result.detail,
+                session_path=result.session_path,
+                cost=result.cost,
+            )
         except FencedOut:
             return "fenced"
         return result.status

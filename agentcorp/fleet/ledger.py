@@ -266,9 +266,7 @@ class SqliteLedger:
         return "missing" if row is None else str(row[0])
 
     def _fenced(self, task_id: str, epoch: int, what: str) -> FencedOut:
-        row = self._db.execute(
-            "SELECT state, epoch FROM tasks WHERE id=?", (task_id,)
-        ).fetchone()
+        row = self._db.execute("SELECT state, epoch FROM tasks WHERE id=?", (task_id,)).fetchone()
         if row is None:
             return FencedOut(f"task {task_id!r}: {what} for an unknown task")
         return FencedOut(
@@ -418,9 +416,7 @@ class SqliteLedger:
                 tokens -= 1.0
             else:
                 wait = (1.0 - tokens) / rate
-            db.execute(
-                "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", (name, tokens, now)
-            )
+            db.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", (name, tokens, now))
         return wait
 
     # --- availability -----------------------------------------------------------------
@@ -459,8 +455,17 @@ class SqliteLedger:
             "SELECT task_id, attempt, epoch, worker, node, leased, started, ended, outcome "
             "FROM attempts ORDER BY epoch"
         )
-        keys = ("task_id", "attempt", "epoch", "worker", "node", "leased", "started", "ended",
-                "outcome")
+        keys = (
+            "task_id",
+            "attempt",
+            "epoch",
+            "worker",
+            "node",
+            "leased",
+            "started",
+            "ended",
+            "outcome",
+        )
         return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
 
     def counts(self) -> dict[str, int]:

@@ -100,20 +100,26 @@ def _runner_ref(runner: str | Callable[..., Any]) -> str:
 class _Pool:
     """The worker processes of one run; a dead one is buried and replaced."""
 
-    def __init__(self, ledger: SqliteLedger, ref: str, opts: LocalOptions,
-                 report: RunReport) -> None:
+    def __init__(
+        self, ledger: SqliteLedger, ref: str, opts: LocalOptions, report: RunReport
+    ) -> None:
         self.ledger = ledger
         self.ref = ref
         self.report = report
         # Workers' sandbox homes live here, so a worker killed with -9 leaves nothing behind
         # once the run ends.
         self.home_root = tempfile.mkdtemp(prefix="agentcorp-fleet-")
-        self.opts_json = json.dumps({
-            "sandbox": opts.sandbox, "screen": list(opts.screen),
-            "window_manager": opts.window_manager, "lease_s": opts.lease_s,
-            "session_root": opts.session_root, "home_root": self.home_root,
-            "rate_limits": {k: [v.rate, v.burst] for k, v in opts.rate_limits.items()},
-        })
+        self.opts_json = json.dumps(
+            {
+                "sandbox": opts.sandbox,
+                "screen": list(opts.screen),
+                "window_manager": opts.window_manager,
+                "lease_s": opts.lease_s,
+                "session_root": opts.session_root,
+                "home_root": self.home_root,
+                "rate_limits": {k: [v.rate, v.burst] for k, v in opts.rate_limits.items()},
+            }
+        )
         self.workers: dict[str, _Worker] = {}
         self.serial = 0
 
@@ -123,9 +129,18 @@ class _Pool:
         ours, theirs = socket.socketpair()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "agentcorp.fleet._worker", str(theirs.fileno()), name,
-                 str(self.ledger.path), self.ref, self.opts_json],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "agentcorp.fleet._worker",
+                    str(theirs.fileno()),
+                    name,
+                    str(self.ledger.path),
+                    self.ref,
+                    self.opts_json,
+                ],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
             )
         finally:
             theirs.close()
@@ -176,8 +191,12 @@ def run_local(
 
 
 def _run_local(
-    tasks: Sequence[FleetTask], ledger_path: str | Path, ref: str, opts: LocalOptions,
-    budgets: Mapping[str, float] | None, source: str,
+    tasks: Sequence[FleetTask],
+    ledger_path: str | Path,
+    ref: str,
+    opts: LocalOptions,
+    budgets: Mapping[str, float] | None,
+    source: str,
     on_event: Callable[[str, str], None] | None,
 ) -> RunReport:
     t0 = time.monotonic()
@@ -185,7 +204,11 @@ def _run_local(
     ledger = SqliteLedger(ledger_path)
     try:
         policy, external, done = resume(
-            ledger, tasks, source=source, budgets=budgets, rate_limits=opts.rate_limits,
+            ledger,
+            tasks,
+            source=source,
+            budgets=budgets,
+            rate_limits=opts.rate_limits,
             spare_slots=opts.spare_slots,
         )
         report = RunReport(counts={}, wall_s=0.0, resumed_finished=done)
@@ -207,8 +230,13 @@ def _run_local(
 
 
 def _loop(
-    policy: SchedulerPolicy, ledger: SqliteLedger, pool: _Pool, external: dict[str, int],
-    by_id: Mapping[str, dict[str, Any]], opts: LocalOptions, report: RunReport,
+    policy: SchedulerPolicy,
+    ledger: SqliteLedger,
+    pool: _Pool,
+    external: dict[str, int],
+    by_id: Mapping[str, dict[str, Any]],
+    opts: LocalOptions,
+    report: RunReport,
     note: Callable[[str, str], None],
 ) -> None:
     start_deadline = time.monotonic() + opts.start_timeout_s
@@ -254,8 +282,12 @@ def _loop(
 
 
 def _apply_drains(
-    ledger: SqliteLedger, pool: _Pool, policy: SchedulerPolicy, run_start: float,
-    report: RunReport, note: Callable[[str, str], None],
+    ledger: SqliteLedger,
+    pool: _Pool,
+    policy: SchedulerPolicy,
+    run_start: float,
+    report: RunReport,
+    note: Callable[[str, str], None],
 ) -> None:
     """Honour announced departures: stop leasing what cannot finish, re-queue at the time."""
     drains = ledger.drains()
@@ -338,7 +370,10 @@ def _give_back(
 
 
 def _bury(
-    w: _Worker, ledger: SqliteLedger, policy: SchedulerPolicy, report: RunReport,
+    w: _Worker,
+    ledger: SqliteLedger,
+    policy: SchedulerPolicy,
+    report: RunReport,
     note: Callable[[str, str], None],
 ) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -36,7 +36,13 @@ State: TypeAlias = Literal[
 ]
 Outcome: TypeAlias = Literal["passed", "failed", "error", "budget_exceeded"]
 STATES: tuple[State, ...] = (
-    "pending", "leased", "running", "passed", "failed", "error", "budget_exceeded"
+    "pending",
+    "leased",
+    "running",
+    "passed",
+    "failed",
+    "error",
+    "budget_exceeded",
 )
 TERMINAL: frozenset[str] = frozenset({"passed", "failed", "error", "budget_exceeded"})
 

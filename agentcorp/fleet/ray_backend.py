@@ -92,8 +92,15 @@ class RayOptions:
 class DesktopSlot:
     """One desktop slot on one node: its own sandbox, one whole episode at a time."""
 
-    def __init__(self, runner_ref: str, sandbox: str, screen: tuple[int, int],
-                 limiter: Any = None, keeper: Any = None, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        runner_ref: str,
+        sandbox: str,
+        screen: tuple[int, int],
+        limiter: Any = None,
+        keeper: Any = None,
+        timeout_s: float = 30.0,
+    ) -> None:
         self._runner = resolve_runner(runner_ref)
         self._sandbox = sandbox
         self._screen = screen
@@ -114,8 +121,14 @@ class DesktopSlot:
 
             self._computer = XvfbDesktop(screen=self._screen, window_manager=False)
 
-    def run(self, task_d: dict[str, Any], attempt: int, epoch: int, worker_id: str,
-            session_root: str | None) -> dict[str, Any]:
+    def run(
+        self,
+        task_d: dict[str, Any],
+        attempt: int,
+        epoch: int,
+        worker_id: str,
+        session_root: str | None,
+    ) -> dict[str, Any]:
         """Run one episode; returns the ``EpisodeResult`` as a dict."""
         from agentcorp.fleet._worker import run_episode, task_from_json
 
@@ -126,10 +139,16 @@ class DesktopSlot:
         if session_root:
             session_dir = str(Path(session_root) / task.id / f"attempt-{attempt}")
         ctx = EpisodeContext(
-            task_id=task.id, attempt=attempt, epoch=epoch, worker_id=worker_id,
+            task_id=task.id,
+            attempt=attempt,
+            epoch=epoch,
+            worker_id=worker_id,
             node_id=ray.get_runtime_context().get_node_id(),
-            display=getattr(self._computer, "display", None), session_dir=session_dir,
-            computer=self._computer, limiter=self._limiter, effects=self._effects,
+            display=getattr(self._computer, "display", None),
+            session_dir=session_dir,
+            computer=self._computer,
+            limiter=self._limiter,
+            effects=self._effects,
         )
         return asdict(run_episode(self._runner, task, ctx))
 
@@ -177,10 +196,11 @@ class _RayEffects:
 
     def record_effect(self, key: str, task_id: str, epoch: int) -> bool:
         ray = import_ray()
-        got = str(ray.get(self._keeper.record_effect.remote(key, task_id, epoch),
-                          timeout=self._timeout))
+        got = str(
+            ray.get(self._keeper.record_effect.remote(key, task_id, epoch), timeout=self._timeout)
+        )
         if got.startswith("fenced: "):
-            raise FencedOut(got[len("fenced: "):])
+            raise FencedOut(got[len("fenced: ") :])
         return got == "first"
 
 
@@ -235,9 +255,17 @@ def _runner_ref(runner: str | Callable[..., Any]) -> str:
 
 
 class _Coordinator:
-    def __init__(self, ray: Any, ledger: SqliteLedger, policy: SchedulerPolicy,
-                 tasks: Sequence[FleetTask], ref: str, opts: RayOptions, report: RunReport,
-                 note: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        ray: Any,
+        ledger: SqliteLedger,
+        policy: SchedulerPolicy,
+        tasks: Sequence[FleetTask],
+        ref: str,
+        opts: RayOptions,
+        report: RunReport,
+        note: Callable[[str, str], None],
+    ) -> None:
         self.ray = ray
         self.ledger = ledger
         self.policy = policy
@@ -255,10 +283,15 @@ class _Coordinator:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = ray.get_runtime_context().get_node_id()
-        self.ledger_keeper = ray.remote(LedgerKeeper).options(
-            num_cpus=0, max_restarts=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-        ).remote(str(ledger.path))
+        self.ledger_keeper = (
+            ray.remote(LedgerKeeper)
+            .options(
+                num_cpus=0,
+                max_restarts=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+            )
+            .remote(str(ledger.path))
+        )
         self.keeper = None
         if opts.rate_limits:
             keeper_cls = ray.remote(BucketKeeper).options(num_cpus=0)
@@ -290,15 +323,21 @@ class _Coordinator:
                 self.serial += 1
                 name = f"slot{self.serial}"
                 opts: dict[str, Any] = {
-                    "resources": {self.opts.resource: 1}, "num_cpus": 0,
-                    "max_restarts": 0, "max_task_retries": 0,
+                    "resources": {self.opts.resource: 1},
+                    "num_cpus": 0,
+                    "max_restarts": 0,
+                    "max_task_retries": 0,
                     "scheduling_strategy": NodeAffinitySchedulingStrategy(nid, soft=False),
                 }
                 if self.opts.runtime_env:
                     opts["runtime_env"] = dict(self.opts.runtime_env)
                 handle = self.actor_cls.options(**opts).remote(
-                    self.ref, self.opts.sandbox, tuple(self.opts.screen), self.keeper,
-                    self.ledger_keeper, self.opts.call_timeout_s,
+                    self.ref,
+                    self.opts.sandbox,
+                    tuple(self.opts.screen),
+                    self.keeper,
+                    self.ledger_keeper,
+                    self.opts.call_timeout_s,
                 )
                 slot = _Slot(name, nid, handle, started=time.monotonic())
                 slot.info_ref = handle.info.remote()
@@ -370,11 +409,13 @@ class _Coordinator:
             self.ledger.start(d.task_id, lease.epoch)
             tj = asdict(task)
             tj["payload"] = dict(task.payload)
-            ref = s.handle.run.remote(tj, lease.attempt, lease.epoch, holder,
-                                      self.opts.session_root)
+            ref = s.handle.run.remote(
+                tj, lease.attempt, lease.epoch, holder, self.opts.session_root
+            )
             deadline = now + task.expected_s * self.opts.episode_timeout_factor + self.opts.lease_s
-            self.flights[ref] = _Flight(d.task_id, lease.epoch, s.name, deadline,
-                                        now + self.opts.lease_s / 3)
+            self.flights[ref] = _Flight(
+                d.task_id, lease.epoch, s.name, deadline, now + self.opts.lease_s / 3
+            )
             self.report.dispatched += 1
         write_decisions(self.ledger, self.policy)
 
@@ -411,8 +452,14 @@ class _Coordinator:
             self.flights.pop(ref, None)
             result = EpisodeResult(**res)
             try:
-                self.ledger.finish(f.task_id, f.epoch, result.status, detail=result.detail,
-                                   session_path=result.session_path, cost=result.cost)
+                self.ledger.finish(
+                    f.task_id,
+                    f.epoch,
+                    result.status,
+                    detail=result.detail,
+                    session_path=result.session_path,
+                    cost=result.cost,
+                )
             except FencedOut as exc:
                 self.report.fenced += 1
                 self.note("task", f"{f.task_id}: late result rejected: {exc}")
@@ -460,8 +507,13 @@ def run_ray(
 
 
 def _run_ray(
-    ray: Any, tasks: Sequence[FleetTask], ledger_path: str | Path, ref: str, opts: RayOptions,
-    budgets: Mapping[str, float] | None, source: str,
+    ray: Any,
+    tasks: Sequence[FleetTask],
+    ledger_path: str | Path,
+    ref: str,
+    opts: RayOptions,
+    budgets: Mapping[str, float] | None,
+    source: str,
     on_event: Callable[[str, str], None] | None,
 ) -> RunReport:
     note = on_event or (lambda kind, msg: None)
@@ -475,7 +527,11 @@ def _run_ray(
             if row.state in ("leased", "running") and (row.worker or "").startswith(HOLDER_PREFIX):
                 ledger.requeue(row.id, row.epoch, "previous coordinator gone")
         policy, external, done = resume(
-            ledger, tasks, source=source, budgets=budgets, rate_limits=opts.rate_limits,
+            ledger,
+            tasks,
+            source=source,
+            budgets=budgets,
+            rate_limits=opts.rate_limits,
             spare_slots=opts.spare_slots,
         )
         report = RunReport(counts={}, wall_s=0.0, resumed_finished=done)
@@ -484,8 +540,9 @@ def _run_ray(
             if opts.address:
                 kwargs["address"] = opts.address
             else:
-                kwargs.update(_node_ip_address="127.0.0.1",
-                              resources={opts.resource: opts.local_desktops})
+                kwargs.update(
+                    _node_ip_address="127.0.0.1", resources={opts.resource: opts.local_desktops}
+                )
             if opts.temp_dir:
                 kwargs["_temp_dir"] = opts.temp_dir
             try:

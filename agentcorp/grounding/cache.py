@@ -100,12 +100,19 @@ def perceptual_hash(frame: Any, box: Box) -> str:
     b = box.expand(0, w, h)
     if b.w < 2 or b.h < 2:
         return "0" * 16
-    crop = px[b.y:b.bottom, b.x:b.right].astype(np.float32).mean(axis=2)
+    crop = px[b.y : b.bottom, b.x : b.right].astype(np.float32).mean(axis=2)
     # Area-average down to 9x8 (cheap, numpy only), then compare neighbours.
     ys = np.linspace(0, crop.shape[0], 9).astype(int)
     xs = np.linspace(0, crop.shape[1], 10).astype(int)
-    small = np.array([[crop[ys[r]:max(ys[r + 1], ys[r] + 1), xs[c]:max(xs[c + 1], xs[c] + 1)]
-                       .mean() for c in range(9)] for r in range(8)])
+    small = np.array(
+        [
+            [
+                crop[ys[r] : max(ys[r + 1], ys[r] + 1), xs[c] : max(xs[c + 1], xs[c] + 1)].mean()
+                for c in range(9)
+            ]
+            for r in range(8)
+        ]
+    )
     bits = (small[:, 1:] > small[:, :-1] + 1.0).flatten()
     # A flat area has no gradient: name its brightness instead, so "blank" is not "text".
     if not bits.any():
@@ -142,12 +149,19 @@ def thumbnail(frame: Any, box: Box) -> str:
     b = box.expand(0, w, h)
     if b.w < 1 or b.h < 1:
         return ""
-    crop = px[b.y:b.bottom, b.x:b.right].astype(np.float32).mean(axis=2)
+    crop = px[b.y : b.bottom, b.x : b.right].astype(np.float32).mean(axis=2)
     tw, th = THUMB
     ys = np.linspace(0, crop.shape[0], th + 1).astype(int)
     xs = np.linspace(0, crop.shape[1], tw + 1).astype(int)
-    cells = np.array([[crop[ys[r]:max(ys[r + 1], ys[r] + 1), xs[c]:max(xs[c + 1], xs[c] + 1)]
-                       .mean() for c in range(tw)] for r in range(th)])
+    cells = np.array(
+        [
+            [
+                crop[ys[r] : max(ys[r + 1], ys[r] + 1), xs[c] : max(xs[c + 1], xs[c] + 1)].mean()
+                for c in range(tw)
+            ]
+            for r in range(th)
+        ]
+    )
     return base64.b64encode(np.clip(cells, 0, 255).astype(np.uint8).tobytes()).decode()
 
 
@@ -198,8 +212,9 @@ class CachedAction:
     post: Postcondition | None = None
 
 
-def anchor_for(frame: Any, x: int, y: int, text: str | None = None,
-               box: Box | None = None) -> Anchor:
+def anchor_for(
+    frame: Any, x: int, y: int, text: str | None = None, box: Box | None = None
+) -> Anchor:
     """The anchor of an action at (x, y): ``box`` (the grounded target) or 64x24 around it."""
     px = frame_array(frame)
     h, w = px.shape[:2]
@@ -207,8 +222,9 @@ def anchor_for(frame: Any, x: int, y: int, text: str | None = None,
     return Anchor(b, perceptual_hash(px, b), text, thumbnail(px, b))
 
 
-def postcondition_for(frame_after: Any, changed: Box | None,
-                      expect_text: str | None = None) -> Postcondition:
+def postcondition_for(
+    frame_after: Any, changed: Box | None, expect_text: str | None = None
+) -> Postcondition:
     """The postcondition of an action from its settled frame and changed region."""
     if changed is None or changed.w <= 3 or changed.h <= 3:
         # Nothing, or only a caret moved/blinked: nothing checkable beyond the text.
@@ -219,8 +235,12 @@ def postcondition_for(frame_after: Any, changed: Box | None,
 def cache_key(spec_hash: str, inputs: Mapping[str, Any] | None = None) -> str:
     """The cache key of a task spec (its hash) run with ``inputs`` (JSON-able values)."""
     try:
-        blob = json.dumps({"spec": spec_hash, "inputs": dict(inputs or {})}, sort_keys=True,
-                          separators=(",", ":"), allow_nan=False)
+        blob = json.dumps(
+            {"spec": spec_hash, "inputs": dict(inputs or {})},
+            sort_keys=True,
+            separators=(",", ":"),
+            allow_nan=False,
+        )
     except (TypeError, ValueError) as exc:
         raise ActionCacheError(f"cache key: inputs are not JSON-able: {exc}") from exc
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
@@ -231,8 +251,11 @@ def _box_json(b: Box | None) -> list[int] | None:
 
 
 def _entry_json(e: CachedAction) -> dict[str, Any]:
-    a = {k: v for k, v in dataclasses.asdict(e.action).items()
-         if v is not None and v != () and not (k in ("dx", "dy") and v == 0)}
+    a = {
+        k: v
+        for k, v in dataclasses.asdict(e.action).items()
+        if v is not None and v != () and not (k in ("dx", "dy") and v == 0)
+    }
     a["kind"] = e.action.kind
     if e.action.path:
         a["path"] = [list(p) for p in e.action.path]
@@ -240,11 +263,18 @@ def _entry_json(e: CachedAction) -> dict[str, Any]:
         a["model_xy"] = list(e.action.model_xy)
     out: dict[str, Any] = {"action": a}
     if e.anchor is not None:
-        out["anchor"] = {"box": _box_json(e.anchor.box), "phash": e.anchor.phash,
-                         "text": e.anchor.text, "thumb": e.anchor.thumb}
+        out["anchor"] = {
+            "box": _box_json(e.anchor.box),
+            "phash": e.anchor.phash,
+            "text": e.anchor.text,
+            "thumb": e.anchor.thumb,
+        }
     if e.post is not None:
-        out["post"] = {"changed": _box_json(e.post.changed), "thumb": e.post.thumb,
-                       "expect_text": e.post.expect_text}
+        out["post"] = {
+            "changed": _box_json(e.post.changed),
+            "thumb": e.post.thumb,
+            "expect_text": e.post.expect_text,
+        }
     return out
 
 
@@ -259,8 +289,11 @@ def _bad(where: str, msg: str) -> ActionCacheError:
 def _box_from(v: Any, where: str) -> Box | None:
     if v is None:
         return None
-    if (not isinstance(v, list) or len(v) != 4
-            or not all(isinstance(n, int) and not isinstance(n, bool) for n in v)):
+    if (
+        not isinstance(v, list)
+        or len(v) != 4
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in v)
+    ):
         raise _bad(where, f"expected a box [x, y, w, h] of integers, got {v!r}")
     return Box(*v)
 
@@ -315,16 +348,22 @@ def _entry_from(d: Any, where: str) -> CachedAction:
         ph = _str_or_none(an.get("phash"), f"{where}.anchor.phash")
         if ph is None:
             raise _bad(f"{where}.anchor.phash", "missing")
-        anchor = Anchor(box, ph, _str_or_none(an.get("text"), f"{where}.anchor.text"),
-                        _str_or_none(an.get("thumb"), f"{where}.anchor.thumb"))
+        anchor = Anchor(
+            box,
+            ph,
+            _str_or_none(an.get("text"), f"{where}.anchor.text"),
+            _str_or_none(an.get("thumb"), f"{where}.anchor.thumb"),
+        )
     post = None
     if d.get("post") is not None:
         po = d["post"]
         if not isinstance(po, dict):
             raise _bad(f"{where}.post", "expected an object")
-        post = Postcondition(_box_from(po.get("changed"), f"{where}.post.changed"),
-                             _str_or_none(po.get("thumb"), f"{where}.post.thumb"),
-                             _str_or_none(po.get("expect_text"), f"{where}.post.expect_text"))
+        post = Postcondition(
+            _box_from(po.get("changed"), f"{where}.post.changed"),
+            _str_or_none(po.get("thumb"), f"{where}.post.thumb"),
+            _str_or_none(po.get("expect_text"), f"{where}.post.expect_text"),
+        )
     return CachedAction(Action(**kw), anchor, post)
 
 
@@ -380,12 +419,18 @@ class ActionCache:
             raise ActionCacheError(f"{path}: line {exc.lineno}: not JSON: {exc.msg}") from exc
         return entries_from_json(data, str(path))[0]
 
-    def store(self, key: str, entries: Sequence[CachedAction],
-              meta: Mapping[str, Any] | None = None) -> Path:
+    def store(
+        self, key: str, entries: Sequence[CachedAction], meta: Mapping[str, Any] | None = None
+    ) -> Path:
         """Write ``entries`` for ``key`` atomically (a reader sees the old or the new file)."""
         path = self._path(key)
-        doc = {"version": FORMAT_VERSION, "key": key, "stored_at": time.time(),
-               "meta": dict(meta or {}), "actions": [_entry_json(e) for e in entries]}
+        doc = {
+            "version": FORMAT_VERSION,
+            "key": key,
+            "stored_at": time.time(),
+            "meta": dict(meta or {}),
+            "actions": [_entry_json(e) for e in entries],
+        }
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.dir)
         try:
@@ -428,15 +473,23 @@ class ActionCache:
                 raise ActionCacheError(f"{p}: unreadable cache file: {exc}") from exc
             acts, meta = entries_from_json(data, str(p))
             stored = data.get("stored_at")
-            out.append(CacheInfo(p.stem, p, len(acts),
-                                 float(stored) if isinstance(stored, int | float) else 0.0,
-                                 meta))
+            out.append(
+                CacheInfo(
+                    p.stem,
+                    p,
+                    len(acts),
+                    float(stored) if isinstance(stored, int | float) else 0.0,
+                    meta,
+                )
+            )
         out.sort(key=lambda i: -i.stored_at)
         return out
 
 
-def entries_from_steps(steps: Iterable[Step], grounder: Grounder | None = None,
-                       ) -> list[CachedAction]:
+def entries_from_steps(
+    steps: Iterable[Step],
+    grounder: Grounder | None = None,
+) -> list[CachedAction]:
     """The cacheable sequence of a passed episode, from the loop's own step records.
 
     Each executed action (``ActionStep`` followed by an ok ``ActionResultStep``) becomes an
@@ -466,8 +519,11 @@ def entries_from_steps(steps: Iterable[Step], grounder: Grounder | None = None,
             if a.x is not None and a.y is not None and frame is not None:
                 box = None
                 if a.target and grounder is not None:
-                    near = [c for c in grounder.locate(frame, a.target)
-                            if c.box.expand(4, 1 << 30, 1 << 30).contains(a.x, a.y)]
+                    near = [
+                        c
+                        for c in grounder.locate(frame, a.target)
+                        if c.box.expand(4, 1 << 30, 1 << 30).contains(a.x, a.y)
+                    ]
                     box = near[0].box if near else None
                 anchor = anchor_for(frame, a.x, a.y, a.target, box)
         elif isinstance(st, ActionResultStep):
@@ -519,8 +575,12 @@ class Replayer:
     with relocated anchors, ready to store again.
     """
 
-    def __init__(self, entries: Sequence[CachedAction], grounder: Grounder | None = None,
-                 tolerance: int = HASH_TOLERANCE) -> None:
+    def __init__(
+        self,
+        entries: Sequence[CachedAction],
+        grounder: Grounder | None = None,
+        tolerance: int = HASH_TOLERANCE,
+    ) -> None:
         self.entries = list(entries)
         self.grounder = grounder
         self.tolerance = tolerance
@@ -546,13 +606,18 @@ class Replayer:
             self.how[i] = "hash"
             return e.action
         dx, dy = self._drift
-        if (dx or dy) and self._same(frame, an, Box(an.box.x + dx, an.box.y + dy,
-                                                     an.box.w, an.box.h)):
+        if (dx or dy) and self._same(
+            frame, an, Box(an.box.x + dx, an.box.y + dy, an.box.w, an.box.h)
+        ):
             self.how[i] = "hash"
             moved = _shift(e.action, dx, dy)
             self.entries[i] = dataclasses.replace(
-                e, action=moved, anchor=dataclasses.replace(
-                    an, box=Box(an.box.x + dx, an.box.y + dy, an.box.w, an.box.h)))
+                e,
+                action=moved,
+                anchor=dataclasses.replace(
+                    an, box=Box(an.box.x + dx, an.box.y + dy, an.box.w, an.box.h)
+                ),
+            )
             return moved
         if not an.text or self.grounder is None:
             return Divergence(i, f"the screen at {an.box.center} no longer looks as cached")
@@ -564,8 +629,9 @@ class Replayer:
         dy = new_box.center[1] - an.box.center[1]
         self._drift = (dx, dy)
         moved = _shift(e.action, dx, dy)
-        self.entries[i] = dataclasses.replace(e, action=moved,
-                                              anchor=anchor_for(frame, 0, 0, an.text, new_box))
+        self.entries[i] = dataclasses.replace(
+            e, action=moved, anchor=anchor_for(frame, 0, 0, an.text, new_box)
+        )
         self.how[i] = "text"
         return moved
 
@@ -576,15 +642,18 @@ class Replayer:
             return None
         dx, dy = self._drift
         region = Box(post.changed.x + dx, post.changed.y + dy, post.changed.w, post.changed.h)
-        if post.thumb is not None and thumb_diff(thumbnail(frame_after, region),
-                                                 post.thumb) <= THUMB_TOLERANCE:
+        if (
+            post.thumb is not None
+            and thumb_diff(thumbnail(frame_after, region), post.thumb) <= THUMB_TOLERANCE
+        ):
             return None
         if post.expect_text and self.grounder is not None:
             cands = self.grounder.locate(frame_after, post.expect_text)
             if cands:
                 return None
-            return Divergence(i, f"expected '{post.expect_text}' after the action; not there",
-                              acted=True)
+            return Divergence(
+                i, f"expected '{post.expect_text}' after the action; not there", acted=True
+            )
         if changed is None:
             return Divergence(i, "the action changed nothing on screen", acted=True)
         # A small cached change (a caret moving, a field's text) depends on where the caret
@@ -599,14 +668,14 @@ class Replayer:
             near = an.box.expand(24, 1 << 30, 1 << 30)
             if _iou(changed, near) > 0:
                 return None
-            return Divergence(i, f"nothing changed near {an.box.center} after the action",
-                              acted=True)
-        if _iou(changed, region) >= 0.5 or (
-            (dx or dy) and _iou(changed, post.changed) >= 0.5
-        ):
+            return Divergence(
+                i, f"nothing changed near {an.box.center} after the action", acted=True
+            )
+        if _iou(changed, region) >= 0.5 or ((dx or dy) and _iou(changed, post.changed) >= 0.5):
             return None
-        return Divergence(i, f"the action changed {changed} instead of around {region.center}",
-                          acted=True)
+        return Divergence(
+            i, f"the action changed {changed} instead of around {region.center}", acted=True
+        )
 
 
 @dataclass(slots=True)
@@ -678,21 +747,39 @@ def replay(
         a = rep.entries[i].action
         if a.kind == "wait_for":
             if grounder is None or not a.target:
-                return ReplayResult(i, Divergence(i, "wait_for needs a grounder and a target"),
-                                    rep.entries, time.perf_counter() - t0, frame, rep.how)
+                return ReplayResult(
+                    i,
+                    Divergence(i, "wait_for needs a grounder and a target"),
+                    rep.entries,
+                    time.perf_counter() - t0,
+                    frame,
+                    rep.how,
+                )
             deadline = time.monotonic() + (a.seconds or settle_timeout)
             while not grounder.locate(frame, a.target):
                 if time.monotonic() >= deadline:
-                    return ReplayResult(i, Divergence(i, f"'{a.target}' did not appear"),
-                                        rep.entries, time.perf_counter() - t0, frame, rep.how)
+                    return ReplayResult(
+                        i,
+                        Divergence(i, f"'{a.target}' did not appear"),
+                        rep.entries,
+                        time.perf_counter() - t0,
+                        frame,
+                        rep.how,
+                    )
                 frame = computer.settle(0.2, since=frame).frame
             continue
         todo = rep.prepare(i, frame)
         if isinstance(todo, Divergence):
             return ReplayResult(i, todo, rep.entries, time.perf_counter() - t0, frame, rep.how)
         if check is not None and (why := check(todo)) is not None:
-            return ReplayResult(i, Divergence(i, f"refused: {why}"), rep.entries,
-                                time.perf_counter() - t0, frame, rep.how)
+            return ReplayResult(
+                i,
+                Divergence(i, f"refused: {why}"),
+                rep.entries,
+                time.perf_counter() - t0,
+                frame,
+                rep.how,
+            )
         perform(computer, todo)
         # Always settle, even with nothing to check: skipping it let a key ("End") race the
         # typing after it in mousepad (measured: the text landed before the key took effect).
@@ -709,5 +796,6 @@ def replay(
         frame = settled.frame
         if bad is not None:
             return ReplayResult(i, bad, rep.entries, time.perf_counter() - t0, frame, rep.how)
-    return ReplayResult(len(rep.entries), None, rep.entries, time.perf_counter() - t0, frame,
-                        rep.how)
+    return ReplayResult(
+        len(rep.entries), None, rep.entries, time.perf_counter() - t0, frame, rep.how
+    )

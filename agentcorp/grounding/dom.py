@@ -45,15 +45,16 @@ class DomGrounder(Grounder):
         """Elements matching ``target`` (``frame`` is unused: the DOM is live), best first."""
         role = hint.role if hint is not None else None
         found = self.locator.dom_locate(target, role)
-        cands = [Candidate(box, text, _dom_score(target, text, role), "dom")
-                 for box, text in found]
+        cands = [Candidate(box, text, _dom_score(target, text, role), "dom") for box, text in found]
         cands = _drop_nested(cands)
         if hint is not None and hint.region is not None:
             region = hint.region
             cands = [c for c in cands if region.contains(*c.box.center)]
         if hint is not None and hint.near and len(cands) > 1:
-            anchors = [Candidate(b, t, _dom_score(hint.near, t, None), "dom")
-                       for b, t in self.locator.dom_locate(hint.near, None)]
+            anchors = [
+                Candidate(b, t, _dom_score(hint.near, t, None), "dom")
+                for b, t in self.locator.dom_locate(hint.near, None)
+            ]
             cands = _prefer_near(cands, anchors)
         cands.sort(key=lambda c: -c.score)
         return cands
@@ -67,8 +68,15 @@ def _drop_nested(cands: list[Candidate]) -> list[Candidate]:
     """A container and the element inside it with the same text are one place, not two."""
     out: list[Candidate] = []
     for c in cands:
-        twin = next((o for o in out if (_inside(c.box, o.box) or _inside(o.box, c.box))
-                     and " ".join(o.text.split()) == " ".join(c.text.split())), None)
+        twin = next(
+            (
+                o
+                for o in out
+                if (_inside(c.box, o.box) or _inside(o.box, c.box))
+                and " ".join(o.text.split()) == " ".join(c.text.split())
+            ),
+            None,
+        )
         if twin is None:
             out.append(c)
         elif c.score > twin.score or (c.score == twin.score and _inside(c.box, twin.box)):

@@ -92,13 +92,16 @@ def detect_text_boxes(rgb: np.ndarray, min_h: int = 6, max_h: int = 64) -> list[
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8))
     _, bw = cv2.threshold(grad, 38, 255, cv2.THRESH_BINARY)
-    lines_h = cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT,
-                                                                              (36, 1)))
-    lines_v = cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT,
-                                                                              (1, 28)))
+    lines_h = cv2.morphologyEx(
+        bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (36, 1))
+    )
+    lines_v = cv2.morphologyEx(
+        bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 28))
+    )
     bw = cv2.bitwise_and(bw, cv2.bitwise_not(cv2.bitwise_or(lines_h, lines_v)))
-    joined = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT,
-                                                                               (6, 1)))
+    joined = cv2.morphologyEx(
+        bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (6, 1))
+    )
     # A removed vertical line (a table's grid) separates cells: never join across it.
     walls = cv2.dilate(lines_v, np.ones((1, 3), np.uint8))
     joined = cv2.bitwise_and(joined, cv2.bitwise_not(walls))
@@ -115,7 +118,7 @@ def detect_text_boxes(rgb: np.ndarray, min_h: int = 6, max_h: int = 64) -> list[
 
 def _merge_words(boxes: list[list[int]], walls: np.ndarray) -> list[list[int]]:
     """Join boxes on one text line whose gap is small for their height (word spaces)."""
-    boxes.sort(key=lambda b: (b[0]))
+    boxes.sort(key=lambda b: b[0])
     out: list[list[int]] = []
     # Boxes come left to right, so a box ending further left of the current one than any
     # allowed gap (0.6 of the taller height) can never take a later box either: dropping it
@@ -130,9 +133,12 @@ def _merge_words(boxes: list[list[int]], walls: np.ndarray) -> list[list[int]]:
             overlap = bot - top
             h = max(o[3], b[3])
             gap = b[0] - (o[0] + o[2])
-            if overlap >= 0.6 * min(o[3], b[3]) and -2 <= gap <= 0.6 * h and (
-                min(o[3], b[3]) >= 0.45 * h
-            ) and not (gap > 0 and walls[top:bot, o[0] + o[2]:b[0]].any()):
+            if (
+                overlap >= 0.6 * min(o[3], b[3])
+                and -2 <= gap <= 0.6 * h
+                and (min(o[3], b[3]) >= 0.45 * h)
+                and not (gap > 0 and walls[top:bot, o[0] + o[2] : b[0]].any())
+            ):
                 x0, y0 = min(o[0], b[0]), min(o[1], b[1])
                 x1, y1 = max(o[0] + o[2], b[0] + b[2]), max(o[1] + o[3], b[1] + b[3])
                 o[:] = [x0, y0, x1 - x0, y1 - y0]
@@ -144,8 +150,7 @@ def _merge_words(boxes: list[list[int]], walls: np.ndarray) -> list[list[int]]:
     return out
 
 
-def fuse_recogniser(model: Path, fuse: bool = True,
-                    latin_only: bool = False) -> tuple[bytes, int]:
+def fuse_recogniser(model: Path, fuse: bool = True, latin_only: bool = False) -> tuple[bytes, int]:
     """The recogniser's graph with exact algebraic rewrites, and how many were applied.
 
     PP-OCRv4's exporter spells hard-swish as ``Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(6)``
@@ -201,12 +206,20 @@ def fuse_recogniser(model: Path, fuse: bool = True,
     count = 0
     scan = nodes if fuse else []
     for n in scan:
-        if n.op_type != "Clip" or len(n.input) != 3 or scalar(n.input[1], 0.0) is None \
-                or scalar(n.input[2], 6.0) is None:
+        if (
+            n.op_type != "Clip"
+            or len(n.input) != 3
+            or scalar(n.input[1], 0.0) is None
+            or scalar(n.input[2], 6.0) is None
+        ):
             continue
         add = producer.get(n.input[0])
-        if add is None or add.op_type != "Add" or scalar(add.input[1], 3.0) is None \
-                or len(users.get(add.output[0], [])) != 1:
+        if (
+            add is None
+            or add.op_type != "Add"
+            or scalar(add.input[1], 3.0) is None
+            or len(users.get(add.output[0], [])) != 1
+        ):
             continue
         x = add.input[0]
         mul = only_user(n.output[0], "Mul")
@@ -262,8 +275,9 @@ def fuse_recogniser(model: Path, fuse: bool = True,
     used = {name for n in kept for name in n.input}
     del g.node[:]
     g.node.extend(kept)
-    g.initializer.extend(numpy_helper.from_array(np.asarray(v), k)
-                         for k, v in consts.items() if k in used)
+    g.initializer.extend(
+        numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used
+    )
     return m.SerializeToString(), count
 
 
@@ -308,11 +322,22 @@ class OcrEngine:
     script below U+2E80 and is ~10 % faster; see ``fuse_recogniser``).
     """
 
-    def __init__(self, height: int = 32, batch: int = 8, min_conf: float = 0.5,
-                 threads: int = 1, cache_size: int = 4096, fuse: bool = True,
-                 charset: Literal["latin", "full"] = "latin") -> None:
-        if height < 8 or batch < 1 or threads < 1 or cache_size < 0 or charset not in (
-            "latin", "full"
+    def __init__(
+        self,
+        height: int = 32,
+        batch: int = 8,
+        min_conf: float = 0.5,
+        threads: int = 1,
+        cache_size: int = 4096,
+        fuse: bool = True,
+        charset: Literal["latin", "full"] = "latin",
+    ) -> None:
+        if (
+            height < 8
+            or batch < 1
+            or threads < 1
+            or cache_size < 0
+            or charset not in ("latin", "full")
         ):
             raise ValueError(
                 f"OcrEngine: bad settings height={height} batch={batch} threads={threads} "
@@ -372,11 +397,13 @@ class OcrEngine:
         opts.enable_cpu_mem_arena = False
         source: str | bytes = str(model)
         if self.fuse or self.charset == "latin":
-            source, self.fused_ops = fuse_recogniser(model, self.fuse,
-                                                     latin_only=self.charset == "latin")
+            source, self.fused_ops = fuse_recogniser(
+                model, self.fuse, latin_only=self.charset == "latin"
+            )
         try:
-            sess = ort.InferenceSession(source, sess_options=opts,
-                                        providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(
+                source, sess_options=opts, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise SetupError(f"OCR model {model.name} does not load: {exc}") from exc
         meta = sess.get_modelmeta().custom_metadata_map
@@ -384,8 +411,9 @@ class OcrEngine:
         self._session = sess
         return sess
 
-    def read(self, rgb: np.ndarray, origin: tuple[int, int] = (0, 0),
-             boxes: Sequence[Box] | None = None) -> list[TextLine]:
+    def read(
+        self, rgb: np.ndarray, origin: tuple[int, int] = (0, 0), boxes: Sequence[Box] | None = None
+    ) -> list[TextLine]:
         """Text lines in ``rgb``; boxes are shifted by ``origin`` into screen coordinates.
 
         ``boxes`` (in ``rgb``'s own coordinates) skips detection and reads only those.
@@ -398,8 +426,9 @@ class OcrEngine:
         with self._lock:
             return self._recognise(rgb, found, origin)
 
-    def _recognise(self, rgb: np.ndarray, boxes: list[Box],
-                   origin: tuple[int, int]) -> list[TextLine]:
+    def _recognise(
+        self, rgb: np.ndarray, boxes: list[Box], origin: tuple[int, int]
+    ) -> list[TextLine]:
         cv2 = _cv2()
         H = self.height
         ih, iw = rgb.shape[:2]
@@ -416,9 +445,11 @@ class OcrEngine:
             if x1 <= x0 or y1 <= y0:
                 continue
             img = rgb[y0:y1, x0:x1]
-            key = hashlib.blake2b(np.ascontiguousarray(img).tobytes(), digest_size=16,
-                                  person=img.shape[0].to_bytes(4, "little")
-                                  + img.shape[1].to_bytes(4, "little")).digest()
+            key = hashlib.blake2b(
+                np.ascontiguousarray(img).tobytes(),
+                digest_size=16,
+                person=img.shape[0].to_bytes(4, "little") + img.shape[1].to_bytes(4, "little"),
+            ).digest()
             placed.append((Box(x0, y0, x1 - x0, y1 - y0), key))
             if key in todo or key in reads:
                 continue
@@ -437,8 +468,9 @@ class OcrEngine:
             while i < len(order):
                 first_w = order[i][1][1]
                 j = i + 1
-                while (j < len(order) and j - i < self.batch
-                       and order[j][1][1] <= first_w * 1.15 + 8):
+                while (
+                    j < len(order) and j - i < self.batch and order[j][1][1] <= first_w * 1.15 + 8
+                ):
                     j += 1
                 part = order[i:j]
                 # Blank columns after a long line: the model was trained on crops padded to
@@ -465,8 +497,11 @@ class OcrEngine:
                 continue
             text, conf, spans = read
             ox, oy = origin[0] + box.x, origin[1] + box.y
-            out.append(TextLine(Box(ox, oy, box.w, box.h), text, conf,
-                                tuple((ox + a, ox + b) for a, b in spans)))
+            out.append(
+                TextLine(
+                    Box(ox, oy, box.w, box.h), text, conf, tuple((ox + a, ox + b) for a, b in spans)
+                )
+            )
         out.sort(key=lambda t: (t.box.y, t.box.x))
         return out
 
@@ -503,8 +538,12 @@ class OcrEngine:
             k = len(xs) - 1
             while k > 0:
                 # A doubled letter ("pp") is emitted with a blank between: not a space.
-                if (steps_x[k - 1] > 1.8 * pitch0 and text[k] != " " and text[k - 1] != " "
-                        and text[k] != text[k - 1]):
+                if (
+                    steps_x[k - 1] > 1.8 * pitch0
+                    and text[k] != " "
+                    and text[k - 1] != " "
+                    and text[k] != text[k - 1]
+                ):
                     text.insert(k, " ")
                     xs.insert(k, (xs[k - 1] + xs[k]) / 2)
                     confs.insert(k, 1.0)
@@ -525,4 +564,3 @@ class OcrEngine:
             right = (xs[k + 1] + x) / 2 if k + 1 < len(xs) else x + pitch / 2
             spans.append((max(0, int(left)), min(crop_w, int(np.ceil(right)))))
         return s, conf, tuple(spans)
-

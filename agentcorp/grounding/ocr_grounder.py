@@ -50,9 +50,8 @@ def diff_box(a: np.ndarray, b: np.ndarray) -> Box | None:
     rows = np.flatnonzero(ne.any(axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(ne[rows[0]:rows[-1] + 1].any(axis=0))
-    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
-               int(rows[-1] - rows[0] + 1))
+    cols = np.flatnonzero(ne[rows[0] : rows[-1] + 1].any(axis=0))
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
 
 
 @dataclass(slots=True)
@@ -73,8 +72,13 @@ class OcrGrounder(Grounder):
     crop cache (a menu read on one screen is not recognised again on the next).
     """
 
-    def __init__(self, engine: OcrEngine | None = None, margin: int = 6,
-                 min_score: float = 0.8, full_fraction: float = 0.6) -> None:
+    def __init__(
+        self,
+        engine: OcrEngine | None = None,
+        margin: int = 6,
+        min_score: float = 0.8,
+        full_fraction: float = 0.6,
+    ) -> None:
         self.engine = engine or OcrEngine.shared()
         self.margin = margin
         self.min_score = min_score
@@ -144,7 +148,7 @@ class OcrGrounder(Grounder):
             if _overlaps(ln.box, region):
                 region = region.union(ln.box)
         region = region.expand(2, w, h)
-        crop = np.ascontiguousarray(px[region.y:region.bottom, region.x:region.right])
+        crop = np.ascontiguousarray(px[region.y : region.bottom, region.x : region.right])
         fresh = self.engine.read(crop, origin=(region.x, region.y))
         kept = [ln for ln in self._state.lines if not _overlaps(ln.box, region)]
         lines = sorted([*kept, *fresh], key=lambda t: (t.box.y, t.box.x))
@@ -167,8 +171,12 @@ class OcrGrounder(Grounder):
         ox, oy = getattr(frame, "origin", (0, 0))
         if ox or oy:
             # A region capture: its pixels start at ``origin`` on the screen.
-            cands = [Candidate(Box(c.box.x + ox, c.box.y + oy, c.box.w, c.box.h), c.text,
-                               c.score, c.source) for c in cands]
+            cands = [
+                Candidate(
+                    Box(c.box.x + ox, c.box.y + oy, c.box.w, c.box.h), c.text, c.score, c.source
+                )
+                for c in cands
+            ]
         if hint is not None and hint.region is not None:
             region = hint.region  # screen coordinates
             cands = [c for c in cands if region.contains(*c.box.center)]
@@ -180,8 +188,9 @@ class OcrGrounder(Grounder):
             for m in find_matches(target, row.text, self.min_score, segments):
                 # An unsure read lowers the score a little (0.95 conf costs 0.005).
                 score = round(m.score - 0.1 * (1.0 - min(1.0, conf(m.start, m.end))), 4)
-                out.append(Candidate(row.sub_box(m.start, m.end), row.text[m.start:m.end],
-                                     score, "ocr"))
+                out.append(
+                    Candidate(row.sub_box(m.start, m.end), row.text[m.start : m.end], score, "ocr")
+                )
         out.sort(key=lambda c: (-c.score, c.box.y, c.box.x))
         return out
 
@@ -233,8 +242,9 @@ def _rows(lines: Sequence[TextLine]) -> list[tuple[TextLine, list[tuple[int, int
             segs.append((start, len(text)))
             confs.append((start, len(text), ln.conf))
             box = box.union(ln.box)
-        rows.append((TextLine(box, text, min(c for _, _, c in confs), tuple(chars)), segs,
-                     _conf_of(confs)))
+        rows.append(
+            (TextLine(box, text, min(c for _, _, c in confs), tuple(chars)), segs, _conf_of(confs))
+        )
     return rows
 
 
@@ -268,8 +278,7 @@ def _prefer_near(cands: list[Candidate], anchors: list[Candidate]) -> list[Candi
     ds = [dist(c) for c in cands]
     dmin = max(min(ds), 20.0)
     out = [
-        Candidate(c.box, c.text, round(c.score - 0.1 * min(3.0, (d - min(ds)) / dmin), 4),
-                  c.source)
+        Candidate(c.box, c.text, round(c.score - 0.1 * min(3.0, (d - min(ds)) / dmin), 4), c.source)
         for c, d in zip(cands, ds, strict=True)
     ]
     out.sort(key=lambda c: -c.score)

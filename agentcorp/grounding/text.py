@@ -86,7 +86,7 @@ def _units(line: str) -> tuple[str, list[int], set[int]]:
             (ch.isupper() and not prev_raw.isupper()) or (ch.isdigit() != prev_raw.isdigit())
         ):
             bounds.add(len(keys))
-        pair = line[i:i + 2].lower()
+        pair = line[i : i + 2].lower()
         if pair in ("rn", "vv"):
             keys.append("m" if pair == "rn" else "w")
             where.append(i)
@@ -112,8 +112,9 @@ def _whole(line: str, lo: int, hi: int, segments: list[tuple[int, int]]) -> bool
     return False
 
 
-def find_matches(target: str, line: str, min_score: float = 0.8,
-                 segments: list[tuple[int, int]] | None = None) -> list[TextMatch]:
+def find_matches(
+    target: str, line: str, min_score: float = 0.8, segments: list[tuple[int, int]] | None = None
+) -> list[TextMatch]:
     """Every word-aligned place ``target`` matches in ``line``, best first.
 
     Exact (spacing aside) scores 1.0, minus 0.03 when the case differs; equal after folding
@@ -147,7 +148,7 @@ def find_matches(target: str, line: str, min_score: float = 0.8,
             if d > edits:
                 continue
             lo, hi = where[s], where[e - 1] + 1
-            if hi < len(line) and line[hi - 1:hi + 1].lower() in ("rn", "vv"):
+            if hi < len(line) and line[hi - 1 : hi + 1].lower() in ("rn", "vv"):
                 hi += 1
             if d == 0:
                 raw = "".join(ch for ch in line[lo:hi] if ch.isalnum())
@@ -156,9 +157,12 @@ def find_matches(target: str, line: str, min_score: float = 0.8,
                     score -= 0.03  # "order" is a little less "Order" than "Order" is
             else:
                 score = 0.97 - d / len(want)
-            if segments is not None and (lo, hi) not in segments and not any(
-                lo == a and hi == b for a, b in segments
-            ) and not _whole(line, lo, hi, segments):
+            if (
+                segments is not None
+                and (lo, hi) not in segments
+                and not any(lo == a and hi == b for a, b in segments)
+                and not _whole(line, lo, hi, segments)
+            ):
                 score -= 0.03  # part of a longer label: a whole label that fits wins
             if score >= min_score:
                 out.append(TextMatch(lo, hi, round(score, 4)))

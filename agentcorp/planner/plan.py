@@ -76,8 +76,17 @@ class PlannedStep(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-_ACTIONS = ("click", "double_click", "right_click", "type", "key", "scroll", "drag", "wait_for",
-            "open_url")
+_ACTIONS = (
+    "click",
+    "double_click",
+    "right_click",
+    "type",
+    "key",
+    "scroll",
+    "drag",
+    "wait_for",
+    "open_url",
+)
 
 
 class Plan(BaseModel):
@@ -130,7 +139,11 @@ class Planner:
     """Turns tasks into ``Plan`` values with a ``ChatModel``."""
 
     def __init__(
-        self, model: ChatModel, *, model_name: str, max_reasks: int = 2,
+        self,
+        model: ChatModel,
+        *,
+        model_name: str,
+        max_reasks: int = 2,
         temperature: float | None = 0.0,
     ) -> None:
         self.model = model
@@ -163,16 +176,25 @@ class Planner:
         problem = ""
         for attempt in range(self.max_reasks + 1):
             request = ChatRequest(
-                model=self.model_name, messages=list(messages),
+                model=self.model_name,
+                messages=list(messages),
                 response_format={"type": "json_schema", "json_schema": schema},
-                temperature=self.temperature, purpose="plan",
+                temperature=self.temperature,
+                purpose="plan",
             )
             reply = self.model.complete(request)
             body = request_body(request)
             yield ModelCallStep(
-                0, time.time(), "plan", reply.model or self.model_name,
-                canonical_request_hash(body), body, {"content": reply.content},
-                reply.usage, reply.latency_ms, reply.request_id,
+                0,
+                time.time(),
+                "plan",
+                reply.model or self.model_name,
+                canonical_request_hash(body),
+                body,
+                {"content": reply.content},
+                reply.usage,
+                reply.latency_ms,
+                reply.request_id,
             )
             text = reply.content or ""
             try:
@@ -180,15 +202,20 @@ class Planner:
             except ValidationError as exc:
                 problem = _first_errors(exc)
             else:
-                yield PlanStep(0, time.time(), plan.model_dump(by_alias=True, exclude_none=True),
-                               self.revision)
+                yield PlanStep(
+                    0, time.time(), plan.model_dump(by_alias=True, exclude_none=True), self.revision
+                )
                 self.revision += 1
                 return plan
             if attempt < self.max_reasks:
                 messages.append({"role": "assistant", "content": text})
-                messages.append({"role": "user", "content":
-                                 f"That reply is invalid: {problem}. Reply again with JSON only, "
-                                 "matching the schema."})
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": f"That reply is invalid: {problem}. Reply again with JSON only, "
+                        "matching the schema.",
+                    }
+                )
         raise PlanError(
             f"planner for task {task.task_id!r}: no valid plan after "
             f"{self.max_reasks + 1} attempts; last problem: {problem}"
@@ -215,6 +242,8 @@ def _describe(task: PlanTask) -> str:
     if task.success is not None:
         lines.append(f"Success is checked by: {json.dumps(task.success, sort_keys=True)}")
     if task.suggested_steps:
-        lines.append("Known working steps (use them unless the screen differs): "
-                     f"{json.dumps(list(task.suggested_steps))}")
+        lines.append(
+            "Known working steps (use them unless the screen differs): "
+            f"{json.dumps(list(task.suggested_steps))}"
+        )
     return "\n".join(lines)

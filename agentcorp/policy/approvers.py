@@ -98,8 +98,10 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     for f in fields(action):
         value = getattr(action, f.name)
         if f.name == "kind" or value != f.default:
-            out[f.name] = [list(p) for p in value] if f.name == "path" else (
-                list(value) if isinstance(value, tuple) else value
+            out[f.name] = (
+                [list(p) for p in value]
+                if f.name == "path"
+                else (list(value) if isinstance(value, tuple) else value)
             )
     return out
 

@@ -243,8 +243,11 @@ def verify(
             problems.append(AuditProblem(n, "hash mismatch: the entry was changed"))
         elif entry["prev"] != prev:
             problems.append(
-                AuditProblem(n, "prev does not match the previous entry's hash: an entry was "
-                             "removed, inserted or rewritten before this line")
+                AuditProblem(
+                    n,
+                    "prev does not match the previous entry's hash: an entry was "
+                    "removed, inserted or rewritten before this line",
+                )
             )
         elif entry["seq"] != want_seq:
             problems.append(AuditProblem(n, f"seq is {entry['seq']!r}, expected {want_seq}"))
@@ -254,14 +257,19 @@ def verify(
         want_seq = (entry["seq"] + 1) if isinstance(entry["seq"], int) else want_seq + 1
     if expect_head is not None and prev != expect_head:
         problems.append(
-            AuditProblem(max(last, 1), "the log does not end at the expected head hash "
-                         "(entries were removed from the end or rewritten)")
+            AuditProblem(
+                max(last, 1),
+                "the log does not end at the expected head hash "
+                "(entries were removed from the end or rewritten)",
+            )
         )
     for c in wanted:
         if c not in seen:
             problems.append(
-                AuditProblem(max(last, 1), f"checkpoint {c[:12]}… is not an intact entry of "
-                             "the log (entries were removed from the end or rewritten)")
+                AuditProblem(
+                    max(last, 1),
+                    f"checkpoint {c[:12]}… is not an intact entry of "
+                    "the log (entries were removed from the end or rewritten)",
+                )
             )
     return sorted(problems, key=lambda p: p.line)
-

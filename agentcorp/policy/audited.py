@@ -49,7 +49,9 @@ class AuditedGate(ActionGate):
             decision = self.inner.check(action, context)
         except Exception as exc:  # a gate bug must never let an action through
             decision = GateDecision(
-                False, "denied", "gate-error",
+                False,
+                "denied",
+                "gate-error",
                 message=f"refused: the policy check failed ({type(exc).__name__})",
             )
         try:
@@ -66,7 +68,9 @@ class AuditedGate(ActionGate):
                     )
         except OSError as exc:
             return GateDecision(
-                False, "denied", "audit",
+                False,
+                "denied",
+                "audit",
                 message=f"refused: the audit log could not be written ({exc.strerror or exc})",
             )
         return decision
@@ -76,9 +80,7 @@ class AuditedGate(ActionGate):
         return self.inner.redact_frame(frame, task_id)
 
 
-def _decision_fields(
-    action: Action, ctx: GateContext, decision: GateDecision
-) -> dict[str, Any]:
+def _decision_fields(action: Action, ctx: GateContext, decision: GateDecision) -> dict[str, Any]:
     shot = ctx.screenshot_jpeg or ctx.screenshot_png
     return {
         "task": ctx.task_id,

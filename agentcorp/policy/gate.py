@@ -43,9 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["PolicyGate"]
 
 # Actions that touch what is on screen; pointer moves, waits and done/fail touch nothing.
-_INTERACTIONS = frozenset(
-    {"click", "double_click", "right_click", "drag", "scroll", "type", "key"}
-)
+_INTERACTIONS = frozenset({"click", "double_click", "right_click", "drag", "scroll", "type", "key"})
 _CONFIRMABLE = frozenset(
     {"click", "double_click", "right_click", "drag", "type", "key", "open_url"}
 )
@@ -193,9 +191,11 @@ class PolicyGate(ActionGate):
         (or, for confirmation rules, asks) rather than guess.
         """
         self.config = config
-        self._probe = SandboxProbe(computer, text_at) if (
-            computer is not None or text_at is not None
-        ) else None
+        self._probe = (
+            SandboxProbe(computer, text_at)
+            if (computer is not None or text_at is not None)
+            else None
+        )
         self.vault = vault
         self.approver = approver if approver is not None else DenyApprover()
         self._keys: list[tuple[str, KeyCombo]] = [
@@ -229,8 +229,13 @@ class PolicyGate(ActionGate):
             context = enriched
             verdict = self._evaluate(action, context)
         if isinstance(verdict, _Refusal):
-            return GateDecision(False, "denied", verdict.rule, None, f"refused by policy "
-                                f"({verdict.rule}): {verdict.message}")
+            return GateDecision(
+                False,
+                "denied",
+                verdict.rule,
+                None,
+                f"refused by policy ({verdict.rule}): {verdict.message}",
+            )
         if isinstance(verdict, _Confirm):
             pending = PendingAction(action, context, verdict.rule, verdict.reason)
             try:
@@ -239,7 +244,10 @@ class PolicyGate(ActionGate):
                 answer = Approval(False, self.approver.name, f"approver failed: {exc!r}")
             if not answer.approved:
                 return GateDecision(
-                    False, "rejected", verdict.rule, answer.by,
+                    False,
+                    "rejected",
+                    verdict.rule,
+                    answer.by,
                     f"needs approval ({verdict.rule}: {verdict.reason}); {answer.reason}",
                 )
             self._remember(action, context)
@@ -332,9 +340,7 @@ class PolicyGate(ActionGate):
     def _check_environment(self, action: Action, ctx: GateContext) -> _Refusal | None:
         if action.kind not in _INTERACTIONS:
             return None
-        if self._apps and ctx.window_class is not None and not self._app_allowed(
-            ctx.window_class
-        ):
+        if self._apps and ctx.window_class is not None and not self._app_allowed(ctx.window_class):
             return _Refusal(
                 "allow_apps",
                 f"the focused window ({ctx.window_class!r}) is not an allowed app",
@@ -505,11 +511,12 @@ class PolicyGate(ActionGate):
             state = self._state.setdefault(ctx.task_id, _TaskState())
             state.typed = (state.typed + action.text)[-_TYPED_BUFFER:]
             box = ctx.field_box
-            if box is not None and box not in state.secret_boxes and PLACEHOLDER_RE.search(
-                action.text
+            if (
+                box is not None
+                and box not in state.secret_boxes
+                and PLACEHOLDER_RE.search(action.text)
             ):
                 state.secret_boxes.append(box)
-
 
 
 def _point(action: Action) -> tuple[int, int] | None:

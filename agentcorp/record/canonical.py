@@ -40,7 +40,8 @@ _DATA_PREFIX = "data:"
 _HASH_CACHE: dict[str, str] = {}
 _HASH_CACHE_MAX = 64
 _ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 
 def request_body(request: ChatRequest) -> dict[str, Any]:
@@ -72,8 +73,9 @@ def externalize_images(
     return _externalize(body, store, cache)
 
 
-def _externalize(body: Any, store: Callable[[bytes, str], str] | None, cache: dict[str, str] | None
-                 ) -> Any:
+def _externalize(
+    body: Any, store: Callable[[bytes, str], str] | None, cache: dict[str, str] | None
+) -> Any:
     if isinstance(body, dict):
         return {k: _externalize(v, store, cache) for k, v in body.items()}
     if isinstance(body, list):

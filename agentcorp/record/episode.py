@@ -127,8 +127,9 @@ def loop_runner(
     part = session.actor_part()
     cached = session.manifest.get("cache_replay")
     if cached is not None and part is session:
-        return _cache_runner(session, cached, grounder=grounder, gate=gate, config=config,
-                             task=task)
+        return _cache_runner(
+            session, cached, grounder=grounder, gate=gate, config=config, task=task
+        )
     rec_task, rec_config = episode_from_manifest(session)
     session = part
     the_task = task or rec_task
@@ -136,16 +137,25 @@ def loop_runner(
 
     def run(model: ChatModel, computer: Computer) -> Iterable[Step]:
         return run_episode(
-            computer, the_task, gate=gate or RecordedGate(session), model=model,
-            grounder=grounder, config=the_config,
+            computer,
+            the_task,
+            gate=gate or RecordedGate(session),
+            model=model,
+            grounder=grounder,
+            config=the_config,
         )
 
     return run
 
 
 def _cache_runner(
-    session: Session, cached: Any, *, grounder: Grounder | None, gate: ActionGate | None,
-    config: ActorConfig | None, task: EpisodeTask | None,
+    session: Session,
+    cached: Any,
+    *,
+    grounder: Grounder | None,
+    gate: ActionGate | None,
+    config: ActorConfig | None,
+    task: EpisodeTask | None,
 ) -> Any:
     """``run(model, computer)`` for a session whose actions came (at first) from the cache."""
     from agentcorp.actor.cached import CachedActor, entries_from_doc
@@ -164,15 +174,24 @@ def _cache_runner(
         the_gate = gate or RecordedGate(session)
 
         def steps() -> Generator[Step, None, None]:
-            actor = CachedActor(computer, gate=the_gate, grounder=grounder,
-                                config=cache_config)
+            actor = CachedActor(computer, gate=the_gate, grounder=grounder, config=cache_config)
             out = yield from actor.replay(
-                EpisodeTask(session.task_id, "", sandbox=str(
-                    (session.manifest.get("sandbox") or {}).get("name", ""))), entries)
+                EpisodeTask(
+                    session.task_id,
+                    "",
+                    sandbox=str((session.manifest.get("sandbox") or {}).get("name", "")),
+                ),
+                entries,
+            )
             if out.divergence is not None and takeover is not None:
-                yield from run_episode(computer, task or takeover[0], gate=the_gate,
-                                       model=model, grounder=grounder,
-                                       config=config or takeover[1])
+                yield from run_episode(
+                    computer,
+                    task or takeover[0],
+                    gate=the_gate,
+                    model=model,
+                    grounder=grounder,
+                    config=config or takeover[1],
+                )
 
         return steps()
 

@@ -17,9 +17,11 @@ from agentcorp.record.session import open_session
 __all__ = ["find_recording", "recording_candidates", "stale_message", "stale_recording"]
 
 #: How to make a fresh recording (the sample company has a script for it).
-RERECORD_HINT = ("re-record it: run the task with a model configured and --sessions "
-                 "pointing at the recordings folder (for the sample company: python "
-                 "bench/record_demo.py)")
+RERECORD_HINT = (
+    "re-record it: run the task with a model configured and --sessions "
+    "pointing at the recordings folder (for the sample company: python "
+    "bench/record_demo.py)"
+)
 
 
 def recording_candidates(task_id: str, folder: str | os.PathLike[str]) -> list[Path]:
@@ -74,8 +76,12 @@ def stale_recording(
             session = open_session(path)
         except RecordingError:
             continue
-        if (session.complete and session.task_id == task_id and session.spec_hash != spec_hash
-                and session.outcome.get("status") in ("pass", "done", "passed")):
+        if (
+            session.complete
+            and session.task_id == task_id
+            and session.spec_hash != spec_hash
+            and session.outcome.get("status") in ("pass", "done", "passed")
+        ):
             return path, str(session.spec_hash)
     return None
 
@@ -86,5 +92,7 @@ def stale_message(task_id: str, spec_hash: str, folder: str | os.PathLike[str]) 
     if found is None:
         return None
     path, old = found
-    return (f"the shipped recording {path} was made for another version of task {task_id!r} "
-            f"(spec hash {old[:12]}, the task is now {spec_hash[:12]}); {RERECORD_HINT}")
+    return (
+        f"the shipped recording {path} was made for another version of task {task_id!r} "
+        f"(spec hash {old[:12]}, the task is now {spec_hash[:12]}); {RERECORD_HINT}"
+    )

@@ -42,8 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=RECORD_MODES,
         help="none: replay only (CI default); once: record missing sessions; all: re-record.",
     )
-    parser.addini("agentcorp_record_mode", "default record mode (none, once, all)",
-                  default="none")
+    parser.addini("agentcorp_record_mode", "default record mode (none, once, all)", default="none")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,11 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{_MARKER}(path): the recorded agentcorp session this test replays "
         "(relative to the test file)",
     )
-    mode = config.getoption("agentcorp_record_mode", None) or config.getini(
-        "agentcorp_record_mode")
+    mode = config.getoption("agentcorp_record_mode", None) or config.getini("agentcorp_record_mode")
     if mode not in RECORD_MODES:
         raise pytest.UsageError(
-            f"agentcorp_record_mode: {mode!r} is not one of {', '.join(RECORD_MODES)}")
+            f"agentcorp_record_mode: {mode!r} is not one of {', '.join(RECORD_MODES)}"
+        )
     config.stash[_MODE] = str(mode)
     config.stash[_RECORDED] = []
 
@@ -151,12 +150,12 @@ def agentcorp_session(request: pytest.FixtureRequest) -> Any:
     if marker is not None:
         if not marker.args or not isinstance(marker.args[0], str | Path):
             raise pytest.UsageError(
-                f"{request.node.nodeid}: @pytest.mark.{_MARKER} needs a session path")
+                f"{request.node.nodeid}: @pytest.mark.{_MARKER} needs a session path"
+            )
         path = base / Path(marker.args[0])
     else:
         path = base / "sessions" / request.node.name
-    fixture = SessionFixture(path, request.config.stash[_MODE],
-                             request.config.stash[_RECORDED])
+    fixture = SessionFixture(path, request.config.stash[_MODE], request.config.stash[_RECORDED])
     yield fixture
     if fixture._recorder is not None and not (fixture.path / "manifest.json").exists():
         # A recording the test never finished stays visibly incomplete.

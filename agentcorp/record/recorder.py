@@ -213,7 +213,8 @@ class SessionRecorder:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise RecordingError(f"{self.folder}: recording failed: {self._error}") from (
-                self._error)
+                self._error
+            )
 
     def flush(self) -> None:
         """Wait until every step written so far is on disk (its line flushed, blobs stored)."""
@@ -309,7 +310,8 @@ class SessionRecorder:
         elif isinstance(step, ModelCallStep):
             self._aliased = False
             body = self.redactor.value(
-                externalize_images(step.request, self._store_image, self._url_cache))
+                externalize_images(step.request, self._store_image, self._url_cache)
+            )
             if len(self._url_cache) > 256:
                 self._url_cache.clear()
             text = canonical_json(body).encode()
@@ -400,8 +402,11 @@ class SessionRecorder:
             "duration_s": round(time.monotonic() - self._t0, 3),
             "outcome": dict(outcome),
             "checks": [dict(c) for c in checks] if checks is not None else self._checks,
-            "final_state": {"files": self._final_files, "url": self._final_url,
-                            "captured": self.final_state_captured},
+            "final_state": {
+                "files": self._final_files,
+                "url": self._final_url,
+                "captured": self.final_state_captured,
+            },
             "events": {
                 "lines": self._lines,
                 "bytes": self._events_bytes,
@@ -434,8 +439,12 @@ class SessionRecorder:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _changed_box(a: bytes, b: bytes, width: int, height: int) -> Box | None:
@@ -466,8 +475,13 @@ def fast_png(rgb: bytes, width: int, height: int, delta: str | None = None) -> b
     rows[:, 1:] = np.frombuffer(rgb, dtype=np.uint8).reshape(height, width * 3)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     text = _png_chunk(b"tEXt", DELTA_KEY.encode() + b"\0" + delta.encode()) if delta else b""
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + text
-            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + text
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def write_atomic_nosync(path: Path, data: bytes) -> None:

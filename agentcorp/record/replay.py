@@ -107,8 +107,10 @@ class ReplayReport:
 
     def summary(self) -> str:
         """One line for the terminal."""
-        counts = {s: sum(o.status == s for o in self.outcomes) for s in
-                  ("matched", "relocated", "diverged")}
+        counts = {
+            s: sum(o.status == s for o in self.outcomes)
+            for s in ("matched", "relocated", "diverged")
+        }
         parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         head = "reproduced" if self.ok else "DIVERGED"
         tail = f": {self.divergence}" if self.divergence else ""
@@ -139,7 +141,8 @@ def response_from_dict(data: Mapping[str, Any], step: ModelCallStep) -> ChatResp
         finish = choice.get("finish_reason") if isinstance(choice, dict) else None
         raw_calls = [
             {"id": c.get("id", ""), **(c.get("function") or {})}
-            for c in msg.get("tool_calls") or [] if isinstance(c, dict)
+            for c in msg.get("tool_calls") or []
+            if isinstance(c, dict)
         ]
         content = msg.get("content")
     else:
@@ -279,8 +282,11 @@ def decision_replay(
     from agentcorp.sandbox.replay import RecordedFramesComputer
 
     live_sandbox = computer is not None
-    comp = computer if computer is not None else RecordedFramesComputer(
-        session, image_key=_image_key(session))
+    comp = (
+        computer
+        if computer is not None
+        else RecordedFramesComputer(session, image_key=_image_key(session))
+    )
     model = RecordedChatModel(session, match_images=not live_sandbox)
     expected = _executed_actions(session)
     report = ReplayReport("decision", str(session.folder))
@@ -393,7 +399,8 @@ def action_replay(
     report = ReplayReport("action", str(session.folder))
     out = out or Path(session.folder).parent / f"{session.folder.name}.action-replay"
     denied: set[int] = {
-        e.step.step for e in session.events
+        e.step.step
+        for e in session.events
         if isinstance(e.step, PolicyStep) and e.step.decision in ("denied", "rejected")
     }
     events = session.events
@@ -414,17 +421,26 @@ def action_replay(
             cands = grounder.locate(live, action.target, Hint())
             if not cands:
                 frames = _save_pair(out, step.step, recorded_frame, live)
-                report.outcomes.append(StepOutcome(
-                    step.step, "diverged", f"target {action.target!r} not found on screen",
-                    frames))
+                report.outcomes.append(
+                    StepOutcome(
+                        step.step,
+                        "diverged",
+                        f"target {action.target!r} not found on screen",
+                        frames,
+                    )
+                )
                 break
             box = cands[0].box
             if not box.contains(action.x, action.y):
                 cx, cy = box.center
                 action = _relocate(action, cx - action.x, cy - action.y)
-                status, detail = "relocated", (
-                    f"{action.target!r} moved from ({step.action.x}, {step.action.y}) "
-                    f"to ({cx}, {cy})")
+                status, detail = (
+                    "relocated",
+                    (
+                        f"{action.target!r} moved from ({step.action.x}, {step.action.y}) "
+                        f"to ({cx}, {cy})"
+                    ),
+                )
         before = live
         _execute(computer, action)
         live = computer.settle(settle_timeout, since=before).frame
@@ -433,9 +449,14 @@ def action_replay(
             share = _thumb_diff(after, live)
             if share > diff_threshold and status == "matched":
                 frames = _save_pair(out, step.step, after, live)
-                report.outcomes.append(StepOutcome(
-                    step.step, "diverged",
-                    f"screen after the action differs from the recording ({share:.0%})", frames))
+                report.outcomes.append(
+                    StepOutcome(
+                        step.step,
+                        "diverged",
+                        f"screen after the action differs from the recording ({share:.0%})",
+                        frames,
+                    )
+                )
                 break
         report.outcomes.append(StepOutcome(step.step, status, detail))
     report.records = len(events)
@@ -451,7 +472,7 @@ def _frame_before(session: Session, index: int) -> Frame | None:
 
 
 def _frame_after(session: Session, index: int) -> Frame | None:
-    for ev in session.events[index + 1:]:
+    for ev in session.events[index + 1 :]:
         if isinstance(ev.step, ActionStep):
             return None
         if isinstance(ev.step, ObservationStep) and ev.refs.get("frame"):
@@ -475,8 +496,9 @@ def final_frame(session: Session) -> Frame | None:
 def _recorded_checks(session: Session) -> dict[str, str]:
     recorded = {str(c.get("name")): str(c.get("status")) for c in session.checks}
     if not recorded:
-        recorded = {e.step.name: e.step.status for e in session.events
-                    if isinstance(e.step, CheckStep)}
+        recorded = {
+            e.step.name: e.step.status for e in session.events if isinstance(e.step, CheckStep)
+        }
     return recorded
 
 
@@ -553,8 +575,9 @@ def regrade(
                 raise RecordingError(f"{session.folder}: final file {name!r} escapes the home")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(session.blob(sha))
-        ctx = CheckContext(home=home, computer=computer, grounder=grounder,
-                           url=lambda: url, read_text=read_text)
+        ctx = CheckContext(
+            home=home, computer=computer, grounder=grounder, url=lambda: url, read_text=read_text
+        )
         status, leaves = evaluate(tree, ctx)
     recorded = _recorded_checks(session)
     kinds = [str(leaf.get("check")) for leaf in _check_leaves(tree)]
@@ -572,8 +595,13 @@ def regrade(
             # Needs a live service, command or model, or state the recording did not keep:
             # the recorded verdict stands.
             kept.add(o.name)
-            results.append((o.name, recorded[o.name],
-                            f"kept: this {kind} check cannot be re-evaluated from the recording"))
+            results.append(
+                (
+                    o.name,
+                    recorded[o.name],
+                    f"kept: this {kind} check cannot be re-evaluated from the recording",
+                )
+            )
         else:
             results.append((o.name, o.status, o.detail))
     if kept and len(kinds) == len(leaves):
@@ -582,8 +610,9 @@ def regrade(
     for i, (name, now, detail) in enumerate(results):
         want = recorded.get(name)
         if want is not None and want != now:
-            report.outcomes.append(StepOutcome(
-                i, "diverged", f"check {name!r}: now {now}, recorded {want}: {detail}"))
+            report.outcomes.append(
+                StepOutcome(i, "diverged", f"check {name!r}: now {now}, recorded {want}: {detail}")
+            )
         else:
             report.outcomes.append(StepOutcome(i, "matched", f"check {name!r}: {now} {detail}"))
     report.records = len(results)

@@ -100,7 +100,8 @@ def trace_steps(session: Session) -> list[TraceStep]:
             current.duration_ms, current.settle_ms = s.duration_ms, s.settle_ms
         elif isinstance(s, ErrorStep):
             (current.notes if current is not None else notes).append(
-                f"error {s.error_type}: {s.message}")
+                f"error {s.error_type}: {s.message}"
+            )
     if frame is not None and (not out or out[-1].frame is not frame):
         # The screen after the last action, so the final state is visible too.
         final = TraceStep(len(out), frame.step.step, Action("wait"), "final", frame)
@@ -125,9 +126,17 @@ def _frame_png(session: Session, ev: Event) -> tuple[str, bytes] | None:
 
 def _action_json(a: Action) -> dict[str, Any]:
     return {
-        "kind": a.kind, "x": a.x, "y": a.y, "path": [list(p) for p in a.path],
-        "dx": a.dx, "dy": a.dy, "text": a.text, "keys": a.keys, "url": a.url,
-        "target": a.target, "summary": a.summary,
+        "kind": a.kind,
+        "x": a.x,
+        "y": a.y,
+        "path": [list(p) for p in a.path],
+        "dx": a.dx,
+        "dy": a.dy,
+        "text": a.text,
+        "keys": a.keys,
+        "url": a.url,
+        "target": a.target,
+        "summary": a.summary,
     }
 
 
@@ -155,25 +164,47 @@ def _data(session: Session) -> dict[str, Any]:
                 else:
                     media, data = got
                     frames[key] = f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
-        out_steps.append({
-            "i": t.index, "step": t.step, "source": t.source, "frame": key, "size": size,
-            "action": _action_json(t.action), "reasoning": t.reasoning, "tool": t.tool_call,
-            "model": t.model, "latency_ms": round(t.latency_ms, 1),
-            "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
-            "cost_usd": t.cost_usd, "ok": t.ok, "error": t.error,
-            "duration_ms": round(t.duration_ms, 1), "settle_ms": round(t.settle_ms, 1),
-            "policy": t.policy, "notes": t.notes,
-        })
+        out_steps.append(
+            {
+                "i": t.index,
+                "step": t.step,
+                "source": t.source,
+                "frame": key,
+                "size": size,
+                "action": _action_json(t.action),
+                "reasoning": t.reasoning,
+                "tool": t.tool_call,
+                "model": t.model,
+                "latency_ms": round(t.latency_ms, 1),
+                "prompt_tokens": t.prompt_tokens,
+                "completion_tokens": t.completion_tokens,
+                "cost_usd": t.cost_usd,
+                "ok": t.ok,
+                "error": t.error,
+                "duration_ms": round(t.duration_ms, 1),
+                "settle_ms": round(t.settle_ms, 1),
+                "policy": t.policy,
+                "notes": t.notes,
+            }
+        )
     checks = session.checks or [
         {"name": e.step.name, "status": e.step.status, "detail": e.step.detail}
-        for e in session.events if isinstance(e.step, CheckStep)
+        for e in session.events
+        if isinstance(e.step, CheckStep)
     ]
     m = session.manifest
     return {
-        "session": session.session_id, "task": session.task_id, "complete": session.complete,
-        "reason": session.reason, "outcome": session.outcome, "checks": checks,
-        "models": m.get("models", {}), "started": m.get("started_at"),
-        "ended": m.get("ended_at"), "steps": out_steps, "frames": frames,
+        "session": session.session_id,
+        "task": session.task_id,
+        "complete": session.complete,
+        "reason": session.reason,
+        "outcome": session.outcome,
+        "checks": checks,
+        "models": m.get("models", {}),
+        "started": m.get("started_at"),
+        "ended": m.get("ended_at"),
+        "steps": out_steps,
+        "frames": frames,
     }
 
 
@@ -195,9 +226,11 @@ def render_html(session: Session) -> str:
     status = str(outcome.get("status", "incomplete" if not data["complete"] else "?"))
     reason = str(outcome.get("reason") or data["reason"] or "")
     title = f"agentcorp trace: {data['task'] or data['session']}"
-    meta = (f"session {data['session']} · outcome <b class='{html.escape(status)}'>"
-            f"{html.escape(status)}</b>{(' · ' + html.escape(reason)) if reason else ''}"
-            f" · {len(data['steps'])} steps · {html.escape(str(data['started'] or ''))}")
+    meta = (
+        f"session {data['session']} · outcome <b class='{html.escape(status)}'>"
+        f"{html.escape(status)}</b>{(' · ' + html.escape(reason)) if reason else ''}"
+        f" · {len(data['steps'])} steps · {html.escape(str(data['started'] or ''))}"
+    )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
@@ -238,8 +271,10 @@ def _draw_action(img: Any, a: Action, scale: float) -> None:
         d.line([(px * scale, py * scale) for px, py in a.path], fill=red, width=4)
     text = {"type": f"type: {a.text}", "key": f"key: {a.keys}"}.get(a.kind)
     if text:
-        d.rectangle((4, img.height - 28, min(img.width - 4, 14 + 7 * len(text)), img.height - 4),
-                    fill=(0, 0, 0))
+        d.rectangle(
+            (4, img.height - 28, min(img.width - 4, 14 + 7 * len(text)), img.height - 4),
+            fill=(0, 0, 0),
+        )
         d.text((10, img.height - 24), text, fill=(255, 255, 255))
 
 
@@ -281,9 +316,22 @@ def write_animation(
     first, rest = images[0], images[1:]
     if fmt == "GIF":
         frames = [im.quantize(colors=128) for im in images]
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_step,
-                       loop=0, optimize=False)
+        frames[0].save(
+            path,
+            save_all=True,
+            append_images=frames[1:],
+            duration=ms_per_step,
+            loop=0,
+            optimize=False,
+        )
     else:
-        first.save(path, format="WEBP", save_all=True, append_images=rest,
-                   duration=ms_per_step, loop=0, quality=70)
+        first.save(
+            path,
+            format="WEBP",
+            save_all=True,
+            append_images=rest,
+            duration=ms_per_step,
+            loop=0,
+            quality=70,
+        )
     return path

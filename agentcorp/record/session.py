@@ -143,8 +143,7 @@ class Session:
             raise RecordingError(f"{path}: frame unreadable: {exc}") from exc
         if delta is not None:
             parts = str(delta).split()
-            if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or (
-                    _depth > 64):
+            if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or (_depth > 64):
                 raise RecordingError(f"{path}: frame tampered: bad {DELTA_KEY} {delta!r}")
             base = self.frame(parts[0], _depth + 1).pil().copy()
             base.paste(piece, (int(parts[1]), int(parts[2])))
@@ -205,8 +204,14 @@ class Session:
                 last = e.line
         if not last:
             return self
-        part = Session(self.folder, self.manifest, [e for e in self.events if e.line > last],
-                       self.complete, self.reason, self.version)
+        part = Session(
+            self.folder,
+            self.manifest,
+            [e for e in self.events if e.line > last],
+            self.complete,
+            self.reason,
+            self.version,
+        )
         part.skipped_lines = last
         return part
 
@@ -248,8 +253,11 @@ def _check_version(path: Path, version: Any) -> int:
         raise RecordingError(f"{path}: format_version must be an integer, got {version!r}")
     oldest = min([FORMAT_VERSION, *MIGRATIONS])
     if not oldest <= version <= FORMAT_VERSION:
-        hint = "upgrade agentcorp to read newer sessions" if version > FORMAT_VERSION else (
-            "no migration exists for it")
+        hint = (
+            "upgrade agentcorp to read newer sessions"
+            if version > FORMAT_VERSION
+            else ("no migration exists for it")
+        )
         raise RecordingError(
             f"{path}: format version {version} is not supported "
             f"(this agentcorp reads versions {oldest}–{FORMAT_VERSION}; {hint})"

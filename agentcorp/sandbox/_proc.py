@@ -120,9 +120,7 @@ def spawn(
             close_fds=True,
         )
     except FileNotFoundError as exc:
-        raise SandboxUnavailable(
-            f"{argv[0]} is not installed (apt-get install {package})"
-        ) from exc
+        raise SandboxUnavailable(f"{argv[0]} is not installed (apt-get install {package})") from exc
     except OSError as exc:
         raise SandboxError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
 

@@ -75,7 +75,10 @@ class Frame:
         """A sub-frame; its ``origin`` keeps screen coordinates."""
         img = self.pil().crop((box.x, box.y, box.right, box.bottom))
         return Frame(
-            img.tobytes(), img.width, img.height, (self.origin[0] + box.x, self.origin[1] + box.y),
+            img.tobytes(),
+            img.width,
+            img.height,
+            (self.origin[0] + box.x, self.origin[1] + box.y),
             self.t,
         )
 
@@ -169,8 +172,18 @@ class Computer(ABC):
 
 #: Action kinds that drive a ``Computer`` (the rest — wait_for, done, fail — are the loop's).
 COMPUTER_ACTIONS = frozenset(
-    {"click", "right_click", "double_click", "move", "scroll", "drag", "type", "key", "wait",
-     "open_url"}
+    {
+        "click",
+        "right_click",
+        "double_click",
+        "move",
+        "scroll",
+        "drag",
+        "type",
+        "key",
+        "wait",
+        "open_url",
+    }
 )
 
 

@@ -35,8 +35,12 @@ from agentcorp.types import Box, Point
 
 __all__ = ["BrowserComputer", "ServiceSpec"]
 
-_CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "chromium",
-                        "chromium-browser")
+_CHROMIUM_CANDIDATES = (
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "chromium",
+    "chromium-browser",
+)
 _CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -50,14 +54,39 @@ _CHROMIUM_ARGS = [
 _LOCAL_SCHEMES = ("about:", "data:", "blob:", "chrome-error:")
 
 _KEYS: dict[str, str] = {
-    "ctrl": "Control", "control": "Control", "alt": "Alt", "shift": "Shift",
-    "super": "Meta", "win": "Meta", "meta": "Meta", "cmd": "Meta",
-    "return": "Enter", "enter": "Enter", "esc": "Escape", "escape": "Escape",
-    "del": "Delete", "delete": "Delete", "backspace": "Backspace", "bksp": "Backspace",
-    "tab": "Tab", "space": " ", "pgup": "PageUp", "pageup": "PageUp", "prior": "PageUp",
-    "pgdn": "PageDown", "pagedown": "PageDown", "next": "PageDown", "home": "Home",
-    "end": "End", "up": "ArrowUp", "down": "ArrowDown", "left": "ArrowLeft",
-    "right": "ArrowRight", "insert": "Insert", "plus": "+", "minus": "-",
+    "ctrl": "Control",
+    "control": "Control",
+    "alt": "Alt",
+    "shift": "Shift",
+    "super": "Meta",
+    "win": "Meta",
+    "meta": "Meta",
+    "cmd": "Meta",
+    "return": "Enter",
+    "enter": "Enter",
+    "esc": "Escape",
+    "escape": "Escape",
+    "del": "Delete",
+    "delete": "Delete",
+    "backspace": "Backspace",
+    "bksp": "Backspace",
+    "tab": "Tab",
+    "space": " ",
+    "pgup": "PageUp",
+    "pageup": "PageUp",
+    "prior": "PageUp",
+    "pgdn": "PageDown",
+    "pagedown": "PageDown",
+    "next": "PageDown",
+    "home": "Home",
+    "end": "End",
+    "up": "ArrowUp",
+    "down": "ArrowDown",
+    "left": "ArrowLeft",
+    "right": "ArrowRight",
+    "insert": "Insert",
+    "plus": "+",
+    "minus": "-",
 }
 _ROLES: dict[str, tuple[str, ...]] = {
     "button": ("button",),
@@ -130,8 +159,9 @@ class BrowserComputer(Computer):
         self._pw: Any = None
         self._browser: Any = None
         self._own_home = home is None
-        self.home: Path = Path(tempfile.mkdtemp(prefix="agentcorp-browser-")) if home is None \
-            else home
+        self.home: Path = (
+            Path(tempfile.mkdtemp(prefix="agentcorp-browser-")) if home is None else home
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         exe = find_chromium(chromium)
         tune_allocator()
@@ -152,7 +182,9 @@ class BrowserComputer(Computer):
         try:
             self._pw = sync_playwright().start()
             self._browser = self._pw.chromium.launch(
-                executable_path=exe, headless=True, args=_CHROMIUM_ARGS,
+                executable_path=exe,
+                headless=True,
+                args=_CHROMIUM_ARGS,
                 timeout=self._timeout_ms,
             )
             self._context = self._browser.new_context(
@@ -296,11 +328,22 @@ class BrowserComputer(Computer):
             params.update(format="png")
         if region is not None:
             sw, sh = self._screen
-            if region.w <= 0 or region.h <= 0 or region.x < 0 or region.y < 0 or \
-                    region.right > sw or region.bottom > sh:
+            if (
+                region.w <= 0
+                or region.h <= 0
+                or region.x < 0
+                or region.y < 0
+                or region.right > sw
+                or region.bottom > sh
+            ):
                 raise SandboxError(f"region {region} is not inside the {sw}x{sh} viewport")
-            params["clip"] = {"x": region.x, "y": region.y, "width": region.w,
-                              "height": region.h, "scale": 1}
+            params["clip"] = {
+                "x": region.x,
+                "y": region.y,
+                "width": region.w,
+                "height": region.h,
+                "scale": 1,
+            }
         t = time.time()
         img = Image.open(io.BytesIO(self._capture_bytes(params))).convert("RGB")
         origin = (region.x, region.y) if region is not None else (0, 0)
@@ -312,8 +355,9 @@ class BrowserComputer(Computer):
         from playwright.sync_api import Error
 
         try:
-            data = self._cdp.send("Page.captureScreenshot", params,
-                                  timeout=self._capture_timeout_ms)
+            data = self._cdp.send(
+                "Page.captureScreenshot", params, timeout=self._capture_timeout_ms
+            )
             return base64.b64decode(data["data"])
         except Error:
             # A navigation can swap the page's renderer and detach our CDP session: attach
@@ -321,8 +365,9 @@ class BrowserComputer(Computer):
             pass
         try:
             self._attach_cdp()
-            data = self._cdp.send("Page.captureScreenshot", params,
-                                  timeout=self._capture_timeout_ms)
+            data = self._cdp.send(
+                "Page.captureScreenshot", params, timeout=self._capture_timeout_ms
+            )
             return base64.b64decode(data["data"])
         except Error:
             pass
@@ -496,7 +541,10 @@ class BrowserComputer(Computer):
     def focused_field(self) -> tuple[Box, bool] | None:
         """Box of the focused text input and whether it is a password field, or None."""
         self._check()
-        info = self._call("focused_field", self._page.evaluate, """() => {
+        info = self._call(
+            "focused_field",
+            self._page.evaluate,
+            """() => {
             const e = document.activeElement;
             if (!e || e === document.body) return null;
             const tag = e.tagName.toLowerCase();
@@ -507,7 +555,8 @@ class BrowserComputer(Computer):
             const r = e.getBoundingClientRect();
             return {x: r.x, y: r.y, w: r.width, h: r.height,
                     password: tag === 'input' && (e.type || '').toLowerCase() === 'password'};
-        }""")
+        }""",
+        )
         if not info:
             return None
         box = Box(int(info["x"]), int(info["y"]), max(1, int(info["w"])), max(1, int(info["h"])))

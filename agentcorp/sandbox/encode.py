@@ -85,9 +85,14 @@ def encode_observation(
         # OpenCV's libjpeg-turbo path skips a PIL round trip (~0.5 ms per step); it wants BGR.
         bgr = cv2.cvtColor(_model_array(frame, long_side), cv2.COLOR_RGB2BGR)
         ok, data = cv2.imencode(
-            ".jpg", bgr,
-            [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-             cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420],
+            ".jpg",
+            bgr,
+            [
+                cv2.IMWRITE_JPEG_QUALITY,
+                quality,
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+            ],
         )
         if not ok:
             raise ValueError("JPEG encoding failed")
@@ -163,8 +168,14 @@ def _palette(
     values = [round(i * 255 / (levels - 1)) for i in range(levels)]
     palette = np.array([(v, v, v) for v in values] + list(_COLOURS), np.int32)
     cube = np.array(
-        [(values[i], values[j], values[k]) for i in range(levels) for j in range(levels)
-         for k in range(levels)], np.int32)
+        [
+            (values[i], values[j], values[k])
+            for i in range(levels)
+            for j in range(levels)
+            for k in range(levels)
+        ],
+        np.int32,
+    )
     dist = ((cube[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
     nearest = np.zeros(256, np.uint8)
     nearest[: len(cube)] = dist.argmin(axis=1).astype(np.uint8)
@@ -212,8 +223,13 @@ def _png_indexed(idx: np.ndarray, plte: bytes, bits: int) -> bytes:  # type: ign
     z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     data = z.compress(rows.data) + z.flush()
     header = struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"PLTE", plte)
-            + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"PLTE", plte)
+        + _chunk(b"IDAT", data)
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -88,11 +88,24 @@ class LiveView:
         listen = "localhost" if self.bind in ("127.0.0.1", "localhost") else self.bind
         vnc = subprocess.Popen(
             [
-                x11vnc, "-display", self.display, "-rfbport", str(self.vnc_port),
-                "-listen", listen, "-passwdfile", f"rm:{pwfile}", "-forever", "-shared",
-                "-noxdamage", "-quiet", "-noipv6",
+                x11vnc,
+                "-display",
+                self.display,
+                "-rfbport",
+                str(self.vnc_port),
+                "-listen",
+                listen,
+                "-passwdfile",
+                f"rm:{pwfile}",
+                "-forever",
+                "-shared",
+                "-noxdamage",
+                "-quiet",
+                "-noipv6",
             ],
-            env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self._env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self._procs.append(vnc)
@@ -114,10 +127,15 @@ class LiveView:
             )
         web = subprocess.Popen(
             [
-                websockify, "--web", str(_NOVNC_WEB), f"{self.bind}:{self.web_port}",
+                websockify,
+                "--web",
+                str(_NOVNC_WEB),
+                f"{self.bind}:{self.web_port}",
                 f"127.0.0.1:{self.vnc_port}",
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self._procs.append(web)
         assert self.web_port is not None

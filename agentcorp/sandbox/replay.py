@@ -142,8 +142,12 @@ class RecordedFramesComputer(Computer):
                 img = ev.refs.get("image")
                 # A blanked image is not what encoding the stored frame gives: never reuse it.
                 reusable = "blanked" not in ev.refs
-                if img and reusable and image_key is not None and (
-                        image_key not in frame.model_images):
+                if (
+                    img
+                    and reusable
+                    and image_key is not None
+                    and (image_key not in frame.model_images)
+                ):
                     frame.model_images[image_key] = _blob_loader(session, img)
                 self._epochs[-1].append(frame)
         if not any(self._epochs):

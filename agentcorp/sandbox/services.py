@@ -96,8 +96,12 @@ def start_service(
     prog = Path(spec.command[0]).name
     try:
         proc = spawn(
-            command, package=spec.package or prog, env=env, cwd=spec.cwd,
-            stdout=log, stderr=subprocess.STDOUT,
+            command,
+            package=spec.package or prog,
+            env=env,
+            cwd=spec.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     except BaseException:
         log.close()

@@ -200,9 +200,21 @@ class XvfbDesktop(Computer):
             log = tempfile.TemporaryFile()  # noqa: SIM115  (closed on every path below)
             try:
                 proc = spawn(
-                    [xvfb, f":{n}", "-screen", "0", f"{w}x{h}x24", "-nolisten", "tcp",
-                     "-noreset", "-displayfd", str(wfd)],
-                    package="xvfb", pass_fds=(wfd,), stderr=log,
+                    [
+                        xvfb,
+                        f":{n}",
+                        "-screen",
+                        "0",
+                        f"{w}x{h}x24",
+                        "-nolisten",
+                        "tcp",
+                        "-noreset",
+                        "-displayfd",
+                        str(wfd),
+                    ],
+                    package="xvfb",
+                    pass_fds=(wfd,),
+                    stderr=log,
                 )
             except BaseException:
                 os.close(r)
@@ -343,9 +355,7 @@ class XvfbDesktop(Computer):
         horz = self._atom("_NET_WM_STATE_MAXIMIZED_HORZ")
         vert = self._atom("_NET_WM_STATE_MAXIMIZED_VERT")
         msg = event.ClientMessage(window=win, client_type=state, data=(32, [1, horz, vert, 1, 0]))
-        self._root.send_event(
-            msg, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask
-        )
+        self._root.send_event(msg, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
         self._x.sync()
 
         def maximized() -> bool:
@@ -531,8 +541,14 @@ class XvfbDesktop(Computer):
             mon = {"left": 0, "top": 0, "width": self._screen[0], "height": self._screen[1]}
         else:
             sw, sh = self._screen
-            if region.w <= 0 or region.h <= 0 or region.x < 0 or region.y < 0 or \
-                    region.right > sw or region.bottom > sh:
+            if (
+                region.w <= 0
+                or region.h <= 0
+                or region.x < 0
+                or region.y < 0
+                or region.right > sw
+                or region.bottom > sh
+            ):
                 raise SandboxError(f"region {region} is not inside the {sw}x{sh} screen")
             mon = {"left": region.x, "top": region.y, "width": region.w, "height": region.h}
         t = time.time()
@@ -758,9 +774,17 @@ def _split_combo(combo: str) -> list[str]:
     return names + tail
 
 
-_PYAUTOGUI_KEYS = {"Return": "enter", "Escape": "esc", "BackSpace": "backspace",
-                   "Control_L": "ctrl", "Alt_L": "alt", "Shift_L": "shift", "Super_L": "win",
-                   "Prior": "pageup", "Next": "pagedown"}
+_PYAUTOGUI_KEYS = {
+    "Return": "enter",
+    "Escape": "esc",
+    "BackSpace": "backspace",
+    "Control_L": "ctrl",
+    "Alt_L": "alt",
+    "Shift_L": "shift",
+    "Super_L": "win",
+    "Prior": "pageup",
+    "Next": "pagedown",
+}
 
 
 def _pyautogui_key(name: str) -> str:

@@ -108,19 +108,31 @@ class FakeComputer(Computer):
                 continue
             b = w.box
             if w.kind == "button":
-                d.rectangle((b.x, b.y, b.right - 1, b.bottom - 1), fill=(225, 225, 225),
-                            outline=(90, 90, 90), width=2)
-                d.text((b.x + b.w // 2, b.y + b.h // 2), w.text, fill=(0, 0, 0),
-                       font=self._font, anchor="mm")
+                d.rectangle(
+                    (b.x, b.y, b.right - 1, b.bottom - 1),
+                    fill=(225, 225, 225),
+                    outline=(90, 90, 90),
+                    width=2,
+                )
+                d.text(
+                    (b.x + b.w // 2, b.y + b.h // 2),
+                    w.text,
+                    fill=(0, 0, 0),
+                    font=self._font,
+                    anchor="mm",
+                )
             elif w.kind == "field":
-                d.rectangle((b.x, b.y, b.right - 1, b.bottom - 1), fill=(255, 255, 255),
-                            outline=(0, 0, 200) if w is self.focused else (120, 120, 120),
-                            width=2)
-                d.text((b.x + 6, b.y + b.h // 2), w.value, fill=(0, 0, 0), font=self._font,
-                       anchor="lm")
+                d.rectangle(
+                    (b.x, b.y, b.right - 1, b.bottom - 1),
+                    fill=(255, 255, 255),
+                    outline=(0, 0, 200) if w is self.focused else (120, 120, 120),
+                    width=2,
+                )
+                d.text(
+                    (b.x + 6, b.y + b.h // 2), w.value, fill=(0, 0, 0), font=self._font, anchor="lm"
+                )
             else:
-                d.text((b.x, b.y + b.h // 2), w.text, fill=(0, 0, 0), font=self._font,
-                       anchor="lm")
+                d.text((b.x, b.y + b.h // 2), w.text, fill=(0, 0, 0), font=self._font, anchor="lm")
         return img
 
     # --- Computer ---------------------------------------------------------------------

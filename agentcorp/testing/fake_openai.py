@@ -579,8 +579,16 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if not self._key_ok(req):
             req.status = 401
-            self._send(_json_reply(401, _error_body(
-                "Incorrect API key provided (fake)", "invalid_request_error", "invalid_api_key")))
+            self._send(
+                _json_reply(
+                    401,
+                    _error_body(
+                        "Incorrect API key provided (fake)",
+                        "invalid_request_error",
+                        "invalid_api_key",
+                    ),
+                )
+            )
             return False
         return True
 

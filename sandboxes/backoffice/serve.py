@@ -36,8 +36,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Serve the Acme back office (Django admin).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--db", type=Path, default=HERE / "backoffice.sqlite3",
-                   help="SQLite file (created and migrated when missing)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=HERE / "backoffice.sqlite3",
+        help="SQLite file (created and migrated when missing)",
+    )
     p.add_argument("--no-seed", action="store_true", help="do not add the sample rows")
     return p.parse_args(argv)
 
@@ -47,17 +51,24 @@ def _seed() -> None:
 
     if Customer.objects.exists():
         return
-    globex = Customer.objects.create(name="Hank Scorpio", email="hank@globex.example",
-                                     company="Globex")
-    initech = Customer.objects.create(name="Bill Lumbergh", email="bill@initech.example",
-                                      company="Initech")
-    umbrella = Customer.objects.create(name="Alice Abernathy", email="alice@umbrella.example",
-                                       company="Umbrella")
+    globex = Customer.objects.create(
+        name="Hank Scorpio", email="hank@globex.example", company="Globex"
+    )
+    initech = Customer.objects.create(
+        name="Bill Lumbergh", email="bill@initech.example", company="Initech"
+    )
+    umbrella = Customer.objects.create(
+        name="Alice Abernathy", email="alice@umbrella.example", company="Umbrella"
+    )
     Invoice.objects.create(number="INV-1001", customer=globex, amount="1200.00", status="paid")
     Invoice.objects.create(number="INV-1002", customer=initech, amount="349.90", status="sent")
     Invoice.objects.create(number="INV-1003", customer=umbrella, amount="75.00", status="draft")
-    Ticket.objects.create(subject="Printer on fire", customer=initech, status="open",
-                          notes="TPS report cover sheets are involved.")
+    Ticket.objects.create(
+        subject="Printer on fire",
+        customer=initech,
+        status="open",
+        notes="TPS report cover sheets are involved.",
+    )
     Ticket.objects.create(subject="Volcano lair invoice", customer=globex, status="closed")
 
 
@@ -90,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         _seed()
 
     app = StaticFilesHandler(get_wsgi_application())
-    with make_server(args.host, args.port, app, server_class=_ThreadedServer,
-                     handler_class=_QuietHandler) as httpd:
+    with make_server(
+        args.host, args.port, app, server_class=_ThreadedServer, handler_class=_QuietHandler
+    ) as httpd:
         print(f"ready http://{args.host}:{httpd.server_port}/", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             httpd.serve_forever(poll_interval=0.2)

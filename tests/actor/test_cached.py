@@ -21,17 +21,17 @@ SUCCESS = {"check": "screen_contains", "text": "Saved"}
 KEY = cache_key("spec", {"x": 1})
 
 
-
-
 def screen() -> FakeComputer:
     def save(fc: FakeComputer) -> None:
         fc.add(Widget("saved", "label", Box(400, 400, 200, 30), "Saved"))
 
-    return FakeComputer([
-        Widget("lbl", "label", Box(40, 100, 120, 30), "Customer"),
-        Widget("customer", "field", Box(170, 100, 300, 30), "Customer"),
-        Widget("save", "button", Box(100, 200, 120, 40), "Save", on_click=save),
-    ])
+    return FakeComputer(
+        [
+            Widget("lbl", "label", Box(40, 100, 120, 30), "Customer"),
+            Widget("customer", "field", Box(170, 100, 300, 30), "Customer"),
+            Widget("save", "button", Box(100, 200, 120, 40), "Save", on_click=save),
+        ]
+    )
 
 
 class NoCachedSave(ActionGate):
@@ -43,20 +43,32 @@ class NoCachedSave(ActionGate):
     def check(self, action: Action, context: GateContext) -> GateDecision:
         self.seen.append((context.source, action.kind))
         if context.source == "cache" and action.target == "Save":
-            return GateDecision(False, "denied", "test:no-cached-save",
-                                message="no cached saves")
+            return GateDecision(False, "denied", "test:no-cached-save", message="no cached saves")
         return GateDecision(True, "allowed")
 
 
-def run(fc: FakeComputer, cache: ActionCache, tmp_path: Path,
-        gate: ActionGate | None = None) -> tuple[list[Step], TaskResult]:
-    task = TaskInput("t", "Save the customer", steps=[{"type": "ACME", "into": "Customer"},
-                                                      {"click": "Save"}], success=SUCCESS)
+def run(
+    fc: FakeComputer, cache: ActionCache, tmp_path: Path, gate: ActionGate | None = None
+) -> tuple[list[Step], TaskResult]:
+    task = TaskInput(
+        "t",
+        "Save the customer",
+        steps=[{"type": "ACME", "into": "Customer"}, {"click": "Save"}],
+        success=SUCCESS,
+    )
     g = fc.widget_grounder()
-    return drive(run_task_cached(
-        task, fc, cache=cache, key=KEY, gate=gate or NoCachedSave(),
-        meter=BudgetMeter(Budgets()),
-        check_context=CheckContext(home=tmp_path, computer=fc, grounder=g), grounder=g))
+    return drive(
+        run_task_cached(
+            task,
+            fc,
+            cache=cache,
+            key=KEY,
+            gate=gate or NoCachedSave(),
+            meter=BudgetMeter(Budgets()),
+            check_context=CheckContext(home=tmp_path, computer=fc, grounder=g),
+            grounder=g,
+        )
+    )
 
 
 def test_cached_actions_pass_the_gate_and_a_refusal_hands_over(tmp_path: Path) -> None:
@@ -69,8 +81,12 @@ def test_cached_actions_pass_the_gate_and_a_refusal_hands_over(tmp_path: Path) -
     assert again.status == "pass", again
     assert again.mode == "cache+scripted"
     # the cached click + type ran, the cached Save was refused, the script's Save ran
-    assert gate.seen == [("cache", "click"), ("cache", "type"), ("cache", "click"),
-                         ("script", "click")]
+    assert gate.seen == [
+        ("cache", "click"),
+        ("cache", "type"),
+        ("cache", "click"),
+        ("script", "click"),
+    ]
     note = [s for s in steps if isinstance(s, ErrorStep) and s.error_type == "CacheDivergence"]
     assert len(note) == 1 and "action 3/3" in note[0].message
     assert "no cached saves" in note[0].message
@@ -91,12 +107,15 @@ def test_a_damaged_cache_file_is_reported_and_replaced(tmp_path: Path) -> None:
     assert cache.lookup(KEY) is not None  # replaced by the passing run's actions
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ("nope", "expected a JSON object"),
-    ({"version": 1, "actions": []}, "actor_config: expected an object"),
-    ({"version": 1, "actions": [], "actor_config": {"warp": 9}}, "unexpected keyword"),
-    ({"version": 7, "actions": [], "actor_config": {}}, "unsupported cache version"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ("nope", "expected a JSON object"),
+        ({"version": 1, "actions": []}, "actor_config: expected an object"),
+        ({"version": 1, "actions": [], "actor_config": {"warp": 9}}, "unexpected keyword"),
+        ({"version": 7, "actions": [], "actor_config": {}}, "unsupported cache version"),
+    ],
+)
 def test_garbage_cache_replay_is_one_clear_line(doc: object, message: str) -> None:
     with pytest.raises(ActionCacheError) as info:
         entries_from_doc(json.loads(json.dumps(doc)), "manifest.json: cache_replay")
@@ -106,14 +125,27 @@ def test_garbage_cache_replay_is_one_clear_line(doc: object, message: str) -> No
 
 def test_a_literal_secret_never_reaches_the_cache_file(tmp_path: Path) -> None:
     cache = ActionCache(tmp_path / "cache")
-    task = TaskInput("t", "Save the customer", steps=[{"type": "ACME-s3cr3t", "into": "Customer"},
-                                                      {"click": "Save"}], success=SUCCESS)
+    task = TaskInput(
+        "t",
+        "Save the customer",
+        steps=[{"type": "ACME-s3cr3t", "into": "Customer"}, {"click": "Save"}],
+        success=SUCCESS,
+    )
     fc = screen()
     g = fc.widget_grounder()
-    _, res = drive(run_task_cached(
-        task, fc, cache=cache, key=KEY, gate=NoCachedSave(), meter=BudgetMeter(Budgets()),
-        check_context=CheckContext(home=tmp_path, computer=fc, grounder=g), grounder=g,
-        secrets=["s3cr3t"]))
+    _, res = drive(
+        run_task_cached(
+            task,
+            fc,
+            cache=cache,
+            key=KEY,
+            gate=NoCachedSave(),
+            meter=BudgetMeter(Budgets()),
+            check_context=CheckContext(home=tmp_path, computer=fc, grounder=g),
+            grounder=g,
+            secrets=["s3cr3t"],
+        )
+    )
     assert res.status == "pass"
     assert cache.lookup(KEY) is None
     assert not any("s3cr3t" in p.read_text() for p in tmp_path.rglob("*.json"))

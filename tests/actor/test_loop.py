@@ -29,8 +29,9 @@ from agentcorp.types import (
 
 def desk() -> FakeComputer:
     def saved(fc: FakeComputer) -> None:
-        fc.add(Widget("saved", "label", fc.widget("save").box.__class__(400, 300, 200, 30),
-                      "Saved"))
+        fc.add(
+            Widget("saved", "label", fc.widget("save").box.__class__(400, 300, 200, 30), "Saved")
+        )
 
     from agentcorp.types import Box
 
@@ -46,8 +47,14 @@ def desk() -> FakeComputer:
 
 def actor(fc: FakeComputer, model: Any = None, **kw: Any) -> Actor:
     cfg = kw.pop("config", ActorConfig(model="m", find_timeout=0.0))
-    return Actor(fc, gate=kw.pop("gate", AllowAll()), model=model,
-                 grounder=kw.pop("grounder", fc.widget_grounder()), config=cfg, **kw)
+    return Actor(
+        fc,
+        gate=kw.pop("gate", AllowAll()),
+        model=model,
+        grounder=kw.pop("grounder", fc.widget_grounder()),
+        config=cfg,
+        **kw,
+    )
 
 
 TASK = EpisodeTask("t1", "Save the customer", role="clerk", sandbox="office")
@@ -55,12 +62,27 @@ TASK = EpisodeTask("t1", "Save the customer", role="clerk", sandbox="office")
 
 def test_scripted_steps_run_without_model() -> None:
     fc = desk()
-    steps, res = drive(actor(fc).run(EpisodeTask(
-        "t1", "x", steps=[{"type": "ACME ${secrets.PW}", "into": "Customer"}, {"click": "Save"},
-                          {"wait_for": "Saved", "timeout": 1}, {"key": "ctrl+s"}])))
+    steps, res = drive(
+        actor(fc).run(
+            EpisodeTask(
+                "t1",
+                "x",
+                steps=[
+                    {"type": "ACME ${secrets.PW}", "into": "Customer"},
+                    {"click": "Save"},
+                    {"wait_for": "Saved", "timeout": 1},
+                    {"key": "ctrl+s"},
+                ],
+            )
+        )
+    )
     assert res.status == "done", res
-    assert fc.actions == [("click", 320, 115, "left"), ("type", "ACME ${secrets.PW}"),
-                          ("click", 160, 220, "left"), ("key", "ctrl+s")]
+    assert fc.actions == [
+        ("click", 320, 115, "left"),
+        ("type", "ACME ${secrets.PW}"),
+        ("click", 160, 220, "left"),
+        ("key", "ctrl+s"),
+    ]
     assert fc.widget("customer").value == "ACME ${secrets.PW}"
     obs = [s for s in steps if isinstance(s, ObservationStep)]
     assert obs[0].frame is not None and obs[0].image and obs[0].image[:8] == b"\x89PNG\r\n\x1a\n"
@@ -135,8 +157,13 @@ def test_image_history_keeps_last_n_images() -> None:
     assert res.status == "done"
 
     def images(msgs: list[dict[str, Any]]) -> int:
-        return sum(1 for m in msgs if isinstance(m.get("content"), list)
-                   for p in m["content"] if p.get("type") == "image_url")
+        return sum(
+            1
+            for m in msgs
+            if isinstance(m.get("content"), list)
+            for p in m["content"]
+            if p.get("type") == "image_url"
+        )
 
     # Never more than the last 2 screenshots as images, the first one included.
     assert [images(c.messages) for c in llm.calls] == [1, 2, 2, 2, 2, 2]
@@ -144,13 +171,23 @@ def test_image_history_keeps_last_n_images() -> None:
     last = llm.calls[-1].messages
     assert last[1]["content"][1] == {"type": "text", "text": "(first screenshot omitted)"}
     notes = [m["content"] for m in last if m["role"] == "user" and isinstance(m["content"], str)]
-    assert notes == ["(screenshot after step 1 omitted)", "(screenshot after step 2 omitted)",
-                     "(screenshot after step 3 omitted)"]
+    assert notes == [
+        "(screenshot after step 1 omitted)",
+        "(screenshot after step 2 omitted)",
+        "(screenshot after step 3 omitted)",
+    ]
     # The two images kept are the newest: after steps 4 and 5.
-    kept = [p["image_url"]["url"] for m in last if isinstance(m.get("content"), list)
-            for p in m["content"] if p.get("type") == "image_url"]
-    assert kept == [llm.calls[-2].messages[-1]["content"][1]["image_url"]["url"],
-                    last[-1]["content"][1]["image_url"]["url"]]
+    kept = [
+        p["image_url"]["url"]
+        for m in last
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+        if p.get("type") == "image_url"
+    ]
+    assert kept == [
+        llm.calls[-2].messages[-1]["content"][1]["image_url"]["url"],
+        last[-1]["content"][1]["image_url"]["url"],
+    ]
     url = first[1]["content"][1]["image_url"]["url"]
     img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert img.size == (1024, 640)
@@ -172,10 +209,16 @@ def test_budget_overrun_stops_with_budget_exceeded() -> None:
 def test_company_budget_is_shared_between_tasks() -> None:
     company = BudgetMeter(Budgets(steps=3), name="company")
     fc = desk()
-    _, r1 = drive(actor(fc, meter=company.child(Budgets(), "a")).run(
-        EpisodeTask("a", "x", steps=[{"key": "a"}, {"key": "b"}])))
-    _, r2 = drive(actor(fc, meter=company.child(Budgets(), "b")).run(
-        EpisodeTask("b", "x", steps=[{"key": "c"}, {"key": "d"}])))
+    _, r1 = drive(
+        actor(fc, meter=company.child(Budgets(), "a")).run(
+            EpisodeTask("a", "x", steps=[{"key": "a"}, {"key": "b"}])
+        )
+    )
+    _, r2 = drive(
+        actor(fc, meter=company.child(Budgets(), "b")).run(
+            EpisodeTask("b", "x", steps=[{"key": "c"}, {"key": "d"}])
+        )
+    )
     assert r1.status == "done"
     assert r2.status == "budget_exceeded" and r2.reason == "company step budget of 3 used up"
     assert [a[1] for a in fc.actions] == ["a", "b", "c"]
@@ -218,16 +261,21 @@ def test_denied_action_never_reaches_computer() -> None:
 
 def test_denied_scripted_action_fails_step() -> None:
     fc = desk()
-    _, res = drive(actor(fc, gate=DenyTyping()).run(
-        EpisodeTask("t1", "x", steps=[{"type": "hello"}])))
+    _, res = drive(
+        actor(fc, gate=DenyTyping()).run(EpisodeTask("t1", "x", steps=[{"type": "hello"}]))
+    )
     assert res.status == "failed" and "typing is forbidden" in res.reason
     assert fc.actions == []
 
 
 def test_model_sees_only_placeholders_and_records_model_calls() -> None:
     fc = desk()
-    llm = ScriptedLLM([tool_reply("type", text="${secrets.PW}"),
-                       tool_reply("done", summary="ok", usage=Usage(10, 2, cost_usd=0.01))])
+    llm = ScriptedLLM(
+        [
+            tool_reply("type", text="${secrets.PW}"),
+            tool_reply("done", summary="ok", usage=Usage(10, 2, cost_usd=0.01)),
+        ]
+    )
     steps, _res = drive(actor(fc, llm).run(TASK))
     assert fc.actions == [("type", "${secrets.PW}")]
     calls = [s for s in steps if isinstance(s, ModelCallStep)]
@@ -263,9 +311,13 @@ def test_bad_scripted_step_is_clear() -> None:
 
 def test_drag_and_scroll_mapping() -> None:
     fc = desk()
-    llm = ScriptedLLM([tool_reply("drag", path=[[0, 0], [512, 320]]),
-                       tool_reply("scroll", x=512, y=320, direction="up", amount=2),
-                       tool_reply("done", summary="ok")])
+    llm = ScriptedLLM(
+        [
+            tool_reply("drag", path=[[0, 0], [512, 320]]),
+            tool_reply("scroll", x=512, y=320, direction="up", amount=2),
+            tool_reply("done", summary="ok"),
+        ]
+    )
     drive(actor(fc, llm).run(TASK))
     assert fc.actions == [("drag", ((0, 0), (640, 400))), ("scroll", 640, 400, 0, -2)]
 

@@ -29,9 +29,14 @@ class SecretDesk(FakeComputer):
     """Resolves placeholders when typing and reports the focused field, like a browser."""
 
     def __init__(self, vault: SecretVault) -> None:
-        super().__init__([Widget("lbl", "label", Box(40, 150, 150, 48), "Password"),
-                          Widget("pw", "field", FIELD, "Password")],
-                         size=(1024, 640), font_size=26)
+        super().__init__(
+            [
+                Widget("lbl", "label", Box(40, 150, 150, 48), "Password"),
+                Widget("pw", "field", FIELD, "Password"),
+            ],
+            size=(1024, 640),
+            font_size=26,
+        )
         self.vault = vault
 
     def type(self, text: str) -> None:
@@ -45,22 +50,30 @@ def _vault() -> SecretVault:
     return SecretVault([SecretSpec("PW", allow_fields=("Password",))], {"PW": VALUE})
 
 
-
-
-def _run(gate: ActionGate, replies: list[Any]) -> tuple[list[Step], EpisodeResult, ScriptedLLM,
-                                                       SecretDesk]:
+def _run(
+    gate: ActionGate, replies: list[Any]
+) -> tuple[list[Step], EpisodeResult, ScriptedLLM, SecretDesk]:
     desk = SecretDesk(_vault())
     llm = ScriptedLLM(replies)
-    actor = Actor(desk, gate=gate, model=llm, grounder=desk.widget_grounder(),
-                  config=ActorConfig(model="m", find_timeout=0.0))
+    actor = Actor(
+        desk,
+        gate=gate,
+        model=llm,
+        grounder=desk.widget_grounder(),
+        config=ActorConfig(model="m", find_timeout=0.0),
+    )
     steps, result = _drive(actor.run(EpisodeTask("t1", "log in", role="r", sandbox="s")))
     return steps, result, llm, desk
 
 
 def _last_image(llm: ScriptedLLM) -> Image.Image:
-    urls = [part["image_url"]["url"] for m in llm.calls[-1].messages
-            if isinstance(m.get("content"), list) for part in m["content"]
-            if part.get("type") == "image_url"]
+    urls = [
+        part["image_url"]["url"]
+        for m in llm.calls[-1].messages
+        if isinstance(m.get("content"), list)
+        for part in m["content"]
+        if part.get("type") == "image_url"
+    ]
     data = base64.b64decode(urls[-1].split(",", 1)[1])
     return Image.open(io.BytesIO(data)).convert("RGB")
 
@@ -72,9 +85,11 @@ def _dark_share(img: Image.Image, box: Box) -> float:
     return sum(hist[:40]) / sum(hist)
 
 
-LOGIN = [tool_reply("click", x=FIELD.center[0], y=FIELD.center[1]),
-         tool_reply("type", text="${secrets.PW}"),
-         tool_reply("done", summary="typed the password")]
+LOGIN = [
+    tool_reply("click", x=FIELD.center[0], y=FIELD.center[1]),
+    tool_reply("type", text="${secrets.PW}"),
+    tool_reply("done", summary="typed the password"),
+]
 
 
 def test_model_and_recorder_get_the_secret_field_blanked() -> None:
@@ -106,14 +121,16 @@ def test_without_redaction_the_model_would_see_the_field() -> None:
 
 def test_done_summary_with_a_secret_value_is_refused_and_retold() -> None:
     gate = PolicyGate(PolicyConfig(), _vault())
-    steps, result, llm, _ = _run(gate, [
-        tool_reply("done", summary=f"the password is {VALUE}"),
-        tool_reply("done", summary="logged in"),
-    ])
+    steps, result, llm, _ = _run(
+        gate,
+        [
+            tool_reply("done", summary=f"the password is {VALUE}"),
+            tool_reply("done", summary="logged in"),
+        ],
+    )
     assert (result.status, result.summary) == ("done", "logged in")
     pol = [s for s in steps if isinstance(s, PolicyStep)]
-    assert [(p.decision, p.rule) for p in pol] == [("denied", "secrets:literal"),
-                                                   ("allowed", None)]
+    assert [(p.decision, p.rule) for p in pol] == [("denied", "secrets:literal"), ("allowed", None)]
     told = llm.calls[1].messages[-1]
     assert told["role"] == "tool" and "done refused" in told["content"]
 

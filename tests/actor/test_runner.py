@@ -22,11 +22,13 @@ def screen() -> FakeComputer:
     def save(fc: FakeComputer) -> None:
         fc.add(Widget("saved", "label", Box(400, 400, 200, 30), "Saved"))
 
-    return FakeComputer([
-        Widget("lbl", "label", Box(40, 100, 120, 30), "Customer"),
-        Widget("customer", "field", Box(170, 100, 300, 30), "Customer"),
-        Widget("save", "button", Box(100, 200, 120, 40), "Save", on_click=save),
-    ])
+    return FakeComputer(
+        [
+            Widget("lbl", "label", Box(40, 100, 120, 30), "Customer"),
+            Widget("customer", "field", Box(170, 100, 300, 30), "Customer"),
+            Widget("save", "button", Box(100, 200, 120, 40), "Save", on_click=save),
+        ]
+    )
 
 
 def ctx(fc: FakeComputer, tmp_path: Path) -> CheckContext:
@@ -39,34 +41,62 @@ SUCCESS = {"check": "screen_contains", "text": "Saved"}
 def test_scripted_task_passes_its_checks(tmp_path: Path) -> None:
     fc = screen()
     task = TaskInput("t", "Save", steps=[{"click": "Save"}], success=SUCCESS)
-    steps, res = drive(run_task(task, fc, gate=AllowAll(), meter=BudgetMeter(Budgets()),
-                                check_context=ctx(fc, tmp_path), grounder=fc.widget_grounder()))
+    steps, res = drive(
+        run_task(
+            task,
+            fc,
+            gate=AllowAll(),
+            meter=BudgetMeter(Budgets()),
+            check_context=ctx(fc, tmp_path),
+            grounder=fc.widget_grounder(),
+        )
+    )
     assert res.status == "pass" and res.mode == "scripted" and res.actions == 1
     checks = [s for s in steps if isinstance(s, CheckStep)]
-    assert [(c.name, c.status) for c in checks] == [("screen_contains Saved", "pass"),
-                                                    ("success", "pass")]
+    assert [(c.name, c.status) for c in checks] == [
+        ("screen_contains Saved", "pass"),
+        ("success", "pass"),
+    ]
 
 
 def test_checks_decide_when_actor_thinks_it_is_done(tmp_path: Path) -> None:
     fc = screen()
     task = TaskInput("t", "Save", steps=[{"key": "ctrl+s"}], success=SUCCESS)
-    _, res = drive(run_task(task, fc, gate=AllowAll(), meter=BudgetMeter(Budgets()),
-                            check_context=ctx(fc, tmp_path), grounder=fc.widget_grounder()))
+    _, res = drive(
+        run_task(
+            task,
+            fc,
+            gate=AllowAll(),
+            meter=BudgetMeter(Budgets()),
+            check_context=ctx(fc, tmp_path),
+            grounder=fc.widget_grounder(),
+        )
+    )
     assert res.status == "fail"
     assert res.reason == "screen_contains Saved: screen does not show 'Saved'"
 
 
 def test_failed_step_is_replanned(tmp_path: Path) -> None:
     fc = screen()
-    planner_llm = ScriptedLLM([
-        json.dumps({"steps": [{"click": "Submit"}]}),
-        json.dumps({"steps": [{"type": "ACME", "into": "Customer"}, {"click": "Save"}]}),
-    ])
+    planner_llm = ScriptedLLM(
+        [
+            json.dumps({"steps": [{"click": "Submit"}]}),
+            json.dumps({"steps": [{"type": "ACME", "into": "Customer"}, {"click": "Save"}]}),
+        ]
+    )
     task = TaskInput("t", "Save the customer ACME", success=SUCCESS)
-    steps, res = drive(run_task(task, fc, gate=AllowAll(), meter=BudgetMeter(Budgets()),
-                                check_context=ctx(fc, tmp_path), grounder=fc.widget_grounder(),
-                                planner=Planner(planner_llm, model_name="p"),
-                                config=ActorConfig(find_timeout=0.2)))
+    steps, res = drive(
+        run_task(
+            task,
+            fc,
+            gate=AllowAll(),
+            meter=BudgetMeter(Budgets()),
+            check_context=ctx(fc, tmp_path),
+            grounder=fc.widget_grounder(),
+            planner=Planner(planner_llm, model_name="p"),
+            config=ActorConfig(find_timeout=0.2),
+        )
+    )
     assert res.status == "pass", res
     assert fc.widget("customer").value == "ACME"
     replan = planner_llm.calls[1].messages[1]["content"]
@@ -76,14 +106,25 @@ def test_failed_step_is_replanned(tmp_path: Path) -> None:
 
 def test_subgoals_go_to_the_actor_model_after_the_steps(tmp_path: Path) -> None:
     fc = screen()
-    planner_llm = ScriptedLLM([json.dumps({"steps": [{"type": "ACME", "into": "Customer"}],
-                                           "subgoals": ["press Save"]})])
-    actor_llm = ScriptedLLM([tool_reply("click", x=128, y=176),
-                             tool_reply("done", summary="saved")])
+    planner_llm = ScriptedLLM(
+        [json.dumps({"steps": [{"type": "ACME", "into": "Customer"}], "subgoals": ["press Save"]})]
+    )
+    actor_llm = ScriptedLLM(
+        [tool_reply("click", x=128, y=176), tool_reply("done", summary="saved")]
+    )
     task = TaskInput("t", "Save the customer ACME", success=SUCCESS)
-    _, res = drive(run_task(task, fc, gate=AllowAll(), meter=BudgetMeter(Budgets()),
-                            check_context=ctx(fc, tmp_path), grounder=fc.widget_grounder(),
-                            planner=Planner(planner_llm, model_name="p"), actor_model=actor_llm))
+    _, res = drive(
+        run_task(
+            task,
+            fc,
+            gate=AllowAll(),
+            meter=BudgetMeter(Budgets()),
+            check_context=ctx(fc, tmp_path),
+            grounder=fc.widget_grounder(),
+            planner=Planner(planner_llm, model_name="p"),
+            actor_model=actor_llm,
+        )
+    )
     assert res.status == "pass"
     assert "- press Save" in actor_llm.calls[0].messages[1]["content"][0]["text"]
     assert res.episode is not None and res.episode.then_model
@@ -103,8 +144,16 @@ def test_secret_typed_only_into_its_labelled_field_via_real_gate(tmp_path: Path)
 
     gate.check = check  # type: ignore[method-assign]
     task = TaskInput("t", "x", steps=[{"type": "${secrets.PW}", "into": "Customer"}])
-    steps, res = drive(run_task(task, fc, gate=gate, meter=BudgetMeter(Budgets()),
-                                check_context=ctx(fc, tmp_path), grounder=fc.widget_grounder()))
+    steps, res = drive(
+        run_task(
+            task,
+            fc,
+            gate=gate,
+            meter=BudgetMeter(Budgets()),
+            check_context=ctx(fc, tmp_path),
+            grounder=fc.widget_grounder(),
+        )
+    )
     assert res.status == "pass", res
     assert fc.actions[-1] == ("type", "${secrets.PW}")  # the sandbox resolves, not the loop
     typed = seen[-1]
@@ -114,9 +163,16 @@ def test_secret_typed_only_into_its_labelled_field_via_real_gate(tmp_path: Path)
     fc2.add(Widget("lbl2", "label", Box(40, 300, 120, 30), "Notes"))
     fc2.add(Widget("notes", "field", Box(170, 300, 300, 30), "Notes"))
     task2 = TaskInput("t2", "x", steps=[{"type": "${secrets.PW}", "into": "Notes"}])
-    steps, res = drive(run_task(task2, fc2, gate=gate, meter=BudgetMeter(Budgets()),
-                                check_context=ctx(fc2, tmp_path),
-                                grounder=fc2.widget_grounder()))
+    steps, res = drive(
+        run_task(
+            task2,
+            fc2,
+            gate=gate,
+            meter=BudgetMeter(Budgets()),
+            check_context=ctx(fc2, tmp_path),
+            grounder=fc2.widget_grounder(),
+        )
+    )
     assert res.status == "fail" and "(secrets:field)" in res.reason
     assert "may only be typed into" in res.reason and "hunter2" not in res.reason
     assert not any(a[0] == "type" for a in fc2.actions)

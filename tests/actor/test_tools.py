@@ -17,8 +17,18 @@ SIZE = (1024, 640)
 
 
 def test_every_tool_schema_is_valid_json_schema() -> None:
-    assert {"click", "double_click", "right_click", "type", "key", "scroll", "drag",
-                     "wait", "done", "fail"} == TOOLS
+    assert {
+        "click",
+        "double_click",
+        "right_click",
+        "type",
+        "key",
+        "scroll",
+        "drag",
+        "wait",
+        "done",
+        "fail",
+    } == TOOLS
     for tool in TOOL_SCHEMAS:
         jsonschema.Draft202012Validator.check_schema(tool["function"]["parameters"])
 
@@ -55,8 +65,10 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(name=st.sampled_from([*sorted(TOOLS), "nope", ""]),
-       args=st.one_of(st.text(), json_values.map(json.dumps)))
+@given(
+    name=st.sampled_from([*sorted(TOOLS), "nope", ""]),
+    args=st.one_of(st.text(), json_values.map(json.dumps)),
+)
 def test_garbage_arguments_never_raise(name: str, args: str) -> None:
     parsed = parse_tool_call(ToolCall("c", name, args), SIZE)
     assert isinstance(parsed, ParsedCall | ToolError)
@@ -66,8 +78,10 @@ def test_garbage_arguments_never_raise(name: str, args: str) -> None:
         assert 0 <= parsed.action.x < SIZE[0] and 0 <= (parsed.action.y or 0) < SIZE[1]
 
 
-@pytest.mark.parametrize("raw", ['{"x": Infinity, "y": 1}', '{"x": NaN, "y": 1}',
-                                 '{"x": 1e400, "y": 1}', '{"x": 1.5, "y": 1}'])
+@pytest.mark.parametrize(
+    "raw",
+    ['{"x": Infinity, "y": 1}', '{"x": NaN, "y": 1}', '{"x": 1e400, "y": 1}', '{"x": 1.5, "y": 1}'],
+)
 def test_non_integer_coordinates_are_tool_errors(raw: str) -> None:
     parsed = parse_tool_call(ToolCall("c", "click", raw), SIZE)
     assert isinstance(parsed, ToolError) and "must be an integer" in parsed.message
@@ -79,10 +93,30 @@ def test_drag_with_infinite_point_is_a_tool_error() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(step=st.dictionaries(
-    st.sampled_from(["click", "double_click", "right_click", "type", "into", "key", "scroll",
-                     "drag", "wait_for", "timeout", "open_url", "wait", "at", "x"]),
-    json_values, max_size=3))
+@given(
+    step=st.dictionaries(
+        st.sampled_from(
+            [
+                "click",
+                "double_click",
+                "right_click",
+                "type",
+                "into",
+                "key",
+                "scroll",
+                "drag",
+                "wait_for",
+                "timeout",
+                "open_url",
+                "wait",
+                "at",
+                "x",
+            ]
+        ),
+        json_values,
+        max_size=3,
+    )
+)
 def test_garbage_scripted_steps_raise_only_value_error(step: dict[str, Any]) -> None:
     from agentcorp.actor.script import parse_step, step_text
 

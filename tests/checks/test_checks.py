@@ -63,19 +63,33 @@ def test_file_checks(home: Path) -> None:
     assert ev(tree, ctx)[0] == "pass"
     s, leaves = ev({"check": "file_contains", "path": "~/books.csv", "text": "INV-9"}, ctx)
     assert s == "fail" and leaves[0][1] == "~/books.csv does not contain 'INV-9'"
-    assert ev({"check": "file_contains", "path": "~/books.csv", "regex": r"^INV-\d+,120"},
-              ctx)[0] == "pass"
+    assert (
+        ev({"check": "file_contains", "path": "~/books.csv", "regex": r"^INV-\d+,120"}, ctx)[0]
+        == "pass"
+    )
     assert ev({"check": "file_exists", "path": "~/nope"}, ctx)[0] == "fail"
 
 
 def test_spec_models_are_accepted(home: Path) -> None:
-    tree = TypeAdapter(Check).validate_python({"all": [
-        {"check": "file_exists", "path": "~/books.csv"},
-        {"not": {"check": "file_exists", "path": "~/missing"}},
-        {"any": [{"check": "file_exists", "path": "~/nope"},
-                 {"check": "sqlite", "database": "~/db.sqlite3",
-                  "query": "select a, b from t order by b", "rows": [["x", 1], ["y", 2]]}]},
-    ]})
+    tree = TypeAdapter(Check).validate_python(
+        {
+            "all": [
+                {"check": "file_exists", "path": "~/books.csv"},
+                {"not": {"check": "file_exists", "path": "~/missing"}},
+                {
+                    "any": [
+                        {"check": "file_exists", "path": "~/nope"},
+                        {
+                            "check": "sqlite",
+                            "database": "~/db.sqlite3",
+                            "query": "select a, b from t order by b",
+                            "rows": [["x", 1], ["y", 2]],
+                        },
+                    ]
+                },
+            ]
+        }
+    )
     status, steps = evaluate_steps(tree, CheckContext(home=home), step=7)
     assert status == "pass"
     assert [s.status for s in steps] == ["pass", "fail", "fail", "pass", "pass"]
@@ -97,8 +111,14 @@ def test_combinator_error_semantics(home: Path) -> None:
 def test_command_check(home: Path) -> None:
     ctx = CheckContext(home=home, env={"X_CHECK": "42"})
     py = sys.executable
-    s, _ = ev({"check": "command", "argv": [py, "-c", "import os;print(os.environ['X_CHECK'])"],
-               "stdout_contains": "42"}, ctx)
+    s, _ = ev(
+        {
+            "check": "command",
+            "argv": [py, "-c", "import os;print(os.environ['X_CHECK'])"],
+            "stdout_contains": "42",
+        },
+        ctx,
+    )
     assert s == "pass"
     s, leaves = ev({"check": "command", "argv": [py, "-c", "raise SystemExit(3)"]}, ctx)
     assert s == "fail" and leaves[0][1].startswith("exit code 3, expected 0")
@@ -110,8 +130,18 @@ def test_command_check(home: Path) -> None:
 
 def test_http_check(home: Path, server: str) -> None:
     ctx = CheckContext(home=home)
-    assert ev({"check": "http", "url": f"{server}/ok", "json_path": "items.0.status",
-               "value": "paid"}, ctx)[0] == "pass"
+    assert (
+        ev(
+            {
+                "check": "http",
+                "url": f"{server}/ok",
+                "json_path": "items.0.status",
+                "value": "paid",
+            },
+            ctx,
+        )[0]
+        == "pass"
+    )
     s, leaves = ev({"check": "http", "url": f"{server}/missing"}, ctx)
     assert s == "fail" and "answered 404, expected 200" in leaves[0][1]
     s, leaves = ev({"check": "http", "url": f"{server}/ok", "json_path": "items.5.status"}, ctx)
@@ -122,17 +152,28 @@ def test_http_check(home: Path, server: str) -> None:
 
 def test_sqlite_check_errors_and_readonly(home: Path) -> None:
     ctx = CheckContext(home=home)
-    s, leaves = ev({"check": "sqlite", "database": "~/db.sqlite3", "query": "select nope from t",
-                    "rows": []}, ctx)
+    s, leaves = ev(
+        {"check": "sqlite", "database": "~/db.sqlite3", "query": "select nope from t", "rows": []},
+        ctx,
+    )
     assert s == "error" and "no such column" in leaves[0][1]
-    s, leaves = ev({"check": "sqlite", "database": "~/db.sqlite3",
-                    "query": "insert into t values ('z', 3)", "rows": []}, ctx)
+    s, leaves = ev(
+        {
+            "check": "sqlite",
+            "database": "~/db.sqlite3",
+            "query": "insert into t values ('z', 3)",
+            "rows": [],
+        },
+        ctx,
+    )
     assert s == "error" and "readonly" in leaves[0][1]
 
 
 def test_screen_and_url(home: Path) -> None:
-    fc = FakeComputer([Widget("l", "label", Box(10, 10, 200, 30), "Invoice saved")],
-                      url="http://127.0.0.1:8000/admin/books/")
+    fc = FakeComputer(
+        [Widget("l", "label", Box(10, 10, 200, 30), "Invoice saved")],
+        url="http://127.0.0.1:8000/admin/books/",
+    )
     ctx = CheckContext(home=home, computer=fc, grounder=fc.widget_grounder(), url=lambda: fc.url)
     assert ev({"check": "screen_contains", "text": "invoice SAVED"}, ctx)[0] == "pass"
     assert ev({"check": "screen_contains", "text": "Deleted"}, ctx)[0] == "fail"

@@ -12,8 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentcorp", *args], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "agentcorp", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -34,8 +38,19 @@ def _path_without(tmp_path: Path, *missing: str) -> str:
 
 def test_run_without_xvfb_names_the_package(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": _path_without(tmp_path, "Xvfb")}
-    r = _run(["run", "tasks/acme", "--task", "log-support-call", "--no-cache",
-              "--sessions", str(tmp_path / "s")], env, tmp_path)
+    r = _run(
+        [
+            "run",
+            "tasks/acme",
+            "--task",
+            "log-support-call",
+            "--no-cache",
+            "--sessions",
+            str(tmp_path / "s"),
+        ],
+        env,
+        tmp_path,
+    )
     assert r.returncode == 3, r.stderr
     assert "apt-get install xvfb" in r.stderr
     assert "Traceback" not in r.stderr
@@ -43,15 +58,38 @@ def test_run_without_xvfb_names_the_package(tmp_path: Path) -> None:
 
 def test_run_without_chromium_names_the_package(tmp_path: Path) -> None:
     env = {**os.environ, "AGENTCORP_CHROMIUM": str(tmp_path / "no-chromium-here")}
-    r = _run(["run", "tasks/acme", "--task", "backoffice-login", "--no-cache",
-              "--sessions", str(tmp_path / "s")], env, tmp_path)
+    r = _run(
+        [
+            "run",
+            "tasks/acme",
+            "--task",
+            "backoffice-login",
+            "--no-cache",
+            "--sessions",
+            str(tmp_path / "s"),
+        ],
+        env,
+        tmp_path,
+    )
     assert r.returncode == 3, r.stderr
     assert "apt-get install chromium" in r.stderr
     assert "Traceback" not in r.stderr
     # The flag wins over the environment, and says the same.
-    r = _run(["run", "tasks/acme", "--task", "backoffice-login", "--no-cache",
-              "--chromium", str(tmp_path / "elsewhere"), "--sessions", str(tmp_path / "t")],
-             dict(os.environ), tmp_path)
+    r = _run(
+        [
+            "run",
+            "tasks/acme",
+            "--task",
+            "backoffice-login",
+            "--no-cache",
+            "--chromium",
+            str(tmp_path / "elsewhere"),
+            "--sessions",
+            str(tmp_path / "t"),
+        ],
+        dict(os.environ),
+        tmp_path,
+    )
     assert r.returncode == 3, r.stderr
     assert f"at {tmp_path / 'elsewhere'}" in r.stderr
 

@@ -21,8 +21,14 @@ from agentcorp.spec import load_company
 
 ROOT = Path(__file__).resolve().parents[2]
 ACME = ROOT / "tasks" / "acme"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,22 @@ class Run:
 @pytest.fixture(scope="module")
 def company_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     tmp = tmp_path_factory.mktemp("offline-company")
-    env = {k: v for k, v in os.environ.items()
-           if not k.endswith(("_API_KEY", "_PASSWORD")) and not k.startswith("AGENTCORP_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_PASSWORD")) and not k.startswith("AGENTCORP_")
+    }
     # A fresh action cache: this is the first run on a fresh machine.
     env["AGENTCORP_CACHE_DIR"] = str(tmp / "cache")
     sessions = tmp / "sessions"
     r = subprocess.run(
         [sys.executable, "-m", "agentcorp", "run", str(ACME), "--sessions", str(sessions)],
-        cwd=tmp, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     ids = [t.id for t in load_company(ACME).task_order()]
     return Run(r.returncode, r.stdout, r.stderr, sessions, ids)
@@ -103,8 +117,9 @@ def test_the_last_line_is_a_trace_that_loads_in_chromium(company_run: Run) -> No
                 assert page_file.is_file(), page_file
                 page = browser.new_page()
                 errors: list[str] = []
-                page.on("console", lambda m, e=errors: e.append(m.text)
-                        if m.type == "error" else None)
+                page.on(
+                    "console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None
+                )
                 page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
                 page.goto(page_file.as_uri())
                 page.wait_for_load_state("load")

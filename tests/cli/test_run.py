@@ -34,9 +34,16 @@ def clean_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     live = request.node.get_closest_marker("live") is not None
-    for var in ("OPENAI_API_KEY", "AGENTCORP_API_KEY", "AGENTCORP_PROVIDER",
-                "AGENTCORP_BASE_URL", "AGENTCORP_PLANNER_MODEL", "AGENTCORP_ACTOR_MODEL",
-                "AGENTCORP_SESSIONS", *(() if live else ("XAI_API_KEY",))):
+    for var in (
+        "OPENAI_API_KEY",
+        "AGENTCORP_API_KEY",
+        "AGENTCORP_PROVIDER",
+        "AGENTCORP_BASE_URL",
+        "AGENTCORP_PLANNER_MODEL",
+        "AGENTCORP_ACTOR_MODEL",
+        "AGENTCORP_SESSIONS",
+        *(() if live else ("XAI_API_KEY",)),
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("BACKOFFICE_PASSWORD", "pw-for-tests-only")
     monkeypatch.chdir(tmp_path)  # no stray agentcorp.toml
@@ -48,11 +55,17 @@ def clean_env(
 def test_config_precedence_flags_env_toml(tmp_path: Path) -> None:
     (tmp_path / "agentcorp.toml").write_text(
         '[run]\nprovider = "openai"\nactor_model = "from-toml"\nplanner_model = "p-toml"\n'
-        "image_history = 5\n", encoding="utf-8")
+        "image_history = 5\n",
+        encoding="utf-8",
+    )
     env = {"AGENTCORP_ACTOR_MODEL": "from-env", "OPENAI_API_KEY": "sk-test"}
     cfg = resolve_config(environ=env)
     assert (cfg.provider, cfg.actor_model, cfg.planner_model, cfg.image_history) == (
-        "openai", "from-env", "p-toml", 5)
+        "openai",
+        "from-env",
+        "p-toml",
+        5,
+    )
     assert cfg.online and cfg.api_key is not None
     assert "sk-test" not in repr(cfg) and "sk-test" not in cfg.describe()
     cfg = resolve_config(actor_model="from-flag", environ=env)
@@ -112,12 +125,15 @@ def test_missing_secret_is_a_clear_config_error(
     company = tmp_path / "co"
     shutil.copytree(ACME, company, ignore=shutil.ignore_patterns("recordings"))
     text = (company / "company.yaml").read_text(encoding="utf-8")
-    (company / "company.yaml").write_text(text.replace("    if_missing: generate\n", ""),
-                                          encoding="utf-8")
+    (company / "company.yaml").write_text(
+        text.replace("    if_missing: generate\n", ""), encoding="utf-8"
+    )
     assert main(["run", str(company), "--task", "log-support-call"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["agentcorp: error: secrets.BACKOFFICE_PASSWORD: environment variable "
-                   "BACKOFFICE_PASSWORD is not set"]
+    assert err == [
+        "agentcorp: error: secrets.BACKOFFICE_PASSWORD: environment variable "
+        "BACKOFFICE_PASSWORD is not set"
+    ]
 
 
 def test_unreachable_endpoint_exits_3_before_any_sandbox(
@@ -126,8 +142,20 @@ def test_unreachable_endpoint_exits_3_before_any_sandbox(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = main(["run", str(ACME), "--task", "log-support-call", "--base-url",
-                 f"http://127.0.0.1:{port}/v1", "--actor-model", "a", "--planner-model", "p"])
+    code = main(
+        [
+            "run",
+            str(ACME),
+            "--task",
+            "log-support-call",
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+            "--actor-model",
+            "a",
+            "--planner-model",
+            "p",
+        ]
+    )
     assert code == 3
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("agentcorp:")]
     assert len(err) == 1 and f"127.0.0.1:{port}" in err[0]
@@ -150,26 +178,42 @@ def _sessions(root: Path) -> list[Path]:
 def test_e2e_desktop_task_planned_and_acted_via_fake_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = {"subgoals": ["save the support log"],
-            "steps": [{"key": "ctrl+End"}, {"type": NOTE}]}
+    plan = {"subgoals": ["save the support log"], "steps": [{"key": "ctrl+End"}, {"type": NOTE}]}
     script = [
         {"when": {"purpose": "plan"}, "json": plan},
         # Each malformed kind once, all recovered, through real HTTP.
         {"when": {"purpose": "act"}, "fault": "bad_json"},
         {"when": {"purpose": "act"}, "fault": "unknown_tool"},
-        {"when": {"purpose": "act"}, "tool_calls": [
-            {"name": "key", "arguments": {"keys": "ctrl+s"}}]},
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "key", "arguments": {"keys": "ctrl+s"}}],
+        },
         {"when": {"purpose": "act"}, "fault": "off_screen"},
         {"when": {"purpose": "act"}, "fault": "missing_args"},
-        {"when": {"purpose": "act"}, "tool_calls": [
-            {"name": "done", "arguments": {"summary": "saved"}}]},
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "done", "arguments": {"summary": "saved"}}],
+        },
     ]
     sessions = tmp_path / "sessions"
     with FakeOpenAIServer(script) as srv:
-        code, out, err = _run(["run", str(ACME), "--task", "log-support-call", "--base-url",
-                               srv.base_url, "--planner-model", "fake-planner",
-                               "--actor-model", "fake-actor", "--sessions", str(sessions)],
-                              capsys)
+        code, out, err = _run(
+            [
+                "run",
+                str(ACME),
+                "--task",
+                "log-support-call",
+                "--base-url",
+                srv.base_url,
+                "--planner-model",
+                "fake-planner",
+                "--actor-model",
+                "fake-actor",
+                "--sessions",
+                str(sessions),
+            ],
+            capsys,
+        )
         assert code == 0, out + err
         srv.assert_complete()
         reqs = srv.chat_requests
@@ -200,9 +244,23 @@ def test_e2e_quota_429_exits_3_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with FakeOpenAIServer([{"fault": "quota"}]) as srv:
-        code, _out, err = _run(["run", str(ACME), "--task", "log-support-call", "--base-url",
-                               srv.base_url, "--planner-model", "p", "--actor-model", "a",
-                               "--sessions", str(tmp_path / "s")], capsys)
+        code, _out, err = _run(
+            [
+                "run",
+                str(ACME),
+                "--task",
+                "log-support-call",
+                "--base-url",
+                srv.base_url,
+                "--planner-model",
+                "p",
+                "--actor-model",
+                "a",
+                "--sessions",
+                str(tmp_path / "s"),
+            ],
+            capsys,
+        )
         attempts = len(srv.chat_requests)
     assert code == 3
     lines = [ln for ln in err.splitlines() if ln.startswith("agentcorp:")]
@@ -215,8 +273,9 @@ def test_e2e_offline_scripted_run_records_replayable_session(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sessions = tmp_path / "s"
-    code, out, err = _run(["run", str(ACME), "--task", "log-support-call",
-                           "--sessions", str(sessions)], capsys)
+    code, out, err = _run(
+        ["run", str(ACME), "--task", "log-support-call", "--sessions", str(sessions)], capsys
+    )
     assert code == 0, out + err
     assert "offline (no model configured)" in out.splitlines()[0]
     [session] = _sessions(sessions)
@@ -237,13 +296,30 @@ def test_e2e_budget_overrun_is_budget_exceeded(
     text = (company / "company.yaml").read_text()
     text = text.replace("budgets: {steps: 20, wall_clock: 5m}", "budgets: {steps: 2}", 1)
     (company / "company.yaml").write_text(text)
-    script = [{"when": {"purpose": "plan"}, "json": {"subgoals": ["press keys"]}},
-              {"when": {"purpose": "act"}, "times": 5,
-               "tool_calls": [{"name": "key", "arguments": {"keys": "End"}}]}]
+    script = [
+        {"when": {"purpose": "plan"}, "json": {"subgoals": ["press keys"]}},
+        {
+            "when": {"purpose": "act"},
+            "times": 5,
+            "tool_calls": [{"name": "key", "arguments": {"keys": "End"}}],
+        },
+    ]
     with FakeOpenAIServer(script) as srv:
-        code, _out, err = _run(["run", str(company), "--task", "log-support-call", "--base-url",
-                               srv.base_url, "--planner-model", "p", "--actor-model", "a"],
-                              capsys)
+        code, _out, err = _run(
+            [
+                "run",
+                str(company),
+                "--task",
+                "log-support-call",
+                "--base-url",
+                srv.base_url,
+                "--planner-model",
+                "p",
+                "--actor-model",
+                "a",
+            ],
+            capsys,
+        )
         acts = [r for r in srv.chat_requests if r.body.get("model") == "a"]
     assert code == 1
     assert "log-support-call budget_exceeded: task step budget of 2 used up" in err
@@ -252,13 +328,30 @@ def test_e2e_budget_overrun_is_budget_exceeded(
 
 @pytest.mark.slow
 def test_python_m_agentcorp_run_subprocess(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY")
+    }
     env["BACKOFFICE_PASSWORD"] = "pw-for-tests-only"
     r = subprocess.run(
-        [sys.executable, "-m", "agentcorp", "run", str(ACME), "--task", "log-support-call",
-         "--sessions", str(tmp_path / "s")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
+        [
+            sys.executable,
+            "-m",
+            "agentcorp",
+            "run",
+            str(ACME),
+            "--task",
+            "log-support-call",
+            "--sessions",
+            str(tmp_path / "s"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.splitlines()[0].startswith("agentcorp run acme-digital: 1 task(s) offline")
@@ -278,7 +371,8 @@ def _acme_copy(tmp_path: Path) -> tuple[Path, int]:
     shutil.copytree(ACME, company, ignore=shutil.ignore_patterns("recordings"))
     text = (company / "company.yaml").read_text(encoding="utf-8")
     text = text.replace("8765", str(port)).replace(
-        "../../sandboxes/backoffice/serve.py", str(ROOT / "sandboxes/backoffice/serve.py"))
+        "../../sandboxes/backoffice/serve.py", str(ROOT / "sandboxes/backoffice/serve.py")
+    )
     (company / "company.yaml").write_text(text, encoding="utf-8")
     return company, port
 
@@ -299,14 +393,32 @@ def test_e2e_browser_task_planned_and_acted_via_fake_server(
             {"wait_for": "Site administration", "timeout": 20},
         ],
     }
-    script = [{"when": {"purpose": "plan"}, "json": plan},
-              {"when": {"purpose": "act", "has_images": True}, "tool_calls": [
-                  {"name": "done", "arguments": {"summary": "logged in"}}]}]
+    script = [
+        {"when": {"purpose": "plan"}, "json": plan},
+        {
+            "when": {"purpose": "act", "has_images": True},
+            "tool_calls": [{"name": "done", "arguments": {"summary": "logged in"}}],
+        },
+    ]
     sessions = tmp_path / "sessions"
     with FakeOpenAIServer(script) as srv:
-        code, out, err = _run(["run", str(company), "--task", "backoffice-login", "--base-url",
-                               srv.base_url, "--planner-model", "p", "--actor-model", "a",
-                               "--sessions", str(sessions)], capsys)
+        code, out, err = _run(
+            [
+                "run",
+                str(company),
+                "--task",
+                "backoffice-login",
+                "--base-url",
+                srv.base_url,
+                "--planner-model",
+                "p",
+                "--actor-model",
+                "a",
+                "--sessions",
+                str(sessions),
+            ],
+            capsys,
+        )
         srv.assert_complete()
         bodies = [json.dumps(r.body) for r in srv.chat_requests]
     assert code == 0, out + err
@@ -327,10 +439,18 @@ def test_fleet_entry_point_runs_a_spec_task(tmp_path: Path) -> None:
     from agentcorp.cli.wiring import run_fleet_episode
     from agentcorp.fleet.model import EpisodeContext, FleetTask
 
-    task = FleetTask(id="log-support-call", payload={
-        "company_file": str(ACME / "company.yaml"), "task_id": "log-support-call"})
-    ctx = EpisodeContext(task_id=task.id, attempt=1, epoch=1, worker_id="w1", node_id="n1",
-                         session_dir=str(tmp_path / "s"))
+    task = FleetTask(
+        id="log-support-call",
+        payload={"company_file": str(ACME / "company.yaml"), "task_id": "log-support-call"},
+    )
+    ctx = EpisodeContext(
+        task_id=task.id,
+        attempt=1,
+        epoch=1,
+        worker_id="w1",
+        node_id="n1",
+        session_dir=str(tmp_path / "s"),
+    )
     result = run_fleet_episode(task, ctx)
     assert (result.status, result.detail) == ("passed", "")
     assert result.session_path and Path(result.session_path, "manifest.json").is_file()
@@ -338,16 +458,19 @@ def test_fleet_entry_point_runs_a_spec_task(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.skipif(not os.environ.get("XAI_API_KEY"),
-                    reason="live Grok smoke test: set XAI_API_KEY")
-def test_live_grok_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.skipif(
+    not os.environ.get("XAI_API_KEY"), reason="live Grok smoke test: set XAI_API_KEY"
+)
+def test_live_grok_smoke(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Runs the sample's simplest task with Grok itself (only when XAI_API_KEY is set)."""
     import agentcorp.llm
 
     monkeypatch.setattr(agentcorp.llm, "ALLOW_REAL_REQUESTS", True)
-    code, out, err = _run(["run", str(ACME), "--task", "log-support-call",
-                           "--sessions", str(tmp_path / "s")], capsys)
+    code, out, err = _run(
+        ["run", str(ACME), "--task", "log-support-call", "--sessions", str(tmp_path / "s")], capsys
+    )
     assert code == 0, out + err
 
 
@@ -356,12 +479,23 @@ def test_offline_run_prefers_the_shipped_recording(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     company, _ = _acme_copy(tmp_path)
-    code, out, err = _run(["run", str(company), "--task", "log-support-call", "--sessions",
-                           str(company / "recordings")], capsys)
+    code, out, err = _run(
+        [
+            "run",
+            str(company),
+            "--task",
+            "log-support-call",
+            "--sessions",
+            str(company / "recordings"),
+        ],
+        capsys,
+    )
     assert code == 0, out + err
     assert "▶ log-support-call: scripted" in err
-    code, out, err = _run(["run", str(company), "--task", "log-support-call", "--sessions",
-                           str(tmp_path / "again")], capsys)
+    code, out, err = _run(
+        ["run", str(company), "--task", "log-support-call", "--sessions", str(tmp_path / "again")],
+        capsys,
+    )
     assert code == 0, out + err
     assert "▶ log-support-call: recording" in err
     assert re.search(r"log-support-call\s+│\s+pass\s+│\s+recording\s+│\s+4\s", out)
@@ -371,8 +505,9 @@ def test_offline_run_prefers_the_shipped_recording(
     assert code == 0, out + err
     # A changed task never replays a stale recording: it falls back to its scripted steps.
     text = (company / "company.yaml").read_text(encoding="utf-8")
-    (company / "company.yaml").write_text(text.replace("Ticket opened.", "Ticket opened!"),
-                                          encoding="utf-8")
+    (company / "company.yaml").write_text(
+        text.replace("Ticket opened.", "Ticket opened!"), encoding="utf-8"
+    )
     code, out, err = _run(["run", str(company), "--task", "log-support-call"], capsys)
     assert "▶ log-support-call: scripted" in err
 
@@ -383,11 +518,13 @@ def test_task_with_neither_recording_nor_steps_fails_clearly(
 ) -> None:
     company, _ = _acme_copy(tmp_path)
     text = (company / "company.yaml").read_text(encoding="utf-8")
-    start = text.index("    steps:\n      - key: ctrl+End\n      - type: \"2026-11-02")
+    start = text.index('    steps:\n      - key: ctrl+End\n      - type: "2026-11-02')
     end = text.index("    success:", start)
     (company / "company.yaml").write_text(text[:start] + text[end:], encoding="utf-8")
     code, _out, err = _run(["run", str(company), "--task", "log-support-call"], capsys)
     assert code == 1
     assert "▶ log-support-call: no model, no recording, no steps" in err
-    assert ("! log-support-call error: no model configured, and the task has neither a shipped "
-            "recording nor scripted steps") in err
+    assert (
+        "! log-support-call error: no model configured, and the task has neither a shipped "
+        "recording nor scripted steps"
+    ) in err

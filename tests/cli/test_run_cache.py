@@ -58,8 +58,14 @@ tasks:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY", "AGENTCORP_PROVIDER",
-                "AGENTCORP_BASE_URL", "AGENTCORP_SESSIONS"):
+    for var in (
+        "XAI_API_KEY",
+        "OPENAI_API_KEY",
+        "AGENTCORP_API_KEY",
+        "AGENTCORP_PROVIDER",
+        "AGENTCORP_BASE_URL",
+        "AGENTCORP_SESSIONS",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -115,30 +121,47 @@ def test_run_caches_replays_diverges_and_repairs(
     assert not any(isinstance(st, ModelCallStep) for st in s.steps())
     assert s.manifest["outcome"]["status"] == "pass"
     # A cached run is a replayable session too: the cached actions are redone on its frames.
-    code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"],
-                          capsys)
+    code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
     assert code == 0, out + err
 
     # 3. renamed target: diverges at the click, the model takes over from that step
-    (co / "notes.txt").write_text(LINES.replace("Monday morning", "Monday at nine"),
-                                  encoding="utf-8")
-    script = [{"when": {"purpose": "act"}, "tool_calls": [
-                  {"name": "key", "arguments": {"keys": "ctrl+End"}}]},
-              {"when": {"purpose": "act"}, "tool_calls": [
-                  {"name": "key", "arguments": {"keys": "Up"}}]},
-              {"when": {"purpose": "act"}, "tool_calls": [
-                  {"name": "done", "arguments": {"summary": "caret on the review line"}}]}]
+    (co / "notes.txt").write_text(
+        LINES.replace("Monday morning", "Monday at nine"), encoding="utf-8"
+    )
+    script = [
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "key", "arguments": {"keys": "ctrl+End"}}],
+        },
+        {"when": {"purpose": "act"}, "tool_calls": [{"name": "key", "arguments": {"keys": "Up"}}]},
+        {
+            "when": {"purpose": "act"},
+            "tool_calls": [{"name": "done", "arguments": {"summary": "caret on the review line"}}],
+        },
+    ]
     with FakeOpenAIServer(script) as srv:
-        code, out, err = _run([*base, "--sessions", str(tmp_path / "s3"), "--base-url",
-                               srv.base_url, "--actor-model", "a", "--no-plan"], capsys)
+        code, out, err = _run(
+            [
+                *base,
+                "--sessions",
+                str(tmp_path / "s3"),
+                "--base-url",
+                srv.base_url,
+                "--actor-model",
+                "a",
+                "--no-plan",
+            ],
+            capsys,
+        )
         calls = len(srv.chat_requests)
     assert code == 0, out + err
     assert "✔ extend-review pass (via cache, then model)" in err
     assert calls == 3
     s = open_session(_session(tmp_path / "s3"))
     errors = [st for st in s.steps() if type(st).__name__ == "ErrorStep"]
-    assert any("cache replay diverged at action 1/4" in str(getattr(e, "message", ""))
-               for e in errors), errors
+    assert any(
+        "cache replay diverged at action 1/4" in str(getattr(e, "message", "")) for e in errors
+    ), errors
     doc = _cache_doc(cache)
     kinds = [a["action"]["kind"] for a in doc["actions"]]  # type: ignore[index,union-attr]
     keys = [a["action"].get("keys") for a in doc["actions"]]  # type: ignore[index,union-attr]
@@ -146,8 +169,7 @@ def test_run_caches_replays_diverges_and_repairs(
     assert keys[:2] == ["ctrl+End", "Up"]
     assert doc["meta"]["script_positions"] == [0, 0, 1, 2, 3]  # type: ignore[index]
     # ... and so is one where the model took over from the cache.
-    code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"],
-                          capsys)
+    code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
     assert code == 0, out + err
 
     # 4. the repaired cache runs the renamed case offline
@@ -192,17 +214,23 @@ def test_path_names() -> None:
 
 
 def test_script_positions_and_wait_for_entries() -> None:
-    script = [parse_step(s) for s in (
-        {"open_url": "http://x/"}, {"type": "admin", "into": "Username"},
-        {"wait_for": "Site administration"}, {"click": "Save"}, {"key": "Return"})]
+    script = [
+        parse_step(s)
+        for s in (
+            {"open_url": "http://x/"},
+            {"type": "admin", "into": "Username"},
+            {"wait_for": "Site administration"},
+            {"click": "Save"},
+            {"key": "Return"},
+        )
+    ]
     # the click on "Save" could not be grounded: the model did it in two actions
     sources = ["script", "script", "script", "model", "model", "script"]
     pos = script_positions(script, sources)
     assert pos == [0, 1, 1, 3, 3, 4]
     entries = [CachedAction(Action("key", keys=str(i))) for i in range(6)]
     seq, seq_pos = cache_sequence(script, entries, pos)
-    assert [e.action.kind for e in seq] == ["key", "key", "key", "wait_for", "key", "key",
-                                            "key"]
+    assert [e.action.kind for e in seq] == ["key", "key", "key", "wait_for", "key", "key", "key"]
     assert seq[3].action.target == "Site administration"
     assert seq_pos == [0, 1, 1, 2, 3, 3, 4]
     # records that do not fit the script are not guessed at
@@ -219,8 +247,7 @@ def test_regrade_of_a_real_run_reevaluates_its_file_check(
     co.mkdir()
     (co / "company.yaml").write_text(COMPANY, encoding="utf-8")
     (co / "notes.txt").write_text(LINES, encoding="utf-8")
-    code, out, err = _run(["run", str(co), "--no-cache", "--sessions", str(tmp_path / "s")],
-                          capsys)
+    code, out, err = _run(["run", str(co), "--no-cache", "--sessions", str(tmp_path / "s")], capsys)
     assert code == 0, out + err
     folder = _session(tmp_path / "s")
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))

@@ -37,10 +37,19 @@ ACME = ROOT / "tasks" / "acme"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY", "AGENTCORP_PROVIDER",
-                "AGENTCORP_BASE_URL", "AGENTCORP_PLANNER_MODEL", "AGENTCORP_ACTOR_MODEL",
-                "AGENTCORP_SESSIONS", "AGENTCORP_LIVE_VIEW", "AGENTCORP_VNC_PASSWORD",
-                "BACKOFFICE_PASSWORD"):
+    for var in (
+        "XAI_API_KEY",
+        "OPENAI_API_KEY",
+        "AGENTCORP_API_KEY",
+        "AGENTCORP_PROVIDER",
+        "AGENTCORP_BASE_URL",
+        "AGENTCORP_PLANNER_MODEL",
+        "AGENTCORP_ACTOR_MODEL",
+        "AGENTCORP_SESSIONS",
+        "AGENTCORP_LIVE_VIEW",
+        "AGENTCORP_VNC_PASSWORD",
+        "BACKOFFICE_PASSWORD",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -58,7 +67,8 @@ def _acme_copy(tmp_path: Path, drop_generate: bool = False) -> tuple[Path, int]:
     shutil.copytree(ACME, company, ignore=shutil.ignore_patterns("recordings"))
     text = (company / "company.yaml").read_text(encoding="utf-8")
     text = text.replace("8765", str(port)).replace(
-        "../../sandboxes/backoffice/serve.py", str(ROOT / "sandboxes/backoffice/serve.py"))
+        "../../sandboxes/backoffice/serve.py", str(ROOT / "sandboxes/backoffice/serve.py")
+    )
     if drop_generate:
         assert "    if_missing: generate\n" in text
         text = text.replace("    if_missing: generate\n", "")
@@ -86,8 +96,10 @@ def test_secret_without_generate_still_refuses_to_run(
     company, _ = _acme_copy(tmp_path, drop_generate=True)
     assert main(["run", str(company), "--task", "log-support-call"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["agentcorp: error: secrets.BACKOFFICE_PASSWORD: environment variable "
-                   "BACKOFFICE_PASSWORD is not set"]
+    assert err == [
+        "agentcorp: error: secrets.BACKOFFICE_PASSWORD: environment variable "
+        "BACKOFFICE_PASSWORD is not set"
+    ]
 
 
 # --- the audit log: where it goes, garbage ------------------------------------------------
@@ -96,7 +108,8 @@ def test_secret_without_generate_still_refuses_to_run(
 def test_audit_path_defaults(tmp_path: Path) -> None:
     assert audit_path(RunConfig(sessions=tmp_path / "s"), "R1") == tmp_path / "s/audit-R1.jsonl"
     assert audit_path(RunConfig(sessions=tmp_path, audit=tmp_path / "a.jsonl"), "R1") == (
-        tmp_path / "a.jsonl")
+        tmp_path / "a.jsonl"
+    )
     assert audit_path(RunConfig(audit=tmp_path), "R1") == tmp_path / "audit-R1.jsonl"
     default = audit_path(RunConfig(), "R1")
     assert default.name == "audit.jsonl" and default.parent.name == "R1"
@@ -133,9 +146,14 @@ def test_live_view_settings(tmp_path: Path) -> None:
     s = live_view_settings(True, "pw-123456", environ={}, root=tmp_path)
     assert s is not None and (s.vnc_port, s.web_port, s.bind) == (5900, 6080, "127.0.0.1")
     assert "pw-123456" not in repr(s)
-    s = live_view_settings(False, None, 5901, 6081, {"AGENTCORP_LIVE_VIEW": "1",
-                                                      "AGENTCORP_VNC_PASSWORD": "from-env"},
-                           root=tmp_path)
+    s = live_view_settings(
+        False,
+        None,
+        5901,
+        6081,
+        {"AGENTCORP_LIVE_VIEW": "1", "AGENTCORP_VNC_PASSWORD": "from-env"},
+        root=tmp_path,
+    )
     assert s is not None and (s.password, s.vnc_port, s.web_port) == ("from-env", 5901, 6081)
     (tmp_path / ".dockerenv").touch()
     assert in_container(tmp_path)
@@ -154,13 +172,27 @@ def test_live_view_settings(tmp_path: Path) -> None:
         ([], {"AGENTCORP_LIVE_VIEW": "1"}, "live view needs a password"),
         (["--live-view", "--vnc-password", "abc"], {}, "at least 6 characters"),
         ([], {"AGENTCORP_LIVE_VIEW": "maybe"}, "AGENTCORP_LIVE_VIEW: expected 1 or 0, got"),
-        (["--live-view", "--vnc-password", "pw-123456", "--vnc-port", "7000", "--web-port",
-          "7000"], {}, "--vnc-port and --web-port are both 7000"),
+        (
+            [
+                "--live-view",
+                "--vnc-password",
+                "pw-123456",
+                "--vnc-port",
+                "7000",
+                "--web-port",
+                "7000",
+            ],
+            {},
+            "--vnc-port and --web-port are both 7000",
+        ),
     ],
 )
 def test_live_view_refusals_are_exit_2_one_line_before_any_sandbox(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    args: list[str], env: dict[str, str], message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    message: str,
 ) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -171,8 +203,9 @@ def test_live_view_refusals_are_exit_2_one_line_before_any_sandbox(
     assert out == ""  # refused before the run even started
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--vnc-port", "0"), ("--web-port", "abc"),
-                                             ("--vnc-port", "70000")])
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--vnc-port", "0"), ("--web-port", "abc"), ("--vnc-port", "70000")]
+)
 def test_live_view_port_garbage_is_exit_2_naming_the_flag(
     capsys: pytest.CaptureFixture[str], flag: str, value: str
 ) -> None:
@@ -191,14 +224,31 @@ def test_live_view_handshake_while_a_run_is_in_progress(tmp_path: Path) -> None:
         "sandboxes:\n  desk: {kind: desktop, screen: [640, 480]}\ntasks:\n"
         "  - id: wait-a-while\n    role: watcher\n    description: Wait for a sign.\n"
         "    steps:\n      - wait_for: zzq never shown\n        timeout: 120s\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     vnc, web = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "OPENAI_"))}
     env.update(AGENTCORP_LIVE_VIEW="1", AGENTCORP_VNC_PASSWORD="watch-pw-1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentcorp", "run", str(company), "--vnc-port", str(vnc),
-         "--web-port", str(web), "--audit", str(tmp_path / "audit.jsonl")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "agentcorp",
+            "run",
+            str(company),
+            "--vnc-port",
+            str(vnc),
+            "--web-port",
+            str(web),
+            "--audit",
+            str(tmp_path / "audit.jsonl"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -238,8 +288,10 @@ def test_unset_secret_run_passes_and_leaves_a_verifiable_audit_log(
     code = main(["run", str(company), "--task", "backoffice-login", "--sessions", str(sessions)])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert ("secrets: BACKOFFICE_PASSWORD not set; using a fresh random value for this run "
-            "(if_missing: generate)") in err
+    assert (
+        "secrets: BACKOFFICE_PASSWORD not set; using a fresh random value for this run "
+        "(if_missing: generate)"
+    ) in err
     [log] = sorted(sessions.glob("audit-*.jsonl"))
     assert f"audit: {log} (head " in out
     entries = [json.loads(x) for x in log.read_text().splitlines()]
@@ -276,20 +328,43 @@ def test_fresh_random_secret_appears_in_no_file_and_no_frame(
     monkeypatch.setenv("BACKOFFICE_PASSWORD", value)
     company, port = _acme_copy(tmp_path)
     base = f"http://127.0.0.1:{port}"
-    plan = {"subgoals": ["make sure the Site administration page is shown, then call done"],
-            "steps": [{"open_url": f"{base}/admin/login/"},
-                      {"type": "admin", "into": "Username"},
-                      {"type": "${secrets.BACKOFFICE_PASSWORD}", "into": "Password"},
-                      {"key": "Return"},
-                      {"wait_for": "Site administration", "timeout": 20}]}
-    script = [{"when": {"purpose": "plan"}, "json": plan},
-              {"when": {"purpose": "act", "has_images": True}, "tool_calls": [
-                  {"name": "done", "arguments": {"summary": "logged in"}}]}]
+    plan = {
+        "subgoals": ["make sure the Site administration page is shown, then call done"],
+        "steps": [
+            {"open_url": f"{base}/admin/login/"},
+            {"type": "admin", "into": "Username"},
+            {"type": "${secrets.BACKOFFICE_PASSWORD}", "into": "Password"},
+            {"key": "Return"},
+            {"wait_for": "Site administration", "timeout": 20},
+        ],
+    }
+    script = [
+        {"when": {"purpose": "plan"}, "json": plan},
+        {
+            "when": {"purpose": "act", "has_images": True},
+            "tool_calls": [{"name": "done", "arguments": {"summary": "logged in"}}],
+        },
+    ]
     sessions = tmp_path / "sessions"
     with FakeOpenAIServer(script) as srv:
-        code = main(["run", str(company), "--task", "backoffice-login", "--base-url",
-                     srv.base_url, "--planner-model", "p", "--actor-model", "a",
-                     "--sessions", str(sessions), "--audit", str(tmp_path / "audit.jsonl")])
+        code = main(
+            [
+                "run",
+                str(company),
+                "--task",
+                "backoffice-login",
+                "--base-url",
+                srv.base_url,
+                "--planner-model",
+                "p",
+                "--actor-model",
+                "a",
+                "--sessions",
+                str(sessions),
+                "--audit",
+                str(tmp_path / "audit.jsonl"),
+            ]
+        )
         srv.assert_complete()
         captured = [json.dumps(r.body) for r in srv.chat_requests]
     out, err = capsys.readouterr()
@@ -307,13 +382,16 @@ def test_fresh_random_secret_appears_in_no_file_and_no_frame(
     engine = OcrEngine()
     texts: list[str] = []
     for f in sorted(sessions.rglob("blobs/**/*")):
-        if not f.is_file() or f.read_bytes()[:4] not in (b"\x89PNG", b"\xff\xd8\xff\xe0",
-                                                          b"\xff\xd8\xff\xdb"):
+        if not f.is_file() or f.read_bytes()[:4] not in (
+            b"\x89PNG",
+            b"\xff\xd8\xff\xe0",
+            b"\xff\xd8\xff\xdb",
+        ):
             continue
         with Image.open(f) as img:
             rgb = np.asarray(img.convert("RGB"))
         texts.append(" ".join(line.text for line in engine.read(rgb)))
     assert len(texts) >= 4 and any("Site administration" in t for t in texts)  # OCR works
     squashed = [t.replace(" ", "").lower() for t in texts]
-    pieces = {value[i:i + 8].lower() for i in range(len(value) - 7)}
+    pieces = {value[i : i + 8].lower() for i in range(len(value) - 7)}
     assert not [p for p in pieces for t in squashed if p in t]

@@ -24,8 +24,15 @@ TASK = "schedule-follow-up"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY", "AGENTCORP_PROVIDER",
-                "AGENTCORP_BASE_URL", "AGENTCORP_SESSIONS", "BACKOFFICE_PASSWORD"):
+    for var in (
+        "XAI_API_KEY",
+        "OPENAI_API_KEY",
+        "AGENTCORP_API_KEY",
+        "AGENTCORP_PROVIDER",
+        "AGENTCORP_BASE_URL",
+        "AGENTCORP_SESSIONS",
+        "BACKOFFICE_PASSWORD",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -48,20 +55,32 @@ def test_shipped_recording_replays_without_a_sandbox(capsys: pytest.CaptureFixtu
     company = load_company(ACME)
     task = company.task(TASK)
     found = find_recording(TASK, task_spec_hash(company, task), ACME / "recordings")
-    assert main(["replay", str(found), "--mode", "decision", "--no-sandbox"]) == 0, \
+    assert main(["replay", str(found), "--mode", "decision", "--no-sandbox"]) == 0, (
         capsys.readouterr()
+    )
 
 
 @pytest.mark.slow
 def test_offline_run_uses_the_shipped_recording_on_a_live_desktop(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["run", str(ACME), "--task", "log-support-call", "--task", TASK,
-                 "--sessions", str(tmp_path / "s")])
+    code = main(
+        [
+            "run",
+            str(ACME),
+            "--task",
+            "log-support-call",
+            "--task",
+            TASK,
+            "--sessions",
+            str(tmp_path / "s"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert out.splitlines()[0].endswith(
-        "offline (no model configured): log-support-call=steps, schedule-follow-up=recording")
+        "offline (no model configured): log-support-call=steps, schedule-follow-up=recording"
+    )
     assert f"✔ {TASK} pass (via recording)" in err
 
 

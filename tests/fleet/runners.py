@@ -20,9 +20,19 @@ def _log(task: FleetTask, ctx: EpisodeContext, event: str, **extra: object) -> N
     path = task.payload.get("log")
     if not path:
         return
-    line = json.dumps({"task": task.id, "attempt": ctx.attempt, "epoch": ctx.epoch,
-                       "worker": ctx.worker_id, "node": ctx.node_id, "event": event,
-                       "pid": os.getpid(), "t": time.time(), **extra})
+    line = json.dumps(
+        {
+            "task": task.id,
+            "attempt": ctx.attempt,
+            "epoch": ctx.epoch,
+            "worker": ctx.worker_id,
+            "node": ctx.node_id,
+            "event": event,
+            "pid": os.getpid(),
+            "t": time.time(),
+            **extra,
+        }
+    )
     fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, (line + "\n").encode())
@@ -55,14 +65,26 @@ def desktop(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
     if not ctx.display:
         return EpisodeResult("error", "no display")
     env = {**os.environ, "DISPLAY": ctx.display}
-    geo = subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True,
-                         text=True, timeout=10, check=False)
+    geo = subprocess.run(
+        ["xdotool", "getdisplaygeometry"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     if geo.returncode != 0:
         return EpisodeResult("failed", f"xdotool: {geo.stderr.strip()}")
     x = 10 + int(task.payload.get("n", 0))
     subprocess.run(["xdotool", "mousemove", str(x), "20"], env=env, timeout=10, check=True)
-    loc = subprocess.run(["xdotool", "getmouselocation", "--shell"], env=env,
-                         capture_output=True, text=True, timeout=10, check=True).stdout
+    loc = subprocess.run(
+        ["xdotool", "getmouselocation", "--shell"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
     ok = f"X={x}\n" in loc
     time.sleep(float(task.payload.get("sleep_s", 0.0)))
     _log(task, ctx, "end", display=ctx.display, geometry=geo.stdout.strip())
@@ -87,8 +109,16 @@ def read_log(path: str | Path) -> list[dict[str, object]]:
 def spec_sleepy(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
     """For spec-file runs: log next to the company file, sleep ``FLEET_TEST_SLEEP`` seconds."""
     log = Path(str(task.payload["company_file"])).parent / "episodes.jsonl"
-    t = FleetTask(task.id, task.depends_on, task.company, task.cost, task.expected_s,
-                  task.api_key, task.max_losses, {"log": str(log)})
+    t = FleetTask(
+        task.id,
+        task.depends_on,
+        task.company,
+        task.cost,
+        task.expected_s,
+        task.api_key,
+        task.max_losses,
+        {"log": str(log)},
+    )
     _log(t, ctx, "start", key=os.environ.get("AGENTCORP_IDEMPOTENCY_KEY"))
     time.sleep(float(os.environ.get("FLEET_TEST_SLEEP", "0.15")))
     _log(t, ctx, "end")

@@ -101,8 +101,11 @@ def test_idempotency_key_outside_an_episode_is_a_clear_error() -> None:
 def test_shared_token_bucket_row(ledger: SqliteLedger, tmp_path: Path) -> None:
     other = SqliteLedger(tmp_path / "run.db")  # a second process's view of the same file
     try:
-        waits = [ledger.take_token("xai", 1.0, 2), other.take_token("xai", 1.0, 2),
-                 ledger.take_token("xai", 1.0, 2)]
+        waits = [
+            ledger.take_token("xai", 1.0, 2),
+            other.take_token("xai", 1.0, 2),
+            ledger.take_token("xai", 1.0, 2),
+        ]
     finally:
         other.close()
     assert waits[0] == 0 and waits[1] == 0 and waits[2] > 0.5

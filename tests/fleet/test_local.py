@@ -46,11 +46,15 @@ def _with_payload(path: Path, log: Path, **extra: object) -> list:  # type: igno
 def test_company_runs_on_two_workers_each_on_its_own_xvfb(tmp_path: Path) -> None:
     company = write_company(tmp_path / "co", 8, gap=2)  # two chains of 4 dependent tasks
     log = tmp_path / "episodes.jsonl"
-    tasks = [dataclasses.replace(t, payload={**t.payload, "barrier": 2})
-             if t.id in ("t00", "t01") else t for t in _with_payload(company, log)]
+    tasks = [
+        dataclasses.replace(t, payload={**t.payload, "barrier": 2}) if t.id in ("t00", "t01") else t
+        for t in _with_payload(company, log)
+    ]
     events: list[str] = []
     report = run_local(
-        tasks, tmp_path / "run.db", "tests.fleet.runners:desktop",
+        tasks,
+        tmp_path / "run.db",
+        "tests.fleet.runners:desktop",
         LocalOptions(workers=2, lease_s=5.0, sandbox="xvfb"),
         on_event=lambda kind, msg: events.append(msg),
     )
@@ -104,8 +108,12 @@ def test_worker_killed_mid_task_is_rerun_elsewhere_once(tmp_path: Path) -> None:
 
     th = threading.Thread(target=killer, daemon=True)
     th.start()
-    report = run_local(tasks, ledger_path, "tests.fleet.runners:sleepy",
-                       LocalOptions(workers=2, lease_s=1.0, sandbox="xvfb"))
+    report = run_local(
+        tasks,
+        ledger_path,
+        "tests.fleet.runners:sleepy",
+        LocalOptions(workers=2, lease_s=1.0, sandbox="xvfb"),
+    )
     th.join(timeout=10)
     assert killed, "the task never ran"
     assert report.counts == {"passed": 6}
@@ -115,8 +123,10 @@ def test_worker_killed_mid_task_is_rerun_elsewhere_once(tmp_path: Path) -> None:
         tries = [a for a in led.attempts() if a["task_id"] == "t02"]
     finally:
         led.close()
-    assert [a["outcome"] for a in tries] == ["lost: worker w1 died" if "w1" in str(killed["worker"])
-                                             else "lost: worker w2 died", "passed"]
+    assert [a["outcome"] for a in tries] == [
+        "lost: worker w1 died" if "w1" in str(killed["worker"]) else "lost: worker w2 died",
+        "passed",
+    ]
     assert tries[1]["worker"] != killed["worker"]
     ends = [e for e in read_log(log) if e["task"] == "t02" and e["event"] == "end"]
     assert len(ends) == 1 and ends[0]["epoch"] == tries[1]["epoch"]
@@ -135,9 +145,25 @@ def _passed(ledger: Path) -> int:
 
 
 def _fleet_cmd(company: Path, ledger: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "agentcorp", "fleet", "run", str(company), "--ledger",
-            str(ledger), "--workers", "2", "--sandbox", "none", "--lease", "1",
-            "--runner", "tests.fleet.runners:spec_sleepy", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "agentcorp",
+        "fleet",
+        "run",
+        str(company),
+        "--ledger",
+        str(ledger),
+        "--workers",
+        "2",
+        "--sandbox",
+        "none",
+        "--lease",
+        "1",
+        "--runner",
+        "tests.fleet.runners:spec_sleepy",
+        *extra,
+    ]
 
 
 def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None:
@@ -149,8 +175,13 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
     kills = 0
     seen_done: set[str] = set()
     for _rep in range(20):
-        proc = subprocess.Popen(_fleet_cmd(company, ledger), cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            _fleet_cmd(company, ledger),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             # A random point: after 0-2 more tasks passed, plus a random slice of an episode.
             target = len(seen_done) + rng.choice([0, 1, 1, 2])
@@ -173,8 +204,14 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
         assert seen_done <= done  # nothing finished ever goes back
         seen_done = done
     assert kills == 20, kills
-    final = subprocess.run(_fleet_cmd(company, ledger, "--json"), cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=120)
+    final = subprocess.run(
+        _fleet_cmd(company, ledger, "--json"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert final.returncode == 0, final.stderr
     out = json.loads(final.stdout)
     assert out["counts"] == {"passed": 80}
@@ -208,8 +245,17 @@ def test_bad_flags_are_one_line_errors(
 
     company = write_company(tmp_path / "co", 2)
     ledger = tmp_path / "run.db"
-    base = ["fleet", "run", str(company), "--ledger", str(ledger), "--sandbox", "none",
-            "--runner", "tests.fleet.runners:sleepy"]
+    base = [
+        "fleet",
+        "run",
+        str(company),
+        "--ledger",
+        str(ledger),
+        "--sandbox",
+        "none",
+        "--runner",
+        "tests.fleet.runners:sleepy",
+    ]
     code = main([*base, *args])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -222,25 +268,46 @@ def test_cli_run_then_status(tmp_path: Path) -> None:
     company = write_company(tmp_path / "co", 6)
     ledger = tmp_path / "run.db"
     env = {**os.environ, "FLEET_TEST_SLEEP": "0.01"}
-    r = subprocess.run(_fleet_cmd(company, ledger, "--json"), cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        _fleet_cmd(company, ledger, "--json"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["counts"] == {"passed": 6}
     # Running it again is a resume with nothing left to do: nothing re-runs.
     before = len(read_log(company.parent / "episodes.jsonl"))
-    r2 = subprocess.run(_fleet_cmd(company, ledger, "--json"), cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=120)
+    r2 = subprocess.run(
+        _fleet_cmd(company, ledger, "--json"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r2.returncode == 0 and json.loads(r2.stdout)["resumed_finished"] == 6
     assert len(read_log(company.parent / "episodes.jsonl")) == before
-    s = subprocess.run([sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger",
-                        str(ledger), "--json"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+    s = subprocess.run(
+        [sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger", str(ledger), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert s.returncode == 0, s.stderr
     status = json.loads(s.stdout)
     assert status["counts"] == {"passed": 6} and len(status["tasks"]) == 6
     assert status["source"] == str(company.resolve())
-    text = subprocess.run([sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger",
-                           str(ledger)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    text = subprocess.run(
+        [sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger", str(ledger)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "t05" in text.stdout and "6 passed" in text.stdout
 
 
@@ -248,8 +315,13 @@ def test_cli_run_then_status(tmp_path: Path) -> None:
 def test_status_of_a_bad_ledger_is_a_one_line_error(tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "x.db"
     bad.write_bytes(content)
-    r = subprocess.run([sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger",
-                        str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "x.db" in lines[0], r.stderr
@@ -291,9 +363,27 @@ def test_default_runner_runs_spec_tasks_through_the_real_wiring(tmp_path: Path) 
     company = tmp_path / "company.yaml"
     company.write_text(WIRED)
     ledger = tmp_path / "run.db"
-    r = subprocess.run([sys.executable, "-m", "agentcorp", "fleet", "run", str(company),
-                        "--ledger", str(ledger), "--workers", "2", "--sandbox", "none",
-                        "--json"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentcorp",
+            "fleet",
+            "run",
+            str(company),
+            "--ledger",
+            str(ledger),
+            "--workers",
+            "2",
+            "--sandbox",
+            "none",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 1, r.stderr  # b's check fails on purpose
     assert json.loads(r.stdout)["counts"] == {"passed": 1, "failed": 1, "error": 1}
     led = SqliteLedger(ledger, create=False)
@@ -312,8 +402,9 @@ def test_second_coordinator_on_the_same_ledger_is_refused(tmp_path: Path) -> Non
     company = write_company(tmp_path / "co", 2)
     ledger = tmp_path / "run.db"
     with coordinator_lock(ledger):
-        r = subprocess.run(_fleet_cmd(company, ledger), cwd=ROOT, capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            _fleet_cmd(company, ledger), cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "in use by another coordinator" in lines[0], r.stderr
@@ -330,15 +421,21 @@ def test_ledger_in_a_missing_folder_is_a_one_line_error(tmp_path: Path) -> None:
 def test_drain_announced_worker_gets_only_work_that_fits(tmp_path: Path) -> None:
     company = write_company(tmp_path / "co", 6, gap=99)  # independent tasks, 60 s expected
     log = tmp_path / "episodes.jsonl"
-    tasks = [dataclasses.replace(t, payload={**t.payload, "sleep_s": 0.1})
-             for t in _with_payload(company, log)]
+    tasks = [
+        dataclasses.replace(t, payload={**t.payload, "sleep_s": 0.1})
+        for t in _with_payload(company, log)
+    ]
     ledger_path = tmp_path / "run.db"
     led = SqliteLedger(ledger_path)
     led.ensure_tasks(tasks)
     led.announce_drain("w1", time.time() + 20)  # 20 s left < 60 s expected: no lease for w1
     led.close()
-    report = run_local(tasks, ledger_path, "tests.fleet.runners:sleepy",
-                       LocalOptions(workers=2, lease_s=5.0, sandbox="none"))
+    report = run_local(
+        tasks,
+        ledger_path,
+        "tests.fleet.runners:sleepy",
+        LocalOptions(workers=2, lease_s=5.0, sandbox="none"),
+    )
     assert report.counts == {"passed": 6}
     workers = {str(e["worker"]).rsplit("/", 1)[1] for e in read_log(log) if e["event"] == "end"}
     assert workers == {"w2"}
@@ -349,30 +446,53 @@ def test_drain_of_the_host_requeues_running_work_and_resumes_later(tmp_path: Pat
 
     company = write_company(tmp_path / "co", 3, gap=99)
     log = tmp_path / "episodes.jsonl"
-    tasks = [dataclasses.replace(t, payload={**t.payload, "sleep_s": 30.0 if i == 0 else 0.05})
-             for i, t in enumerate(_with_payload(company, log))]
+    tasks = [
+        dataclasses.replace(t, payload={**t.payload, "sleep_s": 30.0 if i == 0 else 0.05})
+        for i, t in enumerate(_with_payload(company, log))
+    ]
     ledger_path = tmp_path / "run.db"
 
     def announce() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if _passed(ledger_path) == 2:  # the short ones are done, t00 is mid-episode
-                assert main(["fleet", "drain", "--ledger", str(ledger_path), "--node", "*",
-                             "--in", "0.5"]) == 0
+                assert (
+                    main(
+                        [
+                            "fleet",
+                            "drain",
+                            "--ledger",
+                            str(ledger_path),
+                            "--node",
+                            "*",
+                            "--in",
+                            "0.5",
+                        ]
+                    )
+                    == 0
+                )
                 return
             time.sleep(0.02)
 
     th = threading.Thread(target=announce, daemon=True)
     th.start()
-    report = run_local(tasks, ledger_path, "tests.fleet.runners:sleepy",
-                       LocalOptions(workers=2, lease_s=5.0, sandbox="none"))
+    report = run_local(
+        tasks,
+        ledger_path,
+        "tests.fleet.runners:sleepy",
+        LocalOptions(workers=2, lease_s=5.0, sandbox="none"),
+    )
     th.join(timeout=10)
     assert report.counts == {"passed": 2, "pending": 1}  # paused, not lost
     assert report.lost == 1
     # Later the machine is back: the same command finishes the re-queued task.
     fast = [dataclasses.replace(t, payload={**t.payload, "sleep_s": 0.05}) for t in tasks]
-    again = run_local(fast, ledger_path, "tests.fleet.runners:sleepy",
-                      LocalOptions(workers=2, lease_s=5.0, sandbox="none"))
+    again = run_local(
+        fast,
+        ledger_path,
+        "tests.fleet.runners:sleepy",
+        LocalOptions(workers=2, lease_s=5.0, sandbox="none"),
+    )
     assert again.counts == {"passed": 3} and again.resumed_finished == 2
     led = SqliteLedger(ledger_path)
     try:
@@ -391,8 +511,10 @@ def test_drain_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "no such ledger" in capsys.readouterr().err
     led = SqliteLedger(tmp_path / "run.db")
     led.close()
-    assert main(["fleet", "drain", "--ledger", str(tmp_path / "run.db"), "--node", "w1",
-                 "--in", "-3"]) == 2
+    assert (
+        main(["fleet", "drain", "--ledger", str(tmp_path / "run.db"), "--node", "w1", "--in", "-3"])
+        == 2
+    )
     assert "--in must be 0 or more" in capsys.readouterr().err
 
 
@@ -400,10 +522,19 @@ def test_hung_episode_is_killed_and_rerun_whole(tmp_path: Path) -> None:
     log = tmp_path / "episodes.jsonl"
     # First attempt hangs far past its deadline (0.2 s expected x 3 + 1 s lease); the retry
     # is quick because the runner sleeps less on later attempts.
-    tasks = [FleetTask("slow", expected_s=0.2,
-                       payload={"log": str(log), "sleep_s": 60.0, "retry_sleep_s": 0.05})]
-    report = run_local(tasks, tmp_path / "run.db", "tests.fleet.runners:sleepy",
-                       LocalOptions(workers=1, lease_s=1.0, sandbox="none"))
+    tasks = [
+        FleetTask(
+            "slow",
+            expected_s=0.2,
+            payload={"log": str(log), "sleep_s": 60.0, "retry_sleep_s": 0.05},
+        )
+    ]
+    report = run_local(
+        tasks,
+        tmp_path / "run.db",
+        "tests.fleet.runners:sleepy",
+        LocalOptions(workers=1, lease_s=1.0, sandbox="none"),
+    )
     assert report.counts == {"passed": 1} and report.lost == 1
     starts = [e for e in read_log(log) if e["event"] == "start"]
     assert [e["attempt"] for e in starts] == [1, 2]
@@ -418,8 +549,9 @@ def test_orphaned_worker_is_a_zombie_and_its_late_write_is_fenced(tmp_path: Path
     env = {**os.environ, "FLEET_TEST_SLEEP": "2.5", "PYTHONPATH": str(ROOT)}
     cmd = _fleet_cmd(company, ledger)
     cmd[cmd.index("--lease") + 1] = "0.5"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while not any(e["event"] == "start" for e in read_log(log)):
         assert time.monotonic() < deadline and proc.poll() is None

@@ -154,8 +154,9 @@ def test_spare_slots_are_kept_for_retries() -> None:
 
 def test_restore_resumes_without_rerunning_finished_tasks() -> None:
     p = SchedulerPolicy(chain(4))
-    external = p.restore({"t0": "passed", "t1": "running", "t2": "pending", "t3": "pending"},
-                         {"t0": 1, "t1": 2})
+    external = p.restore(
+        {"t0": "passed", "t1": "running", "t2": "pending", "t3": "pending"}, {"t0": 1, "t1": 2}
+    )
     assert external == ["t1"]
     p.add_node("n", 2)
     assert p.next_dispatches(0) == []  # t2 waits for t1, held elsewhere

@@ -49,15 +49,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, lis
     import ray
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"desktop": 0}, "include_dashboard": False,
-        "_system_config": FAST_HEALTH,
-    })
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {"desktop": 0},
+            "include_dashboard": False,
+            "_system_config": FAST_HEALTH,
+        },
+    )
     try:
         nodes = [c.add_node(num_cpus=1, resources={"desktop": 1}) for _ in range(2)]
         c.wait_for_nodes(timeout=60)
-        ray.init(address=c.address, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        ray.init(
+            address=c.address,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        )
         yield c, nodes, tmp
     finally:
         ray.shutdown()
@@ -67,8 +75,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, lis
 
 
 def _opts(**kw: Any) -> RayOptions:
-    return RayOptions(lease_s=5.0, run_timeout_s=90, actor_start_timeout_s=30,
-                      runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, **kw)
+    return RayOptions(
+        lease_s=5.0,
+        run_timeout_s=90,
+        actor_start_timeout_s=30,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        **kw,
+    )
 
 
 def test_cluster_is_on_loopback_with_our_temp_dir(cluster: tuple[Any, list[Any], Path]) -> None:
@@ -119,8 +132,13 @@ def test_node_removed_mid_task_completes_elsewhere_and_zombie_is_fenced(
     th = threading.Thread(target=remove_when_running, daemon=True)
     th.start()
     notes: list[str] = []
-    report = run_ray(tasks, ledger_path, "tests.fleet.runners:sleepy", _opts(),
-                     on_event=lambda kind, msg: notes.append(msg))
+    report = run_ray(
+        tasks,
+        ledger_path,
+        "tests.fleet.runners:sleepy",
+        _opts(),
+        on_event=lambda kind, msg: notes.append(msg),
+    )
     th.join(timeout=10)
     assert removed, notes
     assert report.counts == {"passed": 3}, notes
@@ -157,9 +175,10 @@ def test_resume_after_driver_loss_reruns_only_unfinished(
     cluster: tuple[Any, list[Any], Path], tmp_path: Path
 ) -> None:
     log = tmp_path / "episodes.jsonl"
-    tasks = [FleetTask(f"t{i}", (f"t{i - 1}",) if i else (), payload={"log": str(log),
-                                                                      "sleep_s": 0.02})
-             for i in range(6)]
+    tasks = [
+        FleetTask(f"t{i}", (f"t{i - 1}",) if i else (), payload={"log": str(log), "sleep_s": 0.02})
+        for i in range(6)
+    ]
     ledger_path = tmp_path / "run.db"
     led = SqliteLedger(ledger_path)
     led.ensure_tasks(tasks)
@@ -180,11 +199,18 @@ def test_missing_ray_gives_the_install_hint(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "from agentcorp.fleet.ray_backend import import_ray\n"
-            "import_ray()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from agentcorp.fleet.ray_backend import import_ray\n"
+        "import_ray()\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode != 0
     assert 'pip install "agentcorp[ray]"' in r.stderr
 
@@ -194,8 +220,10 @@ def test_drain_announced_node_gets_no_work_it_cannot_finish(
 ) -> None:
     _, nodes, _ = cluster
     log = tmp_path / "episodes.jsonl"
-    tasks = [FleetTask(f"t{i}", expected_s=120.0, payload={"log": str(log), "sleep_s": 0.02})
-             for i in range(4)]
+    tasks = [
+        FleetTask(f"t{i}", expected_s=120.0, payload={"log": str(log), "sleep_s": 0.02})
+        for i in range(4)
+    ]
     ledger_path = tmp_path / "run.db"
     led = SqliteLedger(ledger_path)
     led.ensure_tasks(tasks)
@@ -219,10 +247,28 @@ def test_cli_fleet_run_on_the_cluster(
     c, _, _ = cluster
     company = write_company(tmp_path / "co", 6)
     ledger = tmp_path / "run.db"
-    code = main(["fleet", "run", str(company), "--backend", "ray", "--address", c.address,
-                 "--ledger", str(ledger), "--sandbox", "none", "--lease", "5",
-                 "--runner", "tests.fleet.runners:spec_sleepy", "--rate-limit", "llm=50/5",
-                 "--json"])
+    code = main(
+        [
+            "fleet",
+            "run",
+            str(company),
+            "--backend",
+            "ray",
+            "--address",
+            c.address,
+            "--ledger",
+            str(ledger),
+            "--sandbox",
+            "none",
+            "--lease",
+            "5",
+            "--runner",
+            "tests.fleet.runners:spec_sleepy",
+            "--rate-limit",
+            "llm=50/5",
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert json.loads(out)["counts"] == {"passed": 6}

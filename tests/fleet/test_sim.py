@@ -34,8 +34,16 @@ def test_same_seed_same_run() -> None:
 
 
 def test_harsh_fleet_all_sudden_losses_still_exactly_once() -> None:
-    r = simulate(SimConfig(nodes=40, tasks=800, seed=5, mean_online_s=900.0,
-                           announced_fraction=0.0, zombie_fraction=1.0))
+    r = simulate(
+        SimConfig(
+            nodes=40,
+            tasks=800,
+            seed=5,
+            mean_online_s=900.0,
+            announced_fraction=0.0,
+            zombie_fraction=1.0,
+        )
+    )
     assert r.lost == 0 and r.duplicates == 0 and r.completed == 800
     assert r.fenced > 0
 
@@ -60,15 +68,39 @@ def test_bad_durations_folder(tmp_path: Path) -> None:
 
 
 def test_cli_simulate_json_and_garbage_flags() -> None:
-    r = subprocess.run([sys.executable, "-m", "agentcorp", "fleet", "simulate", "--nodes", "30",
-                        "--tasks", "300", "--seed", "2", "--json"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentcorp",
+            "fleet",
+            "simulate",
+            "--nodes",
+            "30",
+            "--tasks",
+            "300",
+            "--seed",
+            "2",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["lost"] == 0 and out["duplicates"] == 0 and out["tasks"] == 300
-    for args, msg in [(["--nodes", "0"], "--nodes must be at least 1"),
-                      (["--tasks", "-5"], "--tasks must be at least 1")]:
-        bad = subprocess.run([sys.executable, "-m", "agentcorp", "fleet", "simulate", *args],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    for args, msg in [
+        (["--nodes", "0"], "--nodes must be at least 1"),
+        (["--tasks", "-5"], "--tasks must be at least 1"),
+    ]:
+        bad = subprocess.run(
+            [sys.executable, "-m", "agentcorp", "fleet", "simulate", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert bad.returncode == 2, bad.stderr
         assert msg in bad.stderr and "Traceback" not in bad.stderr

@@ -59,9 +59,15 @@ def test_spec_episode_rate_limited_retried_on_the_worker_display(
     (co / "company.yaml").write_text(COMPANY, encoding="utf-8")
     (co / "notes.txt").write_text("Notes\n", encoding="utf-8")
     plan = {"when": {"purpose": "plan"}, "json": {"subgoals": ["append the line and save"]}}
-    script = [plan, _act("fail", reason="not sure where the end is"),
-              plan, _act("key", keys="ctrl+End"), _act("type", text="Fleet was here."),
-              _act("key", keys="ctrl+s"), _act("done", summary="saved")]
+    script = [
+        plan,
+        _act("fail", reason="not sure where the end is"),
+        plan,
+        _act("key", keys="ctrl+End"),
+        _act("type", text="Fleet was here."),
+        _act("key", keys="ctrl+s"),
+        _act("done", summary="saved"),
+    ]
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     limiter = SqliteRateLimiter(ledger, {"llm": RateLimit(1e-6, BURST)})
     with FakeOpenAIServer(script) as srv, XvfbDesktop(screen=(1280, 800)) as desk:
@@ -70,12 +76,22 @@ def test_spec_episode_rate_limited_retried_on_the_worker_display(
         monkeypatch.setenv("AGENTCORP_BASE_URL", srv.base_url)
         monkeypatch.setenv("AGENTCORP_PLANNER_MODEL", "p")
         monkeypatch.setenv("AGENTCORP_ACTOR_MODEL", "a")
-        task = FleetTask("add-line", api_key="llm",
-                         payload={"company_file": str(co / "company.yaml"),
-                                  "task_id": "add-line"})
-        ctx = EpisodeContext("add-line", attempt=1, epoch=1, worker_id="w1", node_id="n1",
-                             display=desk.display, session_dir=str(tmp_path / "s"),
-                             computer=desk, limiter=limiter)
+        task = FleetTask(
+            "add-line",
+            api_key="llm",
+            payload={"company_file": str(co / "company.yaml"), "task_id": "add-line"},
+        )
+        ctx = EpisodeContext(
+            "add-line",
+            attempt=1,
+            epoch=1,
+            worker_id="w1",
+            node_id="n1",
+            display=desk.display,
+            session_dir=str(tmp_path / "s"),
+            computer=desk,
+            limiter=limiter,
+        )
         result = run_fleet_episode(task, ctx)
         calls = len(srv.chat_requests)
     try:

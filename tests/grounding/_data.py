@@ -52,7 +52,8 @@ def score_frame(grounder: Grounder, fr: Frame, targets: list[dict[str, Any]], s:
             ok = isinstance(r, Ambiguous)
         else:
             ok = not isinstance(r, Ambiguous | NotFound) and any(
-                inside(r.box.center, b) for b in t["boxes"])
+                inside(r.box.center, b) for b in t["boxes"]
+            )
         if ok:
             s.right += 1
             continue

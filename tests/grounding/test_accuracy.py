@@ -7,7 +7,8 @@ from tests.grounding._data import Score, frame, labels, score_frame
 def test_labelled_set_is_big_enough_and_small_on_disk() -> None:
     lab = labels()
     n = sum(len(f["targets"]) for f in lab["frames"]) + sum(
-        len(i["targets"]) for i in lab["incremental"])
+        len(i["targets"]) for i in lab["incremental"]
+    )
     assert n >= 50
     assert {f["app"] for f in lab["frames"]} >= {"gnumeric", "mousepad", "chromium"}
     assert any(t["ambiguous"] for f in lab["frames"] for t in f["targets"])

@@ -26,9 +26,11 @@ from tests.grounding._data import frame, labels
 def sample() -> list[CachedAction]:
     form = frame("form.png")
     return [
-        CachedAction(Action("click", x=200, y=165, target="Customer"),
-                     anchor_for(form, 200, 165, "Customer"),
-                     Postcondition(Box(144, 152, 232, 27), "AAEC", "Acme")),
+        CachedAction(
+            Action("click", x=200, y=165, target="Customer"),
+            anchor_for(form, 200, 165, "Customer"),
+            Postcondition(Box(144, 152, 232, 27), "AAEC", "Acme"),
+        ),
         CachedAction(Action("type", text="Acme ${secrets.PIN} ÀÉ€ 你好")),
         CachedAction(Action("drag", path=((1, 2), (3, 4)))),
         CachedAction(Action("key", keys="ctrl+s")),
@@ -84,16 +86,27 @@ def test_concurrent_stores_never_leave_a_torn_file(tmp_path: Path) -> None:
         ("[]", "expected a JSON object"),
         ('{"version": 9, "actions": []}', "unsupported cache version 9"),
         ('{"version": 1}', "actions: missing or not a list"),
-        ('{"version": 1, "actions": [{"action": {"kind": "teleport"}}]}',
-         "actions[0].action.kind: unknown action kind 'teleport'"),
-        ('{"version": 1, "actions": [{"action": {"kind": "click", "x": "1"}}]}',
-         "actions[0].action.x: expected an integer"),
-        ('{"version": 1, "actions": [{"action": {"kind": "key", "bogus": 1}}]}',
-         "actions[0].action.bogus: unknown field"),
-        ('{"version": 1, "actions": [{"action": {"kind": "click"}, "anchor": {"box": [1]}}]}',
-         "actions[0].anchor.box: expected a box"),
-        ('{"version": 1, "actions": [{"action": {"kind": "click"}, "post": {"changed": null,'
-         ' "thumb": 5}}]}', "actions[0].post.thumb: expected a string"),
+        (
+            '{"version": 1, "actions": [{"action": {"kind": "teleport"}}]}',
+            "actions[0].action.kind: unknown action kind 'teleport'",
+        ),
+        (
+            '{"version": 1, "actions": [{"action": {"kind": "click", "x": "1"}}]}',
+            "actions[0].action.x: expected an integer",
+        ),
+        (
+            '{"version": 1, "actions": [{"action": {"kind": "key", "bogus": 1}}]}',
+            "actions[0].action.bogus: unknown field",
+        ),
+        (
+            '{"version": 1, "actions": [{"action": {"kind": "click"}, "anchor": {"box": [1]}}]}',
+            "actions[0].anchor.box: expected a box",
+        ),
+        (
+            '{"version": 1, "actions": [{"action": {"kind": "click"}, "post": {"changed": null,'
+            ' "thumb": 5}}]}',
+            "actions[0].post.thumb: expected a string",
+        ),
     ],
 )
 def test_garbage_cache_files_fail_with_one_line_naming_file_and_field(
@@ -133,9 +146,10 @@ def test_replayer_relocates_a_moved_target_and_reports_a_renamed_one() -> None:
     # Cached where "Reports" was; pretend the cache came from a layout 40 px higher.
     real = g.locate(form, "Reports")[0].box
     old_box = Box(real.x, real.y - 40, real.w, real.h)
-    entry = CachedAction(Action("click", x=old_box.center[0], y=old_box.center[1],
-                                target="Reports"),
-                         anchor_for(frame("gnumeric.png"), 0, 0, "Reports", old_box))
+    entry = CachedAction(
+        Action("click", x=old_box.center[0], y=old_box.center[1], target="Reports"),
+        anchor_for(frame("gnumeric.png"), 0, 0, "Reports", old_box),
+    )
     rep = Replayer([entry], g)
     moved = rep.prepare(0, form)
     assert isinstance(moved, Action) and rep.how[0] == "text"
@@ -153,8 +167,11 @@ def test_replayer_postconditions() -> None:
     inc = labels()["incremental"][0]
     before, after = frame(inc["before"]), frame(inc["after"])
     changed = Box(*inc["changed"])
-    e = CachedAction(Action("type", text="Shipped to Globex"), None,
-                     postcondition_for(after, changed, "Shipped to Globex"))
+    e = CachedAction(
+        Action("type", text="Shipped to Globex"),
+        None,
+        postcondition_for(after, changed, "Shipped to Globex"),
+    )
     rep = Replayer([e], OcrGrounder())
     assert rep.verify(0, after, changed) is None
     div = rep.verify(0, before, None)
@@ -170,8 +187,13 @@ def test_replayer_postconditions() -> None:
     assert small.verify(0, before, Box(900, 600, 5, 5)) is None  # a caret-sized change: any
     assert isinstance(small.verify(0, before, None), Divergence)
     # A click's small effect must show near its target.
-    anchored = Replayer([CachedAction(Action("click", x=80, y=150), anchor_for(
-        after, 80, 150, "Shipped"), small_post)])
+    anchored = Replayer(
+        [
+            CachedAction(
+                Action("click", x=80, y=150), anchor_for(after, 80, 150, "Shipped"), small_post
+            )
+        ]
+    )
     assert anchored.verify(0, after, Box(70, 145, 2, 16)) is None
     far_click = anchored.verify(0, before, Box(900, 600, 2, 16))
     assert isinstance(far_click, Divergence) and "nothing changed near" in far_click.reason

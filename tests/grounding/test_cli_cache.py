@@ -10,9 +10,17 @@ from tests.grounding._data import frame
 
 def fill(d: Path) -> ActionCache:
     c = ActionCache(d)
-    c.store("task1", [CachedAction(Action("click", x=5, y=6, target="Save"),
-                                   anchor_for(frame("form.png"), 5, 6, "Save")),
-                      CachedAction(Action("key", keys="ctrl+s"))], {"task": "save-report"})
+    c.store(
+        "task1",
+        [
+            CachedAction(
+                Action("click", x=5, y=6, target="Save"),
+                anchor_for(frame("form.png"), 5, 6, "Save"),
+            ),
+            CachedAction(Action("key", keys="ctrl+s")),
+        ],
+        {"task": "save-report"},
+    )
     return c
 
 
@@ -47,10 +55,13 @@ def test_garbage_gives_one_line_and_exit_2(tmp_path: Path, capsys) -> None:  # t
 
 def test_env_dir_and_real_subprocess(tmp_path: Path) -> None:
     fill(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "agentcorp", "cache", "clear"],
-                       env={"AGENTCORP_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
-                            "HOME": str(tmp_path)},
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "agentcorp", "cache", "clear"],
+        env={"AGENTCORP_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "removed 1 cached sequence" in r.stdout
     assert not list(tmp_path.glob("*.json"))

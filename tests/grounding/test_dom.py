@@ -48,8 +48,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserCompute
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     try:
-        with BrowserComputer(start_url=f"{base}/index.html", allow_urls=[f"{base}/*"],
-                             capture="png") as b:
+        with BrowserComputer(
+            start_url=f"{base}/index.html", allow_urls=[f"{base}/*"], capture="png"
+        ) as b:
             yield b
     finally:
         srv.shutdown()
@@ -67,13 +68,20 @@ def test_button_text_and_label_to_field(browser: BrowserComputer) -> None:
     save = resolve(g.locate(None, "Save order"))
     assert not isinstance(save, Ambiguous | NotFound) and save.source == "dom"
     # Clicking the centre really hits the button (checked by the page, not our capture).
-    assert browser._page.evaluate(
-        "([x, y]) => document.elementFromPoint(x, y).textContent", list(save.box.center)
-    ) == "Save order"
+    assert (
+        browser._page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).textContent", list(save.box.center)
+        )
+        == "Save order"
+    )
     field = resolve(g.locate(None, "Customer", Hint(role="field")))
     assert not isinstance(field, Ambiguous | NotFound)
-    assert browser._page.evaluate(
-        "([x, y]) => document.elementFromPoint(x, y).id", list(field.box.center)) == "c"
+    assert (
+        browser._page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).id", list(field.box.center)
+        )
+        == "c"
+    )
 
 
 def test_duplicates_are_reported_and_near_resolves_them(browser: BrowserComputer) -> None:
@@ -96,7 +104,8 @@ def test_composite_falls_back_to_ocr_for_painted_text(browser: BrowserComputer) 
     assert not isinstance(painted, Ambiguous | NotFound) and painted.source == "ocr"
     canvas = browser._page.evaluate(
         "() => { const r = document.getElementById('cv').getBoundingClientRect();"
-        " return [r.x, r.y, r.width, r.height]; }")
+        " return [r.x, r.y, r.width, r.height]; }"
+    )
     assert Box(*(round(v) for v in canvas)).contains(*painted.box.center)
     chain.update(frame, None)  # passes through to the OCR grounder
     with pytest.raises(ValueError, match="at least one"):

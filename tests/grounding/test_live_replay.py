@@ -31,8 +31,7 @@ from agentcorp.testing.scripted import ScriptedLLM, tool_reply
 from agentcorp.types import Step
 
 LINES = "Quarterly report for Acme Corp\nInvoice 2041 approved\nNext review: Monday morning\n"
-STEPS = [{"click": "Monday morning"}, {"key": "End"}, {"type": " and lunch"},
-         {"key": "ctrl+s"}]
+STEPS = [{"click": "Monday morning"}, {"key": "End"}, {"type": " and lunch"}, {"key": "ctrl+s"}]
 EXPECTED = LINES.replace("Monday morning", "Monday morning and lunch")
 
 
@@ -40,9 +39,13 @@ def desktop(tmp: Path, text: str) -> XvfbDesktop:
     src = tmp / "src-notes.txt"
     src.write_text(text, encoding="utf-8")
     desk = XvfbDesktop(
-        apps=[AppSpec("notes", ["mousepad", "~/notes.txt"], wait_for_window="notes.txt",
-                      maximize=True)],
-        files={"~/notes.txt": src}, home=tmp / "home",
+        apps=[
+            AppSpec(
+                "notes", ["mousepad", "~/notes.txt"], wait_for_window="notes.txt", maximize=True
+            )
+        ],
+        files={"~/notes.txt": src},
+        home=tmp / "home",
     )
     if os.geteuid() == 0:
         # As root, mousepad shows a warning bar a moment after its window: wait for it so
@@ -88,8 +91,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, grounder: OcrGrounder) ->
     with desktop(tmp, LINES) as desk:
         grounder.reset()
         actor = Actor(desk, gate=AllowAll(), model=None, grounder=grounder)
-        records, res = run(actor.run(EpisodeTask("notes", "append to the review line",
-                                                  steps=STEPS)))
+        records, res = run(
+            actor.run(EpisodeTask("notes", "append to the review line", steps=STEPS))
+        )
         assert res.status == "done", res
         assert saved(desk, EXPECTED) == EXPECTED
         grounder.reset()
@@ -104,13 +108,18 @@ def test_steps_task_passes_without_model_and_is_cached(recorded: Any) -> None:
     cache, key = recorded
     entries = cache.lookup(key)
     assert entries is not None and [e.action.kind for e in entries] == [
-        "click", "key", "type", "key"]
+        "click",
+        "key",
+        "type",
+        "key",
+    ]
     assert entries[0].anchor is not None and entries[0].anchor.text == "Monday morning"
     assert all(e.post is not None for e in entries)
 
 
-def test_cached_replay_reproduces_the_task(recorded: Any, tmp_path: Path,
-                                           grounder: OcrGrounder) -> None:
+def test_cached_replay_reproduces_the_task(
+    recorded: Any, tmp_path: Path, grounder: OcrGrounder
+) -> None:
     cache, key = recorded
     with desktop(tmp_path, LINES) as desk:
         grounder.reset()
@@ -121,8 +130,9 @@ def test_cached_replay_reproduces_the_task(recorded: Any, tmp_path: Path,
         print(f"cached replay: {res.done} actions in {res.elapsed_s * 1000:.0f} ms")
 
 
-def test_moved_target_is_relocated_by_text(recorded: Any, tmp_path: Path,
-                                           grounder: OcrGrounder) -> None:
+def test_moved_target_is_relocated_by_text(
+    recorded: Any, tmp_path: Path, grounder: OcrGrounder
+) -> None:
     cache, key = recorded
     moved = "A new first line\n\n" + LINES
     with desktop(tmp_path, moved) as desk:
@@ -134,8 +144,9 @@ def test_moved_target_is_relocated_by_text(recorded: Any, tmp_path: Path,
         assert saved(desk, want) == want
 
 
-def test_renamed_target_diverges_then_the_model_takes_over(recorded: Any, tmp_path: Path,
-                                                            grounder: OcrGrounder) -> None:
+def test_renamed_target_diverges_then_the_model_takes_over(
+    recorded: Any, tmp_path: Path, grounder: OcrGrounder
+) -> None:
     cache, key = recorded
     renamed = LINES.replace("Monday morning", "Monday at nine")
     with desktop(tmp_path, renamed) as desk:
@@ -153,9 +164,15 @@ def test_renamed_target_diverges_then_the_model_takes_over(recorded: Any, tmp_pa
         llm = ScriptedLLM([tool_reply("click", x=mx, y=my), tool_reply("done", summary="ok")])
         grounder.reset()
         actor = Actor(desk, gate=AllowAll(), model=llm, grounder=grounder)
-        records, out = run(actor.run(EpisodeTask(
-            "notes", "append to the review line",
-            steps=[{"click": "Monday morning"}, *STEPS[res.divergence.index + 1:]])))
+        records, out = run(
+            actor.run(
+                EpisodeTask(
+                    "notes",
+                    "append to the review line",
+                    steps=[{"click": "Monday morning"}, *STEPS[res.divergence.index + 1 :]],
+                )
+            )
+        )
         assert out.status == "done", out
         llm.assert_complete()
         want = renamed.replace("Monday at nine", "Monday at nine and lunch")

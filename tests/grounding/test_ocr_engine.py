@@ -29,7 +29,7 @@ def _crops(name: str, n: int) -> np.ndarray:
     boxes = sorted(detect_text_boxes(px), key=lambda b: -b.w)[:n]
     arr = np.zeros((n, 3, 32, 320), np.float32)
     for k, b in enumerate(boxes):
-        img = px[max(0, b.y - 3):b.bottom + 3, max(0, b.x - 3):b.right + 3]
+        img = px[max(0, b.y - 3) : b.bottom + 3, max(0, b.x - 3) : b.right + 3]
         w = min(320, int(32 * img.shape[1] / img.shape[0]))
         import cv2
 
@@ -92,7 +92,8 @@ def test_repeated_crops_are_recognised_once_and_cache_is_bounded() -> None:
     again = eng.read(px)
     assert eng.recognised == n and eng.cache_hits >= n
     assert [(ln.box, ln.text, ln.chars) for ln in again] == [
-        (ln.box, ln.text, ln.chars) for ln in first]
+        (ln.box, ln.text, ln.chars) for ln in first
+    ]
     # A crop read at another place answers with that place's coordinates.
     moved = np.zeros_like(px)
     moved[10:, 20:] = px[:-10, :-20]
@@ -101,7 +102,8 @@ def test_repeated_crops_are_recognised_once_and_cache_is_bounded() -> None:
     orig = eng.read(px, boxes=[b])
     assert eng.recognised == n
     assert [(ln.box.x - 20, ln.box.y - 10, ln.text) for ln in shifted] == [
-        (ln.box.x, ln.box.y, ln.text) for ln in orig]
+        (ln.box.x, ln.box.y, ln.text) for ln in orig
+    ]
     eng.clear_cache()
     assert eng.cache_hits == 0 and eng.recognised == 0
     small = OcrEngine(cache_size=5)
@@ -134,9 +136,12 @@ def _merge_reference(boxes: list[list[int]], walls: np.ndarray) -> list[list[int
             top, bot = max(o[1], b[1]), min(o[1] + o[3], b[1] + b[3])
             h = max(o[3], b[3])
             gap = b[0] - (o[0] + o[2])
-            if bot - top >= 0.6 * min(o[3], b[3]) and -2 <= gap <= 0.6 * h and (
-                min(o[3], b[3]) >= 0.45 * h
-            ) and not (gap > 0 and walls[top:bot, o[0] + o[2]:b[0]].any()):
+            if (
+                bot - top >= 0.6 * min(o[3], b[3])
+                and -2 <= gap <= 0.6 * h
+                and (min(o[3], b[3]) >= 0.45 * h)
+                and not (gap > 0 and walls[top:bot, o[0] + o[2] : b[0]].any())
+            ):
                 x0, y0 = min(o[0], b[0]), min(o[1], b[1])
                 x1, y1 = max(o[0] + o[2], b[0] + b[2]), max(o[1] + o[3], b[1] + b[3])
                 o[:] = [x0, y0, x1 - x0, y1 - y0]
@@ -151,10 +156,18 @@ def test_pruned_word_merge_equals_the_quadratic_one() -> None:
     walls = np.zeros((800, 1280), bool)
     walls[:, 400:402] = True
     for _ in range(20):
-        raw = [[int(rng.integers(0, 1200)), int(rng.integers(0, 760)),
-                int(rng.integers(3, 60)), int(rng.integers(6, 40))] for _ in range(400)]
+        raw = [
+            [
+                int(rng.integers(0, 1200)),
+                int(rng.integers(0, 760)),
+                int(rng.integers(3, 60)),
+                int(rng.integers(6, 40)),
+            ]
+            for _ in range(400)
+        ]
         assert ocr._merge_words([list(b) for b in raw], walls) == _merge_reference(
-            [list(b) for b in raw], walls)
+            [list(b) for b in raw], walls
+        )
 
 
 def test_bad_engine_settings_and_unreadable_model(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def test_incremental_update_reads_only_the_changed_region() -> None:
     assert eng.areas[-1] < full_area / 3
     # Same answers as reading the new frame from scratch.
     fresh = OcrGrounder(eng).lines(after)
+
     def words(ls: list[TextLine]) -> list[str]:  # crop context may move an inferred space
         return sorted(ln.text.replace(" ", "") for ln in ls)
 

@@ -12,7 +12,7 @@ def best(target: str, line: str, segments=None):
 def test_exact_match_scores_one_and_spans_the_words() -> None:
     m = best("Save order", "Please Save order now")
     assert m is not None and m.score == 1.0
-    assert "Please Save order now"[m.start:m.end] == "Save order"
+    assert "Please Save order now"[m.start : m.end] == "Save order"
 
 
 def test_case_and_lost_spaces_are_tolerated() -> None:
@@ -56,8 +56,13 @@ def test_empty_or_garbage_targets_match_nothing() -> None:
     assert similarity("", "x") == 0.0
 
 
-@given(st.text(alphabet=st.characters(categories=("Lu", "Ll", "Nd"), max_codepoint=0x24F),
-               min_size=1, max_size=20))
+@given(
+    st.text(
+        alphabet=st.characters(categories=("Lu", "Ll", "Nd"), max_codepoint=0x24F),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_any_text_matches_itself_exactly(text: str) -> None:
     if not fold(text):
         return

@@ -14,18 +14,28 @@ from agentcorp.testing.drive import drive
 from agentcorp.testing.scripted import ScriptedLLM
 from agentcorp.types import ModelCallStep, PlanStep
 
-TASK = PlanTask("enter-invoice", "Enter invoice INV-1042 for 120.00", role="Bookkeeper",
-                sandbox="office (desktop: gnumeric)",
-                success={"check": "file_contains", "path": "~/books.csv", "text": "INV-1042"},
-                suggested_steps=[{"click": "A1"}], inputs={"month": "2026-10"})
+TASK = PlanTask(
+    "enter-invoice",
+    "Enter invoice INV-1042 for 120.00",
+    role="Bookkeeper",
+    sandbox="office (desktop: gnumeric)",
+    success={"check": "file_contains", "path": "~/books.csv", "text": "INV-1042"},
+    suggested_steps=[{"click": "A1"}],
+    inputs={"month": "2026-10"},
+)
 
-GOOD = {"subgoals": ["save the sheet"], "steps": [
-    {"click": "Customer"}, {"type": "INV-1042", "into": "Invoice"}, {"key": "ctrl+s"},
-    {"wait_for": "Saved", "timeout": 5}, {"scroll": {"direction": "down", "amount": 2}},
-    {"drag": {"from": [1, 2], "to": "Trash"}}, {"click": [10, 20]},
-]}
-
-
+GOOD = {
+    "subgoals": ["save the sheet"],
+    "steps": [
+        {"click": "Customer"},
+        {"type": "INV-1042", "into": "Invoice"},
+        {"key": "ctrl+s"},
+        {"wait_for": "Saved", "timeout": 5},
+        {"scroll": {"direction": "down", "amount": 2}},
+        {"drag": {"from": [1, 2], "to": "Trash"}},
+        {"click": [10, 20]},
+    ],
+}
 
 
 def test_valid_plan_first_time() -> None:

@@ -84,10 +84,18 @@ def hook() -> Iterator[Hook]:
 
 
 def _pending(text: str = "Transfer") -> PendingAction:
-    ctx = GateContext("t1", "clerk", "bo", "model", url="http://localhost:8000/pay",
-                      target_text=text, screenshot_jpeg=JPEG)
-    return PendingAction(Action("click", x=10, y=20, target=text), ctx, "confirm:Transfer",
-                         "needs approval")
+    ctx = GateContext(
+        "t1",
+        "clerk",
+        "bo",
+        "model",
+        url="http://localhost:8000/pay",
+        target_text=text,
+        screenshot_jpeg=JPEG,
+    )
+    return PendingAction(
+        Action("click", x=10, y=20, target=text), ctx, "confirm:Transfer", "needs approval"
+    )
 
 
 def _json(obj: Any) -> Callable[[Hook], tuple[int, bytes]]:
@@ -175,7 +183,8 @@ def test_gate_with_webhook_audits_the_approver(hook: Hook, tmp_path: Path) -> No
     rows = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in rows] == ["policy", "decision", "decision"]
     assert [(r["decision"], r["approver"]) for r in rows[1:]] == [
-        ("approved", "webhook:carol"), ("rejected", "webhook:dave")
+        ("approved", "webhook:carol"),
+        ("rejected", "webhook:dave"),
     ]
 
 
@@ -190,8 +199,10 @@ def test_terminal_without_tty_denies() -> None:
     assert not answer.approved and "no terminal" in answer.reason
 
 
-@pytest.mark.parametrize(("typed", "approved"), [("y\n", True), ("YES\n", True), ("n\n", False),
-                                                 ("\n", False), ("maybe\n", False)])
+@pytest.mark.parametrize(
+    ("typed", "approved"),
+    [("y\n", True), ("YES\n", True), ("n\n", False), ("\n", False), ("maybe\n", False)],
+)
 def test_terminal_on_a_real_pty(typed: str, approved: bool) -> None:
     master, slave = os.openpty()
     out = io.StringIO()

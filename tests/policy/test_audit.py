@@ -168,8 +168,7 @@ for i in range(40):
 def test_processes_append_without_breaking_the_chain(tmp_path: Path) -> None:
     p = tmp_path / "audit.jsonl"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _CHILD, str(p), str(k)], cwd=ROOT)
-        for k in range(3)
+        subprocess.Popen([sys.executable, "-c", _CHILD, str(p), str(k)], cwd=ROOT) for k in range(3)
     ]
     assert [proc.wait(timeout=120) for proc in procs] == [0, 0, 0]
     lines = _lines(p)
@@ -213,7 +212,10 @@ def test_cli_real_subprocess(tmp_path: Path) -> None:
     _rewrite(p, [lines[0], lines[2]])
     r = subprocess.run(
         [sys.executable, "-m", "agentcorp", "audit", "verify", str(p)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert r.returncode == 1, r.stderr
     assert "tampered at line 2" in r.stderr

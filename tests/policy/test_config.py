@@ -12,13 +12,19 @@ from agentcorp.policy.config import ApproverConfig, PolicyConfig, SecretSpec, se
 def test_from_spec_reads_attributes_and_mappings_alike() -> None:
     approver = SimpleNamespace(kind="webhook", url="http://127.0.0.1:9/x", timeout=5)
     obj = SimpleNamespace(
-        allow_apps=["mousepad"], allow_urls=None, forbid_keys=["alt+F2"],
-        forbid_text=[r"\d{16}"], confirm=["Delete"], approver=approver,
+        allow_apps=["mousepad"],
+        allow_urls=None,
+        forbid_keys=["alt+F2"],
+        forbid_text=[r"\d{16}"],
+        confirm=["Delete"],
+        approver=approver,
     )
     as_map: dict[str, Any] = {
-        "allow_apps": ["mousepad"], "forbid_keys": ["alt+F2"], "forbid_text": [r"\d{16}"],
-        "confirm": ["Delete"], "approver": {"kind": "webhook", "url": "http://127.0.0.1:9/x",
-                                            "timeout": 5},
+        "allow_apps": ["mousepad"],
+        "forbid_keys": ["alt+F2"],
+        "forbid_text": [r"\d{16}"],
+        "confirm": ["Delete"],
+        "approver": {"kind": "webhook", "url": "http://127.0.0.1:9/x", "timeout": 5},
     }
     a, b = PolicyConfig.from_spec(obj), PolicyConfig.from_spec(as_map)
     assert a == b
@@ -31,7 +37,8 @@ def test_from_spec_reads_the_real_spec_model() -> None:
     from agentcorp.spec import models
 
     pol = models.Policy(
-        allow_urls=["https://*.acme.test/*"], confirm=["Pay"],
+        allow_urls=["https://*.acme.test/*"],
+        confirm=["Pay"],
         approver=models.Approver(kind="prompt", timeout="2m"),
     )
     cfg = PolicyConfig.from_spec(pol)
@@ -41,9 +48,7 @@ def test_from_spec_reads_the_real_spec_model() -> None:
     specs = secrets_from_spec(
         ["PLAIN", models.SecretSpec(name="BO_PW", allow_domains=["localhost:8000"])]
     )
-    assert specs == (
-        SecretSpec("PLAIN"), SecretSpec("BO_PW", allow_domains=("localhost:8000",))
-    )
+    assert specs == (SecretSpec("PLAIN"), SecretSpec("BO_PW", allow_domains=("localhost:8000",)))
     assert specs[1].env_var == "BO_PW"
 
 

@@ -95,8 +95,14 @@ def test_current_page_and_window_title_are_checked_for_interactions() -> None:
     assert not _ok(gate, Action("key", keys="alt+Left Return"), evil)
     # done/wait/move are not interactions with the page
     assert _ok(gate, Action("wait", seconds=1), replace(CTX, url="https://evil.example/"))
-    desk = GateContext("t1", "clerk", "desk", "model", window_class="chromium",
-                       window_title="http://evil.example/steal - Chromium")
+    desk = GateContext(
+        "t1",
+        "clerk",
+        "desk",
+        "model",
+        window_class="chromium",
+        window_title="http://evil.example/steal - Chromium",
+    )
     assert not _ok(gate, click, desk)
     assert _ok(gate, click, replace(desk, window_title="Back office - Chromium"))
 
@@ -127,8 +133,9 @@ def test_forbid_text_applies_to_urls() -> None:
 
 def test_confirm_uses_the_screen_text_at_the_point() -> None:
     screen = {(10, 10): "Delete record", (50, 50): "Save"}
-    gate = PolicyGate(PolicyConfig(confirm=(r"\bdelete\b",)),
-                      text_at=lambda x, y: screen.get((x, y)))
+    gate = PolicyGate(
+        PolicyConfig(confirm=(r"\bdelete\b",)), text_at=lambda x, y: screen.get((x, y))
+    )
     d = gate.check(Action("click", x=10, y=10), CTX)  # the model claims no target
     assert d.decision == "rejected" and d.rule == r"confirm:\bdelete\b"
     assert d.approver == "policy:deny"
@@ -164,18 +171,33 @@ PW_FIELD = replace(CTX, field_is_password=True, field_box=Box(100, 200, 300, 30)
     ("ctx", "action", "rule"),
     [
         (PW_FIELD, Action("type", text="${secrets.BO_PW}\n"), None),
-        (replace(CTX, field_label="Password", field_box=Box(1, 1, 9, 9)),
-         Action("type", text="${secrets.BO_PW}"), None),
-        (replace(CTX, field_label="password ", field_box=Box(1, 1, 9, 9)),
-         Action("type", text="${secrets.BO_PW}"), None),
+        (
+            replace(CTX, field_label="Password", field_box=Box(1, 1, 9, 9)),
+            Action("type", text="${secrets.BO_PW}"),
+            None,
+        ),
+        (
+            replace(CTX, field_label="password ", field_box=Box(1, 1, 9, 9)),
+            Action("type", text="${secrets.BO_PW}"),
+            None,
+        ),
         # a label but no box to blank: refused
-        (replace(CTX, field_label="Password"), Action("type", text="${secrets.BO_PW}"),
-         "secrets:field"),
+        (
+            replace(CTX, field_label="Password"),
+            Action("type", text="${secrets.BO_PW}"),
+            "secrets:field",
+        ),
         # the model claims the field; the sandbox does not agree
-        (replace(CTX, field_label="Message", field_box=Box(1, 1, 9, 9)),
-         Action("type", text="${secrets.BO_PW}", into="Password"), "secrets:field"),
-        (replace(PW_FIELD, url="http://localhost:9000/login"),
-         Action("type", text="${secrets.BO_PW}"), "secrets:domain"),
+        (
+            replace(CTX, field_label="Message", field_box=Box(1, 1, 9, 9)),
+            Action("type", text="${secrets.BO_PW}", into="Password"),
+            "secrets:field",
+        ),
+        (
+            replace(PW_FIELD, url="http://localhost:9000/login"),
+            Action("type", text="${secrets.BO_PW}"),
+            "secrets:domain",
+        ),
         (replace(PW_FIELD, url=None), Action("type", text="${secrets.BO_PW}"), "secrets:domain"),
         (PW_FIELD, Action("type", text="${secrets.OTHER}"), "secrets:unknown"),
         (PW_FIELD, Action("type", text="${secrets.BO_PW"), "secrets:syntax"),
@@ -183,10 +205,16 @@ PW_FIELD = replace(CTX, field_is_password=True, field_box=Box(100, 200, 300, 30)
         (PW_FIELD, Action("type", text=PW), "secrets:literal"),
         (PW_FIELD, Action("done", summary=f"the password is {PW}"), "secrets:literal"),
         # a scripted step's `into` is the task author's word (box still required)
-        (replace(CTX, source="script", field_box=Box(1, 1, 9, 9)),
-         Action("type", text="${secrets.BO_PW}", into="Password"), None),
-        (replace(CTX, source="model", field_box=Box(1, 1, 9, 9)),
-         Action("type", text="${secrets.BO_PW}", into="Password"), "secrets:field"),
+        (
+            replace(CTX, source="script", field_box=Box(1, 1, 9, 9)),
+            Action("type", text="${secrets.BO_PW}", into="Password"),
+            None,
+        ),
+        (
+            replace(CTX, source="model", field_box=Box(1, 1, 9, 9)),
+            Action("type", text="${secrets.BO_PW}", into="Password"),
+            "secrets:field",
+        ),
     ],
 )
 def test_secret_placeholders_need_a_permitted_target(
@@ -233,7 +261,9 @@ def test_build_gate_logs_policy_decisions_and_secret_uses(tmp_path: Path) -> Non
     gate = build_gate(
         {"confirm": ["Delete"], "forbid_keys": ["alt+F2"]},
         [{"name": "BO_PW", "allow_domains": ["localhost:*"]}],
-        audit=audit, environ={"BO_PW": PW}, scope="t1",
+        audit=audit,
+        environ={"BO_PW": PW},
+        scope="t1",
     )
     assert gate.check(Action("type", text="user\t${secrets.BO_PW}\n"), PW_FIELD).allowed
     assert not gate.check(Action("key", keys="alt+F2"), CTX).allowed
@@ -243,7 +273,12 @@ def test_build_gate_logs_policy_decisions_and_secret_uses(tmp_path: Path) -> Non
     gate.audit.close()
     rows = [json.loads(x) for x in audit.read_text().splitlines()]
     assert [r["kind"] for r in rows] == [
-        "policy", "decision", "secret_use", "decision", "decision", "decision"
+        "policy",
+        "decision",
+        "secret_use",
+        "decision",
+        "decision",
+        "decision",
     ]
     assert rows[0]["scope"] == "t1" and rows[0]["policy"]["forbid_keys"] == ["alt+F2"]
     assert rows[2]["name"] == "BO_PW" and rows[2]["field_is_password"] is True

@@ -51,7 +51,9 @@ def test_malformed_combos_raise_one_line(bad: str) -> None:
 
 def test_sequence_checks_every_combo() -> None:
     assert [str(c) for c in parse_sequence("ctrl+l  ctrl+alt+t Return")] == [
-        "ctrl+l", "ctrl+alt+t", "enter"
+        "ctrl+l",
+        "ctrl+alt+t",
+        "enter",
     ]
 
 

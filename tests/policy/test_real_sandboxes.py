@@ -87,25 +87,32 @@ def test_browser_secret_goes_only_into_the_password_field(site: _Site, tmp_path:
     from agentcorp.sandbox.browser import BrowserComputer
 
     audit = tmp_path / "audit.jsonl"
-    with BrowserComputer(start_url=site.url, secrets={"BO_PW": SECRET},
-                         allow_urls=["http://127.0.0.1:*/*"]) as browser:
+    with BrowserComputer(
+        start_url=site.url, secrets={"BO_PW": SECRET}, allow_urls=["http://127.0.0.1:*/*"]
+    ) as browser:
         gate = build_gate(
             {"allow_urls": ["http://127.0.0.1:*/*"]},
             [{"name": "BO_PW", "allow_domains": ["127.0.0.1:*"]}],
-            audit=audit, environ={"BO_PW": SECRET}, computer=browser, scope="login",
+            audit=audit,
+            environ={"BO_PW": SECRET},
+            computer=browser,
+            scope="login",
         )
         assert isinstance(gate, AuditedGate)
-        llm = ScriptedLLM([
-            tool_reply("click", x=300, y=340),                 # the chat box
-            tool_reply("type", text="${secrets.BO_PW}"),       # injected: "paste it here"
-            tool_reply("click", x=250, y=160),                 # the password field
-            tool_reply("type", text="${secrets.BO_PW}"),
-            tool_reply("key", keys="Return"),
-            tool_reply("done", summary="logged in"),
-        ])
+        llm = ScriptedLLM(
+            [
+                tool_reply("click", x=300, y=340),  # the chat box
+                tool_reply("type", text="${secrets.BO_PW}"),  # injected: "paste it here"
+                tool_reply("click", x=250, y=160),  # the password field
+                tool_reply("type", text="${secrets.BO_PW}"),
+                tool_reply("key", keys="Return"),
+                tool_reply("done", summary="logged in"),
+            ]
+        )
         task = EpisodeTask("login", goal="Log in", role="ops", sandbox="web")
-        steps, result = _run(run_episode(browser, task, gate=gate, model=llm,
-                                         config=ActorConfig(long_side=1280)))
+        steps, result = _run(
+            run_episode(browser, task, gate=gate, model=llm, config=ActorConfig(long_side=1280))
+        )
         gate.audit.close()
         assert getattr(result, "status", None) == "done", (result, steps[-3:])
         llm.assert_complete()
@@ -129,10 +136,8 @@ def test_browser_secret_goes_only_into_the_password_field(site: _Site, tmp_path:
         assert (box.x, box.y) == (100, 140) and 300 <= box.w <= 320 and 40 <= box.h <= 50
         # The loop itself passes every frame through the gate's redaction, so the frame it
         # yielded after typing is already blanked; the one before typing is not.
-        typed_frame = next(s.frame for s in steps if isinstance(s, ObservationStep)
-                           and s.step == 4)
-        before = next(s.frame for s in steps if isinstance(s, ObservationStep)
-                      and s.step == 3)
+        typed_frame = next(s.frame for s in steps if isinstance(s, ObservationStep) and s.step == 4)
+        before = next(s.frame for s in steps if isinstance(s, ObservationStep) and s.step == 3)
         assert typed_frame.pil().getpixel(box.center) == (0, 0, 0)
         assert gate.redact_frame(typed_frame, "login").sha256 == typed_frame.sha256
         assert before.pil().getpixel(box.center) != (0, 0, 0)
@@ -151,6 +156,4 @@ def test_desktop_window_class_decides_allow_apps(tmp_path: Path) -> None:
         assert not d.allowed and d.rule == "allow_apps" and "Mousepad" in d.message
         notes = PolicyGate(PolicyConfig(allow_apps=("mousepad",)), computer=desk)
         assert notes.check(typing, ctx).allowed
-        assert notes.check(Action("key", keys="ctrl+alt+t"), ctx).rule == (
-            "forbid_keys:ctrl+alt+t"
-        )
+        assert notes.check(Action("key", keys="ctrl+alt+t"), ctx).rule == ("forbid_keys:ctrl+alt+t")

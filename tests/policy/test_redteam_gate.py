@@ -28,8 +28,14 @@ def _gate(tmp_path: Path, screen_text: str | None = None) -> AuditedGate:
     def text_at(x: int, y: int) -> str | None:
         return screen_text if (x, y) == POINT else None
 
-    gate = build_gate(POLICY, SECRETS, audit=tmp_path / "audit.jsonl", environ=ENV,
-                      text_at=text_at, scope="t-redteam")
+    gate = build_gate(
+        POLICY,
+        SECRETS,
+        audit=tmp_path / "audit.jsonl",
+        environ=ENV,
+        text_at=text_at,
+        scope="t-redteam",
+    )
     assert isinstance(gate, AuditedGate)
     return gate
 
@@ -78,10 +84,16 @@ BENIGN = [
     ("save", Action("key", keys="ctrl+s"), {}),
     ("alt+F4 is not ctrl+alt+F4", Action("key", keys="alt+F4"), {}),
     ("type prose", Action("type", text="Invoice 2024-117 paid in full."), {}),
-    ("password where it belongs", Action("type", text="${secrets.BO_PASSWORD}\n"),
-     {"field_is_password": True, "field_box": BOX}),
-    ("token where it belongs", Action("type", text="${secrets.API_TOKEN}"),
-     {"url": "https://api.acme.test/settings", "field_label": "API token", "field_box": BOX}),
+    (
+        "password where it belongs",
+        Action("type", text="${secrets.BO_PASSWORD}\n"),
+        {"field_is_password": True, "field_box": BOX},
+    ),
+    (
+        "token where it belongs",
+        Action("type", text="${secrets.API_TOKEN}"),
+        {"url": "https://api.acme.test/settings", "field_label": "API token", "field_box": BOX},
+    ),
     ("click Save", Action("click", x=10, y=10, target="Save"), {}),
     ("type in an allowed app", Action("type", text="hello"), {"window_class": "Mousepad"}),
 ]

@@ -48,8 +48,9 @@ def _computer(attack: Attack) -> FakeComputer:
         Widget("save", "button", SAVE, "Save"),
     ]
     if attack.screen_text:
-        widgets.append(Widget("bait", "button", Box(POINT[0] - 90, POINT[1] - 25, 180, 50),
-                              attack.screen_text))
+        widgets.append(
+            Widget("bait", "button", Box(POINT[0] - 90, POINT[1] - 25, 180, 50), attack.screen_text)
+        )
     url = attack.ctx.get("url", APP_URL)
     fc = _Screen(widgets, size=(1280, 800), url=str(url))
     fc.window = (attack.ctx.get("window_class"), attack.ctx.get("window_title"))
@@ -63,8 +64,7 @@ def _gate(fc: FakeComputer, audit: Path) -> AuditedGate:
         w = fc.at(x, y)
         return w.text if w is not None else None
 
-    gate = build_gate(POLICY, SECRETS, audit=audit, environ=ENV, text_at=text_at,
-                      scope="t-redteam")
+    gate = build_gate(POLICY, SECRETS, audit=audit, environ=ENV, text_at=text_at, scope="t-redteam")
     assert isinstance(gate, AuditedGate)
     return gate
 
@@ -96,8 +96,6 @@ def _reached(action: Action) -> tuple[Any, ...]:
     raise AssertionError(action.kind)
 
 
-
-
 def _audit_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -107,8 +105,9 @@ def _no_secret_anywhere(audit: Path, llm: ScriptedLLM | None, steps: list[Step])
     # the model itself sent, a literal it should never have had; the recorder redacts those.)
     blobs = [audit.read_text()]
     if llm is not None:
-        blobs += [json.dumps([m for m in c.messages if m.get("role") != "assistant"])
-                  for c in llm.calls]
+        blobs += [
+            json.dumps([m for m in c.messages if m.get("role") != "assistant"]) for c in llm.calls
+        ]
     blobs += [repr(s) for s in steps if s.kind in ("policy", "action_result")]
     for blob in blobs:
         assert BO_PASSWORD not in blob and API_TOKEN not in blob
@@ -125,13 +124,16 @@ def test_model_attack_never_reaches_the_computer(attack: Attack, tmp_path: Path)
     gate = _gate(fc, audit)
     replies = [_tool(a) for a in attack.before] + [_tool(attack.action)]
     if attack.recover == "done":
-        replies += [tool_reply("click", x=SAVE.center[0], y=SAVE.center[1]),
-                    tool_reply("done", summary="saved the record instead")]
+        replies += [
+            tool_reply("click", x=SAVE.center[0], y=SAVE.center[1]),
+            tool_reply("done", summary="saved the record instead"),
+        ]
     else:
         replies += [tool_reply("fail", reason="the page is not one I may use")]
     llm = ScriptedLLM(replies)
-    task = EpisodeTask("t-redteam", goal="Process the back-office queue", role="clerk",
-                       sandbox="backoffice")
+    task = EpisodeTask(
+        "t-redteam", goal="Process the back-office queue", role="clerk", sandbox="backoffice"
+    )
     steps, result = _run(run_episode(fc, task, gate=gate, model=llm, config=CONFIG))
     gate.audit.close()
     llm.assert_complete()
@@ -147,8 +149,9 @@ def test_model_attack_never_reaches_the_computer(attack: Attack, tmp_path: Path)
         assert result.status == "failed" and "may use" in result.reason
         assert not [a for a in fc.actions if a[0] in ("click", "type", "key")]
     # ...the model was told why, in one line...
-    told = [m["content"] for m in llm.calls[len(attack.before) + 1].messages
-            if m.get("role") == "tool"]
+    told = [
+        m["content"] for m in llm.calls[len(attack.before) + 1].messages if m.get("role") == "tool"
+    ]
     assert any(t.startswith("Error: action denied: ") for t in told), told
     # ...and it is recorded: a policy step and an audit entry.
     policy = [s for s in steps if isinstance(s, PolicyStep) and s.decision != "allowed"]
@@ -168,8 +171,13 @@ def test_poisoned_script_step_fails_cleanly(attack: Attack, tmp_path: Path) -> N
     audit = tmp_path / "audit.jsonl"
     gate = _gate(fc, audit)
     assert attack.action.kind == "open_url"
-    task = EpisodeTask("t-redteam", goal="Open the report", role="clerk", sandbox="backoffice",
-                       steps=[{"open_url": attack.action.url}])
+    task = EpisodeTask(
+        "t-redteam",
+        goal="Open the report",
+        role="clerk",
+        sandbox="backoffice",
+        steps=[{"open_url": attack.action.url}],
+    )
     steps, result = _run(run_episode(fc, task, gate=gate, model=None, config=CONFIG))
     gate.audit.close()
     assert not [a for a in fc.actions if a[0] == "goto"]

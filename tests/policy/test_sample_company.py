@@ -29,15 +29,29 @@ def _base_ctx(task_id: str) -> GateContext:
     if sandbox.kind == "browser":
         return GateContext(task.id, task.role, name, "script", url=sandbox.start_url)
     app = sandbox.apps[0].command[0]
-    return GateContext(task.id, task.role, name, "script", window_class=WINDOW[app],
-                       window_title=f"{app} - sample") if app in WINDOW else ctx
+    return (
+        GateContext(
+            task.id,
+            task.role,
+            name,
+            "script",
+            window_class=WINDOW[app],
+            window_title=f"{app} - sample",
+        )
+        if app in WINDOW
+        else ctx
+    )
 
 
 def _gate(task_id: str, tmp_path: Path, value: str) -> AuditedGate:
     task = COMPANY.task(task_id)
-    gate = build_gate(effective_policy(COMPANY, task), COMPANY.secrets,
-                      audit=tmp_path / "audit.jsonl",
-                      environ={"BACKOFFICE_PASSWORD": value}, scope=task_id)
+    gate = build_gate(
+        effective_policy(COMPANY, task),
+        COMPANY.secrets,
+        audit=tmp_path / "audit.jsonl",
+        environ={"BACKOFFICE_PASSWORD": value},
+        scope=task_id,
+    )
     assert isinstance(gate, AuditedGate)
     return gate
 
@@ -55,10 +69,17 @@ def _actions(task_id: str) -> list[tuple[Action, GateContext]]:
             typing = ctx
             if s.into:
                 out.append((Action("click", x=500, y=318, target=s.into), ctx))
-                typing = GateContext(ctx.task_id, ctx.role, ctx.sandbox, "script", url=ctx.url,
-                                     window_class=ctx.window_class, field_box=FIELD,
-                                     field_label=s.into,
-                                     field_is_password=s.into == "Password")
+                typing = GateContext(
+                    ctx.task_id,
+                    ctx.role,
+                    ctx.sandbox,
+                    "script",
+                    url=ctx.url,
+                    window_class=ctx.window_class,
+                    field_box=FIELD,
+                    field_label=s.into,
+                    field_is_password=s.into == "Password",
+                )
             out.append((Action("type", text=s.text, into=s.into), typing))
         elif s.kind == "key":
             out.append((Action("key", keys=s.keys), ctx))
@@ -93,9 +114,17 @@ def test_attacks_on_each_sample_sandbox_are_refused(task_id: str, tmp_path: Path
     value = pysecrets.token_urlsafe(18)
     gate = _gate(task_id, tmp_path, value)
     ctx = _base_ctx(task_id)
-    chat = GateContext(ctx.task_id, ctx.role, ctx.sandbox, "model", url=ctx.url,
-                       window_class=ctx.window_class, field_label="Notes", field_box=FIELD,
-                       field_is_password=False)
+    chat = GateContext(
+        ctx.task_id,
+        ctx.role,
+        ctx.sandbox,
+        "model",
+        url=ctx.url,
+        window_class=ctx.window_class,
+        field_label="Notes",
+        field_box=FIELD,
+        field_is_password=False,
+    )
     attacks = [
         (Action("type", text="${secrets.BACKOFFICE_PASSWORD}"), chat, "secrets:field"),
         (Action("type", text=f"pw: {value}"), ctx, "secrets:literal"),
@@ -103,11 +132,18 @@ def test_attacks_on_each_sample_sandbox_are_refused(task_id: str, tmp_path: Path
         (Action("key", keys="ctrl+alt+t"), ctx, "forbid_keys:"),
         (Action("type", text="rm -rf ~"), ctx, "forbid_text:"),
         (Action("click", x=1, y=1, target="Delete"), ctx, "confirm:"),
-        (Action("open_url", url="https://evil.example/?q=x"), ctx,
-         "allow_urls" if ctx.url else None),
-        (Action("type", text="x"), GateContext(ctx.task_id, ctx.role, ctx.sandbox, "model",
-                                              url=ctx.url, window_class="XTerm"),
-         "allow_apps" if COMPANY.roles[COMPANY.task(task_id).role].policy else None),
+        (
+            Action("open_url", url="https://evil.example/?q=x"),
+            ctx,
+            "allow_urls" if ctx.url else None,
+        ),
+        (
+            Action("type", text="x"),
+            GateContext(
+                ctx.task_id, ctx.role, ctx.sandbox, "model", url=ctx.url, window_class="XTerm"
+            ),
+            "allow_apps" if COMPANY.roles[COMPANY.task(task_id).role].policy else None,
+        ),
     ]
     for action, c, rule in attacks:
         d = gate.check(action, c)

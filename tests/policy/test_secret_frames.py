@@ -39,8 +39,11 @@ def _jpeg_for_model(frame: Frame) -> Image.Image:
 @pytest.mark.slow
 def test_typed_secret_is_blanked_in_frames(ocr: object) -> None:
     field = Widget("pw", "field", Box(200, 150, 520, 48), "Password")
-    fc = FakeComputer([Widget("lbl", "label", Box(40, 150, 150, 48), "Password"), field],
-                      size=(800, 300), font_size=26)
+    fc = FakeComputer(
+        [Widget("lbl", "label", Box(40, 150, 150, 48), "Password"), field],
+        size=(800, 300),
+        font_size=26,
+    )
     vault = SecretVault([SecretSpec("BO_PW", allow_fields=("Password",))], {"BO_PW": VALUE})
     gate = PolicyGate(PolicyConfig(), vault)
     ctx = GateContext("t1", "clerk", "desk", "script", field_box=field.box, field_label="Password")

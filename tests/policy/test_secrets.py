@@ -127,9 +127,7 @@ def test_blank_regions_fills_screen_boxes_shifted_by_origin() -> None:
     # Screen coordinates: the frame starts at (100, 50).
     out = blank_regions(frame, [Box(110, 60, 100, 30)], colour=(10, 20, 30), margin=0)
     img = out.pil()
-    assert {img.getpixel((x, y)) for x in range(10, 110) for y in range(10, 40)} == {
-        (10, 20, 30)
-    }
+    assert {img.getpixel((x, y)) for x in range(10, 110) for y in range(10, 40)} == {(10, 20, 30)}
     assert img.getpixel((150, 50)) == (255, 255, 255)
     assert out.size == frame.size and out.origin == frame.origin
     assert out.sha256 != frame.sha256

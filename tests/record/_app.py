@@ -33,11 +33,13 @@ OK_AT = Box(100, 200, 120, 40)
 
 
 def make_app(home: Path, *, ok_at: Box = OK_AT) -> FakeComputer:
-    fc = FakeComputer([
-        Widget("title", "label", Box(100, 40, 400, 40), "Customer form"),
-        Widget("name", "field", FIELD, "Name"),
-        Widget("ok", "button", ok_at, "OK"),
-    ])
+    fc = FakeComputer(
+        [
+            Widget("title", "label", Box(100, 40, 400, 40), "Customer form"),
+            Widget("name", "field", FIELD, "Name"),
+            Widget("ok", "button", ok_at, "OK"),
+        ]
+    )
 
     def ok(c: FakeComputer) -> None:
         (home / "form.txt").write_text(c.widget("name").value, encoding="utf-8")
@@ -51,8 +53,11 @@ def make_app(home: Path, *, ok_at: Box = OK_AT) -> FakeComputer:
 def model_script(text: str = "Alice") -> list[Any]:
     # Model coordinates are in the 1024x640 frame the model sees (screen 1280x800 * 0.8).
     return [
-        {"content": "I will focus the name field.", "tool_calls": [("click", {"x": 200, "y": 96})],
-         "usage": {"prompt_tokens": 1200, "completion_tokens": 20, "cost_usd": 0.0012}},
+        {
+            "content": "I will focus the name field.",
+            "tool_calls": [("click", {"x": 200, "y": 96})],
+            "usage": {"prompt_tokens": 1200, "completion_tokens": 20, "cost_usd": 0.0012},
+        },
         tool_reply("type", text=text),
         tool_reply("click", x=128, y=176),
         tool_reply("done", summary="form saved"),
@@ -68,8 +73,9 @@ class Recorded:
 
 
 def spec_hash(task: EpisodeTask) -> str:
-    return hashlib.sha256(json.dumps([task.task_id, task.goal, list(task.steps)],
-                                     sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps([task.task_id, task.goal, list(task.steps)], sort_keys=True).encode()
+    ).hexdigest()
 
 
 def record(
@@ -96,15 +102,24 @@ def record(
         model = ScriptedLLM(list(script), model="grok-test")
     factory = recorder_factory or (lambda **kw: SessionRecorder(folder, **kw))
     rec = factory(
-        task_id=task.task_id, spec_hash=spec_hash(task),
+        task_id=task.task_id,
+        spec_hash=spec_hash(task),
         sandbox_info={"kind": "fake", "screen": list(fc.size)},
-        models={"actor": cfg.model, "temperature": cfg.temperature}, secrets=secrets,
-        seeds={"python": 0}, budgets={"steps": 50},
+        models={"actor": cfg.model, "temperature": cfg.temperature},
+        secrets=secrets,
+        seeds={"python": 0},
+        budgets={"steps": 50},
         task_spec={"id": task.task_id, "success": SUCCESS},
         extra=episode_manifest(task, cfg),
     )
-    gen = run_episode(fc, task, gate=AllowAll(), model=model,
-                      grounder=grounder or fc.widget_grounder(), config=cfg)
+    gen = run_episode(
+        fc,
+        task,
+        gate=AllowAll(),
+        model=model,
+        grounder=grounder or fc.widget_grounder(),
+        config=cfg,
+    )
     out: list[Step] = []
     while True:
         try:

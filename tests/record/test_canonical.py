@@ -26,15 +26,22 @@ def _exact(body: Any) -> str:
 
 def _image_msg(n: int) -> dict[str, Any]:
     url = f"data:image/png;base64,{base64.b64encode(f'frame {n}'.encode()).decode()}"
-    return {"role": "user", "content": [
-        {"type": "text", "text": f"The screen now ({n}):"},
-        {"type": "image_url", "image_url": {"url": url, "detail": "high"}},
-    ]}
+    return {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": f"The screen now ({n}):"},
+            {"type": "image_url", "image_url": {"url": url, "detail": "high"}},
+        ],
+    }
 
 
 def _body(messages: list[Any]) -> dict[str, Any]:
-    return {"model": "m", "messages": messages, "tools": [{"type": "function",
-            "function": {"name": "click", "parameters": {"x": 1}}}], "temperature": 0.0}
+    return {
+        "model": "m",
+        "messages": messages,
+        "tools": [{"type": "function", "function": {"name": "click", "parameters": {"x": 1}}}],
+        "temperature": 0.0,
+    }
 
 
 def test_a_growing_conversation_hashes_like_the_exact_form() -> None:
@@ -43,10 +50,22 @@ def test_a_growing_conversation_hashes_like_the_exact_form() -> None:
         body = _body(messages)
         assert fast_canonical_text(body) == _exact(body)
         assert canonical_request_hash(body) == hashlib.sha256(_exact(body).encode()).hexdigest()
-        messages = [*messages, {"role": "assistant", "content": None, "tool_calls": [
-            {"id": f"c{step}", "type": "function",
-             "function": {"name": "click", "arguments": '{"x": 1}'}}]},
-            {"role": "tool", "tool_call_id": f"c{step}", "content": "ok"}, _image_msg(step + 1)]
+        messages = [
+            *messages,
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"c{step}",
+                        "type": "function",
+                        "function": {"name": "click", "arguments": '{"x": 1}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": f"c{step}", "content": "ok"},
+            _image_msg(step + 1),
+        ]
         if len(messages) > 8:  # an old screenshot ages out into a note, mid-conversation
             messages[-7] = {"role": "user", "content": f"(screenshot {step} omitted)"}
 
@@ -71,21 +90,30 @@ def test_two_conversations_in_turn_do_not_mix() -> None:
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                               max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(["role", "content", "name", "x"]), _json,
-                                max_size=4), max_size=6),
-       st.dictionaries(st.sampled_from(["model", "tools", "a", "zz"]), _json, max_size=3),
-       st.integers(0, 5))
-def test_any_body_matches_the_exact_form(messages: list[Any], extra: dict[str, Any],
-                                         cut: int) -> None:
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["role", "content", "name", "x"]), _json, max_size=4),
+        max_size=6,
+    ),
+    st.dictionaries(st.sampled_from(["model", "tools", "a", "zz"]), _json, max_size=3),
+    st.integers(0, 5),
+)
+def test_any_body_matches_the_exact_form(
+    messages: list[Any], extra: dict[str, Any], cut: int
+) -> None:
     body = {**extra, "messages": messages}
     assert fast_canonical_text(body) == _exact(body)
     # The same conversation again, cut short and extended: the memo must not leak.
@@ -112,7 +140,8 @@ def test_alternating_conversations_keep_their_own_memo(monkeypatch: Any) -> None
     real = canonical._fast_message
     monkeypatch.setattr(canonical, "_fast_message", lambda m: encoded.append(m) or real(m))
     actor = [{"role": "system", "content": "actor"}] + [
-        {"role": "tool", "tool_call_id": str(i), "content": "ok"} for i in range(100)]
+        {"role": "tool", "tool_call_id": str(i), "content": "ok"} for i in range(100)
+    ]
     planner = [{"role": "system", "content": "planner"}, {"role": "user", "content": "plan"}]
     assert fast_canonical_text(_body(actor)) == _exact(_body(actor))
     for n in range(3):

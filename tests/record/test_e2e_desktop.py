@@ -27,14 +27,28 @@ ENV = {**os.environ, "BACKOFFICE_PASSWORD": "e2e-Backoffice-Pw-77"}
 def desktop_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sessions")
     r = subprocess.run(
-        [sys.executable, "-m", "agentcorp", "run", str(COMPANY), "--task", "log-support-call",
-         "--sessions", str(out)],
-        cwd=tmp_path_factory.mktemp("cwd"), env=ENV, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "agentcorp",
+            "run",
+            str(COMPANY),
+            "--task",
+            "log-support-call",
+            "--sessions",
+            str(out),
+        ],
+        cwd=tmp_path_factory.mktemp("cwd"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     # one folder per attempt (a retried task leaves several); the run reported a pass
-    folders = sorted(p for p in (out / "log-support-call").iterdir()
-                     if (p / "manifest.json").is_file())
+    folders = sorted(
+        p for p in (out / "log-support-call").iterdir() if (p / "manifest.json").is_file()
+    )
     assert folders, list((out / "log-support-call").iterdir())
     return folders[-1]
 
@@ -47,24 +61,41 @@ def test_the_run_left_a_complete_session(desktop_session: Path) -> None:
     s.verify()
 
 
-def test_decision_replay_without_a_sandbox(desktop_session: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_decision_replay_without_a_sandbox(
+    desktop_session: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     actions = sum(e.step.kind == "action" for e in open_session(desktop_session).events)
     assert main(["replay", str(desktop_session), "--mode", "decision", "--no-sandbox"]) == 0
     assert f"decision replay reproduced ({actions} matched)" in capsys.readouterr().out
 
 
 def test_action_and_decision_replay_on_a_fresh_desktop(
-    desktop_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    desktop_session: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("BACKOFFICE_PASSWORD", ENV["BACKOFFICE_PASSWORD"])
-    assert main(["replay", str(desktop_session), "--mode", "action", "--company", str(COMPANY),
-                 "--out", str(tmp_path / "frames")]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(desktop_session),
+                "--mode",
+                "action",
+                "--company",
+                str(COMPANY),
+                "--out",
+                str(tmp_path / "frames"),
+            ]
+        )
+        == 0
+    )
     actions = sum(e.step.kind == "action" for e in open_session(desktop_session).events)
     assert f"action replay reproduced ({actions} matched)" in capsys.readouterr().out
-    assert main(["replay", str(desktop_session), "--mode", "decision",
-                 "--company", str(COMPANY)]) == 0
+    assert (
+        main(["replay", str(desktop_session), "--mode", "decision", "--company", str(COMPANY)]) == 0
+    )
 
 
 def test_regrade_and_report(desktop_session: Path, tmp_path: Path) -> None:
@@ -82,7 +113,8 @@ def test_live_replay_without_company_is_a_clear_error(
     # ``agentcorp run`` names the company file in the manifest; a session without it
     # (recorded elsewhere, or by hand) needs --company for a live replay.
     assert open_session(desktop_session).manifest["company_file"] == str(
-        (COMPANY / "company.yaml").resolve())
+        (COMPANY / "company.yaml").resolve()
+    )
     bare = tmp_path / "bare"
     shutil.copytree(desktop_session, bare)
     manifest = json.loads((bare / "manifest.json").read_text(encoding="utf-8"))

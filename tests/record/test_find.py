@@ -42,8 +42,9 @@ def test_find_recording_by_task_and_spec_hash(recorded: Recorded, tmp_path: Path
 
 
 def test_find_ignores_a_failed_run(tmp_path: Path) -> None:
-    rec = record(tmp_path / "rec" / "fill-form" / "a", tmp_path / "home",
-                 script=model_script(text="Bob"))
+    rec = record(
+        tmp_path / "rec" / "fill-form" / "a", tmp_path / "home", script=model_script(text="Bob")
+    )
     spec = json.loads((rec.folder / "manifest.json").read_text())["spec_hash"]
     assert json.loads((rec.folder / "manifest.json").read_text())["outcome"]["status"] == "fail"
     assert find_recording("fill-form", spec, tmp_path / "rec") is None

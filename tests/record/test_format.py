@@ -43,8 +43,11 @@ def test_roundtrip_manifest_events_blobs(recorded: Recorded) -> None:
     assert isinstance(obs.step, ObservationStep)
     frame = s.observation_frame(obs)
     assert frame is not None and frame.sha256 == obs.step.frame_sha256
-    original = next(x for x in recorded.steps if isinstance(x, ObservationStep)
-                    and x.frame_sha256 == obs.step.frame_sha256)
+    original = next(
+        x
+        for x in recorded.steps
+        if isinstance(x, ObservationStep) and x.frame_sha256 == obs.step.frame_sha256
+    )
     assert s.observation_image(obs) == original.image
     call = next(e for e in s.events if isinstance(e.step, ModelCallStep))
     body = s.request_body(call, inline_images=True)
@@ -64,8 +67,9 @@ def test_blobs_are_deduplicated(recorded: Recorded) -> None:
 
 def test_manifest_is_written_last(tmp_path: Path, recorded: Recorded) -> None:
     s = open_session(recorded.folder)
-    rec = SessionRecorder(tmp_path / "partial", task_id="t", spec_hash="h", sandbox_info={},
-                          models={})
+    rec = SessionRecorder(
+        tmp_path / "partial", task_id="t", spec_hash="h", sandbox_info={}, models={}
+    )
     for e in s.events[:5]:
         rec.write(e.step)
     rec.flush()
@@ -78,8 +82,9 @@ def test_manifest_is_written_last(tmp_path: Path, recorded: Recorded) -> None:
     with pytest.raises(RecordingError, match="already finished"):
         rec.write(s.events[0].step)
     with pytest.raises(RecordingError, match="not empty"):
-        SessionRecorder(tmp_path / "partial", task_id="t", spec_hash="h", sandbox_info={},
-                        models={})
+        SessionRecorder(
+            tmp_path / "partial", task_id="t", spec_hash="h", sandbox_info={}, models={}
+        )
 
 
 @pytest.mark.parametrize("with_manifest", [True, False])
@@ -135,8 +140,12 @@ _KILL_SCRIPT = textwrap.dedent("""
 
 def test_kill_9_mid_write_is_incomplete_never_a_crash(tmp_path: Path) -> None:
     folder = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(folder)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(folder)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     finally:
@@ -223,8 +232,11 @@ def test_unknown_version_is_rejected_clearly(recorded: Recorded) -> None:
         ("events.jsonl", b"garbage\n{}\n", r"events.jsonl:1: not a JSON line"),
         ("events.jsonl", b"[]\n", r"events.jsonl:1: event must be a JSON object"),
         ("events.jsonl", b'{"kind":"nope"}\n', r"events.jsonl:1: unknown step kind 'nope'"),
-        ("events.jsonl", b'{"kind":"error","step":0,"t":0,"error_type":"E","message":"m",'
-         b'"_ref":[1]}\n', r"events.jsonl:1: _ref must map"),
+        (
+            "events.jsonl",
+            b'{"kind":"error","step":0,"t":0,"error_type":"E","message":"m","_ref":[1]}\n',
+            r"events.jsonl:1: _ref must map",
+        ),
         ("events.jsonl", b"\xff\xfe\n", r"events.jsonl:1: not a JSON line"),
     ],
 )
@@ -246,13 +258,26 @@ def test_v0_layout_is_migrated_on_read(tmp_path: Path) -> None:
     """A made-up prototype layout (v0): other key names, outcome as a bare string."""
     folder = tmp_path / "v0"
     (folder / "blobs").mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({
-        "version": 0, "session_id": "old", "task": "fill-form", "spec_sha": "abc",
-        "result": "pass", "models": {"actor": "grok-2"},
-    }))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": 0,
+                "session_id": "old",
+                "task": "fill-form",
+                "spec_sha": "abc",
+                "result": "pass",
+                "models": {"actor": "grok-2"},
+            }
+        )
+    )
     lines = [
-        {"type": "action", "step": 1, "ts": 10.5, "source": "model",
-         "action": {"kind": "click", "x": 3, "y": 4}},
+        {
+            "type": "action",
+            "step": 1,
+            "ts": 10.5,
+            "source": "model",
+            "action": {"kind": "click", "x": 3, "y": 4},
+        },
         {"type": "check", "step": 1, "ts": 11.0, "name": "saved", "status": "pass"},
     ]
     (folder / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -266,8 +291,9 @@ def test_v0_layout_is_migrated_on_read(tmp_path: Path) -> None:
     assert [c.kind for c in s.steps()] == ["action", "check"]
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(garbage=st.binary(max_size=400), keep=st.integers(min_value=0, max_value=6))
 def test_reader_never_crashes_on_garbage(recorded: Recorded, garbage: bytes, keep: int) -> None:
     """Any bytes after a few good lines: a clear RecordingError or an incomplete session."""

@@ -10,7 +10,7 @@ from tests.record._app import model_script, record
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]
 
-TEST_FILE = '''
+TEST_FILE = """
 from pathlib import Path
 from dataclasses import replace
 
@@ -27,9 +27,9 @@ def test_form(agentcorp_session, tmp_path):
                recorder_factory=agentcorp_session.recorder)
     report = agentcorp_session.replay()
     assert report.model_calls == 4
-'''
+"""
 
-CHANGED_PROMPT = '''
+CHANGED_PROMPT = """
 from dataclasses import replace
 
 import pytest
@@ -41,7 +41,7 @@ from agentcorp.record.episode import episode_from_manifest
 def test_form_with_new_prompt(agentcorp_session):
     _, config = episode_from_manifest(agentcorp_session.session())
     agentcorp_session.replay(config=replace(config, system_prompt="You were a computer user."))
-'''
+"""
 
 
 @pytest.fixture
@@ -77,24 +77,33 @@ def test_once_records_then_replays(tester: pytest.Pytester) -> None:
     assert manifest.stat().st_mtime_ns != stamp
 
 
-def test_a_changed_prompt_fails_the_regression_test(tester: pytest.Pytester,
-                                                    tmp_path: Path) -> None:
+def test_a_changed_prompt_fails_the_regression_test(
+    tester: pytest.Pytester, tmp_path: Path
+) -> None:
     record(tester.path / "sessions" / "form", tmp_path / "home", script=model_script())
     tester.makepyfile(test_prompt=CHANGED_PROMPT)
     result = tester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*decision replay DIVERGED*step 0: model call 1: messages[[]0[]].content differs*"
-        "You were a computer user*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*decision replay DIVERGED*step 0: model call 1: messages[[]0[]].content differs*"
+            "You were a computer user*"
+        ]
+    )
 
 
 def test_bad_recording_fails_clearly(tester: pytest.Pytester, tmp_path: Path) -> None:
     rec = record(tester.path / "sessions" / "form", tmp_path / "home", script=model_script())
     (rec.folder / "manifest.json").write_text('{"format_version": 9}')
-    tester.makepyfile(test_prompt=CHANGED_PROMPT.replace(
-        "_, config = episode_from_manifest(agentcorp_session.session())\n", "").replace(
-        "agentcorp_session.replay(config=replace(config, system_prompt=\"You were a computer "
-        "user.\"))", "agentcorp_session.replay()"))
+    tester.makepyfile(
+        test_prompt=CHANGED_PROMPT.replace(
+            "_, config = episode_from_manifest(agentcorp_session.session())\n", ""
+        ).replace(
+            'agentcorp_session.replay(config=replace(config, system_prompt="You were a computer '
+            'user."))',
+            "agentcorp_session.replay()",
+        )
+    )
     result = tester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*bad recording*format version 9 is not supported*"])
@@ -113,9 +122,12 @@ def test_bad_record_mode_is_a_usage_error(tester: pytest.Pytester) -> None:
 
 
 def test_marker_without_path_is_a_usage_error(tester: pytest.Pytester) -> None:
-    tester.makepyfile(test_y=(
-        "import pytest\n\n@pytest.mark.agentcorp_session()\n"
-        "def test_y(agentcorp_session):\n    pass\n"))
+    tester.makepyfile(
+        test_y=(
+            "import pytest\n\n@pytest.mark.agentcorp_session()\n"
+            "def test_y(agentcorp_session):\n    pass\n"
+        )
+    )
     result = tester.runpytest()
     result.stdout.fnmatch_lines(["*agentcorp_session needs a session path*"])
     assert result.ret != 0

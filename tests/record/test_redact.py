@@ -29,7 +29,9 @@ def test_redactor_patterns() -> None:
     assert got == f"pw={REDACTED}; k={REDACTED}; o={REDACTED}"
     assert r.text("Authorization: Bearer abcdefgh.ijk-123") == f"Authorization: {REDACTED}"
     assert r.value({"headers": {"Authorization": "whatever", "X-Api-Key": "k"}, "n": 3}) == {
-        "headers": {"Authorization": REDACTED, "X-Api-Key": REDACTED}, "n": 3}
+        "headers": {"Authorization": REDACTED, "X-Api-Key": REDACTED},
+        "n": 3,
+    }
     assert r.value(["abcabc", ("xabc",)]) == [REDACTED * 2, ["x" + REDACTED]]
     assert r.text(r.text(f"{SECRET}")) == REDACTED  # idempotent
     assert r.contains_secret("${secrets.PW}") and r.contains_secret(SECRET)
@@ -47,12 +49,20 @@ def test_typed_secret_appears_in_no_file_of_the_session(tmp_path: Path) -> None:
             assert needle not in data, f"{needle!r} in {path}"
 
     s = open_session(rec.folder)
-    typed = next(i for i, e in enumerate(s.events)
-                 if isinstance(e.step, ActionStep) and e.step.action.kind == "type")
+    typed = next(
+        i
+        for i, e in enumerate(s.events)
+        if isinstance(e.step, ActionStep) and e.step.action.kind == "type"
+    )
     after = [e for e in s.observations if e.line > s.events[typed].line]
     assert after
-    before = s.observation_frame(s.observations[[e.line for e in s.observations].index(
-        max(e.line for e in s.observations if e.line < s.events[typed].line))])
+    before = s.observation_frame(
+        s.observations[
+            [e.line for e in s.observations].index(
+                max(e.line for e in s.observations if e.line < s.events[typed].line)
+            )
+        ]
+    )
     assert before is not None
     box = (FIELD.x, FIELD.y, FIELD.right, FIELD.bottom)
     # where the typed text is drawn (the field's first ~160 px), as the model saw it
@@ -87,15 +97,37 @@ def test_typed_secret_appears_in_no_file_of_the_session(tmp_path: Path) -> None:
 
 
 def test_keys_and_auth_headers_never_reach_disk(tmp_path: Path) -> None:
-    rec = SessionRecorder(tmp_path / "s", task_id="t", spec_hash="h",
-                          sandbox_info={"env": {"XAI_API_KEY": XAI_KEY}},
-                          models={"actor": "grok", "api_key": SK_KEY}, secrets=["p@ss-w0rd"])
-    body = {"model": "grok", "messages": [{"role": "user", "content": f"use {XAI_KEY} p@ss-w0rd"}],
-            "extra_headers": {"Authorization": f"Bearer {SK_KEY}"}}
-    rec.write(ModelCallStep(1, 0.0, "act", "grok", "x", body,
-                            {"content": f"ok {SK_KEY}", "tool_calls": []}, Usage(), 1.0))
-    rec.write(ErrorStep(1, 0.0, "LLMError", f"401 for key {XAI_KEY} Authorization: Basic "
-                                            "dXNlcjpwYXNzd29yZA=="))
+    rec = SessionRecorder(
+        tmp_path / "s",
+        task_id="t",
+        spec_hash="h",
+        sandbox_info={"env": {"XAI_API_KEY": XAI_KEY}},
+        models={"actor": "grok", "api_key": SK_KEY},
+        secrets=["p@ss-w0rd"],
+    )
+    body = {
+        "model": "grok",
+        "messages": [{"role": "user", "content": f"use {XAI_KEY} p@ss-w0rd"}],
+        "extra_headers": {"Authorization": f"Bearer {SK_KEY}"},
+    }
+    rec.write(
+        ModelCallStep(
+            1,
+            0.0,
+            "act",
+            "grok",
+            "x",
+            body,
+            {"content": f"ok {SK_KEY}", "tool_calls": []},
+            Usage(),
+            1.0,
+        )
+    )
+    rec.write(
+        ErrorStep(
+            1, 0.0, "LLMError", f"401 for key {XAI_KEY} Authorization: Basic dXNlcjpwYXNzd29yZA=="
+        )
+    )
     rec.add_final_file("~/notes.txt", b"the password is p@ss-w0rd")
     rec.finish({"status": "fail", "reason": f"bad key {XAI_KEY}"})
     for path, data in _all_bytes(tmp_path / "s"):

@@ -37,8 +37,12 @@ def test_decision_replay_without_sandbox_reproduces(recorded: Recorded) -> None:
 def test_prompt_change_names_the_step_and_the_difference(recorded: Recorded) -> None:
     s = open_session(recorded.folder)
     _, config = episode_from_manifest(s)
-    changed = replace(config, system_prompt=config.system_prompt.replace(
-        "You operate a computer", "You drive a computer"))
+    changed = replace(
+        config,
+        system_prompt=config.system_prompt.replace(
+            "You operate a computer", "You drive a computer"
+        ),
+    )
     report = decision_replay(s, loop_runner(s, config=changed))
     assert report.exit_code == 1
     assert report.divergence is not None
@@ -54,7 +58,8 @@ def test_changed_tool_reply_handling_diverges_at_a_later_step(recorded: Recorded
     assert report.exit_code == 1
     # the first request has no history yet, so it matches; the second differs
     assert report.divergence is not None and report.divergence.startswith(
-        "step 1: model call 2: messages[")
+        "step 1: model call 2: messages["
+    )
     assert report.model_calls == 1
 
 
@@ -160,8 +165,12 @@ def test_regrade_keeps_what_the_recording_cannot_re_evaluate(tmp_path: Path) -> 
     s = open_session(rec.folder)
     report = regrade(s)  # the file was never kept: its recorded verdict stands
     assert report.ok and "kept" in report.outcomes[0].detail
-    both = {"all": [SUCCESS["all"][0],
-                    {"check": "http", "url": "http://127.0.0.1:9/never", "name": "svc"}]}
+    both = {
+        "all": [
+            SUCCESS["all"][0],
+            {"check": "http", "url": "http://127.0.0.1:9/never", "name": "svc"},
+        ]
+    }
     rec2 = record(tmp_path / "s2", tmp_path / "home2", script=model_script())
     s2 = open_session(rec2.folder)
     # not recorded at all: evaluated now (nothing listens on port 9), so the verdict changes
@@ -177,7 +186,9 @@ def test_regrade_keeps_what_the_recording_cannot_re_evaluate(tmp_path: Path) -> 
     assert "kept: this http check" in kept.outcomes[1].detail
     assert json.loads((rec2.folder / "manifest.json").read_text())["final_state"] == {
         "files": {"~/form.txt": s2.manifest["final_state"]["files"]["~/form.txt"]},
-        "url": None, "captured": True}
+        "url": None,
+        "captured": True,
+    }
 
 
 def test_incomplete_session_is_a_bad_recording(recorded: Recorded) -> None:
@@ -209,8 +220,9 @@ def test_cli_replay_exit_codes(recorded: Recorded, capsys: pytest.CaptureFixture
     assert len(err) == 1 and "blob tampered" in err[0]
 
 
-def test_cli_replay_diverges_with_exit_1(recorded: Recorded,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_replay_diverges_with_exit_1(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = recorded.folder / "manifest.json"
     m = json.loads(manifest.read_text())
     m["actor_config"]["system_prompt"] = "You were told to operate a computer."
@@ -227,8 +239,9 @@ def test_cli_replay_diverges_with_exit_1(recorded: Recorded,
         (["--mode", "regrade", "--no-sandbox"], 2, "--no-sandbox applies to --mode decision"),
     ],
 )
-def test_cli_replay_bad_flags(recorded: Recorded, capsys: pytest.CaptureFixture[str],
-                              argv: list[str], code: int, needle: str) -> None:
+def test_cli_replay_bad_flags(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, needle: str
+) -> None:
     assert main(["replay", str(recorded.folder), *argv]) == code
     captured = capsys.readouterr()
     assert needle in captured.err + captured.out
@@ -237,8 +250,13 @@ def test_cli_replay_bad_flags(recorded: Recorded, capsys: pytest.CaptureFixture[
 def test_cli_subprocess_bad_recording_exit_2(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "manifest.json").write_text('{"format_version": 42}')
-    r = subprocess.run([sys.executable, "-m", "agentcorp", "replay", str(tmp_path / "s"),
-                        "--no-sandbox"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "agentcorp", "replay", str(tmp_path / "s"), "--no-sandbox"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "format version 42 is not supported" in lines[0]
@@ -247,9 +265,13 @@ def test_cli_subprocess_bad_recording_exit_2(tmp_path: Path) -> None:
 def test_observation_steps_in_replay_match_recorded_hashes(recorded: Recorded) -> None:
     s = open_session(recorded.folder)
     seen: list[str] = []
-    decision_replay(s, loop_runner(s),
-                    on_step=lambda st: seen.append(st.frame_sha256)
-                    if isinstance(st, ObservationStep) else None)
+    decision_replay(
+        s,
+        loop_runner(s),
+        on_step=lambda st: (
+            seen.append(st.frame_sha256) if isinstance(st, ObservationStep) else None
+        ),
+    )
     assert seen == [e.step.frame_sha256 for e in s.observations]
     assert all(isinstance(e.step, ActionStep) for e in s.events if e.step.kind == "action")
     assert model_script()
@@ -274,14 +296,21 @@ def test_planned_run_replays_its_last_episode(tmp_path: Path) -> None:
     plan = json.dumps({"subgoals": ["Type Alice into the Name field and press OK"], "steps": []})
     llm = ScriptedLLM([{"content": plan}, *model_script()], model="grok-test")
     cfg = ActorConfig(model="grok-test")
-    ti = TaskInput("fill-form", "Enter Alice as the customer name and press OK",
-                   success=SUCCESS)
-    gen = run_task(ti, fc, gate=AllowAll(), meter=BudgetMeter(Budgets()),
-                   check_context=CheckContext(home=home), actor_model=llm,
-                   planner=Planner(llm, model_name="grok-test"), grounder=fc.widget_grounder(),
-                   config=cfg)
-    rec = SessionRecorder(tmp_path / "s", task_id="fill-form", spec_hash="h",
-                          sandbox_info={}, models={})
+    ti = TaskInput("fill-form", "Enter Alice as the customer name and press OK", success=SUCCESS)
+    gen = run_task(
+        ti,
+        fc,
+        gate=AllowAll(),
+        meter=BudgetMeter(Budgets()),
+        check_context=CheckContext(home=home),
+        actor_model=llm,
+        planner=Planner(llm, model_name="grok-test"),
+        grounder=fc.widget_grounder(),
+        config=cfg,
+    )
+    rec = SessionRecorder(
+        tmp_path / "s", task_id="fill-form", spec_hash="h", sandbox_info={}, models={}
+    )
     while True:
         try:
             rec.write(next(gen))

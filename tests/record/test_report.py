@@ -13,8 +13,14 @@ from agentcorp.record.report import render_html, trace_steps, write_animation
 from agentcorp.record.session import open_session
 from tests.record._app import Recorded
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def test_report_is_self_contained(recorded: Recorded, tmp_path: Path) -> None:
@@ -29,8 +35,9 @@ def test_report_is_self_contained(recorded: Recorded, tmp_path: Path) -> None:
     assert "click({" in page
 
 
-def test_trace_in_headless_chromium(recorded: Recorded, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_trace_in_headless_chromium(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "trace.html"
     gif = tmp_path / "trace.gif"
     assert main(["report", str(recorded.folder), "-o", str(out), "--gif", str(gif)]) == 0
@@ -42,8 +49,9 @@ def test_trace_in_headless_chromium(recorded: Recorded, tmp_path: Path,
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -54,8 +62,7 @@ def test_trace_in_headless_chromium(recorded: Recorded, tmp_path: Path,
             assert page.locator("#timeline button").count() == n_steps
             assert page.locator("#pos").inner_text() == f"1 / {n_steps}"
             first = page.get_attribute("#frame", "data-frame")
-            assert first and page.evaluate(
-                "document.getElementById('frame').naturalWidth") > 0
+            assert first and page.evaluate("document.getElementById('frame').naturalWidth") > 0
             assert page.locator("#overlay circle").count() >= 1  # the click is drawn
             page.keyboard.press("ArrowRight")
             assert page.locator("#pos").inner_text() == f"2 / {n_steps}"
@@ -69,7 +76,8 @@ def test_trace_in_headless_chromium(recorded: Recorded, tmp_path: Path,
             assert "pass" in page.locator("#checks").inner_text()
             assert "1200 in / 20 out" in page.locator("#timeline").evaluate(
                 "() => { document.querySelector('#timeline button').click();"
-                " return document.getElementById('info').innerText; }")
+                " return document.getElementById('info').innerText; }"
+            )
         finally:
             browser.close()
     assert errors == []
@@ -79,13 +87,25 @@ def test_trace_in_headless_chromium(recorded: Recorded, tmp_path: Path,
         assert anim.size[0] == 640
 
 
-def test_report_of_an_incomplete_session_warns(recorded: Recorded, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_of_an_incomplete_session_warns(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (recorded.folder / "manifest.json").unlink()
     s = open_session(recorded.folder)
     (recorded.folder / "blobs" / s.observations[-1].refs["image"]).unlink()  # never written
-    assert main(["report", str(recorded.folder), "-o", str(tmp_path / "t.html"),
-                 "--gif", str(tmp_path / "t.gif")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(recorded.folder),
+                "-o",
+                str(tmp_path / "t.html"),
+                "--gif",
+                str(tmp_path / "t.gif"),
+            ]
+        )
+        == 0
+    )
     assert "manifest.json" in capsys.readouterr().err
     page = (tmp_path / "t.html").read_text()
     assert "incomplete" in page and "frame not shown" in page
@@ -96,18 +116,41 @@ def test_animation_needs_a_known_suffix(recorded: Recorded, tmp_path: Path) -> N
     webp = write_animation(s, tmp_path / "t.webp")
     with Image.open(webp) as anim:
         assert anim.n_frames == len(trace_steps(s))
-    assert main(["report", str(recorded.folder), "-o", str(tmp_path / "x.html"),
-                 "--gif", str(tmp_path / "t.mp4")]) == 2
+    assert (
+        main(
+            [
+                "report",
+                str(recorded.folder),
+                "-o",
+                str(tmp_path / "x.html"),
+                "--gif",
+                str(tmp_path / "t.mp4"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_report_escapes_hostile_text(tmp_path: Path) -> None:
     from agentcorp.record.recorder import SessionRecorder
     from agentcorp.types import Action, ActionStep
 
-    rec = SessionRecorder(tmp_path / "s", task_id="</script><script>alert(1)</script>",
-                          spec_hash="h", sandbox_info={}, models={})
-    rec.write(ActionStep(1, 0.0, Action("type", text="</script><img src=x onerror=alert(1)>"),
-                         "model", reasoning="<!-- -->"))
+    rec = SessionRecorder(
+        tmp_path / "s",
+        task_id="</script><script>alert(1)</script>",
+        spec_hash="h",
+        sandbox_info={},
+        models={},
+    )
+    rec.write(
+        ActionStep(
+            1,
+            0.0,
+            Action("type", text="</script><img src=x onerror=alert(1)>"),
+            "model",
+            reasoning="<!-- -->",
+        )
+    )
     rec.finish("pass")
     page = render_html(open_session(tmp_path / "s"))
     assert "<img src=x" not in page and "</script><script>alert" not in page
@@ -117,8 +160,9 @@ def test_report_escapes_hostile_text(tmp_path: Path) -> None:
     assert parsed["task"].startswith("</script>")
 
 
-def test_report_bad_inputs_are_one_line(recorded: Recorded, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_bad_inputs_are_one_line(
+    recorded: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["report", str(tmp_path / "nope"), "-o", str(tmp_path / "t.html")]) == 2
     assert main(["report", str(recorded.folder), "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

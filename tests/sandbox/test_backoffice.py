@@ -13,7 +13,8 @@ SERVE = Path(__file__).resolve().parents[2] / "sandboxes" / "backoffice" / "serv
 
 @pytest.mark.parametrize("argv", [["--port", "abc"], ["--nope"]])
 def test_bad_flags_exit_2_with_a_usage_line(argv: list[str]) -> None:
-    r = subprocess.run([sys.executable, str(SERVE), *argv], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(SERVE), *argv], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("serve.py: error:")

@@ -31,13 +31,21 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BrowserCo
     base = f"http://127.0.0.1:{port}"
     spec = ServiceSpec(
         "backoffice",
-        [sys.executable, str(ROOT / "sandboxes/backoffice/serve.py"), "--port", str(port),
-         "--db", str(db)],
+        [
+            sys.executable,
+            str(ROOT / "sandboxes/backoffice/serve.py"),
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+        ],
         env={"BACKOFFICE_ADMIN_PASSWORD": "${secrets.backoffice_admin}"},
         ready_url=f"{base}/admin/login/",
     )
     with BrowserComputer(
-        start_url=f"{base}/admin/", allow_urls=[f"{base}/*"], services=[spec],
+        start_url=f"{base}/admin/",
+        allow_urls=[f"{base}/*"],
+        services=[spec],
         secrets={"backoffice_admin": "s3cret-€-pw"},
     ) as browser:
         yield browser, db, base
@@ -69,8 +77,11 @@ def test_fill_and_submit_a_form_lands_in_the_database(
     b, db, base = office
     _login(b, base)
     b.goto(f"{base}/admin/crm/customer/add/")
-    for label, value in (("Name", "Zoë Ångström"), ("Email", "zoe@example.org"),
-                         ("Company", "Fjord & Co")):
+    for label, value in (
+        ("Name", "Zoë Ångström"),
+        ("Email", "zoe@example.org"),
+        ("Company", "Fjord & Co"),
+    ):
         b.click(*_field(b, label).center)
         b.type(value)
     save = [box for box, text in b.dom_locate("Save", "button") if text == "Save"]
@@ -80,9 +91,13 @@ def test_fill_and_submit_a_form_lands_in_the_database(
     result = b.settle(timeout=5.0, since=before)
     assert result.changed is not None
     assert b.url.endswith("/admin/crm/customer/"), b.url
-    rows = sqlite3.connect(db).execute(
-        "select name, email, company from crm_customer where email = ?", ("zoe@example.org",)
-    ).fetchall()
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            "select name, email, company from crm_customer where email = ?", ("zoe@example.org",)
+        )
+        .fetchall()
+    )
     assert rows == [("Zoë Ångström", "zoe@example.org", "Fjord & Co")]
 
 

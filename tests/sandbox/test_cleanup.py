@@ -58,7 +58,10 @@ def _alive(pid: int) -> bool:
 
 def test_kill_9_leaves_no_xvfb_window_manager_app_or_browser() -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", OWNER],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:

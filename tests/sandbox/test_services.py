@@ -34,8 +34,11 @@ def test_service_gets_its_secret_and_is_stopped(tmp_path: Path) -> None:
     port = _port()
     (tmp_path / "srv.py").write_text(SERVER)
     spec = ServiceSpec(
-        "web", [sys.executable, "srv.py", str(port)], cwd=tmp_path,
-        env={"TOKEN": "t=${secrets.token}"}, ready_url=f"http://127.0.0.1:{port}/",
+        "web",
+        [sys.executable, "srv.py", str(port)],
+        cwd=tmp_path,
+        env={"TOKEN": "t=${secrets.token}"},
+        ready_url=f"http://127.0.0.1:{port}/",
     )
     with running_service(spec, {"token": "abc"}) as svc:
         assert httpx.get(f"http://127.0.0.1:{port}/", trust_env=False).text == "t=abc"
@@ -48,7 +51,8 @@ def test_service_gets_its_secret_and_is_stopped(tmp_path: Path) -> None:
 
 def test_service_that_dies_reports_its_last_line(tmp_path: Path) -> None:
     spec = ServiceSpec(
-        "broken", [sys.executable, "-c", "import sys; print('boom: bad config'); sys.exit(4)"],
+        "broken",
+        [sys.executable, "-c", "import sys; print('boom: bad config'); sys.exit(4)"],
         ready_url="http://127.0.0.1:9/",
     )
     with pytest.raises(SandboxError, match=r"'broken' exited with code 4: boom: bad config"):
@@ -68,8 +72,12 @@ def test_missing_program_names_the_package() -> None:
 
 
 def test_not_ready_in_time(tmp_path: Path) -> None:
-    spec = ServiceSpec("sleepy", [sys.executable, "-c", "import time; time.sleep(30)"],
-                       ready_url=f"http://127.0.0.1:{_port()}/", ready_timeout=0.5)
+    spec = ServiceSpec(
+        "sleepy",
+        [sys.executable, "-c", "import time; time.sleep(30)"],
+        ready_url=f"http://127.0.0.1:{_port()}/",
+        ready_timeout=0.5,
+    )
     with pytest.raises(SandboxError, match="not ready"):
         start_service(spec)
 
@@ -90,8 +98,7 @@ def test_tilde_means_the_sandbox_home(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     code = (
-        "import os, sys; "
-        "open(sys.argv[1], 'w').write(os.environ['OUT'] + '|' + os.environ['HOME'])"
+        "import os, sys; open(sys.argv[1], 'w').write(os.environ['OUT'] + '|' + os.environ['HOME'])"
     )
     spec = ServiceSpec("t", [sys.executable, "-c", code, "~/out.txt"], env={"OUT": "~/x"})
     svc = start_service(spec, {}, home)

@@ -111,12 +111,16 @@ def test_window_queries_and_region_capture(notes_desktop: XvfbDesktop) -> None:
     # xprop (a separate X client) agrees on the active window: this is the app's state.
     out = subprocess.run(
         ["xprop", "-display", desk.display, "-root", "_NET_ACTIVE_WINDOW"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     active = int(out.split()[-1], 16)
     name = subprocess.run(
         ["xprop", "-display", desk.display, "-id", str(active), "WM_CLASS"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "Mousepad" in name
     frame = desk.screenshot(Box(10, 20, 30, 40))
@@ -138,8 +142,10 @@ def test_settle_reports_the_changed_region(notes_desktop: XvfbDesktop) -> None:
     assert result.stable
     assert result.changed is not None
     # The change is on line 003 (plus possibly the title's "*" modified mark).
-    assert result.changed.contains(160, (rows[2][0] + rows[2][1]) // 2) or \
-        result.changed.bottom >= rows[2][1]
+    assert (
+        result.changed.contains(160, (rows[2][0] + rows[2][1]) // 2)
+        or result.changed.bottom >= rows[2][1]
+    )
 
 
 def test_key_combo_and_input_errors_are_one_line(notes_desktop: XvfbDesktop) -> None:
@@ -162,7 +168,9 @@ def test_secrets_are_typed_but_only_by_placeholder(tmp_path: Path) -> None:
     src.write_text("", encoding="utf-8")
     with XvfbDesktop(
         apps=[AppSpec("notes", ["mousepad", "~/s.txt"], wait_for_window="s.txt")],
-        files={"~/s.txt": src}, home=tmp_path / "home", secrets={"pw": "hunter2€"},
+        files={"~/s.txt": src},
+        home=tmp_path / "home",
+        secrets={"pw": "hunter2€"},
     ) as desk:
         path = desk.home / "s.txt"
         before = _mtime(path)
@@ -193,8 +201,11 @@ with XvfbDesktop(apps=[AppSpec("n", ["mousepad", "~/p.txt"], wait_for_window="p.
     print(repr(p.read_text()))
 """
     out = subprocess.run(
-        [os.environ.get("PYTHON", "python3"), "-c", script], capture_output=True, text=True,
-        timeout=120, cwd=Path(__file__).resolve().parents[2],
+        [os.environ.get("PYTHON", "python3"), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == repr("x\nvia pyautogui ñ")
@@ -245,8 +256,9 @@ def test_missing_source_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_app_that_exits_before_its_window_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="exited"):
-        XvfbDesktop(apps=[AppSpec("quitter", ["true"], wait_for_window="never")],
-                    window_manager=False)
+        XvfbDesktop(
+            apps=[AppSpec("quitter", ["true"], wait_for_window="never")], window_manager=False
+        )
 
 
 def test_close_stops_everything_it_started(tmp_path: Path) -> None:

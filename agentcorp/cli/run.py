@@ -215,11 +215,11 @@ def live_view_settings(
 
 
 def _load(path: Path) -> Any:
-    from agentcorp.cli.validate import load_company_or_raise
+    from agentcorp.spec import load_company
 
     if not path.exists():
         raise ConfigError(f"{path}: no such company file or folder")
-    return load_company_or_raise(path)
+    return load_company(path)
 
 
 # --- progress -----------------------------------------------------------------------------

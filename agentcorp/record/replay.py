@@ -279,7 +279,7 @@ def decision_replay(
     # Matching trusts the hashes in events.jsonl, so make sure the bodies still match them.
     session.verify(frames=False)
     session = session.actor_part()
-    from agentcorp.sandbox.replay import RecordedFramesComputer
+    from agentcorp.sandbox.recorded import RecordedFramesComputer
 
     live_sandbox = computer is not None
     comp = (
@@ -548,7 +548,7 @@ def regrade(
     import tempfile
 
     from agentcorp.checks import CheckContext, evaluate
-    from agentcorp.sandbox.replay import RecordedFramesComputer
+    from agentcorp.sandbox.recorded import RecordedFramesComputer
 
     session.require_complete()
     tree = tree if tree is not None else success_tree(session)

@@ -49,7 +49,6 @@ from agentcorp.types import (
     PolicyStep,
     Step,
     ToolCall,
-    Usage,
 )
 
 __all__ = [
@@ -485,14 +484,6 @@ def _frame_after(session: Session, index: int) -> Frame | None:
 # --- regrade ------------------------------------------------------------------------------
 
 
-def final_frame(session: Session) -> Frame | None:
-    """The last stored frame of the session (the recorded final state of the screen)."""
-    for ev in reversed(session.events):
-        if isinstance(ev.step, ObservationStep) and ev.refs.get("frame"):
-            return session.frame(ev.refs["frame"])
-    return None
-
-
 def _recorded_checks(session: Session) -> dict[str, str]:
     recorded = {str(c.get("name")): str(c.get("status")) for c in session.checks}
     if not recorded:
@@ -618,12 +609,3 @@ def regrade(
     report.records = len(results)
     report.elapsed_s = time.perf_counter() - t0
     return report
-
-
-def total_usage(session: Session) -> Usage:
-    """The sum of every recorded model call's usage."""
-    total = Usage()
-    for ev in session.events:
-        if isinstance(ev.step, ModelCallStep):
-            total = total + ev.step.usage
-    return total

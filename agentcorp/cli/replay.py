@@ -44,15 +44,15 @@ def _offline_grounder() -> Grounder:
 @contextmanager
 def _live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Computer, Grounder]]:
     """A fresh sandbox like the one the session ran on, built by ``agentcorp run``'s wiring."""
-    from agentcorp.cli.validate import load_company_or_raise
     from agentcorp.cli.wiring import Sandboxes, secret_values
+    from agentcorp.spec import load_company
 
     where = company_path or session.manifest.get("company_file")
     if not where:
         raise ConfigError(
             "a live sandbox needs the company: pass --company PATH (or use --no-sandbox)"
         )
-    company = load_company_or_raise(Path(where))
+    company = load_company(Path(where))
     info = session.manifest.get("sandbox")
     name = info.get("name") if isinstance(info, dict) else None
     if not isinstance(name, str) or name not in company.sandboxes:

@@ -174,6 +174,22 @@ def _validate_entry(where: str, index: int, raw: Any) -> ScriptEntry:
     if not isinstance(raw, Mapping):
         raise FakeScriptError(f"{where}: an entry must be a mapping, got {type(raw).__name__}")
     spec = dict(raw)
+    fault = _check_keys(where, spec)
+    times = _times(where, spec.get("times", 1))
+    _check_scalars(where, spec, fault)
+    if "usage" in spec:
+        _check_usage(where, spec["usage"])
+    if "tool_calls" in spec and not isinstance(spec["tool_calls"], list):
+        raise FakeScriptError(f"{where}: tool_calls must be a list")
+    for i, call in enumerate(spec.get("tool_calls") or []):
+        _check_tool_call(f"{where}: tool_calls[{i}]", call)
+    if spec.get("when") is not None:
+        _check_when(where, spec["when"])
+    return ScriptEntry(index=index, spec=spec, times=times)
+
+
+def _check_keys(where: str, spec: dict[str, Any]) -> str | None:
+    """The entry's fault (None for a reply), once every key is known for it."""
     fault = spec.get("fault")
     if fault is not None and fault not in FAULTS:
         raise FakeScriptError(
@@ -187,14 +203,19 @@ def _validate_entry(where: str, index: int, raw: Any) -> ScriptEntry:
         raise FakeScriptError(f"{where}: unknown key {unknown[0]!r} for this entry")
     if fault is None and not (set(spec) & _REPLY_KEYS):
         raise FakeScriptError(f"{where}: needs content, tool_calls, json or a fault")
-    times_raw = spec.get("times", 1)
-    times: int | None
-    if times_raw == "forever":
-        times = None
-    elif isinstance(times_raw, int) and not isinstance(times_raw, bool) and times_raw >= 1:
-        times = times_raw
-    else:
-        raise FakeScriptError(f"{where}: times must be a positive integer or 'forever'")
+    return str(fault) if fault is not None else None
+
+
+def _times(where: str, raw: Any) -> int | None:
+    """How often an entry answers; None for ``forever``."""
+    if raw == "forever":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+        return raw
+    raise FakeScriptError(f"{where}: times must be a positive integer or 'forever'")
+
+
+def _check_scalars(where: str, spec: dict[str, Any], fault: str | None) -> None:
     for key in ("delay", "retry_after_ms"):
         if key in spec:
             _check_type(where, key, spec[key], (int, float))
@@ -212,37 +233,37 @@ def _validate_entry(where: str, index: int, raw: Any) -> ScriptEntry:
         raise FakeScriptError(f"{where}: style must be 'xai' or 'openai'")
     if "content" in spec and spec["content"] is not None:
         _check_type(where, "content", spec["content"], str)
-    if "usage" in spec:
-        usage = spec["usage"]
-        _check_type(where, "usage", usage, Mapping)
-        for k, v in usage.items():
-            if k not in ("prompt_tokens", "completion_tokens"):
-                raise FakeScriptError(f"{where}: usage.{k} is not a usage field")
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise FakeScriptError(f"{where}: usage.{k} must be a non-negative integer")
-    if "tool_calls" in spec and not isinstance(spec["tool_calls"], list):
-        raise FakeScriptError(f"{where}: tool_calls must be a list")
-    for i, call in enumerate(spec.get("tool_calls") or []):
-        cw = f"{where}: tool_calls[{i}]"
-        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
-            raise FakeScriptError(f"{cw} needs a name")
-        extra = set(call) - {"name", "arguments", "id"}
-        if extra:
-            raise FakeScriptError(f"{cw}: unknown key {sorted(extra)[0]!r}")
-        args = call.get("arguments", {})
-        if not isinstance(args, Mapping | str):
-            raise FakeScriptError(f"{cw}: arguments must be a mapping or a raw string")
-    when = spec.get("when")
-    if when is not None:
-        if not isinstance(when, Mapping):
-            raise FakeScriptError(f"{where}: when must be a mapping")
-        bad = sorted(set(when) - _WHEN_KEYS)
-        if bad:
-            raise FakeScriptError(
-                f"{where}: when.{bad[0]} is not a condition "
-                f"(expected one of {', '.join(sorted(_WHEN_KEYS))})"
-            )
-    return ScriptEntry(index=index, spec=spec, times=times)
+
+
+def _check_usage(where: str, usage: Any) -> None:
+    _check_type(where, "usage", usage, Mapping)
+    for k, v in usage.items():
+        if k not in ("prompt_tokens", "completion_tokens"):
+            raise FakeScriptError(f"{where}: usage.{k} is not a usage field")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise FakeScriptError(f"{where}: usage.{k} must be a non-negative integer")
+
+
+def _check_tool_call(cw: str, call: Any) -> None:
+    if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+        raise FakeScriptError(f"{cw} needs a name")
+    extra = set(call) - {"name", "arguments", "id"}
+    if extra:
+        raise FakeScriptError(f"{cw}: unknown key {sorted(extra)[0]!r}")
+    args = call.get("arguments", {})
+    if not isinstance(args, Mapping | str):
+        raise FakeScriptError(f"{cw}: arguments must be a mapping or a raw string")
+
+
+def _check_when(where: str, when: Any) -> None:
+    if not isinstance(when, Mapping):
+        raise FakeScriptError(f"{where}: when must be a mapping")
+    bad = sorted(set(when) - _WHEN_KEYS)
+    if bad:
+        raise FakeScriptError(
+            f"{where}: when.{bad[0]} is not a condition "
+            f"(expected one of {', '.join(sorted(_WHEN_KEYS))})"
+        )
 
 
 def load_script(

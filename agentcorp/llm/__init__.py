@@ -16,7 +16,15 @@ from __future__ import annotations
 ALLOW_REAL_REQUESTS: bool = True
 
 # The submodules read ALLOW_REAL_REQUESTS from this module at call time, so it is defined first.
-from agentcorp.llm.client import OnCall, OpenAIClient, is_loopback  # noqa: E402
+from agentcorp.llm.client import (  # noqa: E402
+    DEFAULT_TIMEOUT,
+    TIMEOUT_ENV,
+    OnCall,
+    OpenAIClient,
+    is_loopback,
+    redact_key,
+    resolve_timeout,
+)
 from agentcorp.llm.hashing import (  # noqa: E402
     canonical_json,
     canonical_request_hash,
@@ -37,12 +45,14 @@ from agentcorp.llm.pricing import (  # noqa: E402
     budget_check,
 )
 from agentcorp.llm.providers import OPENAI, XAI, Provider, custom, provider_named  # noqa: E402
-from agentcorp.llm.retry import RetryPolicy  # noqa: E402
+from agentcorp.llm.retry import RequestRejected, RetryPolicy  # noqa: E402
 
 __all__ = [
     "ALLOW_REAL_REQUESTS",
     "DEFAULT_PRICES",
+    "DEFAULT_TIMEOUT",
     "OPENAI",
+    "TIMEOUT_ENV",
     "XAI",
     "BudgetCheck",
     "OnCall",
@@ -50,6 +60,7 @@ __all__ = [
     "Price",
     "PriceTable",
     "Provider",
+    "RequestRejected",
     "RetryPolicy",
     "UsageMeter",
     "budget_check",
@@ -61,6 +72,8 @@ __all__ = [
     "is_loopback",
     "provider_named",
     "redact_images",
+    "redact_key",
+    "resolve_timeout",
     "text_part",
     "user_message",
 ]

@@ -4,7 +4,7 @@
   requests; ``OpenAIClient`` sends them through the ``openai`` SDK with the SDK's own retries
   off and a single tenacity policy (``RetryPolicy``) on top.
 - ``PriceTable`` and ``UsageMeter`` do token and USD accounting per call, task and company.
-- ``canonical_request_hash`` names a request body for decision replay.
+- Request bodies are hashed in one place, ``agentcorp.record.canonical`` (what recordings use).
 - ``structured`` negotiates JSON output (json_schema → json_object → prompt) per endpoint and
   model; ``capabilities.check_vision`` refuses a text-only actor model before a run.
 
@@ -31,11 +31,6 @@ from agentcorp.llm.client import (  # noqa: E402
     is_loopback,
     redact_key,
     resolve_timeout,
-)
-from agentcorp.llm.hashing import (  # noqa: E402
-    canonical_json,
-    canonical_request_hash,
-    redact_images,
 )
 from agentcorp.llm.messages import (  # noqa: E402
     count_images,
@@ -75,15 +70,12 @@ __all__ = [
     "VisionUnsupported",
     "VisionVerdict",
     "budget_check",
-    "canonical_json",
-    "canonical_request_hash",
     "check_vision",
     "count_images",
     "custom",
     "image_part",
     "is_loopback",
     "provider_named",
-    "redact_images",
     "redact_key",
     "resolve_timeout",
     "text_part",

@@ -91,6 +91,8 @@ class Planner:
     """Turns tasks into ``Plan`` values with a ``ChatModel``.
 
     ``modes`` is the run's ``OutputModes`` (default: the one kept in the client's ``notes``).
+    ``max_tokens`` bounds each reply (None: the server's default), so a small local model
+    cannot ramble for minutes.
     """
 
     def __init__(
@@ -101,11 +103,13 @@ class Planner:
         max_reasks: int = 2,
         temperature: float | None = 0.0,
         modes: OutputModes | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.model_name = model_name
         self.max_reasks = max_reasks
         self.temperature = temperature
+        self.max_tokens = max_tokens
         self.revision = 0
         # The run's memory of which structured-output mode works: the client's, shared by
         # every task, unless given.
@@ -148,6 +152,7 @@ class Planner:
                 messages=messages + turns,
                 response_format=fmt,
                 temperature=self.temperature,
+                max_tokens=self.max_tokens,
                 purpose="plan",
             )
             try:

@@ -132,6 +132,7 @@ class ReceivedRequest:
     entry: int | None = None
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    refused: bool = False  # turned away by a server-wide option (reject_response_format)
 
     @property
     def response_format(self) -> str:
@@ -706,6 +707,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind = _format_type(body)
         if kind in state.reject_response_format:
             req.status = state.reject_status
+            req.refused = True
             msg = f"response_format type {kind!r} is not supported by this server (fake)"
             self._send(_json_reply(req.status, _error_body(msg, "invalid_request_error")))
             return
@@ -853,7 +855,7 @@ class FakeOpenAIServer:
 
     def assert_complete(self) -> None:
         """Raise ``AssertionError`` unless every entry was used and every request matched."""
-        unmatched = [r.index for r in self.chat_requests if r.entry is None]
+        unmatched = [r.index for r in self.chat_requests if r.entry is None and not r.refused]
         if unmatched:
             raise AssertionError(f"fake_openai: requests {unmatched} matched no script entry")
         if self.remaining:

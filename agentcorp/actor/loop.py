@@ -134,14 +134,8 @@ class _Batch:
 
     progress: bool = False  # some action ran
     error: bool = False  # some call was invalid, refused or failed
-    changed: Box | None = None  # union of what the actions that ran changed
     result: EpisodeResult | None = None  # set by an allowed done/fail
-
-
-@dataclass(frozen=True, slots=True)
-class _Where:
-    url: str | None
-    window_class: str | None
+    changes: list[Box] = field(default_factory=list)  # what each action that ran changed
 
 
 @dataclass(slots=True)
@@ -149,7 +143,6 @@ class _State:
     frame: Frame
     image: bytes
     shown: Frame | None = None  # ``frame`` as policy lets it leave the loop (secrets blanked)
-    changed: Box | None = None  # what the last action changed on screen
     step: int = 0
     memory: list[_Turn] = field(default_factory=list)
     last_box: Box | None = None  # the box of the last grounded target
@@ -444,14 +437,13 @@ class Actor:
         "not run" with the reason, so the model knows exactly where it stopped.
         """
         batch = _Batch()
-        seen = self._where()
         results: list[str] = []
         stop: str | None = None
         for i, call in enumerate(reply.tool_calls, 1):
             if stop is not None:
                 results.append(f"not run: {stop}")
                 continue
-            text, outcome = yield from self._one_call(st, turn, reply, call, batch, seen)
+            text, outcome = yield from self._one_call(st, turn, reply, call, batch)
             results.append(text)
             if outcome == "error":
                 batch.error = True
@@ -473,7 +465,6 @@ class Actor:
         reply: ChatResponse,
         call: ToolCall,
         batch: _Batch,
-        seen: _Where,
     ) -> Generator[Step, None, tuple[str, Literal["ok", "error", "stale"]]]:
         """One tool call of a batch: its result text and how it went."""
         parsed = parse_tool_call(call, self.map.model_size)
@@ -487,14 +478,17 @@ class Actor:
             text = yield from self._zoom(st, turn, action, reply.content, call.id)
             return text, "ok"
         if batch.progress:
-            why = self._unforeseen(action, batch.changed, seen)
+            why = self._unforeseen(action, batch.changes)
             if why is not None:
                 return f"not run: {why}", "stale"
+        before = st.shown or st.frame
         error = yield from self._act(st, action, "model", reply.content, call.id)
         if error is not None:
             return f"Error: {error}", "error"
         batch.progress = True
-        batch.changed = _union(batch.changed, st.changed)
+        changed = _diff_box(before, st.shown or st.frame)
+        if changed is not None:
+            batch.changes.append(changed)
         return f"ok: {_describe(action)}", "ok"
 
     def _finish(
@@ -538,33 +532,22 @@ class Actor:
         turn.zooms.append((label, _data_url(image, cfg)))
         return f"ok: the zoomed image follows the tool results ({w}x{h} screen pixels)"
 
-    def _where(self) -> _Where:
-        """Where the computer is: the page address and the focused application."""
-        c = self.computer
-        return _Where(_url(c), _str_or_none(_call(c, "window_class")))
-
-    def _unforeseen(self, action: Action, changed: Box | None, seen: _Where) -> str | None:
+    def _unforeseen(self, action: Action, changes: list[Box]) -> str | None:
         """Why the screen may no longer be the one the model planned ``action`` on, if so.
 
-        The model planned the whole batch on one screenshot. After earlier calls ran, a new
-        page or application, a change over half the screen, or a change where this call
-        points means that screenshot is stale for this call.
+        The model planned the whole reply on one screenshot. After earlier calls ran, a change
+        over half the screen (a new page, window or dialog) or a change where this call points
+        makes that screenshot stale for it. Decided from pixels only, so a decision replay on
+        the recorded frames stops at the same call.
         """
-        now = self._where()
-        if now.url != seen.url:
-            return "the page address changed, so the screenshot you planned on is stale"
-        if now.window_class != seen.window_class:
-            return "another application has the focus now"
-        if changed is None:
-            return None
         w, h = self.computer.size
-        if changed.w * changed.h * 2 > w * h:
-            return "most of the screen changed after the calls before it"
+        if sum(b.w * b.h for b in changes) * 2 > w * h:
+            return "most of the screen changed after the calls before it; decide on the new one"
         points = list(action.path)
         if action.x is not None and action.y is not None:
             points.append((action.x, action.y))
-        if any(changed.contains(px, py) for px, py in points):
-            return "the screen changed where this call points"
+        if any(b.contains(px, py) for b in changes for px, py in points):
+            return "the screen changed where this call points; decide on the new screenshot"
         return None
 
     def _messages(self, goal: str, first_image: str, memory: list[_Turn]) -> list[dict[str, Any]]:
@@ -636,7 +619,6 @@ class Actor:
     ) -> Generator[Step, None, str | None]:
         """Gate, execute and settle one action; the error text on failure, else ``None``."""
         st.step += 1
-        st.changed = None
         yield ActionStep(st.step, time.time(), action, source, reasoning, call_id)
         decision = self.gate.check(action, self._context(st, action, source))
         yield PolicyStep(st.step, time.time(), decision.decision, decision.rule, decision.approver)
@@ -658,7 +640,6 @@ class Actor:
             return str(exc)
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)
-        st.changed = settled.changed
         yield ActionResultStep(
             st.step, time.time(), True, None, (t1 - t0) * 1000, settled.elapsed_ms, settled.changed
         )
@@ -782,10 +763,16 @@ def _assistant_msg(content: str | None, calls: Sequence[ToolCall]) -> dict[str, 
     return msg
 
 
-def _union(a: Box | None, b: Box | None) -> Box | None:
-    if a is None or b is None:
-        return a or b
-    return a.union(b)
+def _diff_box(a: Frame, b: Frame) -> Box | None:
+    """The box around every pixel that differs between two frames (the whole one if resized)."""
+    if a.size != b.size:
+        return Box(0, 0, b.width, b.height)
+    if a.sha256 == b.sha256:
+        return None
+    from PIL import ImageChops
+
+    bbox = ImageChops.difference(a.pil(), b.pil()).getbbox()
+    return Box(bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1]) if bbox else None
 
 
 def _response_dict(content: str | None, calls: Sequence[ToolCall]) -> dict[str, Any]:

@@ -607,9 +607,7 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
     steps = task.get("steps")
     if isinstance(steps, list):
         for j, step in enumerate(steps):
-            if isinstance(step, dict):
-                for k in ("type", "open_url", "wait_for", "click", "into"):
-                    places.append((("tasks", i, "steps", j, k), step.get(k)))
+            places.extend(_texts(("tasks", i, "steps", j), step))
     for path, text in places:
         if not isinstance(text, str):
             continue
@@ -621,6 +619,17 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
                     f"template variable {{inputs.{name}}} has no input {name!r}"
                     f"{did_you_mean(name, inputs)}",
                 )
+
+
+def _texts(path: Path_, value: Any) -> list[tuple[Path_, Any]]:
+    """Every text inside a step, with its path: templates are rendered in all of them."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts((*path, str(k)), v)]
+    if isinstance(value, list):
+        return [t for n, v in enumerate(value) for t in _texts((*path, n), v)]
+    return []
 
 
 def _cycles(ctx: _Ctx, tasks: list[Any], ids: dict[str, int]) -> None:

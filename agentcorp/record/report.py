@@ -275,7 +275,10 @@ def _draw_action(img: Any, a: Action, scale: float) -> None:
 
     d = ImageDraw.Draw(img)
     red = (255, 45, 85)
-    if a.x is not None and a.y is not None:
+    if a.kind == "zoom" and a.region is not None:
+        zx, zy, zw, zh = (v * scale for v in a.region)
+        d.rectangle((zx, zy, zx + zw, zy + zh), outline=red, width=3)
+    elif a.x is not None and a.y is not None:
         x, y = a.x * scale, a.y * scale
         d.ellipse((x - 10, y - 10, x + 10, y + 10), outline=red, width=3)
         d.line((x - 16, y, x + 16, y), fill=red, width=2)

@@ -25,7 +25,7 @@ from agentcorp.policy.config import PolicyConfig
 from agentcorp.record.episode import episode_manifest, loop_runner
 from agentcorp.record.recorder import SessionRecorder
 from agentcorp.record.replay import decision_replay
-from agentcorp.record.report import render_html
+from agentcorp.record.report import render_html, write_animation
 from agentcorp.record.session import open_session
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.testing.fake_openai import FakeOpenAIServer
@@ -296,6 +296,9 @@ def test_zoom_answers_from_the_last_frame_at_full_resolution(serve: Any, tmp_pat
     assert data["steps"][0]["action"]["region"] == [900, 695, 200, 30]
     assert data["steps"][0]["action"]["intent"] == "read the reference"
     assert 'a.kind === "zoom"' in render_html(open_session(tmp_path / "s"))
+    gif = write_animation(open_session(tmp_path / "s"), tmp_path / "a.gif")
+    with Image.open(gif) as anim:
+        assert anim.n_frames >= 1
 
 
 def test_zoom_shows_blanked_secret_fields_only(serve: Any, tmp_path: Path) -> None:

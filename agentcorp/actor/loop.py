@@ -121,11 +121,8 @@ class _Turn:
     results: list[dict[str, Any]]
     image: str | None = None  # data URL of the observation that followed, if any
     note: str = ""  # text that stands in for the image once it ages out
-    zooms: list[tuple[str, str]] = field(default_factory=list)  # (label, data URL) per zoom
-
-    @property
-    def has_images(self) -> bool:
-        return self.image is not None or bool(self.zooms)
+    # (label, data URL) per zoom; shown in the next request only, then noted as omitted.
+    zooms: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -471,6 +468,9 @@ class Actor:
         if isinstance(parsed, ToolError):
             return f"Error: {parsed.message}", "error"
         action = self._to_screen(parsed.action)
+        if action.kind == "done" and batch.progress:
+            # Done is claimed on a screen the model has seen, never on one it only expects.
+            return "not run: call done in a later reply, once you have seen the screen", "stale"
         if action.kind in ("done", "fail"):
             refusal = yield from self._finish(st, action, reply.content, call.id, batch)
             return (f"Error: {refusal}", "error") if refusal else ("ok", "ok")
@@ -553,7 +553,7 @@ class Actor:
     def _messages(self, goal: str, first_image: str, memory: list[_Turn]) -> list[dict[str, Any]]:
         """System prompt, the task with the first screenshot, then the turns so far."""
         cfg = self.config
-        newer = sum(1 for t in memory if t.has_images)
+        newer = sum(1 for t in memory if t.image is not None)
         task: list[dict[str, Any]] = [{"type": "text", "text": f"Task: {goal}"}]
         if newer < max(1, cfg.image_history):
             task.append({"type": "image_url", "image_url": {"url": first_image}})
@@ -567,27 +567,37 @@ class Actor:
         ]
 
     def _history(self, memory: list[_Turn]) -> list[dict[str, Any]]:
-        """The conversation so far; only the last ``image_history`` turns' images as images."""
+        """The conversation so far; only the last ``image_history`` screenshots as images.
+
+        Zoomed images are shown once, right after the reply that asked for them.
+        """
         # The model always sees the current screen, so at least one image is kept.
         keep = max(1, self.config.image_history)
-        with_images = [i for i, t in enumerate(memory) if t.has_images]
+        with_images = [i for i, t in enumerate(memory) if t.image is not None]
         recent = set(with_images[-keep:])
         out: list[dict[str, Any]] = []
         for i, t in enumerate(memory):
             out.append(t.assistant)
             out.extend(t.results)
-            if i in recent:
-                parts: list[dict[str, Any]] = []
+            parts: list[dict[str, Any]] = []
+            notes: list[str] = []
+            if t.zooms and i == len(memory) - 1:
                 for label, url in t.zooms:
                     parts.append({"type": "text", "text": label})
                     parts.append({"type": "image_url", "image_url": {"url": url}})
-                if t.image is not None:
-                    parts.append({"type": "text", "text": "The screen now:"})
-                    parts.append({"type": "image_url", "image_url": {"url": t.image}})
+            elif t.zooms:
+                notes.append(f"({len(t.zooms)} zoomed image(s) omitted)")
+            if t.image is not None and i in recent:
+                parts.append({"type": "text", "text": "The screen now:"})
+                parts.append({"type": "image_url", "image_url": {"url": t.image}})
+            elif t.note:
+                notes.insert(0, t.note)
+            if notes and parts:
+                parts.insert(0, {"type": "text", "text": " ".join(notes)})
+            if parts:
                 out.append({"role": "user", "content": parts})
-            elif t.note or t.zooms:
-                zooms = f"({len(t.zooms)} zoomed image(s) omitted)" if t.zooms else ""
-                out.append({"role": "user", "content": " ".join(filter(None, (t.note, zooms)))})
+            elif notes:
+                out.append({"role": "user", "content": " ".join(notes)})
         return out
 
     def _to_screen(self, action: Action) -> Action:

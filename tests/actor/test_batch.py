@@ -296,6 +296,9 @@ def test_zoom_answers_from_the_last_frame_at_full_resolution(serve: Any, tmp_pat
     assert data["steps"][0]["action"]["region"] == [900, 695, 200, 30]
     assert data["steps"][0]["action"]["intent"] == "read the reference"
     assert 'a.kind === "zoom"' in render_html(open_session(tmp_path / "s"))
+    s = open_session(tmp_path / "s")
+    report = decision_replay(s, loop_runner(s))
+    assert report.ok, report.summary()
     gif = write_animation(open_session(tmp_path / "s"), tmp_path / "a.gif")
     with Image.open(gif) as anim:
         assert anim.n_frames >= 1
@@ -365,3 +368,44 @@ def test_ambiguous_screen_text_reaches_the_model_wrapped(serve: Any, tmp_path: P
         in goal
     )
     assert f'nonce="{cfg.untrusted_nonce}"' in body["messages"][0]["content"]
+
+
+def test_done_after_actions_waits_for_the_model_to_see_the_screen(
+    serve: Any, tmp_path: Path
+) -> None:
+    srv, client = serve(
+        [
+            act(call("click", "d1", x=SAVE[0], y=SAVE[1]), call("done", "d2", summary="saved")),
+            act(call("done", "d3", summary="saved")),
+        ]
+    )
+    _, result, _ = run_recorded(desk(), client, tmp_path / "s")
+    assert result.status == "done" and result.summary == "saved"
+    results = dict(tool_results(srv.chat_requests[1].body))
+    assert results["d2"].startswith("not run: call done in a later reply")
+    srv.assert_complete()
+
+
+def test_a_zoom_first_keeps_the_current_screen_in_view(serve: Any, tmp_path: Path) -> None:
+    srv, client = serve(
+        [
+            act(call("zoom", "z1", x=0, y=0, w=100, h=100)),
+            act(call("zoom", "z2", x=100, y=100, w=50, h=50)),
+            act(call("done", "z3", summary="looked")),
+        ]
+    )
+    fc = desk()
+    cfg = ActorConfig(model="fake-actor", image_history=1)
+    actor = Actor(fc, gate=AllowAll(), model=client, config=cfg)
+    gen = actor.run(TASK)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            assert stop.value.status == "done"
+            break
+    third = srv.chat_requests[2]
+    # The first screenshot (still the current screen) and only the latest zoom.
+    assert third.images == 2
+    texts = json.dumps(third.body["messages"])
+    assert "(1 zoomed image(s) omitted)" in texts and "Zoom (z2)" in texts

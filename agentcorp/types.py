@@ -92,6 +92,7 @@ ActionKind = Literal[
     "wait",
     "wait_for",
     "open_url",
+    "zoom",
     "done",
     "fail",
 ]
@@ -105,6 +106,8 @@ class Action:
     ``target`` is the visible text the action aimed at (when known) so replays can relocate
     it; ``model_xy`` keeps the coordinates as the model gave them, in the frame it saw.
     ``text`` may hold ``${secrets.NAME}`` placeholders; only the sandbox resolves them.
+    ``intent`` is the model's one-line reason for this action (recorded and shown in the
+    trace, never executed); ``region`` is the screen box ``(x, y, w, h)`` a ``zoom`` looked at.
     """
 
     kind: ActionKind
@@ -121,6 +124,8 @@ class Action:
     into: str | None = None
     model_xy: Point | None = None
     summary: str | None = None
+    intent: str | None = None
+    region: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +253,17 @@ class ModelCallStep:
 
 @dataclass(frozen=True, slots=True)
 class ActionStep:
-    """The actor decided on an action (before policy and execution)."""
+    """The actor decided on an action (before policy and execution).
+
+    ``tool_call_id`` names the model's tool call it came from (one reply may carry several).
+    """
 
     step: int
     t: float
     action: Action
     source: ActionSource
     reasoning: str | None = None
+    tool_call_id: str | None = None
     kind: Literal["action"] = "action"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from agentcorp.actor.budget import BudgetMeter
 from agentcorp.actor.loop import Actor, ActorConfig, EpisodeTask, _State
-from agentcorp.actor.runner import TaskInput, TaskResult, run_task
+from agentcorp.actor.runner import TaskInput, TaskResult, TaskStatus, run_task
 from agentcorp.actor.script import ScriptStep, parse_step
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
@@ -370,7 +370,7 @@ def run_task_cached(
             "cache",
         )
     if out.divergence is None:
-        status: str = "pass"
+        status: TaskStatus = "pass"
         reason = ""
         outcomes: tuple[CheckOutcome, ...] = ()
         if task.success is not None:

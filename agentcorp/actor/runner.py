@@ -17,6 +17,7 @@ from agentcorp.actor.loop import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.actor.script import parse_step, step_text
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
+from agentcorp.llm.untrusted import MARKER, untrusted_notice
 from agentcorp.planner.plan import Plan, Planner, PlanTask
 from agentcorp.policy.base import ActionGate
 from agentcorp.sandbox.base import Computer
@@ -119,7 +120,9 @@ def run_task(
         ):
             replans += 1
             failed = _describe_step(steps[result.failed_step])
-            plan = yield from planner.replan(plan_task, plan, failed, result.reason)
+            plan = yield from planner.replan(
+                plan_task, plan, failed, _for_planner(result.reason, actor.config.untrusted_nonce)
+            )
             steps = list(plan.steps)
             continue
         break
@@ -177,3 +180,10 @@ def _jsonable(value: Any) -> Any:
     if callable(dump):
         return dump(by_alias=True, exclude_none=True, mode="json")
     return value
+
+
+def _for_planner(reason: str, nonce: str) -> str:
+    """The failure as the planner gets it: screen text in it stays marked as data."""
+    if MARKER not in reason:
+        return reason
+    return f"{reason}\n\n{untrusted_notice(nonce)}"

@@ -47,7 +47,7 @@ _INTERACTIONS = frozenset({"click", "double_click", "right_click", "drag", "scro
 _CONFIRMABLE = frozenset(
     {"click", "double_click", "right_click", "drag", "type", "key", "open_url"}
 )
-_TEXT_FIELDS = ("text", "url", "keys", "target", "into", "summary")
+_TEXT_FIELDS = ("text", "url", "keys", "target", "into", "summary", "intent")
 # Navigable without any allow list: the web and the blank page. Everything else (file:,
 # javascript:, data:, chrome:, view-source:, ...) needs an explicit allow_urls pattern.
 _SAFE_SCHEMES = frozenset({"http", "https"})

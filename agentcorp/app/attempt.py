@@ -195,10 +195,10 @@ class SessionObserver:
 
             extra.update(episode_manifest(result.episode, result.actor_config))
             extra["episode"]["then_model"] = result.episode.then_model
-        if result.cache_replay is not None:
+        if result.cached_run is not None:
             # The cached actions as looked up: a decision replay redoes them before the
             # episode that took over (``agentcorp.record.episode.loop_runner``).
-            extra["cache_replay"] = result.cache_replay
+            extra["cached_run"] = result.cached_run
         if result.mode == "planned":
             # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
             # decision replay of a planned session, not only the last episode.

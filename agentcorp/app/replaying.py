@@ -20,16 +20,14 @@ __all__ = ["live_sandbox"]
 def live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Computer, Grounder]]:
     """A fresh sandbox like the one ``session`` ran on, opened as a run opens it.
 
-    ``company_path`` defaults to the company file the session names.
+    Only ``company_path`` is used (a recording never chooses the apps and services replay
+    starts): without it, ``ConfigError``.
     """
     from agentcorp.app.running import load
+    from agentcorp.record.replay import live_sandbox_company
 
-    where = company_path or session.manifest.get("company_file")
-    if not where:
-        raise ConfigError(
-            "a live sandbox needs the company: pass --company PATH (or use --no-sandbox)"
-        )
-    company = load(Path(where))
+    where = live_sandbox_company(session, company_path)
+    company = load(where)
     info = session.manifest.get("sandbox")
     name = info.get("name") if isinstance(info, dict) else None
     if not isinstance(name, str) or name not in company.sandboxes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,12 +77,12 @@ def write_traces(
     root: Path, results: list[TaskRun], warn: Callable[[str], None] | None = None
 ) -> Path:
     """One HTML trace per recorded session, and an index page linking them all."""
-    from agentcorp.record.report import write_report
+    from agentcorp.record.report import IndexRow, render_run_index, write_report
     from agentcorp.record.session import open_session
 
     rows = []
     for r in results:
-        link = ""
+        link = None
         if r.session is not None:
             folder = Path(r.session)
             try:
@@ -92,20 +91,8 @@ def write_traces(
             except (AgentcorpError, ValueError) as exc:
                 if warn is not None:
                     warn(f"agentcorp: warning: no trace for {folder}: {exc}")
-        name = html.escape(r.task_id)
-        cell = f"<a href='{html.escape(link)}'>{name}</a>" if link else name
-        rows.append(
-            f"<tr><td>{cell}</td><td class='{html.escape(r.status)}'>{html.escape(r.status)}"
-            f"</td><td>{html.escape(r.mode)}</td><td>{html.escape(r.reason)}</td></tr>"
-        )
+        rows.append(IndexRow(r.task_id, r.status, r.mode, r.reason, link))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     index = root / f"run-{stamp}.html"
-    index.write_text(
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>agentcorp run"
-        "</title><style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 10px;"
-        "text-align:left}.pass{color:#080}.fail,.error,.budget_exceeded{color:#b00}</style>"
-        "</head><body><h1>agentcorp run</h1><table><tr><th>task</th><th>status</th>"
-        f"<th>mode</th><th>detail</th></tr>{''.join(rows)}</table></body></html>\n",
-        encoding="utf-8",
-    )
+    index.write_text(render_run_index(rows), encoding="utf-8")
     return index

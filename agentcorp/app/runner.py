@@ -269,6 +269,7 @@ class TaskRunner:
             str(config.chromium) if config.chromium else None,
             state_root=state_root,
             live_offset=live_offset,
+            audit=audit,
         )
         client = None
         try:

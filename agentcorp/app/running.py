@@ -22,7 +22,7 @@ from agentcorp.app.attempt import RunObserver, TaskRun, instance_of, path_taken
 from agentcorp.app.config import LiveViewSettings, RunConfig, resolve_config
 from agentcorp.app.episode import EPISODE, RunFolder, Station, to_episode_result
 from agentcorp.app.report import RunReport, write_traces
-from agentcorp.errors import ConfigError, LLMError, SpecError, SpecIssue
+from agentcorp.errors import ConfigError, LLMError
 from agentcorp.spec import Company, Task
 
 __all__ = ["MAX_WORKERS", "RunPlan", "load", "run"]
@@ -60,17 +60,12 @@ def load(path_or_company: str | os.PathLike[str] | Company) -> Company:
     """A loaded company (``SpecError``/``ConfigError`` with exit code 2 when it is not one)."""
     if isinstance(path_or_company, Company):
         return path_or_company
-    from agentcorp.spec import SpecValidationError, load_company
+    from agentcorp.spec import load_company
 
     p = Path(path_or_company)
     if not p.exists():
         raise ConfigError(f"{p}: no such company file or folder")
-    try:
-        return load_company(p)
-    except SpecValidationError as exc:
-        raise SpecError(
-            [SpecIssue(i.file, i.line, i.col, i.path, i.message) for i in exc.issues]
-        ) from exc
+    return load_company(p)
 
 
 def _workers(workers: Any) -> int:

@@ -123,8 +123,12 @@ def open_browser(
     home: Path,
     secrets: Mapping[str, str],
     chromium: str | None = None,
+    on_navigation: Callable[[str, bool, str | None], None] | None = None,
 ) -> Computer:
-    """A fresh headless Chromium on browser sandbox ``name`` (services already running)."""
+    """A fresh headless Chromium on browser sandbox ``name`` (services already running).
+
+    ``on_navigation(url, allowed, reason)`` hears every navigation decision (the audit log).
+    """
     from agentcorp.sandbox.browser import BrowserComputer
 
     spec = company.sandboxes[name]
@@ -136,6 +140,7 @@ def open_browser(
         home=home,
         secrets=secrets,
         chromium=chromium,
+        on_navigation=on_navigation,
     )
 
 
@@ -160,8 +165,11 @@ class Sandboxes:
         *,
         state_root: Path | None = None,
         live_offset: int = 0,
+        audit: Any = None,
     ) -> None:
         self.company = company
+        #: The run's ``AuditLog``: every browser navigation decision is appended to it.
+        self.audit = audit
         self.chromium = chromium
         self.secrets = secrets
         self.live_view = live_view
@@ -207,11 +215,28 @@ class Sandboxes:
             home = self._home(name) or Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
             self._services.extend(start_services(self.company, name, home, self.secrets))
-        browser = open_browser(self.company, name, self._homes[name], self.secrets, self.chromium)
+        browser = open_browser(
+            self.company,
+            name,
+            self._homes[name],
+            self.secrets,
+            self.chromium,
+            on_navigation=self._navigation_auditor(name),
+        )
         try:
             yield browser, make_grounder(browser, self._engine())
         finally:
             browser.close()
+
+    def _navigation_auditor(self, name: str) -> Callable[[str, bool, str | None], None] | None:
+        audit = self.audit
+        if audit is None:
+            return None
+
+        def record(url: str, allowed: bool, reason: str | None) -> None:
+            audit.append("navigation", sandbox=name, url=url, allowed=allowed, reason=reason)
+
+        return record
 
     def _say(self, message: str) -> None:
         if self._notify is not None:

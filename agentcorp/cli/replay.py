@@ -64,12 +64,18 @@ def replay(
         Path | None,
         typer.Option(
             "--company",
-            help="The company file or folder, to build a live sandbox (decision and action modes).",
+            help="The company file or folder to build a live sandbox from (decision and action "
+            "modes). Only this file is used: a recording never names the apps or services "
+            "that replay starts, so without --company a live replay is refused.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
-    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording."""
+    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording.
+
+    Recordings are data: replay starts apps or services only from the company file named
+    with --company, never from one the recording names.
+    """
     from agentcorp.record.replay import action_replay, decision_replay, regrade
     from agentcorp.record.session import open_session
 

@@ -223,7 +223,7 @@ def run(
         ),
     ] = None,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither replay nor store cached action sequences.")
+        bool, typer.Option("--no-cache", help="Neither run nor store cached action sequences.")
     ] = False,
     workers: Annotated[
         str,

@@ -157,7 +157,9 @@ class XvfbDesktop(Computer):
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._closed = False
         self._own_home = home is None
-        self.home: Path = Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home
+        self.home: Path = (
+            Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home.absolute()
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         self._x: Any = None
         self._mss: Any = None

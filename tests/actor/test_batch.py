@@ -24,7 +24,7 @@ from agentcorp.policy.base import ActionGate, AllowAll
 from agentcorp.policy.config import PolicyConfig
 from agentcorp.record.episode import episode_manifest, loop_runner
 from agentcorp.record.recorder import SessionRecorder
-from agentcorp.record.replay import decision_replay
+from agentcorp.record.replay import action_replay, decision_replay
 from agentcorp.record.report import render_html, write_animation
 from agentcorp.record.session import open_session
 from agentcorp.testing.fake_computer import FakeComputer, Widget
@@ -409,3 +409,60 @@ def test_a_zoom_first_keeps_the_current_screen_in_view(serve: Any, tmp_path: Pat
     assert third.images == 2
     texts = json.dumps(third.body["messages"])
     assert "(1 zoomed image(s) omitted)" in texts and "Zoom (z2)" in texts
+
+
+def test_a_zoom_before_actions_replays_and_is_never_cached(serve: Any, tmp_path: Path) -> None:
+    script = [
+        act(
+            call("zoom", "y1", x=80, y=160, w=100, h=40), call("click", "y2", x=SAVE[0], y=SAVE[1])
+        ),
+        act(call("done", "y3", summary="saved")),
+    ]
+    srv, client = serve(script)
+    _, result, _ = run_recorded(desk(), client, tmp_path / "s")
+    assert result.status == "done"
+    srv.assert_complete()
+    # Decision replay on the recorded frames: the zoom takes no frame of its own.
+    s = open_session(tmp_path / "s")
+    report = decision_replay(s, loop_runner(s))
+    assert report.ok, report.summary()
+    # Action replay re-executes the click only.
+    fc = desk()
+    again = action_replay(s, fc, fc.widget_grounder())
+    assert again.ok, again.summary()
+    assert fc.actions == [("click", 160, 220, "left")]
+
+    # The action cache keeps the click, not the zoom: a second run needs no model.
+    from agentcorp.actor import BudgetMeter, Budgets
+    from agentcorp.actor.cached import run_task_cached
+    from agentcorp.actor.runner import TaskInput
+    from agentcorp.checks import CheckContext
+    from agentcorp.grounding.cache import ActionCache, cache_key
+    from agentcorp.testing.drive import drive
+
+    cache = ActionCache(tmp_path / "cache")
+    key = cache_key("spec", {"zoom": 1})
+    task = TaskInput("t", "Save", success={"check": "screen_contains", "text": "Saved"})
+    srv2, client2 = serve(script)
+    outcomes = []
+    for model in (client2, None):
+        fc = desk()
+        g = fc.widget_grounder()
+        _, res = drive(
+            run_task_cached(
+                task,
+                fc,
+                cache=cache,
+                key=key,
+                gate=AllowAll(),
+                meter=BudgetMeter(Budgets()),
+                check_context=CheckContext(home=tmp_path, computer=fc, grounder=g),
+                grounder=g,
+                actor_model=model,
+                config=ActorConfig(model="fake-actor"),
+            )
+        )
+        outcomes.append((res.status, res.mode, fc.actions))
+    assert outcomes[0][0] == "pass" and outcomes[0][2] == [("click", 160, 220, "left")]
+    assert outcomes[1] == ("pass", "cache", [("click", 160, 220, "left")])
+    srv2.assert_complete()

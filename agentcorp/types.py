@@ -130,17 +130,36 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens and money for one model call (or a sum of calls)."""
+    """Tokens and money for one model call (or a sum of calls).
+
+    ``cached_tokens`` is the part of ``prompt_tokens`` the provider served from its prompt
+    cache (priced lower). ``unpriced_calls`` counts calls of models with no known price: their
+    cost is not in ``cost_usd``, so while it is non-zero the cost is unknown (``cost_known``),
+    never a silent $0.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     images: int = 0
     cost_usd: float = 0.0
+    cached_tokens: int = 0
+    unpriced_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether every call counted here had a price (else ``cost_usd`` is a lower bound)."""
+        return self.unpriced_calls == 0
+
+    def cost_text(self, digits: int = 4) -> str:
+        """The cost for people: ``0.0123``, or ``unknown`` when a call had no known price."""
+        if self.cost_known:
+            return f"{self.cost_usd:.{digits}f}"
+        return f"unknown (≥ {self.cost_usd:.{digits}f})" if self.cost_usd else "unknown"
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -148,6 +167,8 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
             self.images + other.images,
             self.cost_usd + other.cost_usd,
+            self.cached_tokens + other.cached_tokens,
+            self.unpriced_calls + other.unpriced_calls,
         )
 
 

@@ -147,10 +147,6 @@ class _State:
     typing_into: tuple[str, Box | None] | None = None  # label and box of the field being typed in
 
 
-class _Denied(Exception):
-    """The gate refused an action; carries what the model is told."""
-
-
 class Actor:
     """Drives one ``Computer``; construct once per task, call ``run(task)`` once."""
 

@@ -57,9 +57,9 @@ class TaskResult:
     mode: str = ""
     episode: EpisodeTask | None = None  # the last episode run, for the recording's manifest
     actor_config: ActorConfig | None = None
-    #: For a run that replayed the action cache: the cached sequence as it was looked up
+    #: For a run from the action cache: the cached sequence as it was looked up
     #: (``{"version", "actions", "actor_config"}``), so a decision replay can redo it.
-    cache_replay: dict[str, Any] | None = None
+    cached_run: dict[str, Any] | None = None
 
 
 def run_task(

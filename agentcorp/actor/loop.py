@@ -132,7 +132,10 @@ class _Batch:
     progress: bool = False  # some action ran
     error: bool = False  # some call was invalid, refused or failed
     result: EpisodeResult | None = None  # set by an allowed done/fail
-    changes: list[Box] = field(default_factory=list)  # what each action that ran changed
+    # (before, after) frames of each action that ran, diffed only when a later call needs
+    # it (a one-call reply pays nothing), into the boxes each one changed.
+    ran: list[tuple[Frame, Frame]] = field(default_factory=list)
+    changes: list[Box] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -474,6 +477,8 @@ class Actor:
             text = yield from self._zoom(st, turn, action, reply.content, call.id)
             return text, "ok"
         if batch.progress:
+            batch.changes += [b for a, z in batch.ran if (b := _diff_box(a, z)) is not None]
+            batch.ran.clear()
             why = self._unforeseen(action, batch.changes)
             if why is not None:
                 return f"not run: {why}", "stale"
@@ -482,9 +487,7 @@ class Actor:
         if error is not None:
             return f"Error: {error}", "error"
         batch.progress = True
-        changed = _diff_box(before, st.shown or st.frame)
-        if changed is not None:
-            batch.changes.append(changed)
+        batch.ran.append((before, st.shown or st.frame))
         return f"ok: {_describe(action)}", "ok"
 
     def _finish(

@@ -97,6 +97,8 @@ class SettleResult:
     changed: Box | None
     elapsed_ms: float
     stable: bool
+    #: Of ``elapsed_ms``, the time spent capturing frames (the rest is waiting).
+    capture_ms: float = 0.0
 
 
 class Computer(ABC):

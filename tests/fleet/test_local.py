@@ -543,7 +543,7 @@ def test_orphaned_worker_is_a_zombie_and_its_late_write_is_fenced(tmp_path: Path
     run_dir = tmp_path / "run"
     ledger = ledger_of(run_dir)
     log = company.parent / "episodes.jsonl"
-    env = {**os.environ, "FLEET_TEST_SLEEP": "2.5", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "FLEET_TEST_SLEEP": "8", "PYTHONPATH": str(ROOT)}
     cmd = _fleet_cmd(company, run_dir)
     cmd[cmd.index("--lease") + 1] = "0.5"
     proc = subprocess.Popen(

@@ -158,8 +158,19 @@ def open_desktop(
     from agentcorp.sandbox.xvfb import XvfbDesktop
 
     spec = company.sandboxes[name]
-    apps = [AppSpec(a.name, list(a.command), a.wait_for_window) for a in spec.apps]
+    apps = [
+        AppSpec(
+            a.name,
+            list(a.command),
+            a.wait_for_window,
+            timeout=a.timeout,
+            env=dict(a.env),
+            type_delay=a.type_delay,
+        )
+        for a in spec.apps
+    ]
     return XvfbDesktop(
+        type_delay=spec.type_delay,
         screen=(spec.screen[0], spec.screen[1]),
         apps=apps,
         files=_files(company, name),
@@ -362,10 +373,11 @@ class Sandboxes:
 
 
 def make_grounder(computer: Computer, engine: Any = None) -> Grounder:
-    """The grounder for ``computer``: the DOM first then OCR in a browser, OCR on a desktop.
+    """The grounder for ``computer``: the DOM (browser) or accessibility tree first, then OCR.
 
     ``engine`` is a shared ``OcrEngine`` so its model loads once per run.
     """
+    from agentcorp.grounding.atspi import AccessibleTree, AtspiGrounder
     from agentcorp.grounding.base import DomLocator
     from agentcorp.grounding.dom import CompositeGrounder, DomGrounder
     from agentcorp.grounding.ocr_grounder import OcrGrounder
@@ -373,6 +385,8 @@ def make_grounder(computer: Computer, engine: Any = None) -> Grounder:
     ocr = OcrGrounder(engine) if engine is not None else OcrGrounder()
     if isinstance(computer, DomLocator):
         return CompositeGrounder(DomGrounder(computer), ocr)
+    if isinstance(computer, AccessibleTree):
+        return CompositeGrounder(AtspiGrounder(computer), ocr)
     return ocr
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     PrivateAttr,
     Tag,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -116,8 +117,18 @@ Regex = Annotated[str, AfterValidator(_compiles)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Point = tuple[int, int]
+
+
+def _matchable(text: str) -> str:
+    # Grounding matches letters, digits and punctuation (the accessibility tree by name, OCR
+    # symbol-aware); a blank target is one no source can ever match.
+    if not text.strip():
+        raise ValueError("a text target must not be blank: no grounding source can match it")
+    return text
+
+
 # Visible text to aim at, or [x, y] screen pixels.
-Target = str | Point
+Target = Annotated[str, AfterValidator(_matchable)] | Point
 
 
 class _Model(BaseModel):
@@ -241,6 +252,25 @@ class App(_Model):
         description="Start is complete when a window whose title contains this appears.",
     )
     timeout: Duration = Field(default=30.0, description="How long to wait for the window.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment for the app (it gets a clean one, never agentcorp's).",
+    )
+    type_delay: Duration | None = Field(
+        default=None,
+        description="Pause after each key typed into this app (e.g. 50ms); default adaptive.",
+    )
+
+    @field_validator("type_delay")
+    @classmethod
+    def _delay_range(cls, v: float | None) -> float | None:
+        return _check_type_delay(v)
+
+
+def _check_type_delay(v: float | None) -> float | None:
+    if v is not None and not 0 <= v <= 5:
+        raise ValueError(f"type_delay must be between 0 and 5s, got {v:g}s")
+    return v
 
 
 class Service(_Model):
@@ -278,6 +308,15 @@ class Sandbox(_Model):
         default_factory=list, description="Processes started before the sandbox."
     )
     policy: Policy | None = Field(default=None, description="Overrides of the role's policy.")
+    type_delay: Duration | None = Field(
+        default=None,
+        description="Pause after each typed key on this desktop (e.g. 50ms); default adaptive.",
+    )
+
+    @field_validator("type_delay")
+    @classmethod
+    def _delay_range(cls, v: float | None) -> float | None:
+        return _check_type_delay(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Sandbox:

@@ -225,8 +225,12 @@ def open_browser(
     home: Path,
     secrets: Mapping[str, str],
     chromium: str | None = None,
+    on_navigation: Callable[[str, bool, str | None], None] | None = None,
 ) -> Computer:
-    """A fresh headless Chromium on browser sandbox ``name`` (services already running)."""
+    """A fresh headless Chromium on browser sandbox ``name`` (services already running).
+
+    ``on_navigation(url, allowed, reason)`` hears every navigation decision (the audit log).
+    """
     from agentcorp.sandbox.browser import BrowserComputer
 
     spec = company.sandboxes[name]
@@ -238,6 +242,7 @@ def open_browser(
         home=home,
         secrets=secrets,
         chromium=chromium,
+        on_navigation=on_navigation,
     )
 
 
@@ -277,9 +282,12 @@ class Sandboxes:
         notify: Callable[[str], None] | None = None,
         display: str | None = None,
         chromium: str | None = None,
+        audit: Any = None,
     ) -> None:
         self.company = company
         self.chromium = chromium
+        #: The run's ``AuditLog``: every browser navigation decision is appended to it.
+        self.audit = audit
         self.secrets = secrets
         self.live_view = live_view
         self._notify = notify
@@ -315,11 +323,28 @@ class Sandboxes:
             home = Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
             self._services.extend(start_services(self.company, name, home, self.secrets))
-        browser = open_browser(self.company, name, self._homes[name], self.secrets, self.chromium)
+        browser = open_browser(
+            self.company,
+            name,
+            self._homes[name],
+            self.secrets,
+            self.chromium,
+            on_navigation=self._navigation_auditor(name),
+        )
         try:
             yield browser, make_grounder(browser, self._engine())
         finally:
             browser.close()
+
+    def _navigation_auditor(self, name: str) -> Callable[[str, bool, str | None], None] | None:
+        audit = self.audit
+        if audit is None:
+            return None
+
+        def record(url: str, allowed: bool, reason: str | None) -> None:
+            audit.append("navigation", sandbox=name, url=url, allowed=allowed, reason=reason)
+
+        return record
 
     def _say(self, message: str) -> None:
         if self._notify is not None:
@@ -540,8 +565,9 @@ def task_input(company: Company, task: Task) -> TaskInput:
         )
     else:
         sandbox_text = f"{sandbox_name}: a web browser at {sandbox.start_url or 'a blank page'}"
+    # Checks may name the task's inputs ({inputs.NAME}) like its steps and description.
     success = (
-        task.success.model_dump(by_alias=True, exclude_none=True, mode="json")
+        _render(task.success.model_dump(by_alias=True, exclude_none=True, mode="json"), task.inputs)
         if task.success is not None
         else None
     )
@@ -612,6 +638,7 @@ class TaskRunner:
             notify,
             display,
             str(config.chromium) if config.chromium else None,
+            audit=audit,
         )
         client = None
         try:

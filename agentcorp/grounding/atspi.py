@@ -92,6 +92,9 @@ class AtspiGrounder(Grounder):
         if hint is not None and hint.near and len(cands) > 1:
             cands = _prefer_near(cands, self._named(nodes, hint.near))
         cands.sort(key=lambda c: (-c.score, c.box.y, c.box.x))
+        note = getattr(self.tree, "grounded", None)
+        if callable(note):
+            note([c.box for c in cands])  # the click then checks nothing covers them
         return cands
 
     def _named(self, nodes: Sequence[Any], target: str) -> list[Candidate]:
@@ -110,13 +113,17 @@ class AtspiGrounder(Grounder):
     def _fields(self, snap: Any, labels: list[Candidate]) -> list[Candidate]:
         """The editable element each label names (relations, own name, then geometry)."""
         editable = [n for n in snap.nodes if n.editable]
+        roles = {n.box: n.role for n in snap.nodes}
         out: list[Candidate] = []
         for label in labels:
             field = next((e for e in editable if e.box == label.box), None)
+            score = label.score
             if field is None:
                 field = _beside(label.box, editable)
+                # A button or menu with the words names what it does, not a field.
+                score += 0.02 if roles.get(label.box) == "label" else -0.15
             if field is not None:
-                out.append(Candidate(field.box, label.text, label.score, "a11y"))
+                out.append(Candidate(field.box, label.text, round(score, 4), "a11y"))
         return out
 
 
@@ -131,7 +138,9 @@ def _beside(label: Box, editable: Sequence[Any]) -> Any | None:
     below = [
         e
         for e in editable
-        if e.box.y >= label.bottom - 4 and e.box.x < label.right and label.x < e.box.right + 40
+        if label.bottom - 4 <= e.box.y <= label.bottom + max(40, 3 * label.h)
+        and e.box.x < label.right
+        and label.x < e.box.right + 40
     ]
     if below:
         return min(below, key=lambda e: (e.box.y - label.bottom, abs(e.box.x - label.x)))

@@ -93,7 +93,17 @@ class Snapshot:
 
     def at(self, x: int, y: int) -> list[Accessible]:
         """Elements whose box holds (x, y), deepest (most specific) last."""
-        return [n for n in self.nodes if n.box.contains(x, y)]
+        return sorted((n for n in self.nodes if n.box.contains(x, y)), key=lambda n: n.depth)
+
+    def ancestors(self, node: Accessible) -> list[Accessible]:
+        """The showing elements above ``node``, nearest first (its window last)."""
+        out: list[Accessible] = []
+        ref = node.parent
+        while ref is not None and ref in self.by_ref and len(out) < 64:
+            up = self.by_ref[ref]
+            out.append(up)
+            ref = up.parent
+        return out
 
 
 def a11y_bus_address(session_bus: str, timeout: float = 5.0) -> str:

@@ -38,7 +38,7 @@ from agentcorp.sandbox._proc import (
 )
 from agentcorp.sandbox._settle import settle_frames
 from agentcorp.sandbox.apps import AppSpec
-from agentcorp.sandbox.atspi import Accessible, AtspiTree, Snapshot
+from agentcorp.sandbox.atspi import POPUP_ROLES, Accessible, AtspiTree, Snapshot
 from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
 from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.types import Box, Point
@@ -189,6 +189,9 @@ class XvfbDesktop(Computer):
         if type_delay is not None and not 0 <= type_delay <= 5:
             raise SandboxError(f"type_delay must be between 0 and 5 seconds, got {type_delay!r}")
         self.type_delay = type_delay
+        #: How long a click waits for a window covering its grounded target to go.
+        self.cover_wait = 1.0
+        self._targets: list[Box] = []
         self._learned_delay = 0.0
         self._app_delays: dict[int, float] = {}
         tune_allocator()
@@ -696,7 +699,14 @@ class XvfbDesktop(Computer):
         return Frame(rgb.tobytes(), w, h, (mon["left"], mon["top"]), t)
 
     def click(self, x: int, y: int, button: Button = "left") -> None:
-        """Move to (x, y) and click once with ``button``."""
+        """Move to (x, y) and click once with ``button``.
+
+        When the element at (x, y) was just grounded from the accessibility tree and another
+        window is on top of it there (an open menu, a dialog, another app), waits up to
+        ``cover_wait`` seconds for it to go, else raises ``SandboxError`` naming what covers
+        the target; nothing is clicked.
+        """
+        self._wait_uncovered(x, y)
         self._input_gen += 1
         if self._pyautogui is not None:
             self._pyautogui.click(x, y, button=button)
@@ -708,7 +718,8 @@ class XvfbDesktop(Computer):
         self._x.sync()
 
     def double_click(self, x: int, y: int) -> None:
-        """Move to (x, y) and double-click the left button."""
+        """Move to (x, y) and double-click the left button (covered targets as ``click``)."""
+        self._wait_uncovered(x, y)
         self._input_gen += 1
         if self._pyautogui is not None:
             self._pyautogui.doubleClick(x, y)
@@ -864,6 +875,80 @@ class XvfbDesktop(Computer):
         assert self._a11y is not None
         return self._a11y.set_text(ref, before)
 
+    def _wait_uncovered(self, x: int, y: int) -> None:
+        cached = self._snap
+        if cached is None or cached[0] != self._input_gen or not self._wm_started:
+            return  # no element was grounded for this click: nothing to compare with
+        snap = cached[2]
+        deadline = time.monotonic() + self.cover_wait
+        while True:
+            cover = self._covering(snap, x, y)
+            if cover is None:
+                return
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"click at ({x}, {y}) not done: the target is covered by {cover}"
+                )
+            time.sleep(0.05)
+
+    def _covering(self, snap: Snapshot, x: int, y: int) -> str | None:
+        """What window is on top of the grounded element at (x, y), or None when nothing is."""
+        mine = [n for n in snap.nodes if n.box in self._targets and n.box.contains(x, y)]
+        if not mine:
+            return None
+        node = min(mine, key=lambda n: n.box.w * n.box.h)
+        top = self._top_window_at(x, y)
+        if top is None:
+            return None
+        win, box = top
+        # The element is in the top window when the window is its own (same frame) or one of
+        # its ancestors fills that window (a menu item inside an open menu popup).
+        chain = (node, *snap.ancestors(node))
+        if any(_same_window(up.box, box) for up in chain):
+            return None
+        in_menu = any(up.role in _POPUP_OWNERS or "menu" in up.role for up in chain)
+        if in_menu and _inside(node.box, box) and _is_popup(win):
+            return None  # an item of the open menu (a popup is not in the tree as a window)
+        title = self._title_in(win)
+        if _is_popup(win):
+            of = f" of {title!r}" if title else ""
+            return f"{_popup_name(snap, box)}{of} (an open menu or popup)"
+        return f"the window {title!r}" if title else _popup_name(snap, box)
+
+    def _top_window_at(self, x: int, y: int) -> tuple[Any, Box] | None:
+        """The topmost viewable top-level window (WM frame or popup) holding (x, y)."""
+        from Xlib import X, error
+
+        try:
+            children = self._root.query_tree().children
+        except error.XError:
+            return None
+        for win in reversed(children):  # query_tree lists bottom to top
+            try:
+                if win.get_attributes().map_state != X.IsViewable:
+                    continue
+                g = win.get_geometry()
+            except error.XError:
+                continue
+            box = Box(int(g.x), int(g.y), int(g.width), int(g.height))
+            if box.w > 1 and box.h > 1 and box.contains(x, y):
+                return win, box
+        return None
+
+    def _title_in(self, win: Any) -> str:
+        """The title of ``win`` or of the client window the WM framed in it."""
+        from Xlib import error
+
+        title = self._title(win)
+        if title:
+            return title
+        with contextlib.suppress(error.XError):
+            for child in win.query_tree().children:
+                title = self._title(child)
+                if title:
+                    return title
+        return ""
+
     def accessibility(self, fresh_for: object | None = None) -> Snapshot | None:
         """The accessibility tree now (cached until the next input), or None without one.
 
@@ -878,6 +963,10 @@ class XvfbDesktop(Computer):
         snap = self._a11y.snapshot()
         self._snap = (self._input_gen, fresh_for, snap)
         return snap
+
+    def grounded(self, boxes: Sequence[Box]) -> None:
+        """Remember the elements grounding just found, for the covered-target check."""
+        self._targets = list(boxes)
 
     def focused_element(self) -> Accessible | None:
         """The element with keyboard focus per the accessibility tree (None: unknown)."""
@@ -1026,6 +1115,35 @@ def _landed(before: str, after: str, value: str) -> bool:
         return True
     # One more occurrence than before; or the field is exactly it (typed over a selection).
     return after.count(value) > before.count(value) or after == value
+
+
+#: Roles whose items show in a popup window of their own (menus, a combo box's list).
+_POPUP_OWNERS = frozenset({"combo box", "list", "list box", "popup menu"})
+
+
+def _inside(a: Box, b: Box) -> bool:
+    return b.x <= a.x and b.y <= a.y and a.right <= b.right and a.bottom <= b.bottom
+
+
+def _is_popup(win: Any) -> bool:
+    """Whether ``win`` is an override-redirect window (a menu, a tooltip, a completion)."""
+    try:
+        return bool(win.get_attributes().override_redirect)
+    except Exception:  # Xlib raises its own errors for a window that just went away
+        return False
+
+
+def _same_window(a: Box, b: Box) -> bool:
+    """Whether two boxes are one window (its frame with or without the WM's decorations)."""
+    return b.contains(*a.center) and abs(a.w - b.w) <= 40 and abs(a.h - b.h) <= 60
+
+
+def _popup_name(snap: Snapshot, box: Box) -> str:
+    """Name an untitled popup window by the accessible element that fills it."""
+    for n in snap.nodes:
+        if _same_window(n.box, box) and n.role in POPUP_ROLES:
+            return f"a {n.role} {n.name!r}" if n.name else f"a {n.role}"
+    return f"a popup window at ({box.x}, {box.y}, {box.w}x{box.h})"
 
 
 def _a11y_bus_config() -> str:

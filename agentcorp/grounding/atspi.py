@@ -84,6 +84,8 @@ class AtspiGrounder(Grounder):
             return []
         nodes = [n for n in snap.nodes if n.name.strip()]
         cands = self._named(nodes, target)
+        if hint is None or hint.role != "field":
+            cands += self._holding(snap, target)
         if hint is not None and hint.role == "field":
             cands = self._fields(snap, cands)
         if hint is not None and hint.region is not None:
@@ -109,6 +111,26 @@ class AtspiGrounder(Grounder):
                 score -= 0.04  # greyed out: it is there, but a click does nothing
             out.append(Candidate(n.box, n.name, round(score, 4), "a11y"))
         return _drop_nested(out)
+
+    def _holding(self, snap: Any, target: str) -> list[Candidate]:
+        """Fields and displays whose text shows ``target`` (what they hold is on screen)."""
+        out: list[Candidate] = []
+        texts: dict[Any, str] = getattr(snap, "texts", {}) or {}
+        for n in snap.nodes:
+            text = texts.get(n.ref)
+            if not text:
+                continue
+            found = find_matches(target, text, self.min_score)
+            if found:
+                out.append(
+                    Candidate(
+                        n.box,
+                        text[found[0].start : found[0].end],
+                        round(found[0].score - 0.05, 4),
+                        "a11y",
+                    )
+                )
+        return out
 
     def _fields(self, snap: Any, labels: list[Candidate]) -> list[Candidate]:
         """The editable element each label names (relations, own name, then geometry)."""

@@ -80,6 +80,8 @@ class Snapshot:
     ms: float
     truncated: bool = False
     by_ref: dict[tuple[str, str], Accessible] = field(default_factory=dict)
+    #: The text each field or display shows (password fields never), by element.
+    texts: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_ref = {n.ref: n for n in self.nodes}
@@ -244,6 +246,14 @@ class AtspiTree:
         return nxt, found
 
     # --- one element ----------------------------------------------------------------------
+
+    def texts_of(self, refs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """The text of each element (None where it has no Text interface), pipelined."""
+        if not refs:
+            return []
+        with self._lock:
+            got = self._calls([(r, "org.a11y.atspi.Text", "GetText", "ii", (0, -1)) for r in refs])
+        return [str(g[0]) if g else None for g in got]
 
     def text_of(self, ref: tuple[str, str]) -> str | None:
         """The text an element holds (its Text interface), or None when it has none."""

@@ -820,17 +820,32 @@ class XvfbDesktop(Computer):
         raise SandboxError(f"typed {text!r} but the field shows {shows} after {attempt + 1} tries")
 
     def _send_keys(self, value: str, delay: float, *, paced: bool = False) -> None:
+        region = self.window_box() if paced else None
         for ch in value:
-            before = self.screenshot() if paced else None
+            before = self.screenshot(region) if paced and region and region.w and region.h else None
             keycode, shift = self._keycode_for(_char_keysym(ch))
             self._press_keycode(keycode, shift)
             if delay or paced:
                 self._x.sync()
-            if before is not None:
-                settle_frames(self.screenshot, _KEY_SETTLE, before, quiet=_KEY_QUIET)
+            if before is not None and region is not None:
+                self._wait_quiet(region, before)
             if delay:
                 time.sleep(delay)
         self._x.sync()
+
+    def _wait_quiet(self, region: Box, before: Frame) -> None:
+        """Wait until the window showed the key's effect and then stayed still a while."""
+        t0 = time.monotonic()
+        last, still_since = before.rgb, t0
+        changed = False
+        while time.monotonic() - t0 < _KEY_SETTLE:
+            time.sleep(0.01)
+            cur = self.screenshot(region).rgb
+            now = time.monotonic()
+            if cur != last:
+                last, still_since, changed = cur, now, True
+            elif now - still_since >= (_KEY_QUIET if changed else _KEY_QUIET * 2):
+                return
 
     def _key_delay(self) -> float:
         """The pause after each key: the app's, else the desktop's, else what was learnt."""
@@ -961,6 +976,16 @@ class XvfbDesktop(Computer):
         if cached is not None and cached[0] == self._input_gen and cached[1] is fresh_for:
             return cached[2]
         snap = self._a11y.snapshot()
+        # What fields and displays hold is visible text too (OCR often misses it inside a
+        # field's border); a password field's content is never read.
+        fields = [
+            n.ref
+            for n in snap.nodes
+            if (n.editable or n.role == "text") and n.role != "password text"
+        ]
+        for ref, text in zip(fields, self._a11y.texts_of(fields), strict=True):
+            if text:
+                snap.texts[ref] = text
         self._snap = (self._input_gen, fresh_for, snap)
         return snap
 
@@ -1102,11 +1127,12 @@ class XvfbDesktop(Computer):
 _RETYPES = 2
 #: How long typed text may take to show in the accessibility tree.
 _ECHO_TIMEOUT = 1.0
-#: A command key (into an element holding no text) waits for the screen to show its effect
-#: (quiet this long, at most ``_KEY_SETTLE``): galculator drops keys that arrive during the
-#: press animation of an operator key (70 ms after each key is not always enough).
-_KEY_QUIET = 0.03
-_KEY_SETTLE = 0.5
+#: A command key (into an element holding no text) waits until its window showed the key's
+#: effect and then stayed still ``_KEY_QUIET`` (at most ``_KEY_SETTLE``): galculator drops a
+#: key arriving during the press animation of the key before (an operator, or the same key
+#: again: "800" became "80"), and a fixed pause long enough for it slows every other app.
+_KEY_QUIET = 0.06
+_KEY_SETTLE = 0.8
 
 
 def _landed(before: str, after: str, value: str) -> bool:

@@ -107,9 +107,8 @@ def test_typing_that_does_not_land_fails_with_what_is_there(
     browser: BrowserComputer, site: str
 ) -> None:
     _open(browser, site, "maxlen.html")
-    with pytest.raises(
-        SandboxError, match=r"'abcdef' did not land in <input type=text#f>: it holds 'abc'"
-    ):
+    landed = r"'abcdef' did not land in <input type=text#f>: it holds 'abc'"
+    with pytest.raises(SandboxError, match=landed):
         browser.type("abcdef")
 
 

@@ -32,7 +32,7 @@ class Candidate:
     box: Box
     text: str
     score: float
-    source: Literal["dom", "ocr", "cache"]
+    source: Literal["dom", "a11y", "ocr", "cache"]
 
 
 class Grounder(ABC):

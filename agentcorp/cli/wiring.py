@@ -526,8 +526,9 @@ def task_input(company: Company, task: Task) -> TaskInput:
         )
     else:
         sandbox_text = f"{sandbox_name}: a web browser at {sandbox.start_url or 'a blank page'}"
+    # Checks may name the task's inputs ({inputs.NAME}) like its steps and description.
     success = (
-        task.success.model_dump(by_alias=True, exclude_none=True, mode="json")
+        _render(task.success.model_dump(by_alias=True, exclude_none=True, mode="json"), task.inputs)
         if task.success is not None
         else None
     )

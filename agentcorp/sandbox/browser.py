@@ -486,7 +486,8 @@ class BrowserComputer(Computer):
             self._choose_option(line, hide)
             return
         for attempt in range(self.type_retries + 1):
-            delay = 0.0 if attempt == 0 else 15.0 * attempt
+            # Pacing grows on each retry: apps that drop keys do so for tens of milliseconds.
+            delay = (0.0, 30.0, 90.0, 150.0)[min(attempt, 3)]
             self._call("type", self._page.keyboard.type, line, delay=delay)
             after = self._focus_state("read")
             if _landed(before, after, line):

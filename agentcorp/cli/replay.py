@@ -44,15 +44,12 @@ def _offline_grounder() -> Grounder:
 @contextmanager
 def _live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Computer, Grounder]]:
     """A fresh sandbox like the one the session ran on, built by ``agentcorp run``'s wiring."""
-    from agentcorp.cli.validate import load_company_or_raise
     from agentcorp.cli.wiring import Sandboxes, secret_values
+    from agentcorp.record.replay import live_sandbox_company
+    from agentcorp.spec import load_company
 
-    where = company_path or session.manifest.get("company_file")
-    if not where:
-        raise ConfigError(
-            "a live sandbox needs the company: pass --company PATH (or use --no-sandbox)"
-        )
-    company = load_company_or_raise(Path(where))
+    where = live_sandbox_company(session, company_path)
+    company = load_company(where)
     info = session.manifest.get("sandbox")
     name = info.get("name") if isinstance(info, dict) else None
     if not isinstance(name, str) or name not in company.sandboxes:
@@ -97,12 +94,18 @@ def replay(
         Path | None,
         typer.Option(
             "--company",
-            help="The company file or folder, to build a live sandbox (decision and action modes).",
+            help="The company file or folder to build a live sandbox from (decision and action "
+            "modes). Only this file is used: a recording never names the apps or services "
+            "that replay starts, so without --company a live replay is refused.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
-    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording."""
+    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording.
+
+    Recordings are data: replay starts apps or services only from the company file named
+    with --company, never from one the recording names.
+    """
     from agentcorp.record.replay import action_replay, decision_replay, regrade
     from agentcorp.record.session import open_session
 

@@ -215,11 +215,11 @@ def live_view_settings(
 
 
 def _load(path: Path) -> Any:
-    from agentcorp.cli.validate import load_company_or_raise
+    from agentcorp.spec import load_company
 
     if not path.exists():
         raise ConfigError(f"{path}: no such company file or folder")
-    return load_company_or_raise(path)
+    return load_company(path)
 
 
 # --- progress -----------------------------------------------------------------------------
@@ -390,10 +390,10 @@ def run_one_recorded(
 
             extra.update(episode_manifest(result.episode, result.actor_config))
             extra["episode"]["then_model"] = result.episode.then_model
-        if result.cache_replay is not None:
+        if result.cached_run is not None:
             # The cached actions as looked up: a decision replay redoes them before the
             # episode that took over (``agentcorp.record.episode.loop_runner``).
-            extra["cache_replay"] = result.cache_replay
+            extra["cached_run"] = result.cached_run
         if result.mode == "planned":
             # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
             # decision replay of a planned session, not only the last episode.
@@ -491,37 +491,23 @@ def _write_traces(
     err: Console,
 ) -> Path | None:
     """One HTML trace per recorded session, and an index page linking them all."""
-    import html
-
-    from agentcorp.record.report import write_report
+    from agentcorp.record.report import IndexRow, render_run_index, write_report
     from agentcorp.record.session import open_session
 
     rows = []
     for r in results:
         folder = sessions.get(r.task_id)
-        link = ""
+        link = None
         if folder is not None:
             try:
                 trace = write_report(open_session(folder), folder.with_suffix(".html"))
                 link = trace.relative_to(root).as_posix()
             except AgentcorpError as exc:
                 err.print(f"agentcorp: warning: no trace for {folder}: {exc}", markup=False)
-        name = html.escape(r.task_id)
-        cell = f"<a href='{html.escape(link)}'>{name}</a>" if link else name
-        rows.append(
-            f"<tr><td>{cell}</td><td class='{r.status}'>{r.status}</td>"
-            f"<td>{html.escape(r.mode)}</td><td>{html.escape(r.reason)}</td></tr>"
-        )
+        rows.append(IndexRow(r.task_id, str(r.status), r.mode, r.reason, link))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     index = root / f"run-{stamp}.html"
-    index.write_text(
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>agentcorp run"
-        "</title><style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 10px;"
-        "text-align:left}.pass{color:#080}.fail,.error,.budget_exceeded{color:#b00}</style>"
-        "</head><body><h1>agentcorp run</h1><table><tr><th>task</th><th>status</th>"
-        f"<th>mode</th><th>detail</th></tr>{''.join(rows)}</table></body></html>\n",
-        encoding="utf-8",
-    )
+    index.write_text(render_run_index(rows), encoding="utf-8")
     return index
 
 
@@ -608,7 +594,7 @@ def run(
         ),
     ] = None,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither replay nor store cached action sequences.")
+        bool, typer.Option("--no-cache", help="Neither run nor store cached action sequences.")
     ] = False,
     chromium: Annotated[
         Path | None,

@@ -214,8 +214,12 @@ def open_browser(
     home: Path,
     secrets: Mapping[str, str],
     chromium: str | None = None,
+    on_navigation: Callable[[str, bool, str | None], None] | None = None,
 ) -> Computer:
-    """A fresh headless Chromium on browser sandbox ``name`` (services already running)."""
+    """A fresh headless Chromium on browser sandbox ``name`` (services already running).
+
+    ``on_navigation(url, allowed, reason)`` hears every navigation decision (the audit log).
+    """
     from agentcorp.sandbox.browser import BrowserComputer
 
     spec = company.sandboxes[name]
@@ -227,6 +231,7 @@ def open_browser(
         home=home,
         secrets=secrets,
         chromium=chromium,
+        on_navigation=on_navigation,
     )
 
 
@@ -266,9 +271,12 @@ class Sandboxes:
         notify: Callable[[str], None] | None = None,
         display: str | None = None,
         chromium: str | None = None,
+        audit: Any = None,
     ) -> None:
         self.company = company
         self.chromium = chromium
+        #: The run's ``AuditLog``: every browser navigation decision is appended to it.
+        self.audit = audit
         self.secrets = secrets
         self.live_view = live_view
         self._notify = notify
@@ -304,11 +312,28 @@ class Sandboxes:
             home = Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
             self._services.extend(start_services(self.company, name, home, self.secrets))
-        browser = open_browser(self.company, name, self._homes[name], self.secrets, self.chromium)
+        browser = open_browser(
+            self.company,
+            name,
+            self._homes[name],
+            self.secrets,
+            self.chromium,
+            on_navigation=self._navigation_auditor(name),
+        )
         try:
             yield browser, make_grounder(browser, self._engine())
         finally:
             browser.close()
+
+    def _navigation_auditor(self, name: str) -> Callable[[str, bool, str | None], None] | None:
+        audit = self.audit
+        if audit is None:
+            return None
+
+        def record(url: str, allowed: bool, reason: str | None) -> None:
+            audit.append("navigation", sandbox=name, url=url, allowed=allowed, reason=reason)
+
+        return record
 
     def _say(self, message: str) -> None:
         if self._notify is not None:
@@ -599,6 +624,7 @@ class TaskRunner:
             notify,
             display,
             str(config.chromium) if config.chromium else None,
+            audit=audit,
         )
         client = None
         try:

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fnmatch
+import html
 import io
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from PIL import Image
 
 from agentcorp.errors import PolicyViolation, SandboxError, SandboxUnavailable
+from agentcorp.policy.urls import UrlPolicy
 from agentcorp.sandbox._proc import register_cleanup, tune_allocator, unregister_cleanup
 from agentcorp.sandbox._settle import changed_box, settle_frames
 from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
@@ -50,8 +52,10 @@ _CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
-# Schemes that never leave the browser; the policy is about network destinations.
-_LOCAL_SCHEMES = ("about:", "data:", "blob:", "chrome-error:")
+# What an allowed redirect becomes, so its target is a navigation the route sees.
+_REFRESH_PAGE = '<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
+# What Chromium shows after a failed load; not a destination, so never a policy violation.
+_ERROR_PAGES = ("chrome-error:",)
 
 _KEYS: dict[str, str] = {
     "ctrl": "Control",
@@ -110,20 +114,25 @@ def find_chromium(chromium: str | None = None) -> str:
 
 
 def url_allowed(url: str, allow_urls: Sequence[str]) -> bool:
-    """Whether ``url`` matches one of the ``allow_urls`` globs (empty list allows all)."""
-    if not allow_urls or url.startswith(_LOCAL_SCHEMES):
-        return True
-    return any(fnmatch.fnmatchcase(url, pat) for pat in allow_urls)
+    """Whether ``url`` may be visited under ``allow_urls`` (the policy gate's own decision)."""
+    return UrlPolicy(allow_urls).allows(url)
+
+
+NavigationObserver = Callable[[str, bool, "str | None"], None]
 
 
 class BrowserComputer(Computer):
     """A headless Chromium page the actor drives like a screen.
 
     ``services`` are started first (``${secrets.NAME}`` in their env resolved from
-    ``secrets``), then the browser opens ``start_url``. ``allow_urls`` are globs such as
-    ``"http://127.0.0.1:8765/*"``; requests elsewhere are aborted and a top-level navigation
-    elsewhere raises ``PolicyViolation`` (from ``goto``, or from the next call after a click
-    that tried it). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
+    ``secrets``), then the browser opens ``start_url``. ``allow_urls`` are the policy's URL
+    patterns (``agentcorp.policy.urls``, the same decision as the gate's), applied to every
+    request and every navigation hop: a refused sub-resource request is aborted; a refused
+    navigation (link, redirect, form post, ``window.open``, script, iframe, download) is
+    answered "204 No Content" so the page stays where it was, and a top-level one raises
+    ``PolicyViolation`` (from ``goto``, or from the next call after the click that tried
+    it). ``on_navigation(url, allowed, reason)`` is called for every navigation decision
+    (the run's audit log). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
     """
 
     def __init__(
@@ -139,12 +148,15 @@ class BrowserComputer(Computer):
         capture: Literal["cdp-jpeg", "png"] = "cdp-jpeg",
         capture_quality: int = 90,
         timeout: float = 20.0,
+        on_navigation: NavigationObserver | None = None,
     ) -> None:
         w, h = screen
         if w < 1 or h < 1:
             raise SandboxError(f"screen must be positive, got {screen!r}")
         self._screen = (w, h)
         self._allow = tuple(allow_urls)
+        self._urls = UrlPolicy(self._allow)
+        self._on_navigation = on_navigation
         self._secrets: dict[str, str] = dict(secrets or {})
         self._capture = capture
         self._quality = capture_quality
@@ -154,6 +166,8 @@ class BrowserComputer(Computer):
         self._services: list[Service] = []
         self._blocked: list[str] = []
         self._pending_violation: str | None = None
+        self._leave_pending = False
+        self._hops: set[str] = set()
         self._nav_pending = False
         self._main_frame_id = ""
         self._focus_frame: Any = None
@@ -202,12 +216,14 @@ class BrowserComputer(Computer):
                 accept_downloads=False,
             )
             self._context.set_default_timeout(self._timeout_ms)
-            if self._allow:
-                self._context.route("**/*", self._route)
+            # Every request is routed, restricted or not: file:, chrome: and friends are
+            # refused even without an allow list.
+            self._context.route("**/*", self._route)
             self._page = self._context.new_page()
             self._page.on("request", self._on_request)
             self._page.on("requestfinished", self._on_request_done)
             self._page.on("requestfailed", self._on_request_done)
+            self._page.on("framenavigated", self._on_navigated)
             self._attach_cdp()
         except Error as exc:
             raise SandboxError(f"Chromium did not start: {_one_line(exc)}") from exc
@@ -242,15 +258,114 @@ class BrowserComputer(Computer):
         self._inflight.pop(id(request), None)
 
     def _route(self, route: Any) -> None:
+
         request = route.request
         url = request.url
-        if url_allowed(url, self._allow):
-            route.continue_()
+        reason = self._urls.refusal(url)
+        navigation = request.is_navigation_request()
+        if navigation:
+            self._notify(url, reason)
+        if reason is None:
+            if not navigation:
+                route.continue_()
+                return
+            self._continue_navigation(route, url)
             return
         self._blocked.append(url)
-        if request.is_navigation_request() and request.frame.parent_frame is None:
+        if not navigation:
+            route.abort("blockedbyclient")
+            return
+        self._block_navigation(route, url, request)
+
+    def _block_navigation(self, route: Any, url: str, request: Any) -> None:
+        from playwright.sync_api import Error
+
+        top = True
+        with contextlib.suppress(Error):  # a popup's frame may not be known yet
+            top = request.frame.parent_frame is None
+        if top:
             self._pending_violation = url
-        route.abort("blockedbyclient")
+        # "No Content" to a navigation leaves the frame on the page it was showing.
+        route.fulfill(status=204, body="")
+
+    def _continue_navigation(self, route: Any, url: str) -> None:
+        """Let an allowed navigation hop through, turning a redirect into a routed navigation.
+
+        Chromium follows a redirect without asking the route again, so the hop is fetched
+        here without following; a redirect is answered with a page that refreshes to its
+        target at once (a client redirect, which replaces the history entry), and that
+        navigation comes back through ``_route`` like any other.
+        """
+        from playwright.sync_api import Error
+
+        try:
+            response = self._fetch_hop(route, url)
+        except Error:
+            route.abort("failed")
+            return
+        location = response.headers.get("location")
+        if not (300 <= response.status < 400 and location):
+            self._hops.discard(url)
+            route.fulfill(response=response)
+            return
+        target = urljoin(url, location)
+        reason = self._urls.refusal(target)
+        if reason is not None:
+            self._notify(target, reason)
+            self._blocked.append(target)
+            self._block_navigation(route, target, route.request)
+            return
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("location", "content-length", "content-type", "content-encoding")
+        }
+        self._hops.add(url)
+        route.fulfill(
+            status=200,
+            headers=headers,
+            content_type="text/html; charset=utf-8",
+            body=_REFRESH_PAGE.format(url=html.escape(target, quote=True)),
+        )
+
+    def _fetch_hop(self, route: Any, url: str) -> Any:
+        """One hop of a navigation, fetched by the driver without following redirects."""
+        from playwright.sync_api import Error
+
+        try:
+            return route.fetch(max_redirects=0)
+        except Error:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").rstrip(".")
+            if not (host == "localhost" or host.endswith(".localhost")):
+                raise
+        # Chromium resolves every *.localhost name to loopback (RFC 6761) but the driver's
+        # resolver may not: fetch from 127.0.0.1 with the name in Host and the page's cookies.
+        headers = dict(route.request.headers)
+        headers["host"] = parts.netloc
+        cookies = self._context.cookies(url)
+        if cookies:
+            headers["cookie"] = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
+        loop = parts._replace(netloc=f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1")
+        return route.fetch(url=urlunsplit(loop), headers=headers, max_redirects=0)
+
+    def _on_navigated(self, frame: Any) -> None:
+        """Catch navigations no request announces (``data:``, ``blob:``, ``about:``)."""
+        url = str(frame.url)
+        if url.startswith(_ERROR_PAGES) or frame.parent_frame is not None:
+            return
+        reason = self._urls.refusal(url)
+        if reason is not None and url not in self._blocked[-1:]:
+            self._blocked.append(url)
+            self._notify(url, reason)
+            self._pending_violation = url
+            self._leave_pending = True
+
+    def _notify(self, url: str, reason: str | None) -> None:
+        if self._on_navigation is not None:
+            # An observer's failure must not let a navigation through or stall the browser.
+            with contextlib.suppress(Exception):
+                self._on_navigation(url, reason is None, reason)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -296,11 +411,27 @@ class BrowserComputer(Computer):
     def goto(self, url: str) -> None:
         """Navigate to ``url``; ``PolicyViolation`` when it is outside ``allow_urls``."""
         self._check()
-        if not url_allowed(url, self._allow):
+        reason = self._urls.refusal(url)
+        if reason is not None:
             self._blocked.append(url)
-            raise PolicyViolation(f"navigation to {url} blocked: not in allow_urls")
+            self._notify(url, reason)
+            raise PolicyViolation(f"navigation to {url} blocked: {reason}")
         self._call(f"goto {url}", self._page.goto, url, wait_until="domcontentloaded")
+        self._follow_hops()
         self._raise_violation()
+
+    def _follow_hops(self) -> None:
+        """Wait until a page that only redirects (``_continue_navigation``) has moved on."""
+        for _ in range(20):  # browsers stop redirect chains at about 20 hops too
+            here = self.url
+            if here not in self._hops or self._pending_violation is not None:
+                return
+            self._call(
+                "redirect",
+                self._page.wait_for_url,
+                lambda u, here=here: u != here,
+                wait_until="domcontentloaded",
+            )
 
     def back(self) -> None:
         """Go back one page in history."""
@@ -310,6 +441,11 @@ class BrowserComputer(Computer):
 
     def _raise_violation(self) -> None:
         url, self._pending_violation = self._pending_violation, None
+        if self._leave_pending:
+            # A page the route never saw (data:, blob:) committed: go back where we were.
+            self._leave_pending = False
+            with contextlib.suppress(Exception):
+                self._page.go_back(wait_until="domcontentloaded")
         if url is not None:
             raise PolicyViolation(f"navigation to {url} blocked: not in allow_urls")
 

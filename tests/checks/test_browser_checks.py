@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from agentcorp.checks import CheckContext, PageReader, evaluate
+from agentcorp.errors import SpecError
 from agentcorp.sandbox.browser import BrowserComputer
-from agentcorp.spec import SpecValidationError, load_company_text
+from agentcorp.spec import load_company_text
 
 PAGE = """<!doctype html><meta charset=utf-8><title>Order 42</title>
 <h1 id="t">Order <b>42</b> saved</h1>
@@ -111,6 +112,6 @@ tasks:
 
 
 def test_validate_names_the_line_of_an_unknown_input_in_a_check() -> None:
-    with pytest.raises(SpecValidationError) as err:
+    with pytest.raises(SpecError) as err:
         load_company_text(SPEC, "company.yaml")
     assert "company.yaml:10:" in str(err.value) and "inputs.m" in str(err.value)

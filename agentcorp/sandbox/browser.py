@@ -989,15 +989,16 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     if (e.tagName === 'IMG') names.push([e.getAttribute('alt'), 'alt']);
     if (e.tagName === 'INPUT' && !field) names.push([e.value, 'value']);
     for (const [name, how] of names) {
-      if (name && matches(name)) { add(e, name, how); break; }
+      // A label's trailing colon or required-mark is punctuation, not part of its name.
+      if (name && matches(name)) { add(e, norm(name).replace(/[\s:*]+$/, ''), how); break; }
     }
   }
   // 3. A caption beside a field (text that is no label): the nearest field to its right on
   //    the same row, else the nearest below it.
   const isLabelOf = (c, f) => c.tagName === 'LABEL' && c.control === f;
   if (role === 'field' && !out.some((c) => c.kind === 'field')) {
-    const captions = out.filter((c) => c.kind !== 'field');
-    for (const c of captions) {
+    const pairs = [];
+    for (const c of out.filter((o) => o.kind !== 'field')) {
       const cr = c.b.r;
       let best = null, bestD = Infinity;
       for (const f of fields) {
@@ -1014,7 +1015,14 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
         }
         if (d < bestD) { bestD = d; best = f; }
       }
-      if (best && !seen.has(best)) add(best, c.text, 'caption');
+      // A caption that is a <label> (unattached) or sits beside the field in the same
+      // container names it; the same words elsewhere on the page (instructions) do not.
+      if (best) pairs.push({c, f: best, close: c.e.tagName === 'LABEL' ||
+        (c.e.parentElement !== null && c.e.parentElement === best.parentElement)});
+    }
+    const named = pairs.some((p) => p.close) ? pairs.filter((p) => p.close) : pairs;
+    for (const p of named) {
+      if (!seen.has(p.f)) add(p.f, p.c.text.replace(/[\s:*]+$/, ''), 'caption');
     }
   }
   // A field named by a <label> that matched as text is that label's control: one place.

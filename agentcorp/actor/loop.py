@@ -502,6 +502,9 @@ class Actor:
             if why is not None:
                 return f"not run: {why}", "stale"
         before = st.shown or st.frame
+        if not batch.progress:
+            # The model call is charged to the first action of its batch.
+            st.model_ms = reply.latency_ms
         error = yield from self._act(st, action, "model", reply.content, call.id)
         if error is not None:
             return f"Error: {error}", "error"

@@ -220,10 +220,10 @@ class BrowserComputer(Computer):
             # refused even without an allow list.
             self._context.route("**/*", self._route)
             self._page = self._context.new_page()
+            self._page.on("framenavigated", self._on_navigated)
             self._page.on("request", self._on_request)
             self._page.on("requestfinished", self._on_request_done)
             self._page.on("requestfailed", self._on_request_done)
-            self._page.on("framenavigated", self._on_navigated)
             self._attach_cdp()
         except Error as exc:
             raise SandboxError(f"Chromium did not start: {_one_line(exc)}") from exc

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from agentcorp.checks import CheckContext, PageReader, evaluate
-from agentcorp.errors import SpecError
 from agentcorp.sandbox.browser import BrowserComputer
-from agentcorp.spec import load_company_text
+from agentcorp.spec import SpecError, load_company_text
 
 PAGE = """<!doctype html><meta charset=utf-8><title>Order 42</title>
 <h1 id="t">Order <b>42</b> saved</h1>

@@ -245,7 +245,8 @@ class Actor:
     ) -> Generator[Step, None, tuple[list[Action], str | None]]:
         """The actions of one scripted step with its targets grounded, or the problem."""
         if s.kind in ("click", "double_click", "right_click"):
-            xy, problem = yield from self._resolve(st, s.target, _ACT)
+            hint = Hint(role=s.role, purpose="act") if s.role else _ACT
+            xy, problem = yield from self._resolve(st, s.target, hint)
             return ([Action(s.kind, x=xy[0], y=xy[1], target=_text(s.target))] if xy else []), (
                 problem
             )

@@ -48,7 +48,8 @@ def _found(locator: DomLocator, target: str, role: str | None) -> list[tuple[Can
         ]
     out = []
     for c in find(target, role):
-        score = _dom_score(target, c["text"], role, c["how"])
+        name = str(c.get("name", c["text"]))
+        score = _dom_score(target, name, role, c["how"])
         out.append((Candidate(c["box"], c["text"], score, "dom"), bool(c["actionable"])))
     return out
 

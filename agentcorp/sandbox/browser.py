@@ -759,14 +759,15 @@ class BrowserComputer(Computer):
     def dom_find(
         self, target: str, role: str | None = None, *, remember: bool = True
     ) -> list[dict[str, Any]]:
-        """Visible elements for ``target`` as dicts (box, text, how, kind, actionable).
+        """Visible elements for ``target`` as dicts (box, text, name, how, kind, actionable).
 
         One pass over the page (open shadow roots included): the deepest elements whose
         rendered text holds the target (an element and its descendants with the same text
         are one place, the actionable one); fields by ``<label>``, ``aria-labelledby``,
         ``aria-label`` and placeholder; buttons, links and images by value, aria-label, title
         and alt; for ``role="field"`` with no named field, the nearest field right of (or
-        below) a caption holding the target. ``how`` says which. ``role`` keeps one kind:
+        below) a caption holding the target. ``name`` is what matched and ``how`` says which;
+        ``text`` is what the element shows (its label for a field). ``role`` keeps one kind:
         button/field/link/menu/text. Exact matches first; at most 20. With ``remember`` the
         elements are kept so a click on one can check that nothing covers it.
         """
@@ -786,6 +787,7 @@ class BrowserComputer(Computer):
                 {
                     "box": Box(x0, y0, x1 - x0, y1 - y0),
                     "text": str(c["text"]),
+                    "name": str(c["name"]),
                     "how": str(c["how"]),
                     "kind": str(c["kind"]),
                     "actionable": bool(c["actionable"]),
@@ -1039,8 +1041,11 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
   found.sort((a, b) => (fold(b.text) === want) - (fold(a.text) === want));
   found = found.slice(0, limit);
   if (remember) window[KEY] = found.map((c) => c.e);
-  return found.map((c, i) => ({x: c.b.x, y: c.b.y, w: c.b.w, h: c.b.h, text: c.text,
-    how: c.how, kind: c.kind, actionable: c.act || c.kind !== 'text', index: i}));
+  // What the element shows, for reports and ambiguity messages; ``name`` is what matched.
+  const shown = (c) => c.kind === 'field' ? c.text
+    : (norm(c.e.innerText || (c.e.tagName === 'INPUT' ? c.e.value : '')).slice(0, 200) || c.text);
+  return found.map((c, i) => ({x: c.b.x, y: c.b.y, w: c.b.w, h: c.b.h, text: shown(c),
+    name: c.text, how: c.how, kind: c.kind, actionable: c.act || c.kind !== 'text', index: i}));
 }"""
 
 _COVER_JS = r"""([x, y]) => {

@@ -60,6 +60,9 @@ one short sentence on why. zoom(x, y, w, h) shows a region of the screenshot at 
 resolution. When the task is complete call done(summary); if it cannot be done call \
 fail(reason). Type secrets only as ${secrets.NAME} placeholders; you never see their values."""
 
+#: The hint of a target that will be clicked, dragged or scrolled at.
+_ACT = Hint(purpose="act")
+
 Status = Literal["done", "failed", "budget_exceeded", "error"]
 
 
@@ -248,7 +251,8 @@ class Actor:
     ) -> Generator[Step, None, tuple[list[Action], str | None]]:
         """The actions of one scripted step with its targets grounded, or the problem."""
         if s.kind in ("click", "double_click", "right_click"):
-            xy, problem = yield from self._resolve(st, s.target)
+            hint = Hint(role=s.role, purpose="act") if s.role else _ACT
+            xy, problem = yield from self._resolve(st, s.target, hint)
             return ([Action(s.kind, x=xy[0], y=xy[1], target=_text(s.target))] if xy else []), (
                 problem
             )
@@ -259,10 +263,10 @@ class Actor:
         if s.kind == "scroll":
             return (yield from self._script_scroll(st, s))
         if s.kind == "drag":
-            a, problem = yield from self._resolve(st, s.target)
+            a, problem = yield from self._resolve(st, s.target, _ACT)
             b: tuple[int, int] | None = None
             if a:
-                b, problem = yield from self._resolve(st, s.to)
+                b, problem = yield from self._resolve(st, s.to, _ACT)
             return ([Action("drag", path=(a, b), target=_text(s.target))] if a and b else []), (
                 problem
             )
@@ -276,7 +280,7 @@ class Actor:
         assert s.text is not None
         actions: list[Action] = []
         if s.into:
-            xy, problem = yield from self._resolve(st, s.into, Hint(role="field"))
+            xy, problem = yield from self._resolve(st, s.into, Hint(role="field", purpose="act"))
             if problem is not None or xy is None:
                 return [], problem
             actions = [Action("click", x=xy[0], y=xy[1], target=s.into)]
@@ -291,7 +295,7 @@ class Actor:
         xy: tuple[int, int] | None = (w // 2, h // 2)
         problem: str | None = None
         if s.target is not None:
-            xy, problem = yield from self._resolve(st, s.target)
+            xy, problem = yield from self._resolve(st, s.target, _ACT)
         if not xy:
             return [], problem
         ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[s.direction]
@@ -317,10 +321,13 @@ class Actor:
         deadline = time.monotonic() + self.config.find_timeout
         try:
             while True:
+                # The last look starts after the deadline: a slow look (a grounder loading
+                # its model) must not use up the whole wait on a screen from before it.
+                expired = time.monotonic() >= deadline
                 cands = self.grounder.locate(st.frame, target, hint)
                 if cands:
                     return self._pick(st, target, cands, hint)
-                if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
+                if expired or isinstance(self.grounder, NullGrounder):
                     return None, f"'{target}' not found on screen"
                 yield from self._refresh(st, 0.2)
         finally:
@@ -346,12 +353,23 @@ class Actor:
         return wrap_screen_text(text, self.config.untrusted_nonce, source)
 
     def _wait_for(self, st: _State, target: str, timeout: float) -> Generator[Step, None, bool]:
+        """Whether ``target`` is visible on a settled screen within ``timeout``.
+
+        The screen settles first (a navigation the last action started has loaded), so a
+        text still showing on the page being left never counts; a text already visible on
+        the settled screen returns at once. To let time pass, use ``wait``.
+        """
         deadline = time.monotonic() + timeout
-        while not self.grounder.locate(st.frame, target, None):
-            if time.monotonic() >= deadline:
+        settled = self.computer.settle(min(timeout, self.config.settle_timeout), since=st.frame)
+        if settled.frame.sha256 != st.frame.sha256:
+            yield self._observe(st, settled.frame, settled.changed)
+        while True:
+            expired = time.monotonic() >= deadline
+            if self.grounder.locate(st.frame, target, None):
+                return True
+            if expired:
                 return False
             yield from self._refresh(st, 0.2)
-        return True
 
     def _refresh(self, st: _State, pause: float) -> Generator[Step, None, None]:
         """Let a little time pass (the Computer's own wait) and observe again."""
@@ -409,6 +427,7 @@ class Actor:
         )
         reply = self.model.complete(request)
         self.meter.charge(reply.usage)
+        st.model_ms = reply.latency_ms  # charged to the first action the reply leads to
         body = request_body(request)
         yield ModelCallStep(
             st.step,

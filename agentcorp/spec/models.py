@@ -168,6 +168,9 @@ StepPoint = Annotated[
         {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
     ),
 ]
+#: What kind of element a text target is; the same words on a button and a link differ.
+TargetRole = Literal["button", "link", "field", "menu", "text"]
+_ROLE_DOC = "What the target is (button, link, field, menu, text) when the same words show twice."
 # Visible text to aim at, or [x, y] screen pixels.
 Target = Annotated[str, AfterValidator(_visible)] | StepPoint
 
@@ -378,18 +381,21 @@ class ClickStep(_Model):
     """Click a visible text or a point."""
 
     click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class DoubleClickStep(_Model):
     """Double-click a visible text or a point."""
 
     double_click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class RightClickStep(_Model):
     """Right-click a visible text or a point."""
 
     right_click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class TypeStep(_Model):

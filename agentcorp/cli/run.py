@@ -32,6 +32,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.actor.runner import TaskResult
 from agentcorp.cli._app import app
 from agentcorp.cli.wiring import (
@@ -85,7 +86,9 @@ _ENV = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text_bounded(path, 1 << 20, what="config file"))
+    except UnsafeRead:
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

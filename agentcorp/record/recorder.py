@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentcorp._io import UnsafeRead, read_bounded
 from agentcorp.errors import RecordingError
 from agentcorp.record.canonical import canonical_json, externalize_images
 from agentcorp.record.format import BLOBS, DELTA_KEY, EVENTS, FORMAT_VERSION, MANIFEST
@@ -529,10 +530,10 @@ def capture_final_state(
         if not path.is_absolute():
             path = home / raw
         try:
-            if not path.is_file() or path.stat().st_size > _MAX_FINAL_FILE:
-                continue
-            data = path.read_bytes()
-        except OSError:
+            # Bounded, and never through a link out of the file's folder: a sandbox file
+            # linked to /etc/shadow must not land in the recording.
+            data = read_bounded(path, _MAX_FINAL_FILE, what="final file")
+        except (OSError, UnsafeRead):
             continue
         recorder.add_final_file(raw, data)
         kept.append(raw)

@@ -1,9 +1,9 @@
-"""The action cache on the real run path: replay what passed before, hand over where it differs.
+"""The action cache on the real run path: run again what passed before, hand over where it differs.
 
 ``run_task_cached`` wraps a task's normal run (scripted steps, planner + actor, or a shipped
 recording). With no cached sequence it runs the task normally and, when it passes, stores
 its grounded actions (``agentcorp.grounding.cache``) under ``cache_key(spec hash, inputs)``.
-With one, the actions are replayed first by ``CachedActor``: each through the same policy
+With one, the actions are run first by ``CachedActor``: each through the same policy
 gate, redaction and step records as any other action (source ``cache``), its anchor checked
 before and its postcondition after. On the first divergence control goes to the task's
 scripted steps from the step that action belonged to (or to the planner/actor when the task
@@ -22,7 +22,7 @@ from typing import Any
 from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.actor.budget import BudgetMeter
 from agentcorp.actor.loop import Actor, ActorConfig, EpisodeTask, _State
-from agentcorp.actor.runner import TaskInput, TaskResult, run_task
+from agentcorp.actor.runner import TaskInput, TaskResult, TaskStatus, run_task
 from agentcorp.actor.script import ScriptStep, parse_step
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
@@ -34,8 +34,8 @@ from agentcorp.grounding.cache import (
     ActionCache,
     ActionCacheError,
     CachedAction,
+    CacheRunner,
     Divergence,
-    Replayer,
     _entry_json,
     entries_from_json,
     entries_from_steps,
@@ -56,8 +56,8 @@ from agentcorp.types import (
 __all__ = [
     "CacheOutcome",
     "CachedActor",
-    "cache_replay_doc",
     "cache_sequence",
+    "cached_run_doc",
     "entries_from_doc",
     "run_task_cached",
     "script_positions",
@@ -68,7 +68,7 @@ _POINTER = ("click", "double_click", "right_click")
 
 @dataclass(frozen=True, slots=True)
 class CacheOutcome:
-    """How a cached replay ended: ``done`` entries ran; ``divergence`` when it stopped early."""
+    """How a cached run ended: ``done`` entries ran; ``divergence`` when it stopped early."""
 
     done: int
     divergence: Divergence | None
@@ -132,7 +132,7 @@ def cache_sequence(
 ) -> tuple[list[CachedAction], list[int]]:
     """Entries with a ``wait_for`` entry put back where each scripted ``wait_for`` was.
 
-    A ``wait_for`` is no action in the loop's records, yet a replay that skips it races the
+    A ``wait_for`` is no action in the loop's records, yet a cached run that skips it races the
     page or dialog it waited for.
     """
     out: list[CachedAction] = []
@@ -152,18 +152,18 @@ def cache_sequence(
 
 
 class CachedActor(Actor):
-    """The actor loop replaying cached actions (source ``cache``) instead of deciding them."""
+    """The actor loop running cached actions (source ``cache``) instead of deciding them."""
 
-    def replay(
+    def run_cached(
         self,
         task: EpisodeTask,
         entries: Sequence[CachedAction],
     ) -> Generator[Step, None, CacheOutcome]:
-        """Replay ``entries`` until the end or the first divergence (nothing is retried)."""
+        """Run ``entries`` until the end or the first divergence (nothing is retried)."""
         self._task = task
         st = _State(frame=self.computer.screenshot(), image=b"")
         yield self._observe(st, st.frame, None)
-        rep = Replayer(entries, self.grounder)
+        rep = CacheRunner(entries, self.grounder)
         n = len(rep.entries)
         for i in range(n):
             over = self.meter.exceeded()
@@ -225,7 +225,7 @@ class CachedActor(Actor):
         return CacheOutcome(n, None, rep.entries)
 
 
-def cache_replay_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict[str, Any]:
+def cached_run_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict[str, Any]:
     """The cached sequence and loop settings a session keeps so a decision replay can redo it."""
     return {
         "version": CACHE_FORMAT,
@@ -241,7 +241,7 @@ def cache_replay_doc(entries: Sequence[CachedAction], config: ActorConfig) -> di
 
 
 def entries_from_doc(doc: Any, where: str) -> tuple[list[CachedAction], ActorConfig]:
-    """Parse ``cache_replay_doc``'s output; ``ActionCacheError`` names ``where`` and the field."""
+    """Parse ``cached_run_doc``'s output; ``ActionCacheError`` names ``where`` and the field."""
     entries, _ = entries_from_json(doc, where)
     raw = doc.get("actor_config") if isinstance(doc, dict) else None
     if not isinstance(raw, dict):
@@ -355,11 +355,11 @@ def run_task_cached(
 
     entries, stored_meta = found
     positions = _positions_from(stored_meta, len(entries))
-    replayed_doc = cache_replay_doc(entries, cfg)
+    cached_doc = cached_run_doc(entries, cfg)
     actor = CachedActor(computer, gate=gate, model=None, grounder=grounder, meter=meter, config=cfg)
     episode = EpisodeTask(task.task_id, task.description, role=task.role, sandbox=task.sandbox)
-    replayed: list[Step] = []
-    out = yield from _collect(actor.replay(episode, entries), replayed)
+    cached_records: list[Step] = []
+    out = yield from _collect(actor.run_cached(episode, entries), cached_records)
     if out.budget is not None:
         return TaskResult(
             task.task_id,
@@ -372,7 +372,7 @@ def run_task_cached(
             "cache",
         )
     if out.divergence is None:
-        status: str = "pass"
+        status: TaskStatus = "pass"
         reason = ""
         outcomes: tuple[CheckOutcome, ...] = ()
         if task.success is not None:
@@ -401,10 +401,10 @@ def run_task_cached(
             meter.steps,
             time.monotonic() - t0,
             "cache",
-            cache_replay=replayed_doc,
+            cached_run=cached_doc,
         )
     div = out.divergence
-    note = f"cache replay diverged at action {div.index + 1}/{len(entries)}: {div.reason}"
+    note = f"cached run diverged at action {div.index + 1}/{len(entries)}: {div.reason}"
     yield ErrorStep(0, time.time(), "CacheDivergence", note)
     if planner is not None or not script:
         resume = 0  # the planner/actor takes over from the screen as the cache left it
@@ -444,11 +444,11 @@ def run_task_cached(
             secrets,
         )
         return dataclasses.replace(
-            result, mode=mode, elapsed_s=time.monotonic() - t0, cache_replay=replayed_doc
+            result, mode=mode, elapsed_s=time.monotonic() - t0, cached_run=cached_doc
         )
     reason = f"{note}; then: {result.reason}" if result.reason else note
     return dataclasses.replace(
-        result, mode=mode, reason=reason, elapsed_s=time.monotonic() - t0, cache_replay=replayed_doc
+        result, mode=mode, reason=reason, elapsed_s=time.monotonic() - t0, cached_run=cached_doc
     )
 
 
@@ -475,7 +475,7 @@ def _store(
     meta: dict[str, Any] | None,
     secrets: Sequence[str] = (),
 ) -> None:
-    """Store ``head`` (already replayed) + the actions ``records`` performed, with positions."""
+    """Store ``head`` (run from the cache) + the actions ``records`` performed, with positions."""
     entries = entries_from_steps(
         [r for r in records if isinstance(r, ObservationStep | ActionStep | ActionResultStep)],
         grounder,

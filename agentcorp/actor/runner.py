@@ -17,6 +17,7 @@ from agentcorp.actor.loop import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.actor.script import parse_step, step_text
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
+from agentcorp.llm.untrusted import MARKER, untrusted_notice
 from agentcorp.planner.plan import Plan, Planner, PlanTask
 from agentcorp.policy.base import ActionGate
 from agentcorp.sandbox.base import Computer
@@ -56,9 +57,9 @@ class TaskResult:
     mode: str = ""
     episode: EpisodeTask | None = None  # the last episode run, for the recording's manifest
     actor_config: ActorConfig | None = None
-    #: For a run that replayed the action cache: the cached sequence as it was looked up
+    #: For a run from the action cache: the cached sequence as it was looked up
     #: (``{"version", "actions", "actor_config"}``), so a decision replay can redo it.
-    cache_replay: dict[str, Any] | None = None
+    cached_run: dict[str, Any] | None = None
 
 
 def run_task(
@@ -90,7 +91,7 @@ def run_task(
     steps: list[Any] = list(task.steps)
     if planner is not None:
         plan = yield from planner.plan(plan_task)
-        steps = [s.to_spec() for s in plan.steps]
+        steps = list(plan.steps)
     mode = "planned" if planner is not None else "model" if actor_model else "scripted"
     replans = 0
     while True:
@@ -119,8 +120,10 @@ def run_task(
         ):
             replans += 1
             failed = _describe_step(steps[result.failed_step])
-            plan = yield from planner.replan(plan_task, plan, failed, result.reason)
-            steps = [s.to_spec() for s in plan.steps]
+            plan = yield from planner.replan(
+                plan_task, plan, failed, _for_planner(result.reason, actor.config.untrusted_nonce)
+            )
+            steps = list(plan.steps)
             continue
         break
     end = _finish(task, result)
@@ -177,3 +180,10 @@ def _jsonable(value: Any) -> Any:
     if callable(dump):
         return dump(by_alias=True, exclude_none=True, mode="json")
     return value
+
+
+def _for_planner(reason: str, nonce: str) -> str:
+    """The failure as the planner gets it: screen text in it stays marked as data."""
+    if MARKER not in reason:
+        return reason
+    return f"{reason}\n\n{untrusted_notice(nonce)}"

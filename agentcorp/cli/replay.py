@@ -44,12 +44,12 @@ def _offline_grounder() -> Grounder:
 @contextmanager
 def _live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Computer, Grounder]]:
     """A fresh sandbox like the one the session ran on, built by ``agentcorp run``'s wiring."""
-    from agentcorp.cli.validate import load_company_or_raise
     from agentcorp.cli.wiring import Sandboxes, secret_values
     from agentcorp.record.replay import live_sandbox_company
+    from agentcorp.spec import load_company
 
     where = live_sandbox_company(session, company_path)
-    company = load_company_or_raise(where)
+    company = load_company(where)
     info = session.manifest.get("sandbox")
     name = info.get("name") if isinstance(info, dict) else None
     if not isinstance(name, str) or name not in company.sandboxes:

@@ -218,11 +218,11 @@ def live_view_settings(
 
 
 def _load(path: Path) -> Any:
-    from agentcorp.cli.validate import load_company_or_raise
+    from agentcorp.spec import load_company
 
     if not path.exists():
         raise ConfigError(f"{path}: no such company file or folder")
-    return load_company_or_raise(path)
+    return load_company(path)
 
 
 # --- progress -----------------------------------------------------------------------------
@@ -393,10 +393,10 @@ def run_one_recorded(
 
             extra.update(episode_manifest(result.episode, result.actor_config))
             extra["episode"]["then_model"] = result.episode.then_model
-        if result.cache_replay is not None:
+        if result.cached_run is not None:
             # The cached actions as looked up: a decision replay redoes them before the
             # episode that took over (``agentcorp.record.episode.loop_runner``).
-            extra["cache_replay"] = result.cache_replay
+            extra["cached_run"] = result.cached_run
         if result.mode == "planned":
             # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
             # decision replay of a planned session, not only the last episode.
@@ -597,7 +597,7 @@ def run(
         ),
     ] = None,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither replay nor store cached action sequences.")
+        bool, typer.Option("--no-cache", help="Neither run nor store cached action sequences.")
     ] = False,
     chromium: Annotated[
         Path | None,

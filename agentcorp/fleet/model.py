@@ -174,9 +174,6 @@ class EpisodeRunner(Protocol):
         ...
 
 
-RunnerRef: TypeAlias = "str | Callable[[FleetTask, EpisodeContext], EpisodeResult]"
-
-
 def resolve_runner(ref: str | Callable[..., Any]) -> Callable[[FleetTask, EpisodeContext], Any]:
     """Turn ``"package.module:function"`` (or a callable) into the episode runner.
 

@@ -456,16 +456,6 @@ class SchedulerPolicy:
         """Every task reached a terminal state."""
         return self._open == 0
 
-    @property
-    def open_tasks(self) -> int:
-        """Tasks not yet terminal."""
-        return self._open
-
-    @property
-    def free_slots(self) -> int:
-        """Free slots on live nodes."""
-        return self._free_total
-
     def node_tasks(self, node_id: str) -> list[str]:
         """Tasks in flight on ``node_id``."""
         return [self._ids[i] for i in self._running.get(node_id, ())]

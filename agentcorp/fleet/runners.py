@@ -112,17 +112,11 @@ def plan_from_company(company: Any, source: str = "") -> FleetPlan:
 
 def load_plan(path: str | Path) -> FleetPlan:
     """Load and validate a company file (or a folder holding one) into a ``FleetPlan``."""
-    from agentcorp.errors import SpecError, SpecIssue
-    from agentcorp.spec import SpecValidationError, load_company
+    from agentcorp.spec import load_company
 
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: no such company file or folder")
-    try:
-        company = load_company(p)
-    except SpecValidationError as exc:
-        raise SpecError(
-            [SpecIssue(i.file, i.line, i.col, i.path, i.message) for i in exc.issues]
-        ) from exc
+    company = load_company(p)
     src = company.source if company.source is not None else p
     return plan_from_company(company, str(Path(src).resolve()))

@@ -1,10 +1,10 @@
-"""The action cache: replay a task that passed once without asking any model.
+"""The action cache: run a task that passed once again, without asking any model.
 
 After a task passes, its grounded actions are stored with, for each one, the *anchor* it
 aimed at (the target's text, its box, a 64-bit perceptual hash of the pixels there) and its
 *postcondition* (the region that changed after it, a hash of that region afterwards, and
 optionally a text expected there). The next run of the same task with the same inputs
-replays them: before each action the anchor is checked on the current frame (the hash at the
+runs them again: before each action the anchor is checked on the current frame (the hash at the
 stored box; if it differs, the target is found again by its text and the action moved with
 it); after it, the postcondition. The first divergence hands control back, with the index
 and reason, so the loop lets the planner/actor take over from that step and then stores the
@@ -15,10 +15,10 @@ Keys come from ``cache_key(spec_hash, inputs)``.
 
 Two ways to use it:
 
-- ``Replayer(entries, grounder)`` for a loop that acts itself (through its policy gate and
+- ``CacheRunner(entries, grounder)`` for a loop that acts itself (through its policy gate and
   recorder): ``prepare(i, frame)`` gives the action to do or a ``Divergence``;
   ``verify(i, frame_after, changed)`` checks the postcondition.
-- ``replay(computer, entries, grounder)`` does it all on a ``Computer``.
+- ``run_cached(computer, entries, grounder)`` does it all on a ``Computer``.
 """
 
 from __future__ import annotations
@@ -59,18 +59,18 @@ __all__ = [
     "ActionCacheError",
     "Anchor",
     "CacheInfo",
+    "CacheRunResult",
+    "CacheRunner",
     "CachedAction",
     "Divergence",
     "Postcondition",
-    "ReplayResult",
-    "Replayer",
     "anchor_for",
     "cache_key",
     "entries_from_steps",
     "hamming",
     "perceptual_hash",
     "postcondition_for",
-    "replay",
+    "run_cached",
     "thumb_diff",
     "thumbnail",
 ]
@@ -209,7 +209,7 @@ class Postcondition:
 
 @dataclass(frozen=True, slots=True)
 class CachedAction:
-    """One replayable action with its anchor (None for keys and typing) and postcondition."""
+    """One cached action with its anchor (None for keys and typing) and postcondition."""
 
     action: Action
     anchor: Anchor | None = None
@@ -540,12 +540,12 @@ def entries_from_steps(
     return out
 
 
-# --- replay ------------------------------------------------------------------------------
+# --- running cached actions -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Divergence:
-    """Where replay stopped: the action ``index``, why, and whether that action already ran."""
+    """Where a cached run stopped: the action ``index``, why, and whether it already ran."""
 
     index: int
     reason: str
@@ -572,7 +572,7 @@ def _iou(a: Box, b: Box) -> float:
     return (w * h) / max(1, min(a.w * a.h, b.w * b.h))
 
 
-class Replayer:
+class CacheRunner:
     """Checks cached actions one at a time for a loop that performs them itself.
 
     ``prepare(i, frame)`` verifies entry ``i``'s anchor on ``frame`` and returns the action
@@ -685,8 +685,8 @@ class Replayer:
 
 
 @dataclass(slots=True)
-class ReplayResult:
-    """How far a replay got: ``done`` actions ran and checked; ``divergence`` if it stopped."""
+class CacheRunResult:
+    """How far a cached run got: ``done`` actions ran and checked; ``divergence`` if it stopped."""
 
     done: int
     divergence: Divergence | None
@@ -732,7 +732,7 @@ def perform(computer: Computer, a: Action) -> None:
         goto(a.url or "")
 
 
-def replay(
+def run_cached(
     computer: Computer,
     entries: Sequence[CachedAction],
     grounder: Grounder | None = None,
@@ -740,20 +740,20 @@ def replay(
     settle_timeout: float = 2.0,
     tolerance: int = HASH_TOLERANCE,
     check: Callable[[Action], str | None] | None = None,
-) -> ReplayResult:
+) -> CacheRunResult:
     """Replay ``entries`` on ``computer`` until the end or the first divergence.
 
     ``check(action)`` (e.g. the policy gate) may return a reason to refuse an action, which
     counts as a divergence. ``wait_for`` actions poll the grounder for their target.
     """
     t0 = time.perf_counter()
-    rep = Replayer(entries, grounder, tolerance)
+    rep = CacheRunner(entries, grounder, tolerance)
     frame = computer.screenshot()
     for i in range(len(rep.entries)):
         a = rep.entries[i].action
         if a.kind == "wait_for":
             if grounder is None or not a.target:
-                return ReplayResult(
+                return CacheRunResult(
                     i,
                     Divergence(i, "wait_for needs a grounder and a target"),
                     rep.entries,
@@ -764,7 +764,7 @@ def replay(
             deadline = time.monotonic() + (a.seconds or settle_timeout)
             while not grounder.locate(frame, a.target):
                 if time.monotonic() >= deadline:
-                    return ReplayResult(
+                    return CacheRunResult(
                         i,
                         Divergence(i, f"'{a.target}' did not appear"),
                         rep.entries,
@@ -776,9 +776,9 @@ def replay(
             continue
         todo = rep.prepare(i, frame)
         if isinstance(todo, Divergence):
-            return ReplayResult(i, todo, rep.entries, time.perf_counter() - t0, frame, rep.how)
+            return CacheRunResult(i, todo, rep.entries, time.perf_counter() - t0, frame, rep.how)
         if check is not None and (why := check(todo)) is not None:
-            return ReplayResult(
+            return CacheRunResult(
                 i,
                 Divergence(i, f"refused: {why}"),
                 rep.entries,
@@ -801,7 +801,7 @@ def replay(
             bad = rep.verify(i, settled.frame, settled.changed)
         frame = settled.frame
         if bad is not None:
-            return ReplayResult(i, bad, rep.entries, time.perf_counter() - t0, frame, rep.how)
-    return ReplayResult(
+            return CacheRunResult(i, bad, rep.entries, time.perf_counter() - t0, frame, rep.how)
+    return CacheRunResult(
         len(rep.entries), None, rep.entries, time.perf_counter() - t0, frame, rep.how
     )

@@ -47,7 +47,7 @@ _INTERACTIONS = frozenset({"click", "double_click", "right_click", "drag", "scro
 _CONFIRMABLE = frozenset(
     {"click", "double_click", "right_click", "drag", "type", "key", "open_url"}
 )
-_TEXT_FIELDS = ("text", "url", "keys", "target", "into", "summary")
+_TEXT_FIELDS = ("text", "url", "keys", "target", "into", "summary", "intent")
 _TYPED_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.\-]*://|www\.)[^\s<>\"'`]+")
 _TYPED_BUFFER = 256
 # Keys that only leave a page: allowed even on a page outside allow_urls, so a model that

@@ -53,7 +53,6 @@ from agentcorp.types import (
     PolicyStep,
     Step,
     ToolCall,
-    Usage,
 )
 
 __all__ = [
@@ -301,7 +300,7 @@ def decision_replay(
     # Matching trusts the hashes in events.jsonl, so make sure the bodies still match them.
     session.verify(frames=False)
     session = session.actor_part()
-    from agentcorp.sandbox.replay import RecordedFramesComputer
+    from agentcorp.sandbox.recorded import RecordedFramesComputer
 
     live_sandbox = computer is not None
     comp = (
@@ -507,14 +506,6 @@ def _frame_after(session: Session, index: int) -> Frame | None:
 # --- regrade ------------------------------------------------------------------------------
 
 
-def final_frame(session: Session) -> Frame | None:
-    """The last stored frame of the session (the recorded final state of the screen)."""
-    for ev in reversed(session.events):
-        if isinstance(ev.step, ObservationStep) and ev.refs.get("frame"):
-            return session.frame(ev.refs["frame"])
-    return None
-
-
 def _recorded_checks(session: Session) -> dict[str, str]:
     recorded = {str(c.get("name")): str(c.get("status")) for c in session.checks}
     if not recorded:
@@ -570,7 +561,7 @@ def regrade(
     import tempfile
 
     from agentcorp.checks import CheckContext, evaluate
-    from agentcorp.sandbox.replay import RecordedFramesComputer
+    from agentcorp.sandbox.recorded import RecordedFramesComputer
 
     session.require_complete()
     tree = tree if tree is not None else success_tree(session)
@@ -640,12 +631,3 @@ def regrade(
     report.records = len(results)
     report.elapsed_s = time.perf_counter() - t0
     return report
-
-
-def total_usage(session: Session) -> Usage:
-    """The sum of every recorded model call's usage."""
-    total = Usage()
-    for ev in session.events:
-        if isinstance(ev.step, ModelCallStep):
-            total = total + ev.step.usage
-    return total

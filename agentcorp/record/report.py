@@ -85,6 +85,7 @@ def trace_steps(session: Session) -> list[TraceStep]:
     call: ModelCallStep | None = None
     notes: list[str] = []
     current: TraceStep | None = None
+    last_call: ModelCallStep | None = None  # the call whose cost is already shown
     for ev in session.events:
         s = ev.step
         if isinstance(s, ObservationStep):
@@ -93,23 +94,11 @@ def trace_steps(session: Session) -> list[TraceStep]:
             call = s
         elif isinstance(s, ActionStep):
             current = TraceStep(len(out), s.step, s.action, s.source, frame, s.reasoning)
-            if call is not None:
-                current.model = call.model
-                current.latency_ms = call.latency_ms
-                current.prompt_tokens = call.usage.prompt_tokens
-                current.completion_tokens = call.usage.completion_tokens
-                current.cost_usd = call.usage.cost_usd
-                calls = call.response.get("tool_calls") or []
-                if calls and isinstance(calls[0], dict):
-                    c = calls[0]
-                    name = c.get("name") or (c.get("function") or {}).get("name")
-                    args = c.get("arguments") or (c.get("function") or {}).get("arguments")
-                    current.tool_call = f"{name}({args})"
-                if current.reasoning is None and isinstance(call.response.get("content"), str):
-                    current.reasoning = call.response["content"]
-                call = None
             current.notes = notes
             notes = []
+            if call is not None and s.source == "model":
+                _join_call(current, call, s.tool_call_id, first=call is not last_call)
+                last_call = call
             out.append(current)
         elif isinstance(s, PolicyStep) and current is not None:
             current.policy = s.decision + (f" ({s.rule})" if s.rule else "")
@@ -126,6 +115,28 @@ def trace_steps(session: Session) -> list[TraceStep]:
         final.notes = ["final screen", *notes]
         out.append(final)
     return out
+
+
+def _join_call(t: TraceStep, call: ModelCallStep, call_id: str | None, *, first: bool) -> None:
+    """Show the model call an action came from; one reply's cost only on its first action."""
+    t.model = call.model
+    if first:
+        t.latency_ms = call.latency_ms
+        t.prompt_tokens = call.usage.prompt_tokens
+        t.completion_tokens = call.usage.completion_tokens
+        t.cost_usd = call.usage.cost_usd
+    calls = [c for c in call.response.get("tool_calls") or [] if isinstance(c, dict)]
+    # Several calls per reply: the action names its call; older recordings had one call.
+    mine = next((c for c in calls if call_id is not None and c.get("id") == call_id), None)
+    c = mine or (calls[0] if calls and call_id is None else None)
+    if c is not None:
+        name = c.get("name") or (c.get("function") or {}).get("name")
+        args = c.get("arguments") or (c.get("function") or {}).get("arguments")
+        t.tool_call = f"{name}({args})"
+        if len(calls) > 1:
+            t.notes.append(f"call {calls.index(c) + 1} of {len(calls)} in one model reply")
+    if t.reasoning is None and isinstance(call.response.get("content"), str):
+        t.reasoning = call.response["content"]
 
 
 def _frame_png(session: Session, ev: Event) -> tuple[str, bytes] | None:
@@ -159,6 +170,8 @@ def _action_json(a: Action) -> dict[str, Any]:
         "url": a.url,
         "target": a.target,
         "summary": a.summary,
+        "intent": a.intent,
+        "region": list(a.region) if a.region else None,
     }
 
 
@@ -339,7 +352,10 @@ def _draw_action(img: Any, a: Action, scale: float) -> None:
 
     d = ImageDraw.Draw(img)
     red = (255, 45, 85)
-    if a.x is not None and a.y is not None:
+    if a.kind == "zoom" and a.region is not None:
+        zx, zy, zw, zh = (v * scale for v in a.region)
+        d.rectangle((zx, zy, zx + zw, zy + zh), outline=red, width=3)
+    elif a.x is not None and a.y is not None:
         x, y = a.x * scale, a.y * scale
         d.ellipse((x - 10, y - 10, x + 10, y + 10), outline=red, width=3)
         d.line((x - 16, y, x + 16, y), fill=red, width=2)

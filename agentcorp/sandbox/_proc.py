@@ -16,8 +16,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -72,8 +72,19 @@ def tune_allocator() -> None:
         pass
 
 
+# Bare interpreter names in a command mean the Python agentcorp itself runs under, so a
+# Python service (the back office) sees agentcorp's virtual environment even when that
+# environment is not on PATH (`.venv/bin/agentcorp run ...` without activating it).
+_OWN_PYTHON = frozenset({"python", "python3", f"python3.{sys.version_info.minor}"})
+
+
 def find_program(name: str, package: str) -> str:
-    """The absolute path of ``name`` (a bare name or a path), or ``SandboxUnavailable``."""
+    """The absolute path of ``name`` (a bare name or a path), or ``SandboxUnavailable``.
+
+    ``python``/``python3`` resolve to ``sys.executable``.
+    """
+    if name in _OWN_PYTHON and sys.executable:
+        return sys.executable
     if os.sep in name:
         if os.path.isfile(name) and os.access(name, os.X_OK):
             return name
@@ -143,17 +154,6 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
 def _kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, *, poll: float = 0.01, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` every ``poll`` seconds until true; ``SandboxError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise SandboxError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(poll)
 
 
 # --- cleanup on exit and on SIGTERM/SIGHUP --------------------------------------------------

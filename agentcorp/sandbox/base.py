@@ -1,6 +1,6 @@
 """The ``Computer`` contract every sandbox backend implements, and the ``Frame`` it returns.
 
-Backends live in their own modules (``xvfb``, ``browser``, ``replay``) and are wired together
+Backends live in their own modules (``xvfb``, ``browser``, ``recorded``) and are wired together
 only in ``agentcorp.cli`` and ``agentcorp.fleet``; the actor loop and planner see this module
 only. Coordinates are always *screen* pixels here; the model's downscaled frame is mapped in
 ``agentcorp.sandbox.coords``.

@@ -13,12 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agentcorp._io import UnsafeRead, read_bounded
-from agentcorp.spec._issues import (
-    SpecValidationError,
-    ValidationIssue,
-    did_you_mean,
-    format_path,
-)
+from agentcorp.errors import SpecError, SpecIssue
+from agentcorp.spec._issues import did_you_mean, format_path
 from agentcorp.spec._yaml import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_NODES,
@@ -62,26 +58,26 @@ def load_company_text(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Company:
-    """Validate YAML text and return the ``Company``; raise ``SpecValidationError`` if invalid.
+    """Validate YAML text and return the ``Company``; raise ``SpecError`` if invalid.
 
     ``base_dir`` (default: the folder of ``filename``) is where relative paths in the spec
     point; ``check_files`` verifies that files copied into sandboxes exist there.
     """
     if len(text) > max_bytes:
-        raw_issue = ValidationIssue(
+        raw_issue = SpecIssue(
             filename,
             1,
             1,
             "",
             f"file is over the {max_bytes:,}-byte limit for spec files",
         )
-        raise SpecValidationError([raw_issue])
+        raise SpecError([raw_issue])
     base = Path(base_dir) if base_dir is not None else Path(filename).parent
     company, issues = _validate_text(
         text.removeprefix("\ufeff"), filename, base, check_files, max_nodes
     )
     if issues or company is None:
-        raise SpecValidationError(issues)
+        raise SpecError(issues)
     return company
 
 
@@ -91,15 +87,15 @@ def load_company(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Company:
-    """Load a company file, or the one company file in a folder; raise ``SpecValidationError``."""
+    """Load a company file, or the one company file in a folder; raise ``SpecError``."""
     p = Path(path)
     if p.is_dir():
         candidates = company_files(p)
         if len(candidates) != 1:
             names = ", ".join(c.name for c in candidates) or "none"
-            raise SpecValidationError(
+            raise SpecError(
                 [
-                    ValidationIssue(
+                    SpecIssue(
                         str(p),
                         1,
                         1,
@@ -112,7 +108,7 @@ def load_company(
         p = candidates[0]
     company, issues = _validate_file(p, str(p), max_bytes, max_nodes)
     if issues or company is None:
-        raise SpecValidationError(issues)
+        raise SpecError(issues)
     return company
 
 
@@ -121,9 +117,9 @@ def validate_paths(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
-) -> list[ValidationIssue]:
+) -> list[SpecIssue]:
     """Every issue in the given files and folders (every *.yaml/*.yml below a folder)."""
-    issues: list[ValidationIssue] = []
+    issues: list[SpecIssue] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -135,13 +131,13 @@ def validate_paths(
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
             if not files:
-                issues.append(ValidationIssue(str(p), 1, 1, "", "no *.yaml or *.yml files here"))
+                issues.append(SpecIssue(str(p), 1, 1, "", "no *.yaml or *.yml files here"))
             for f in files:
                 issues.extend(_validate_file(f, str(f), max_bytes, max_nodes)[1])
         elif p.exists():
             issues.extend(_validate_file(p, str(p), max_bytes, max_nodes)[1])
         else:
-            issues.append(ValidationIssue(str(p), 1, 1, "", "no such file or folder"))
+            issues.append(SpecIssue(str(p), 1, 1, "", "no such file or folder"))
     return issues
 
 
@@ -165,17 +161,17 @@ def company_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _validate_file(
     path: Path, filename: str, max_bytes: int, max_nodes: int
-) -> tuple[Company | None, list[ValidationIssue]]:
+) -> tuple[Company | None, list[SpecIssue]]:
     try:
         # Read through the bounded reader: ``stat`` says 0 for /dev/zero, a FIFO would block.
         raw = read_bounded(path, max_bytes, root=path.parent, what="spec file")
     except UnsafeRead as exc:
         message = str(exc).removeprefix(f"{path}: ")
-        return None, [ValidationIssue(filename, 1, 1, "", message)]
+        return None, [SpecIssue(filename, 1, 1, "", message)]
     except OSError as exc:
-        return None, [ValidationIssue(filename, 1, 1, "", f"cannot read: {exc.strerror or exc}")]
+        return None, [SpecIssue(filename, 1, 1, "", f"cannot read: {exc.strerror or exc}")]
     text = decode(raw, filename, max_bytes)
-    if isinstance(text, ValidationIssue):
+    if isinstance(text, SpecIssue):
         return None, [text]
     company, issues = _validate_text(text, filename, path.parent, True, max_nodes)
     if company is not None:
@@ -185,14 +181,14 @@ def _validate_file(
 
 def _validate_text(
     text: str, filename: str, base_dir: Path, check_files: bool, max_nodes: int
-) -> tuple[Company | None, list[ValidationIssue]]:
+) -> tuple[Company | None, list[SpecIssue]]:
     parsed = parse_yaml(text, filename, max_nodes=max_nodes)
-    if isinstance(parsed, ValidationIssue):
+    if isinstance(parsed, SpecIssue):
         return None, [parsed]
     if not isinstance(parsed.data, dict):
         line, col = parsed.values.get((), (1, 1))
         return None, [
-            ValidationIssue(
+            SpecIssue(
                 filename,
                 line,
                 col,
@@ -221,7 +217,7 @@ class _Ctx:
         self.filename = filename
         self.parsed = parsed
         self.data: dict[str, Any] = parsed.data
-        self.issues: list[ValidationIssue] = []
+        self.issues: list[SpecIssue] = []
 
     def where(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
         if key and path in self.parsed.keys:
@@ -238,7 +234,7 @@ class _Ctx:
         # One line per issue, always: values quoted into messages may hold newlines.
         one_line = " ".join(message.split())
         where = " ".join(format_path(path).split())
-        self.issues.append(ValidationIssue(self.filename, line, col, where, one_line))
+        self.issues.append(SpecIssue(self.filename, line, col, where, one_line))
 
 
 # --- pydantic errors → issues --------------------------------------------------------------
@@ -599,9 +595,7 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
     steps = task.get("steps")
     if isinstance(steps, list):
         for j, step in enumerate(steps):
-            if isinstance(step, dict):
-                for k in ("type", "open_url", "wait_for", "click", "into"):
-                    places.append((("tasks", i, "steps", j, k), step.get(k)))
+            places.extend(_texts(("tasks", i, "steps", j), step))
     for path, text in places:
         if not isinstance(text, str):
             continue
@@ -613,6 +607,17 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
                     f"template variable {{inputs.{name}}} has no input {name!r}"
                     f"{did_you_mean(name, inputs)}",
                 )
+
+
+def _texts(path: Path_, value: Any) -> list[tuple[Path_, Any]]:
+    """Every text inside a step, with its path: templates are rendered in all of them."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts((*path, str(k)), v)]
+    if isinstance(value, list):
+        return [t for n, v in enumerate(value) for t in _texts((*path, n), v)]
+    return []
 
 
 def _cycles(ctx: _Ctx, tasks: list[Any], ids: dict[str, int]) -> None:

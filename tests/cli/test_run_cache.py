@@ -1,11 +1,11 @@
 """The action cache on ``agentcorp run``'s real path, on real mousepad in our own Xvfb.
 
 1. A steps-only task passes offline and its grounded actions are cached.
-2. The same task again replays from the cache: every action has source ``cache``, no
+2. The same task again runs from the cache: every action has source ``cache``, no
    scripted step is grounded and no model is called; the output says ``via cache``.
-3. The target text renamed: the replay diverges at that action and the (fake, loopback)
+3. The target text renamed: the cached run diverges at that action and the (fake, loopback)
    model takes over from that step; the task passes and the cache is repaired.
-4. The repaired cache replays the renamed case with no model at all.
+4. The repaired cache runs the renamed case with no model at all.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _cache_doc(folder: Path) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_run_caches_replays_diverges_and_repairs(
+def test_run_caches_runs_diverges_and_repairs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     co = tmp_path / "co"
@@ -121,6 +121,13 @@ def test_run_caches_replays_diverges_and_repairs(
     assert not any(isinstance(st, ModelCallStep) for st in s.steps())
     assert s.manifest["outcome"]["status"] == "pass"
     # A cached run is a replayable session too: the cached actions are redone on its frames.
+    code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
+    assert code == 0, out + err
+    # Sessions recorded before "cached_run" was named so keep the sequence under its old key.
+    manifest_path = s.folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["cache_replay"] = manifest.pop("cached_run")
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
     assert code == 0, out + err
 
@@ -160,7 +167,7 @@ def test_run_caches_replays_diverges_and_repairs(
     s = open_session(_session(tmp_path / "s3"))
     errors = [st for st in s.steps() if type(st).__name__ == "ErrorStep"]
     assert any(
-        "cache replay diverged at action 1/4" in str(getattr(e, "message", "")) for e in errors
+        "cached run diverged at action 1/4" in str(getattr(e, "message", "")) for e in errors
     ), errors
     doc = _cache_doc(cache)
     kinds = [a["action"]["kind"] for a in doc["actions"]]  # type: ignore[index,union-attr]

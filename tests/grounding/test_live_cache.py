@@ -1,10 +1,10 @@
-"""Live: a steps-only task on real mousepad (no model), cached, replayed, and repaired.
+"""Live: a steps-only task on real mousepad (no model), cached, run again, and repaired.
 
 1. The actor runs the task's ``steps`` with the OCR grounder and no model: the file is saved.
-2. Its records become a cache entry; a fresh desktop replays it with no model and no OCR on
+2. Its records become a cache entry; a fresh desktop runs it again with no model and no OCR on
    the fast path (anchors match by hash): the same file results.
-3. The target line moved down: replay relocates it by text and still passes.
-4. The target was renamed: replay reports the divergence at that action; the loop hands over
+3. The target line moved down: the cached run relocates it by text and still passes.
+4. The target was renamed: the cached run reports the divergence at that action; the loop hands over
    to the (scripted) model from there, which clicks the renamed text; the task passes and the
    repaired sequence is stored.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from agentcorp.actor import Actor, EpisodeTask
-from agentcorp.grounding.cache import ActionCache, cache_key, entries_from_steps, replay
+from agentcorp.grounding.cache import ActionCache, cache_key, entries_from_steps, run_cached
 from agentcorp.grounding.ocr_grounder import OcrGrounder
 from agentcorp.grounding.resolve import resolve
 from agentcorp.policy.base import AllowAll
@@ -117,17 +117,17 @@ def test_steps_task_passes_without_model_and_is_cached(recorded: Any) -> None:
     assert all(e.post is not None for e in entries)
 
 
-def test_cached_replay_reproduces_the_task(
+def test_cached_run_reproduces_the_task(
     recorded: Any, tmp_path: Path, grounder: OcrGrounder
 ) -> None:
     cache, key = recorded
     with desktop(tmp_path, LINES) as desk:
         grounder.reset()
-        res = replay(desk, cache.lookup(key) or [], grounder)
+        res = run_cached(desk, cache.lookup(key) or [], grounder)
         assert res.ok, res.divergence
         assert res.how[0] == "hash"  # no OCR needed on the fast path
         assert saved(desk, EXPECTED) == EXPECTED
-        print(f"cached replay: {res.done} actions in {res.elapsed_s * 1000:.0f} ms")
+        print(f"cached run: {res.done} actions in {res.elapsed_s * 1000:.0f} ms")
 
 
 def test_moved_target_is_relocated_by_text(
@@ -137,7 +137,7 @@ def test_moved_target_is_relocated_by_text(
     moved = "A new first line\n\n" + LINES
     with desktop(tmp_path, moved) as desk:
         grounder.reset()
-        res = replay(desk, cache.lookup(key) or [], grounder)
+        res = run_cached(desk, cache.lookup(key) or [], grounder)
         assert res.ok, res.divergence
         assert res.how[0] == "text"
         want = moved.replace("Monday morning", "Monday morning and lunch")
@@ -151,7 +151,7 @@ def test_renamed_target_diverges_then_the_model_takes_over(
     renamed = LINES.replace("Monday morning", "Monday at nine")
     with desktop(tmp_path, renamed) as desk:
         grounder.reset()
-        res = replay(desk, cache.lookup(key) or [], grounder)
+        res = run_cached(desk, cache.lookup(key) or [], grounder)
         assert not res.ok and res.divergence is not None
         assert res.divergence.index == 0 and not res.divergence.acted
         assert "Monday morning" in res.divergence.reason

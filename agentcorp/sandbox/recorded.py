@@ -101,7 +101,7 @@ class RecordedFrame(Frame):
 
 @dataclass(frozen=True, slots=True)
 class RecordedCall:
-    """One call the loop made on the replay computer."""
+    """One call the loop made on the recorded-frames computer."""
 
     method: str
     args: tuple[Any, ...]

@@ -342,8 +342,8 @@ tasks:
     role: clerk
     description: press a key
     steps: [{key: "ctrl+a"}]
-    success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY"'],
-              stdout_contains: "k=a/1"}
+    success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY."'],
+              stdout_contains: "k=a."}
   - id: b
     role: clerk
     description: press a key
@@ -385,13 +385,13 @@ def test_default_runner_runs_spec_tasks_through_the_real_wiring(tmp_path: Path) 
         timeout=180,
     )
     assert r.returncode == 1, r.stderr  # b's check fails on purpose
-    assert json.loads(r.stdout)["counts"] == {"passed": 1, "failed": 1, "error": 1}
+    assert json.loads(r.stdout)["counts"] == {"passed": 1, "failed": 1, "error": 1}, r.stdout
     led = SqliteLedger(ledger, create=False)
     try:
         rows = {x.id: x for x in led.rows()}
     finally:
         led.close()
-    assert rows["a"].state == "passed"  # its check saw AGENTCORP_IDEMPOTENCY_KEY=a/1
+    assert rows["a"].state == "passed"  # its check saw AGENTCORP_IDEMPOTENCY_KEY=a
     assert rows["b"].state == "failed" and "k=b/2" in (rows["b"].detail or "")
     assert rows["c"].state == "error" and "skipped" in (rows["c"].detail or "")
 

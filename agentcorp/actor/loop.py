@@ -23,7 +23,7 @@ from typing import Any, Literal
 from agentcorp.actor.budget import BudgetMeter, Budgets
 from agentcorp.actor.script import ScriptStep, Target, parse_step, step_text
 from agentcorp.actor.tools import TOOL_SCHEMAS, ToolError, parse_tool_call
-from agentcorp.errors import AgentcorpError, BudgetExceeded, SetupError
+from agentcorp.errors import ActionInterrupted, AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
 from agentcorp.grounding.resolve import Ambiguous, resolve
 from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
@@ -636,13 +636,17 @@ class Actor:
         before = st.frame
         t0 = time.perf_counter()
         try:
-            execute_action(self.computer, action)
+            execute_action(self.computer, action, deadline=self.meter.deadline())
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
             yield ActionResultStep(
                 st.step, time.time(), False, str(exc), (time.perf_counter() - t0) * 1000
             )
+            over = self.meter.exceeded() if isinstance(exc, ActionInterrupted) else None
+            if over is not None:
+                # The budget ran out mid-action: the episode ends as budget_exceeded.
+                raise BudgetExceeded(over) from exc
             return str(exc)
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)

@@ -49,6 +49,8 @@ from agentcorp.errors import (
     LLMError,
     SetupError,
 )
+from agentcorp.record.abort import abort_on_signals
+from agentcorp.record.recorder import finish_open_sessions
 from agentcorp.sandbox.liveview import PASSWORD_ENV
 from agentcorp.types import ActionStep, ModelCallStep, Step
 
@@ -317,6 +319,44 @@ def _session_folder(root: Path, task_id: str, attempt: int) -> Path:
     return folder
 
 
+def _recorder(runner: TaskRunner, task: Any, attempt: int, folder: Path) -> Any:
+    """The session recorder of one attempt, its manifest describing the run."""
+    from agentcorp.record.recorder import SessionRecorder
+    from agentcorp.spec import task_spec_hash
+
+    company = runner.company
+    sb_name = company.task_sandbox(task)
+    sb = company.sandboxes[sb_name]
+    return SessionRecorder(
+        folder,
+        task_id=task.id,
+        spec_hash=task_spec_hash(company, task),
+        sandbox_info={
+            "name": sb_name,
+            "kind": sb.kind,
+            "screen": list(sb.screen),
+            "apps": [a.name for a in sb.apps],
+            "start_url": sb.start_url,
+        },
+        models={
+            **model_names(runner.config, company, task, runner.client),
+            "endpoint": runner.config.describe() if runner.client else "none",
+        },
+        secrets=runner.secret_list,
+        budgets=task.budgets.model_dump(mode="json") if task.budgets else {},
+        task_spec=task.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        extra={
+            "attempt": attempt,
+            "mode": runner.mode_for(task),
+            **(
+                {"company_file": str(Path(company.source).resolve())}
+                if company.source is not None
+                else {}
+            ),
+        },
+    )
+
+
 def run_one_recorded(
     runner: TaskRunner,
     task: Any,
@@ -324,45 +364,11 @@ def run_one_recorded(
     on_step: Callable[[Step], None] | None = None,
 ) -> tuple[TaskResult, Path | None]:
     """Run one attempt of ``task`` and record it under ``runner.config.sessions`` if set."""
-    from agentcorp.spec import task_spec_hash
-
     recorder: Any = None
     folder: Path | None = None
-    company = runner.company
     if runner.config.sessions is not None:
-        from agentcorp.record.recorder import SessionRecorder
-
         folder = _session_folder(runner.config.sessions, task.id, attempt)
-        sb_name = company.task_sandbox(task)
-        sb = company.sandboxes[sb_name]
-        recorder = SessionRecorder(
-            folder,
-            task_id=task.id,
-            spec_hash=task_spec_hash(company, task),
-            sandbox_info={
-                "name": sb_name,
-                "kind": sb.kind,
-                "screen": list(sb.screen),
-                "apps": [a.name for a in sb.apps],
-                "start_url": sb.start_url,
-            },
-            models={
-                **model_names(runner.config, company, task, runner.client),
-                "endpoint": runner.config.describe() if runner.client else "none",
-            },
-            secrets=runner.secret_list,
-            budgets=task.budgets.model_dump(mode="json") if task.budgets else {},
-            task_spec=task.model_dump(by_alias=True, exclude_none=True, mode="json"),
-            extra={
-                "attempt": attempt,
-                "mode": runner.mode_for(task),
-                **(
-                    {"company_file": str(Path(company.source).resolve())}
-                    if company.source is not None
-                    else {}
-                ),
-            },
-        )
+        recorder = _recorder(runner, task, attempt, folder)
     runner.final_state = None
     gen = runner.run(task, attempt)
     try:
@@ -382,42 +388,52 @@ def run_one_recorded(
         raise
     except AgentcorpError as exc:
         result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt as exc:
+        # Ctrl-C / SIGTERM: what ran is kept, with outcome "aborted".
+        if recorder is not None:
+            recorder.finish_aborted(str(exc) or "interrupted", **_audit_extra(runner))
+        raise
     except BaseException:
         if recorder is not None:
             recorder.abort()
         raise
     if recorder is not None:
-        extra: dict[str, Any] = _audit_extra(runner)
-        if result.episode is not None and result.actor_config is not None:
-            from agentcorp.record.episode import episode_manifest
-
-            extra.update(episode_manifest(result.episode, result.actor_config))
-            extra["episode"]["then_model"] = result.episode.then_model
-        if result.cached_run is not None:
-            # The cached actions as looked up: a decision replay redoes them before the
-            # episode that took over (``agentcorp.record.episode.loop_runner``).
-            extra["cached_run"] = result.cached_run
-        if result.mode == "planned":
-            # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
-            # decision replay of a planned session, not only the last episode.
-            from dataclasses import asdict
-
-            from agentcorp.cli.wiring import task_input
-
-            names = model_names(runner.config, company, task, runner.client)
-            extra["run_task"] = {
-                "task": asdict(task_input(company, task)),
-                "planner_model": names["planner"],
-                "max_replans": runner.config.max_replans,
-            }
-        if runner.final_state is not None and task.success is not None:
-            # The files and URL the checks read, so ``replay --mode regrade`` re-checks them.
-            from agentcorp.record.recorder import capture_final_state
-
-            home, url = runner.final_state
-            capture_final_state(recorder, task.success, home, url)
-        recorder.finish({"status": result.status, "reason": result.reason}, **extra)
+        _finish_recorded(runner, task, result, recorder)
     return result, folder
+
+
+def _finish_recorded(runner: TaskRunner, task: Any, result: TaskResult, recorder: Any) -> None:
+    """Write the manifest of a finished attempt, with what a replay needs to redo it."""
+    extra: dict[str, Any] = _audit_extra(runner)
+    if result.episode is not None and result.actor_config is not None:
+        from agentcorp.record.episode import episode_manifest
+
+        extra.update(episode_manifest(result.episode, result.actor_config))
+        extra["episode"]["then_model"] = result.episode.then_model
+    if result.cached_run is not None:
+        # The cached actions as looked up: a decision replay redoes them before the
+        # episode that took over (``agentcorp.record.episode.loop_runner``).
+        extra["cached_run"] = result.cached_run
+    if result.mode == "planned":
+        # Enough to re-run planner + actor (``agentcorp.actor.runner.run_task``) in a
+        # decision replay of a planned session, not only the last episode.
+        from dataclasses import asdict
+
+        from agentcorp.cli.wiring import task_input
+
+        names = model_names(runner.config, runner.company, task, runner.client)
+        extra["run_task"] = {
+            "task": asdict(task_input(runner.company, task)),
+            "planner_model": names["planner"],
+            "max_replans": runner.config.max_replans,
+        }
+    if runner.final_state is not None and task.success is not None:
+        # The files and URL the checks read, so ``replay --mode regrade`` re-checks them.
+        from agentcorp.record.recorder import capture_final_state
+
+        home, url = runner.final_state
+        capture_final_state(recorder, task.success, home, url)
+    recorder.finish({"status": result.status, "reason": result.reason}, **extra)
 
 
 def _audit_extra(runner: TaskRunner) -> dict[str, Any]:
@@ -637,29 +653,48 @@ def run(
     def notify(message: str) -> None:
         err.print(message, markup=False, highlight=False)
 
-    with TaskRunner.open(company, cfg, live_view=live, notify=notify) as runner, progress.live:
-        # One line however long: scripts and tests read it as the first line.
-        out.print(_header(company, tasks, cfg, runner), markup=False, soft_wrap=True)
-        _preflight(runner)
-        for t in tasks:
-            blocked = [d for d in t.depends_on if d in selected and d not in passed]
-            if blocked:
-                r = TaskResult(
-                    t.id, "fail", f"skipped: dependency {blocked[0]!r} did not pass", mode="skipped"
-                )
-                results.append(r)
-                progress.end(r, None)
-                continue
-            for attempt in range(1, t.retry.max_attempts + 1):
-                progress.begin(t.id, runner.mode_for(t), attempt)
-                r, folder = run_one_recorded(runner, t, attempt, progress.on_step)
-                session_of[t.id] = folder
-                progress.end(r, folder)
-                if r.status == "pass" or r.status == "budget_exceeded":
-                    break
-            results.append(r)
-            if r.status == "pass":
-                passed.add(t.id)
+    current: list[str] = []  # the task attempt running now, for the abort message
+    with abort_on_signals():
+        try:
+            with (
+                TaskRunner.open(company, cfg, live_view=live, notify=notify) as runner,
+                progress.live,
+            ):
+                # One line however long: scripts and tests read it as the first line.
+                out.print(_header(company, tasks, cfg, runner), markup=False, soft_wrap=True)
+                _preflight(runner)
+                for t in tasks:
+                    blocked = [d for d in t.depends_on if d in selected and d not in passed]
+                    if blocked:
+                        r = TaskResult(
+                            t.id,
+                            "fail",
+                            f"skipped: dependency {blocked[0]!r} did not pass",
+                            mode="skipped",
+                        )
+                        results.append(r)
+                        progress.end(r, None)
+                        continue
+                    for attempt in range(1, t.retry.max_attempts + 1):
+                        current.append(f"{t.id} (attempt {attempt})")
+                        progress.begin(t.id, runner.mode_for(t), attempt)
+                        r, folder = run_one_recorded(runner, t, attempt, progress.on_step)
+                        session_of[t.id] = folder
+                        progress.end(r, folder)
+                        if r.status == "pass" or r.status == "budget_exceeded":
+                            break
+                    current.clear()
+                    results.append(r)
+                    if r.status == "pass":
+                        passed.add(t.id)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C or SIGTERM: every open session is finished with outcome "aborted", the
+            # summary shows what ran, and the exit code names the signal (130, 143).
+            finish_open_sessions(str(exc) or "interrupted")
+            out.print(_summary(results, session_of))
+            where = f" during {current[-1]}" if current else ""
+            err.print(f"agentcorp: aborted{where}", markup=False)
+            return int(getattr(exc, "exit_code", 130))
     out.print(_summary(results, session_of))
     if runner.audit is not None:
         out.print(f"audit: {runner.audit.path} (head {runner.audit.head()})", markup=False)

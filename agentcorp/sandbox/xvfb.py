@@ -36,7 +36,14 @@ from agentcorp.sandbox._proc import (
 )
 from agentcorp.sandbox._settle import settle_frames
 from agentcorp.sandbox.apps import AppSpec
-from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
+from agentcorp.sandbox.base import (
+    Button,
+    Computer,
+    Frame,
+    SettleResult,
+    checkpoint,
+    interruptible_sleep,
+)
 from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.types import Box, Point
 
@@ -637,10 +644,14 @@ class XvfbDesktop(Computer):
         """Type ``text`` exactly (Unicode included); ``${secrets.NAME}`` resolved here."""
         self._check_open()
         value = resolve_secrets(text, self._secrets)
-        for ch in value:
-            keycode, shift = self._keycode_for(_char_keysym(ch))
-            self._press_keycode(keycode, shift)
-        self._x.sync()
+        try:
+            for i, ch in enumerate(value):
+                if i % 16 == 0:
+                    checkpoint()  # a budget or an abort stops a long text part-way
+                keycode, shift = self._keycode_for(_char_keysym(ch))
+                self._press_keycode(keycode, shift)
+        finally:
+            self._x.sync()
 
     def key(self, combo: str) -> None:
         """Press a combination like ``"ctrl+s"``, ``"alt+F4"``, ``"Return"``, ``"ctrl+shift+t"``."""
@@ -664,7 +675,7 @@ class XvfbDesktop(Computer):
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` pass (only when the model or a script asks for it)."""
         if seconds > 0:
-            time.sleep(seconds)
+            interruptible_sleep(seconds)
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return once two consecutive frames a few ms apart are equal (or ``timeout``)."""

@@ -269,7 +269,15 @@ class ActionStep:
 
 @dataclass(frozen=True, slots=True)
 class ActionResultStep:
-    """What happened when the action ran; ``error`` is what the model is told on failure."""
+    """What happened when the action ran; ``error`` is what the model is told on failure.
+
+    ``phases`` are the action's wall times in milliseconds, disjoint, in the order they ran:
+    ``model`` (the call that chose it), ``ground`` (finding its target), ``act`` (the
+    computer doing it), ``settle`` (waiting for the screen, captures excluded), ``capture``
+    (screenshots taken while settling) and ``encode`` (the observation for the model and the
+    recording). A phase that did not happen is absent; recordings older than this field
+    load with none.
+    """
 
     step: int
     t: float
@@ -279,6 +287,7 @@ class ActionResultStep:
     settle_ms: float = 0.0
     changed: Box | None = None
     kind: Literal["action_result"] = "action_result"
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

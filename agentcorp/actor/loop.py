@@ -145,6 +145,8 @@ class _State:
     last_box: Box | None = None  # the box of the last grounded target
     grounded: list[str] = field(default_factory=list)  # how this step's targets were found
     typing_into: tuple[str, Box | None] | None = None  # label and box of the field being typed in
+    ground_ms: float = 0.0  # grounding time not yet charged to an action's phases
+    model_ms: float = 0.0  # the model call that chose the next action
 
 
 class Actor:
@@ -305,14 +307,18 @@ class Actor:
             return None, "no target given"
         if not isinstance(target, str):
             return (int(target[0]), int(target[1])), None
+        t0 = time.perf_counter()
         deadline = time.monotonic() + self.config.find_timeout
-        while True:
-            cands = self.grounder.locate(st.frame, target, hint)
-            if cands:
-                return self._pick(st, target, cands, hint)
-            if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
-                return None, f"'{target}' not found on screen"
-            yield from self._refresh(st, 0.2)
+        try:
+            while True:
+                cands = self.grounder.locate(st.frame, target, hint)
+                if cands:
+                    return self._pick(st, target, cands, hint)
+                if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
+                    return None, f"'{target}' not found on screen"
+                yield from self._refresh(st, 0.2)
+        finally:
+            st.ground_ms += (time.perf_counter() - t0) * 1000.0
 
     def _pick(
         self, st: _State, target: str, cands: list[Candidate], hint: Hint | None
@@ -478,6 +484,9 @@ class Actor:
             if why is not None:
                 return f"not run: {why}", "stale"
         before = st.shown or st.frame
+        if not batch.progress:
+            # The model call is charged to the first action of its batch.
+            st.model_ms = reply.latency_ms
         error = yield from self._act(st, action, "model", reply.content, call.id)
         if error is not None:
             return f"Error: {error}", "error"
@@ -634,14 +643,23 @@ class Actor:
             return f"action denied: {why}"
         self.meter.charge_step()
         before = st.frame
+        phases = {"model": st.model_ms, "ground": st.ground_ms}
+        phases = {k: round(v, 2) for k, v in phases.items() if v > 0}
+        st.model_ms = st.ground_ms = 0.0
         t0 = time.perf_counter()
         try:
             execute_action(self.computer, action, deadline=self.meter.deadline())
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
+            act_ms = (time.perf_counter() - t0) * 1000
             yield ActionResultStep(
-                st.step, time.time(), False, str(exc), (time.perf_counter() - t0) * 1000
+                st.step,
+                time.time(),
+                False,
+                str(exc),
+                act_ms,
+                phases={**phases, "act": round(act_ms, 2)},
             )
             over = self.meter.exceeded() if isinstance(exc, ActionInterrupted) else None
             if over is not None:
@@ -650,10 +668,25 @@ class Actor:
             return str(exc)
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)
-        yield ActionResultStep(
-            st.step, time.time(), True, None, (t1 - t0) * 1000, settled.elapsed_ms, settled.changed
+        t2 = time.perf_counter()
+        observation = self._observe(st, settled.frame, settled.changed)
+        phases.update(
+            act=(t1 - t0) * 1000,
+            settle=max(0.0, settled.elapsed_ms - settled.capture_ms),
+            capture=settled.capture_ms,
+            encode=(time.perf_counter() - t2) * 1000,
         )
-        yield self._observe(st, settled.frame, settled.changed)
+        yield ActionResultStep(
+            st.step,
+            time.time(),
+            True,
+            None,
+            (t1 - t0) * 1000,
+            settled.elapsed_ms,
+            settled.changed,
+            phases={k: round(v, 2) for k, v in phases.items()},
+        )
+        yield observation
         return None
 
     def _context(self, st: _State, action: Action, source: ActionSource) -> GateContext:

@@ -1,8 +1,8 @@
 """One task end to end: plan (if a planner exists), act, replan on a failed step, check.
 
 ``run_task`` is a generator of step records returning a ``TaskResult``. It knows nothing of
-the spec or of concrete backends: ``agentcorp.cli.wiring`` turns a spec task into a
-``TaskInput`` and builds the computer, models, grounder and gate it is given.
+the spec or of concrete backends: the application layer (``agentcorp.app.runner``) turns a
+spec task into a ``TaskInput`` and builds the computer, models, grounder and gate it is given.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ class TraceStep:
     error: str | None = None
     duration_ms: float = 0.0
     settle_ms: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
     policy: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -105,6 +106,7 @@ def trace_steps(session: Session) -> list[TraceStep]:
         elif isinstance(s, ActionResultStep) and current is not None:
             current.ok, current.error = s.ok, s.error
             current.duration_ms, current.settle_ms = s.duration_ms, s.settle_ms
+            current.phases = dict(s.phases)
         elif isinstance(s, ErrorStep):
             (current.notes if current is not None else notes).append(
                 f"error {s.error_type}: {s.message}"
@@ -218,6 +220,7 @@ def _data(session: Session) -> dict[str, Any]:
                 "error": t.error,
                 "duration_ms": round(t.duration_ms, 1),
                 "settle_ms": round(t.settle_ms, 1),
+                "phases": {k: round(v, 1) for k, v in t.phases.items()},
                 "policy": t.policy,
                 "notes": t.notes,
             }

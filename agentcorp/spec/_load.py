@@ -596,6 +596,7 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
     if isinstance(steps, list):
         for j, step in enumerate(steps):
             places.extend(_texts(("tasks", i, "steps", j), step))
+    places.extend(_texts(("tasks", i, "success"), task.get("success")))
     for path, text in places:
         if not isinstance(text, str):
             continue

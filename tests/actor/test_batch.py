@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,9 @@ def run_recorded(
 
 def trace_data(folder: Path) -> dict[str, Any]:
     html = render_html(open_session(folder))
-    marker = "<script type='application/json' id='trace-data'>"
-    start = html.index(marker) + len(marker)
-    data: dict[str, Any] = json.loads(html[start : html.index("</script>", start)])
+    found = re.search(r"""id=["']trace-data["']>(.*?)</script>""", html, re.S)
+    assert found, "the trace has no data block"
+    data: dict[str, Any] = json.loads(found.group(1))
     return data
 
 

@@ -17,8 +17,9 @@ import pytest
 
 from agentcorp.actor.cached import cache_sequence, script_positions
 from agentcorp.actor.script import parse_step
+from agentcorp.app.attempt import path_taken
+from agentcorp.app.config import resolve_config
 from agentcorp.cli import main
-from agentcorp.cli.run import path_taken, resolve_config
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.cache import CachedAction
 from agentcorp.record.session import open_session

@@ -74,9 +74,14 @@ def test_trace_in_headless_chromium(
             page.keyboard.press("End")
             assert page.locator("#pos").inner_text() == f"{n_steps} / {n_steps}"
             assert "pass" in page.locator("#checks").inner_text()
-            assert "1200 in / 20 out" in page.locator("#timeline").evaluate(
+            info = page.locator("#timeline").evaluate(
                 "() => { document.querySelector('#timeline button').click();"
                 " return document.getElementById('info').innerText; }"
+            )
+            assert "1200 in / 20 out" in info
+            # Where the action's time went, phase by phase.
+            assert re.search(
+                r"phases\s+act [\d.]+ ms · settle [\d.]+ ms · capture [\d.]+ ms · encode", info
             )
         finally:
             browser.close()

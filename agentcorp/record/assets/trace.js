@@ -112,6 +112,9 @@
     row(dl, "result", s.ok === null ? "" : (s.ok ? "ok" : "failed: " + s.error));
     row(dl, "action time", s.duration_ms ? s.duration_ms + " ms" : "");
     row(dl, "settle time", s.settle_ms ? s.settle_ms + " ms" : "");
+    row(dl, "phases", Object.keys(s.phases || {}).map(function (k) {
+      return k + " " + s.phases[k] + " ms";
+    }).join(" · "));
     row(dl, "summary", s.action.summary);
     if (s.reasoning) pre(s.reasoning);
     s.notes.forEach(pre);

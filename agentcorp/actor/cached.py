@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.actor.budget import BudgetMeter
 from agentcorp.actor.loop import Actor, ActorConfig, EpisodeTask, _State
 from agentcorp.actor.runner import TaskInput, TaskResult, TaskStatus, run_task
@@ -29,6 +30,7 @@ from agentcorp.grounding.cache import (
     FORMAT_VERSION as CACHE_FORMAT,
 )
 from agentcorp.grounding.cache import (
+    MAX_CACHE_FILE_BYTES,
     ActionCache,
     ActionCacheError,
     CachedAction,
@@ -255,10 +257,10 @@ def entries_from_doc(doc: Any, where: str) -> tuple[list[CachedAction], ActorCon
 def _lookup(cache: ActionCache, key: str) -> tuple[list[CachedAction], dict[str, Any]] | None:
     path = cache.dir / f"{key}.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_bounded(path, MAX_CACHE_FILE_BYTES, what="cache file"))
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnsafeRead) as exc:
         raise ActionCacheError(f"{path}: unreadable cache file: {exc}") from exc
     return entries_from_json(data, str(path))
 

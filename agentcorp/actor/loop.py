@@ -23,7 +23,7 @@ from typing import Any, Literal
 from agentcorp.actor.budget import BudgetMeter, Budgets
 from agentcorp.actor.script import ScriptStep, Target, parse_step, step_text
 from agentcorp.actor.tools import TOOL_SCHEMAS, ToolError, parse_tool_call
-from agentcorp.errors import AgentcorpError, BudgetExceeded, SetupError
+from agentcorp.errors import ActionInterrupted, AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
 from agentcorp.grounding.resolve import resolve
 from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
@@ -671,7 +671,7 @@ class Actor:
         st.model_ms = st.ground_ms = 0.0
         t0 = time.perf_counter()
         try:
-            execute_action(self.computer, action)
+            execute_action(self.computer, action, deadline=self.meter.deadline())
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
@@ -684,6 +684,10 @@ class Actor:
                 act_ms,
                 phases={**phases, "act": round(act_ms, 2)},
             )
+            over = self.meter.exceeded() if isinstance(exc, ActionInterrupted) else None
+            if over is not None:
+                # The budget ran out mid-action: the episode ends as budget_exceeded.
+                raise BudgetExceeded(over) from exc
             st.failure = ("", str(exc))
             return str(exc)
         t1 = time.perf_counter()

@@ -38,6 +38,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.base import Grounder
 from agentcorp.grounding.ocr_grounder import frame_array
@@ -81,6 +82,9 @@ HASH_TOLERANCE = 10
 THUMB_TOLERANCE = 24
 #: A postcondition region smaller than this (px²) only needs *some* change after the action.
 SMALL_CHANGE_PX = 20_000
+
+# A cached sequence is a few kilobytes; anything this big is not one of ours.
+MAX_CACHE_FILE_BYTES = 8 << 20
 
 
 class ActionCacheError(ConfigError):
@@ -408,9 +412,11 @@ class ActionCache:
         """The stored sequence for ``key``, or None. A corrupt file raises a one-line error."""
         path = self._path(key)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text_bounded(path, MAX_CACHE_FILE_BYTES, what="cache file")
         except FileNotFoundError:
             return None
+        except UnsafeRead as exc:
+            raise ActionCacheError(str(exc)) from None
         except OSError as exc:
             raise ActionCacheError(f"{path}: cannot read: {exc.strerror}") from exc
         try:
@@ -468,8 +474,8 @@ class ActionCache:
             return out
         for p in sorted(self.dir.glob("*.json")):
             try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
+                data = json.loads(read_text_bounded(p, MAX_CACHE_FILE_BYTES, what="cache file"))
+            except (OSError, json.JSONDecodeError, UnsafeRead) as exc:
                 raise ActionCacheError(f"{p}: unreadable cache file: {exc}") from exc
             acts, meta = entries_from_json(data, str(p))
             stored = data.get("stored_at")

@@ -243,6 +243,12 @@ class Policy(_Model):
         default=None, description="Regexes on target text/context that need the approver's yes."
     )
     approver: Approver | None = Field(default=None, description="Who answers confirm requests.")
+    max_type_chars: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Longest text one type action may carry (None: 10000).",
+    )
 
 
 class SecretSpec(_Model):

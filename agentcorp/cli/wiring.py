@@ -36,6 +36,7 @@ from agentcorp.spec import (
     effective_models,
     effective_policy,
     render_description,
+    render_success,
     render_template,
     task_spec_hash,
 )
@@ -526,11 +527,7 @@ def task_input(company: Company, task: Task) -> TaskInput:
         )
     else:
         sandbox_text = f"{sandbox_name}: a web browser at {sandbox.start_url or 'a blank page'}"
-    success = (
-        task.success.model_dump(by_alias=True, exclude_none=True, mode="json")
-        if task.success is not None
-        else None
-    )
+    success = render_success(task)
     return TaskInput(
         task.id,
         render_description(task),

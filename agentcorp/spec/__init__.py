@@ -4,6 +4,13 @@ This package imports nothing else of agentcorp (import-linter enforces it); its 
 own ``SpecValidationError``, which the CLI turns into ``agentcorp.errors.SpecError``.
 """
 
+from agentcorp.spec._inputs import (
+    InputRowError,
+    check_row,
+    parse_input_args,
+    read_input_rows,
+    with_inputs,
+)
 from agentcorp.spec._issues import SpecValidationError, ValidationIssue
 from agentcorp.spec._load import (
     company_files,
@@ -16,7 +23,9 @@ from agentcorp.spec._tools import (
     effective_models,
     effective_policy,
     render_description,
+    render_success,
     render_template,
+    task_skill_hash,
     task_spec_hash,
 )
 from agentcorp.spec._yaml import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
@@ -48,6 +57,7 @@ __all__ = [
     "Check",
     "Company",
     "Defaults",
+    "InputRowError",
     "Models",
     "Policy",
     "Retry",
@@ -59,6 +69,7 @@ __all__ = [
     "Step",
     "Task",
     "ValidationIssue",
+    "check_row",
     "company_files",
     "company_json_schema",
     "effective_models",
@@ -66,8 +77,13 @@ __all__ = [
     "load_company",
     "load_company_text",
     "parse_duration",
+    "parse_input_args",
+    "read_input_rows",
     "render_description",
+    "render_success",
     "render_template",
+    "task_skill_hash",
     "task_spec_hash",
     "validate_paths",
+    "with_inputs",
 ]

@@ -610,6 +610,7 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
             if isinstance(step, dict):
                 for k in ("type", "open_url", "wait_for", "click", "into"):
                     places.append((("tasks", i, "steps", j, k), step.get(k)))
+    places.extend(_check_texts(task.get("success"), ("tasks", i, "success")))
     for path, text in places:
         if not isinstance(text, str):
             continue
@@ -621,6 +622,17 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
                     f"template variable {{inputs.{name}}} has no input {name!r}"
                     f"{did_you_mean(name, inputs)}",
                 )
+
+
+def _check_texts(node: Any, path: Path_) -> list[tuple[Path_, Any]]:
+    """Every string of a success check tree with its path (templates may appear in any)."""
+    if isinstance(node, str):
+        return [(path, node)]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _check_texts(v, (*path, k))]
+    if isinstance(node, list):
+        return [p for j, v in enumerate(node) for p in _check_texts(v, (*path, j))]
+    return []
 
 
 def _cycles(ctx: _Ctx, tasks: list[Any], ids: dict[str, int]) -> None:

@@ -59,6 +59,8 @@ class TaskResult:
     #: For a run that replayed the action cache: the cached sequence as it was looked up
     #: (``{"version", "actions", "actor_config"}``), so a decision replay can redo it.
     cache_replay: dict[str, Any] | None = None
+    #: After a skill diverged: the action (1-based) from which the steps or model took over.
+    repaired_at: int | None = None
 
 
 def run_task(

@@ -229,19 +229,24 @@ _PATHS = {
     "planned": "model",
     "model": "model",
     "recording": "recording",
-    "cache": "cache",
+    "skill": "skill",
     "none": "nothing to run",
     "skipped": "skipped",
 }
 
 
-def path_taken(mode: str) -> str:
-    """The user-facing name of how a task ran: cache, steps, recording or model.
+def path_taken(mode: str, repaired_at: int | None = None) -> str:
+    """The user-facing name of how a task ran: skill, steps, recording or model.
 
-    ``cache+scripted`` (the cache diverged and the steps took over) reads
-    ``cache, then steps``.
+    After a skill diverged at action k and the model (or the steps) took over
+    (``skill+model``), it reads ``model (skill repaired at step k)``.
     """
-    return ", then ".join(_PATHS.get(part, part) for part in mode.split("+"))
+    parts = mode.split("+")
+    if parts[0] == "skill" and len(parts) > 1:
+        rest = ", then ".join(_PATHS.get(p, p) for p in parts[1:])
+        at = f" at step {repaired_at}" if repaired_at is not None else ""
+        return f"{rest} (skill repaired{at})"
+    return ", then ".join(_PATHS.get(part, part) for part in parts)
 
 
 class _Progress:
@@ -293,7 +298,7 @@ class _Progress:
         )
         reason = f": {result.reason}" if result.reason else ""
         where = f"  [{session}]" if session else ""
-        via = f" (via {path_taken(result.mode)})" if result.mode else ""
+        via = f" (via {path_taken(result.mode, result.repaired_at)})" if result.mode else ""
         self.console.print(
             f"{mark} {result.task_id} {result.status}{reason}{via}{where}",
             highlight=False,

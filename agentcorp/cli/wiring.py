@@ -38,6 +38,8 @@ from agentcorp.spec import (
     render_description,
     render_success,
     render_template,
+    task_input_names,
+    task_skill_hash,
     task_spec_hash,
 )
 from agentcorp.types import ActionStep, ChatModel, Step
@@ -104,10 +106,11 @@ class RunConfig(BaseModel):
 # --- models -------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """Where the action cache lives by default (as ``agentcorp cache`` looks for it)."""
-    env = os.environ.get("AGENTCORP_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "agentcorp" / "actions"
+def default_cache_dir(company_dir: Path | None = None) -> Path:
+    """Where skills live by default (as ``agentcorp skills`` looks for them)."""
+    from agentcorp.grounding.cache import default_skills_dir
+
+    return default_skills_dir(company_dir, os.environ)
 
 
 def make_client(config: RunConfig, company_name: str = "") -> Any:
@@ -634,19 +637,26 @@ class TaskRunner:
             return []
         return [self.vault.value(n) for n in self.vault.names]
 
+    @property
+    def secret_map(self) -> dict[str, str]:
+        """Secret values by name, so a skill stores ``${secrets.NAME}`` in their place."""
+        if self.vault is None:
+            return {}
+        return {n: self.vault.value(n) for n in self.vault.names}
+
     def action_cache(self) -> Any:
         """The run's ``ActionCache``, or ``None`` with ``--no-cache``."""
         if not self.config.cache:
             return None
         from agentcorp.grounding.cache import ActionCache
 
-        return ActionCache(self.config.cache_dir or default_cache_dir())
+        return ActionCache(self.config.cache_dir or default_cache_dir(self.company.base_dir))
 
     def cache_key(self, task: Task) -> str:
-        """The task's action-cache key: its spec hash and its inputs."""
-        from agentcorp.grounding.cache import cache_key
+        """The task's skill key: its spec without input values (any row shares it)."""
+        from agentcorp.grounding.provenance import skill_key
 
-        return cache_key(task_spec_hash(self.company, task), task.inputs)
+        return skill_key(task_skill_hash(self.company, task), task.inputs, task_input_names(task))
 
     def cached(self, task: Task) -> bool:
         """Whether a cached action sequence exists for ``task`` (and the cache is on)."""
@@ -654,13 +664,13 @@ class TaskRunner:
         return cache is not None and (cache.dir / f"{self.cache_key(task)}.json").is_file()
 
     def mode_for(self, task: Task) -> str:
-        """How the task will run: cache, planned/model, recording (offline replay), scripted.
+        """How the task will run: skill, planned/model, recording (offline replay), scripted.
 
         Offline, a shipped recording (reviewed and committed with the company) goes before
         the local action cache.
         """
         base = self.base_mode(task)
-        return "cache" if base != "recording" and self.cached(task) else base
+        return "skill" if base != "recording" and self.cached(task) else base
 
     def base_mode(self, task: Task) -> str:
         """How the task runs without the action cache."""
@@ -736,7 +746,9 @@ class TaskRunner:
                     config=cfg,
                     max_replans=self.config.max_replans,
                     meta={"task": task.id, "company": self.company.company},
-                    secrets=self.secret_list,
+                    secrets=self.secret_map,
+                    input_names=task_input_names(task),
+                    no_model=self.client is None,
                 )
             else:
                 gen = run_task(

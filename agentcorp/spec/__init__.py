@@ -25,6 +25,7 @@ from agentcorp.spec._tools import (
     render_description,
     render_success,
     render_template,
+    task_input_names,
     task_skill_hash,
     task_spec_hash,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "render_description",
     "render_success",
     "render_template",
+    "task_input_names",
     "task_skill_hash",
     "task_spec_hash",
     "validate_paths",

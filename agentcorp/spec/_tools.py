@@ -19,6 +19,7 @@ __all__ = [
     "render_description",
     "render_success",
     "render_template",
+    "task_input_names",
     "task_skill_hash",
     "task_spec_hash",
 ]
@@ -182,3 +183,10 @@ def task_skill_hash(company: Company, task: Task) -> str:
     }
     canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def task_input_names(task: Task) -> list[str]:
+    """The declared inputs the task actually uses (in its description, steps or checks)."""
+    doc = task.model_dump(mode="json", by_alias=True, exclude={"inputs"})
+    used = set(TEMPLATE_RE.findall(json.dumps(doc, ensure_ascii=False)))
+    return sorted(n for n in task.inputs if n in used)

@@ -26,3 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ.setdefault("AGENTCORP_CACHE_DIR", tempfile.mkdtemp(prefix="agentcorp-cache-"))
+    # The suite may run as `.venv/bin/python -m pytest` without the venv activated: its tools
+    # (lint-imports, hadolint, agentcorp) are the ones beside the interpreter.
+    import sys
+    from pathlib import Path
+
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")

@@ -40,9 +40,7 @@ def test_ruff_format_clean() -> None:
 
 
 def test_import_layering() -> None:
-    # The venv's own script first: the suite may run as .venv/bin/python without the venv on PATH.
-    beside = Path(sys.executable).parent / "lint-imports"
-    exe = str(beside) if beside.exists() else shutil.which("lint-imports")
+    exe = shutil.which("lint-imports")
     assert exe, "import-linter is a dev dependency; run sandboxes/install.sh --dev"
     r = _run(exe)
     assert r.returncode == 0, r.stdout + r.stderr

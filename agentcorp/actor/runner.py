@@ -92,7 +92,7 @@ def run_task(
     steps: list[Any] = list(task.steps)
     if planner is not None:
         plan = yield from planner.plan(plan_task)
-        steps = [s.to_spec() for s in plan.steps]
+        steps = list(plan.steps)
     mode = "planned" if planner is not None else "model" if actor_model else "scripted"
     replans = 0
     while True:
@@ -122,7 +122,7 @@ def run_task(
             replans += 1
             failed = _describe_step(steps[result.failed_step])
             plan = yield from planner.replan(plan_task, plan, failed, result.reason)
-            steps = [s.to_spec() for s in plan.steps]
+            steps = list(plan.steps)
             continue
         break
     end = _finish(task, result)

@@ -1,20 +1,30 @@
-"""The spec's scripted-step vocabulary, read into a small typed form the loop executes.
+"""Steps of the spec's vocabulary, read into the flat form the loop executes.
 
-A step is a one-key mapping in the YAML (``click: "Save"``, ``type: "x"`` with ``into:``,
-``key: "ctrl+s"``, ``scroll: {direction, amount}``, ``drag: {from, to}``, ``wait_for: "Saved"``
-with ``timeout``, ``open_url: URL``, ``wait: seconds``). Pydantic step models are accepted too
-(dumped to that mapping first), so the loop does not depend on the spec package's classes.
+The vocabulary is defined once, by the spec's step models (``agentcorp.spec.models``): a step
+is a one-key mapping (``click: "Save"``, ``type: "x"`` with ``into:``, ``key: "ctrl+s"``,
+``scroll: {direction, amount, at}``, ``drag: {from, to}``, ``wait_for: "Saved"`` with
+``timeout``, ``open_url: URL``, ``wait: seconds``). ``parse_step`` validates a mapping or a
+step model with the spec's own validator, then flattens it into a ``ScriptStep``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
+from agentcorp.spec.models import (
+    ClickStep,
+    DoubleClickStep,
+    DragStep,
+    KeyStep,
+    OpenUrlStep,
+    RightClickStep,
+    ScrollStep,
+    TypeStep,
+    WaitForStep,
+    WaitStep,
+    validate_step,
+)
 from agentcorp.types import Point
 
 __all__ = ["ScriptStep", "Target", "parse_step", "step_text"]
@@ -34,7 +44,6 @@ StepKind = Literal[
     "open_url",
     "wait",
 ]
-_KINDS: tuple[str, ...] = StepKind.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,106 +63,30 @@ class ScriptStep:
     seconds: float = 0.0
 
 
-def _target(value: Any, where: str) -> Target:
-    if isinstance(value, str) and value.strip():
-        return value
-    if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise ValueError(f"{where}: expected visible text or [x, y], got {value!r}")
-
-
-def _duration(value: Any, where: str) -> float:
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-        for suffix in ("ms", "s", "m", "h"):
-            if value.endswith(suffix):
-                with contextlib.suppress(ValueError):
-                    seconds = float(value[: -len(suffix)]) * units[suffix]
-                break
-    # A finite, bounded wait: a script can never hang the loop.
-    if seconds is None or not 0 <= seconds <= 3600:
-        raise ValueError(
-            f"{where}: expected a duration of 0..3600 s such as 5 or '5s', got {value!r}"
-        )
-    return seconds
-
-
-def _as_mapping(step: Any) -> Mapping[str, Any]:
-    if isinstance(step, BaseModel):
-        dumped = step.model_dump(by_alias=True, exclude_none=True)
-        # A root model (one class per step form) dumps to the mapping itself.
-        return dumped if isinstance(dumped, Mapping) else {}
-    if isinstance(step, Mapping):
-        return step
-    raise ValueError(f"a step must be a mapping such as {{click: 'Save'}}, got {step!r}")
-
-
 def parse_step(step: Any, where: str = "step") -> ScriptStep:
     """Read one step of the spec vocabulary; raises ``ValueError`` naming ``where`` and why."""
-    data = {k: v for k, v in _as_mapping(step).items() if v is not None}
-    kinds = [k for k in data if k in _KINDS]
-    if len(kinds) != 1:
-        raise ValueError(
-            f"{where}: expected exactly one of {', '.join(_KINDS)}, got keys {sorted(data)}"
-        )
-    kind: StepKind = kinds[0]  # type: ignore[assignment]
-    value = data[kind]
-    extra = set(data) - {kind, "into", "timeout", "at"}
-    if extra:
-        raise ValueError(f"{where}: unknown key(s) {sorted(extra)} for {kind}")
-    if kind in ("click", "double_click", "right_click"):
-        return ScriptStep(kind, target=_target(value, f"{where}.{kind}"))
-    if kind == "type":
-        if not isinstance(value, str):
-            raise ValueError(f"{where}.type: expected text, got {value!r}")
-        into = data.get("into")
-        if into is not None and not isinstance(into, str):
-            raise ValueError(f"{where}.into: expected a field label, got {into!r}")
-        return ScriptStep("type", text=value, into=into)
-    if kind == "key":
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{where}.key: expected a key combination, got {value!r}")
-        return ScriptStep("key", keys=value.strip())
-    if kind == "scroll":
-        spec = value if isinstance(value, Mapping) else {"direction": value}
-        direction = spec.get("direction", "down")
-        if direction not in ("up", "down", "left", "right"):
-            raise ValueError(f"{where}.scroll.direction: expected up/down/left/right")
-        amount = spec.get("amount", 3)
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise ValueError(f"{where}.scroll.amount: expected a positive integer")
-        at = spec.get("at", data.get("at"))
-        return ScriptStep(
-            "scroll",
-            direction=direction,
-            amount=amount,
-            target=None if at is None else _target(at, f"{where}.scroll.at"),
-        )
-    if kind == "drag":
-        if not isinstance(value, Mapping) or "from" not in value or "to" not in value:
-            raise ValueError(f"{where}.drag: expected {{from: ..., to: ...}}")
-        return ScriptStep(
-            "drag",
-            target=_target(value["from"], f"{where}.drag.from"),
-            to=_target(value["to"], f"{where}.drag.to"),
-        )
-    if kind == "wait_for":
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{where}.wait_for: expected visible text, got {value!r}")
-        timeout = _duration(data.get("timeout", 10.0), f"{where}.timeout")
-        return ScriptStep("wait_for", target=value, timeout=timeout)
-    if kind == "open_url":
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{where}.open_url: expected a URL, got {value!r}")
-        return ScriptStep("open_url", url=value)
-    return ScriptStep("wait", seconds=_duration(value, f"{where}.wait"))
+    match validate_step(step, where):
+        case ClickStep(click=target):
+            return ScriptStep("click", target=target)
+        case DoubleClickStep(double_click=target):
+            return ScriptStep("double_click", target=target)
+        case RightClickStep(right_click=target):
+            return ScriptStep("right_click", target=target)
+        case TypeStep(type=text, into=into):
+            return ScriptStep("type", text=text, into=into)
+        case KeyStep(key=keys):
+            return ScriptStep("key", keys=keys.strip())
+        case ScrollStep(scroll=s):
+            return ScriptStep("scroll", direction=s.direction, amount=s.amount, target=s.at)
+        case DragStep(drag=d):
+            return ScriptStep("drag", target=d.from_, to=d.to)
+        case WaitForStep(wait_for=text, timeout=timeout):
+            return ScriptStep("wait_for", target=text, timeout=timeout)
+        case OpenUrlStep(open_url=url):
+            return ScriptStep("open_url", url=url)
+        case WaitStep(wait=seconds):
+            return ScriptStep("wait", seconds=seconds)
+    raise AssertionError("validate_step returned an unknown step")  # pragma: no cover
 
 
 def step_text(step: ScriptStep) -> str:

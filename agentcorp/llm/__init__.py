@@ -4,7 +4,7 @@
   requests; ``OpenAIClient`` sends them through the ``openai`` SDK with the SDK's own retries
   off and a single tenacity policy (``RetryPolicy``) on top.
 - ``PriceTable`` and ``UsageMeter`` do token and USD accounting per call, task and company.
-- ``canonical_request_hash`` names a request body for decision replay.
+- Request bodies are hashed in one place, ``agentcorp.record.canonical`` (what recordings use).
 
 ``ALLOW_REAL_REQUESTS`` is the test tripwire: when false (the test suite sets it so), any
 request to a host that is not loopback raises ``RealRequestBlocked`` before any network I/O.
@@ -17,11 +17,6 @@ ALLOW_REAL_REQUESTS: bool = True
 
 # The submodules read ALLOW_REAL_REQUESTS from this module at call time, so it is defined first.
 from agentcorp.llm.client import OnCall, OpenAIClient, is_loopback  # noqa: E402
-from agentcorp.llm.hashing import (  # noqa: E402
-    canonical_json,
-    canonical_request_hash,
-    redact_images,
-)
 from agentcorp.llm.messages import (  # noqa: E402
     count_images,
     image_part,
@@ -53,14 +48,11 @@ __all__ = [
     "RetryPolicy",
     "UsageMeter",
     "budget_check",
-    "canonical_json",
-    "canonical_request_hash",
     "count_images",
     "custom",
     "image_part",
     "is_loopback",
     "provider_named",
-    "redact_images",
     "text_part",
     "user_message",
 ]

@@ -14,92 +14,30 @@ import json
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentcorp.errors import LLMError
 from agentcorp.record.canonical import canonical_request_hash, request_body
+from agentcorp.spec import models as spec
 from agentcorp.types import ChatModel, ChatRequest, ModelCallStep, PlanStep, Step
 
-__all__ = ["Plan", "PlanError", "PlanTask", "PlannedStep", "Planner"]
-
-_Point = list[int]
-
-
-class _Scroll(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    direction: Literal["up", "down", "left", "right"] = "down"
-    amount: int = Field(3, ge=1, le=100)
-
-
-class _Drag(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    from_: str | _Point = Field(alias="from")
-    to: str | _Point
-
-
-class PlannedStep(BaseModel):
-    """One step in the spec's vocabulary: exactly one action key, plus ``into``/``timeout``."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    click: str | _Point | None = None
-    double_click: str | _Point | None = None
-    right_click: str | _Point | None = None
-    type: str | None = None
-    into: str | None = None
-    key: str | None = None
-    scroll: _Scroll | None = None
-    drag: _Drag | None = None
-    wait_for: str | None = None
-    timeout: float | None = Field(None, ge=0, le=600)
-    open_url: str | None = None
-
-    @model_validator(mode="after")
-    def _one_action(self) -> PlannedStep:
-        kinds = [k for k in _ACTIONS if getattr(self, k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"a step needs exactly one of {', '.join(_ACTIONS)}; got {kinds}")
-        for k in ("click", "double_click", "right_click"):
-            v = getattr(self, k)
-            if isinstance(v, list) and len(v) != 2:
-                raise ValueError(f"{k}: a point is [x, y]")
-        if self.into is not None and self.type is None:
-            raise ValueError("'into' only goes with 'type'")
-        if self.timeout is not None and self.wait_for is None:
-            raise ValueError("'timeout' only goes with 'wait_for'")
-        return self
-
-    def to_spec(self) -> dict[str, Any]:
-        """The step as the spec's YAML mapping (what the actor executes)."""
-        return self.model_dump(by_alias=True, exclude_none=True)
-
-
-_ACTIONS = (
-    "click",
-    "double_click",
-    "right_click",
-    "type",
-    "key",
-    "scroll",
-    "drag",
-    "wait_for",
-    "open_url",
-)
+__all__ = ["Plan", "PlanError", "PlanTask", "Planner"]
 
 
 class Plan(BaseModel):
     """An ordered list of concrete steps plus free-text subgoals for the vision model.
 
-    ``steps`` are executed first, grounded locally; ``subgoals`` describe what remains for the
-    model (empty when the steps do the whole task).
+    ``steps`` are the spec's own step models (one vocabulary: the JSON Schema the model is
+    given is derived from them); they are executed first, grounded locally. ``subgoals``
+    describe what remains for the model (empty when the steps do the whole task).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     subgoals: list[str] = Field(default_factory=list, max_length=50)
-    steps: list[PlannedStep] = Field(default_factory=list, max_length=200)
+    steps: list[spec.Step] = Field(default_factory=list, max_length=200)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Plan:
@@ -129,8 +67,9 @@ SYSTEM = """\
 You plan computer work for one role in a company. Reply with JSON only, matching the schema. \
 'steps' are concrete UI steps in this vocabulary, one action key each: click / double_click / \
 right_click (visible text or [x, y]), type (text, optional 'into' field label), key (combo \
-like ctrl+s), scroll {direction, amount}, drag {from, to}, wait_for (visible text, optional \
-timeout), open_url. Prefer clicking visible text. 'subgoals' describe in words what a vision \
+like ctrl+s), scroll {direction, amount, at}, drag {from, to}, wait_for (visible text, \
+optional timeout), open_url, and wait (seconds; only as a last resort, when no text on screen \
+shows the wait is over). Prefer clicking visible text. 'subgoals' describe in words what a vision \
 model must still do after the steps (leave empty if the steps complete the task). Secrets are \
 written as ${secrets.NAME}; never invent their values."""
 
@@ -202,9 +141,8 @@ class Planner:
             except ValidationError as exc:
                 problem = _first_errors(exc)
             else:
-                yield PlanStep(
-                    0, time.time(), plan.model_dump(by_alias=True, exclude_none=True), self.revision
-                )
+                dump = plan.model_dump(mode="json", by_alias=True, exclude_none=True)
+                yield PlanStep(0, time.time(), dump, self.revision)
                 self.revision += 1
                 return plan
             if attempt < self.max_reasks:

@@ -5,8 +5,8 @@ inline ``data:`` image by a ``blob:sha256:<hex>`` reference to its decoded bytes
 carries ten screenshots hashes in microseconds and stores each screenshot once), and (3) dumping
 with sorted keys and no whitespace. Two requests match when their canonical hashes are equal.
 
-``agentcorp.llm`` may expose its own ``canonical_request_hash``; the recorder and replayer use
-the one here on both sides, so the two never have to agree byte for byte.
+This is agentcorp's one request hash: the loop and planner name their model calls with it, the
+recorder stores it, and the replayer matches on it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -72,8 +73,19 @@ def tune_allocator() -> None:
         pass
 
 
+# Bare interpreter names in a command mean the Python agentcorp itself runs under, so a
+# Python service (the back office) sees agentcorp's virtual environment even when that
+# environment is not on PATH (`.venv/bin/agentcorp run ...` without activating it).
+_OWN_PYTHON = frozenset({"python", "python3", f"python3.{sys.version_info.minor}"})
+
+
 def find_program(name: str, package: str) -> str:
-    """The absolute path of ``name`` (a bare name or a path), or ``SandboxUnavailable``."""
+    """The absolute path of ``name`` (a bare name or a path), or ``SandboxUnavailable``.
+
+    ``python``/``python3`` resolve to ``sys.executable``.
+    """
+    if name in _OWN_PYTHON and sys.executable:
+        return sys.executable
     if os.sep in name:
         if os.path.isfile(name) and os.access(name, os.X_OK):
             return name

@@ -607,10 +607,8 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
     steps = task.get("steps")
     if isinstance(steps, list):
         for j, step in enumerate(steps):
-            if isinstance(step, dict):
-                for k in ("type", "open_url", "wait_for", "click", "into"):
-                    places.append((("tasks", i, "steps", j, k), step.get(k)))
-    places.extend(_check_texts(task.get("success"), ("tasks", i, "success")))
+            places.extend(_texts(("tasks", i, "steps", j), step))
+    places.extend(_texts(("tasks", i, "success"), task.get("success")))
     for path, text in places:
         if not isinstance(text, str):
             continue
@@ -624,14 +622,14 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
                 )
 
 
-def _check_texts(node: Any, path: Path_) -> list[tuple[Path_, Any]]:
-    """Every string of a success check tree with its path (templates may appear in any)."""
-    if isinstance(node, str):
-        return [(path, node)]
-    if isinstance(node, dict):
-        return [p for k, v in node.items() for p in _check_texts(v, (*path, k))]
-    if isinstance(node, list):
-        return [p for j, v in enumerate(node) for p in _check_texts(v, (*path, j))]
+def _texts(path: Path_, value: Any) -> list[tuple[Path_, Any]]:
+    """Every text inside a step or check, with its path: templates are rendered in all."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts((*path, str(k)), v)]
+    if isinstance(value, list):
+        return [t for n, v in enumerate(value) for t in _texts((*path, n), v)]
     return []
 
 

@@ -57,6 +57,13 @@ Wherever a command takes a spec, PATH may be a company file or a folder holding 
 ## Steps
 
 A step is a mapping with exactly one action key: @STEPS@.
+The same vocabulary is what the planner's model is asked for and what the actor runs.
+A target is visible text or `[x, y]` screen pixels; `type` takes `into` (a field label) and
+`wait_for` a `timeout` (default 10 s).
+
+`wait` (e.g. `wait: 2s`) pauses for a fixed time and is **the last resort**: prefer
+`wait_for`, which ends as soon as the text it names is on screen. Every wait of a step
+(`wait`, and `wait_for`'s `timeout`) is at most 1 h, so a script can never hang a run.
 
 ## Checks
 
@@ -99,7 +106,10 @@ def _type(s: dict[str, Any]) -> str:
     for key in ("anyOf", "oneOf"):
         if key in s:
             members = [x for x in s[key] if x.get("type") != "null"]
-            if s.get("description", "").startswith("A duration"):
+            patterns = [str(x.get("pattern", "")) for x in members]
+            if s.get("description", "").startswith("A duration") or any(
+                "(ms|s|m|h)" in p for p in patterns
+            ):
                 return "duration"
             refs = [str(x.get("$ref", "")) for x in members]
             if all(r.endswith("Step") for r in refs):
@@ -111,6 +121,8 @@ def _type(s: dict[str, Any]) -> str:
     if t == "array":
         if "prefixItems" in s:
             return "[" + ", ".join(_type(x) for x in s["prefixItems"]) + "]"
+        if s.get("minItems") == s.get("maxItems") == 2:
+            return f"[{_type(s.get('items', {}))}, {_type(s.get('items', {}))}]"
         return f"list of {_type(s.get('items', {}))}"
     if t == "object":
         extra = s.get("additionalProperties")

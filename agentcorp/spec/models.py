@@ -21,11 +21,15 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
+    TypeAdapter,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 
 __all__ = [
+    "MAX_STEP_WAIT",
+    "STEP_KINDS",
     "AllCheck",
     "AnyCheck",
     "App",
@@ -63,7 +67,10 @@ __all__ = [
     "TypeStep",
     "UrlMatchesCheck",
     "WaitForStep",
+    "WaitStep",
     "parse_duration",
+    "step_kind",
+    "validate_step",
 ]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -116,8 +123,50 @@ Regex = Annotated[str, AfterValidator(_compiles)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Point = tuple[int, int]
+
+#: The longest a step may wait (``wait``, ``wait_for``'s ``timeout``): a script never hangs.
+MAX_STEP_WAIT = 3600.0
+
+
+def _step_wait(value: float) -> float:
+    if value > MAX_STEP_WAIT:
+        raise ValueError(f"duration {value:g}s is over the {MAX_STEP_WAIT:g}s limit for a step")
+    return value
+
+
+# Bounded like every wait of a step; the JSON Schema says so too (the planner's model sees it).
+StepDuration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    AfterValidator(_step_wait),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_STEP_WAIT},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+            ],
+            "description": f"A duration of at most {MAX_STEP_WAIT:g}s: seconds, or 5s, 2m.",
+        }
+    ),
+]
+
+
+def _visible(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected visible text, not blank text")
+    return text
+
+
+# A screen point as a plain two-integer array (no tuple keywords such as prefixItems), so the
+# planner's structured-output schema stays within what OpenAI-compatible servers accept.
+StepPoint = Annotated[
+    Point,
+    WithJsonSchema(
+        {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    ),
+]
 # Visible text to aim at, or [x, y] screen pixels.
-Target = str | Point
+Target = Annotated[str, AfterValidator(_visible)] | StepPoint
 
 
 class _Model(BaseModel):
@@ -322,7 +371,9 @@ class TypeStep(_Model):
 class KeyStep(_Model):
     """Press a key combination such as ctrl+s."""
 
-    key: str = Field(min_length=1, description="Key combo, e.g. ctrl+s, Return, ctrl+End.")
+    key: Annotated[str, AfterValidator(_visible)] = Field(
+        description="Key combo, e.g. ctrl+s, Return, ctrl+End."
+    )
 
 
 class Scroll(_Model):
@@ -355,14 +406,24 @@ class DragStep(_Model):
 class WaitForStep(_Model):
     """Wait until a text is visible."""
 
-    wait_for: str = Field(min_length=1, description="Text that must appear on screen.")
-    timeout: Duration = Field(default=10.0, description="Give up after this long.")
+    wait_for: Annotated[str, AfterValidator(_visible)] = Field(
+        description="Text that must appear on screen."
+    )
+    timeout: StepDuration = Field(default=10.0, description="Give up after this long.")
 
 
 class OpenUrlStep(_Model):
     """Open a URL (browser sandboxes)."""
 
     open_url: str = Field(min_length=1)
+
+
+class WaitStep(_Model):
+    """Pause for a fixed time: the last resort, when there is no text to ``wait_for``."""
+
+    wait: StepDuration = Field(
+        description="How long to pause; prefer wait_for, which ends as soon as the screen is ready."
+    )
 
 
 STEP_KINDS: dict[str, type[_Model]] = {
@@ -375,6 +436,7 @@ STEP_KINDS: dict[str, type[_Model]] = {
     "drag": DragStep,
     "wait_for": WaitForStep,
     "open_url": OpenUrlStep,
+    "wait": WaitStep,
 }
 
 
@@ -398,13 +460,53 @@ Step: TypeAlias = Annotated[
     | Annotated[ScrollStep, Tag("scroll")]
     | Annotated[DragStep, Tag("drag")]
     | Annotated[WaitForStep, Tag("wait_for")]
-    | Annotated[OpenUrlStep, Tag("open_url")],
+    | Annotated[OpenUrlStep, Tag("open_url")]
+    | Annotated[WaitStep, Tag("wait")],
     Discriminator(
         step_kind,
         custom_error_type="step_kind",
-        custom_error_message="a step is one mapping with exactly one action",
+        custom_error_message="a step is one mapping with exactly one action: "
+        "click, double_click, right_click, type, key, scroll, drag, wait_for, open_url or wait",
     ),
 ]
+
+_STEP_ADAPTER: TypeAdapter[Step] = TypeAdapter(Step)
+_STEP_PARTS: tuple[type[_Model], ...] = (*STEP_KINDS.values(), Scroll, Drag)
+_STEP_FIELDS = frozenset({n for m in _STEP_PARTS for n in m.model_fields} | {"from"})
+
+
+def validate_step(value: Any, where: str = "step") -> Step:
+    """One step of the vocabulary (a mapping or a step model), validated.
+
+    Raises ``ValueError`` with one line naming ``where`` and what is wrong; this is the check
+    every reader of steps shares (the loader reports richer, located errors for whole files).
+    """
+    if isinstance(value, BaseModel) and not isinstance(value, tuple(STEP_KINDS.values())):
+        value = value.model_dump(by_alias=True, exclude_none=True)
+    try:
+        return _STEP_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(f"{where}{_step_problem(exc, value)}") from None
+
+
+def _step_problem(exc: ValidationError, value: Any) -> str:
+    err = exc.errors()[0]
+    if err["type"] == "step_kind":
+        keys = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
+        return f": expected exactly one of {', '.join(STEP_KINDS)}, got {keys}"
+    parts = err["loc"][1:]  # the first is the discriminator's tag
+    if err["type"] == "extra_forbidden":
+        where = "".join(f".{p}" for p in parts[:-1])
+        return f"{where}: unknown key {str(parts[-1])!r}"
+    # Union branches and validators label the location too: keep only the field names.
+    fields = [str(p) for p in parts if str(p) in _STEP_FIELDS]
+    where = "".join(f".{p}" for p in fields)
+    if len(fields) < len(parts) and err["type"] != "value_error":
+        msg = "expected visible text or [x, y]"  # a Target matching neither branch
+    else:
+        msg = str(err["msg"]).removeprefix("Value error, ")
+    got = repr(err["input"])
+    return f"{where}: {msg}, got {got if len(got) <= 60 else got[:57] + '...'}"
 
 
 # --- success checks ------------------------------------------------------------------------------

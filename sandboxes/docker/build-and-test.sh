@@ -11,25 +11,11 @@ root="$(cd "$here/../.." && pwd)"
 TASK="${1:-${AGENTCORP_DOCKER_TASK:-log-support-call}}"
 IMAGE="${AGENTCORP_IMAGE:-localhost/agentcorp:test}"
 say() { echo "build-and-test: $*" >&2; }
+# The RFB client ships in agentcorp: use the environment install.sh made.
+PY="${AGENTCORP_PYTHON:-$root/.venv/bin/python}"
 
-if docker info >/dev/null 2>&1; then
-  ENGINE=docker
-else
-  ENGINE=podman
-  need=()
-  for p in podman runc catatonit debootstrap fuse-overlayfs containernetworking-plugins; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-  done
-  if [ "${#need[@]}" -gt 0 ]; then
-    say "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  fi
-  mkdir -p /etc/containers/containers.conf.d
-  cp "$here/containers.conf" /etc/containers/containers.conf.d/agentcorp.conf
-  ENGINE=podman bash "$here/base-image.sh"
-fi
-export ENGINE
+# shellcheck source=engine.sh
+source "$here/engine.sh"
 
 t0=$(date +%s)
 secret=()
@@ -80,11 +66,11 @@ cid=$($ENGINE run -d --rm --init --no-healthcheck -e AGENTCORP_VNC_PASSWORD -p "
 stop_watch() { $ENGINE rm -f "$cid" >/dev/null 2>&1 || true; rm -rf "$data"; }
 trap stop_watch EXIT
 deadline=$(( $(date +%s) + 90 ))
-until python3 -m agentcorp.testing.rfb 127.0.0.1 "$vport" >/dev/null 2>&1; do
+until "$PY" -m agentcorp.testing.rfb 127.0.0.1 "$vport" >/dev/null 2>&1; do
   [ "$(date +%s)" -lt "$deadline" ] || { say "no VNC handshake on the mapped port"; $ENGINE logs "$cid" >&2 || true; exit 1; }
   sleep 1
 done
-if AGENTCORP_VNC_PASSWORD=wrong-password python3 -m agentcorp.testing.rfb 127.0.0.1 "$vport" >/dev/null 2>&1; then
+if AGENTCORP_VNC_PASSWORD=wrong-password "$PY" -m agentcorp.testing.rfb 127.0.0.1 "$vport" >/dev/null 2>&1; then
   say "live view accepted a wrong password"; exit 1
 fi
 python3 -c "import sys, urllib.request; sys.exit(0 if b'noVNC' in urllib.request.urlopen('http://127.0.0.1:$wport/vnc.html', timeout=10).read() else 1)" \

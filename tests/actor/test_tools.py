@@ -128,9 +128,11 @@ def test_garbage_scripted_steps_raise_only_value_error(step: dict[str, Any]) -> 
         assert step_text(parsed)
 
 
-@pytest.mark.parametrize("bad", [-1, float("inf"), "1e9s", "soon", True])
+@pytest.mark.parametrize("bad", [-1, float("inf"), "1e9s", "soon", True, 3601, "2h"])
 def test_waits_are_bounded(bad: Any) -> None:
     from agentcorp.actor.script import parse_step
 
-    with pytest.raises(ValueError, match=r"steps\[0\]\.wait: expected a duration of 0..3600"):
+    with pytest.raises(
+        ValueError, match=r"^steps\[0\]\.wait: (invalid duration|duration .* limit)"
+    ):
         parse_step({"wait": bad}, "steps[0]")

@@ -26,11 +26,11 @@ from agentcorp.llm import (
     RetryPolicy,
     UsageMeter,
     budget_check,
-    canonical_request_hash,
     custom,
     image_part,
     user_message,
 )
+from agentcorp.record.canonical import canonical_request_hash
 from agentcorp.testing.fake_openai import FakeOpenAIServer
 from agentcorp.types import ChatRequest, ChatResponse, Usage
 from tests.llm.conftest import FakeClock, client_for

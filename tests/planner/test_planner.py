@@ -41,7 +41,7 @@ GOOD = {
 def test_valid_plan_first_time() -> None:
     llm = ScriptedLLM([json.dumps(GOOD)])
     steps, plan = drive(Planner(llm, model_name="p").plan(TASK))
-    assert [s.to_spec() for s in plan.steps] == GOOD["steps"]
+    assert plan.model_dump(mode="json", by_alias=True, exclude_none=True)["steps"] == GOOD["steps"]
     req = llm.calls[0]
     assert req.purpose == "plan" and req.model == "p"
     assert req.response_format is not None and req.response_format["type"] == "json_schema"
@@ -50,20 +50,23 @@ def test_valid_plan_first_time() -> None:
     prompt = req.messages[1]["content"]
     assert "INV-1042" in prompt and "Bookkeeper" in prompt and '"click": "A1"' in prompt
     assert [type(s) for s in steps] == [ModelCallStep, PlanStep]
-    # Every planned step is executable by the actor's step reader.
+    # Every planned step is executable by the actor's step reader, as a model or a mapping.
     for i, s in enumerate(plan.steps):
-        parse_step(s.to_spec(), f"steps[{i}]")
+        assert parse_step(s, f"steps[{i}]") == parse_step(
+            s.model_dump(mode="json", by_alias=True), f"steps[{i}]"
+        )
 
 
 @pytest.mark.parametrize(
     ("bad", "problem"),
     [
         ("not json at all", "Invalid JSON"),
-        (json.dumps({"steps": [{"click": "A", "key": "x"}]}), "exactly one of"),
-        (json.dumps({"steps": [{"teleport": "A"}]}), "Extra inputs are not permitted"),
+        (json.dumps({"steps": [{"click": "A", "key": "x"}]}), "exactly one action"),
+        (json.dumps({"steps": [{"teleport": "A"}]}), "exactly one action: click, double_click"),
         (json.dumps({}), "at least one step or subgoal"),
-        (json.dumps({"steps": [{"type": "x", "timeout": 3}]}), "'timeout' only goes with"),
-        (json.dumps({"steps": [{"click": [1, 2, 3]}]}), "a point is [x, y]"),
+        (json.dumps({"steps": [{"type": "x", "timeout": 3}]}), "type.timeout: Extra inputs"),
+        (json.dumps({"steps": [{"click": [1, 2, 3]}]}), "at most 2 items"),
+        (json.dumps({"steps": [{"wait": 7200}]}), "over the 3600s limit"),
     ],
 )
 def test_invalid_output_is_reasked_with_the_error(bad: str, problem: str) -> None:

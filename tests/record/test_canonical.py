@@ -151,3 +151,24 @@ def test_alternating_conversations_keep_their_own_memo(monkeypatch: Any) -> None
         assert fast_canonical_text(_body(actor)) == _exact(_body(actor))
         # The memo key (the system message) and the one new message, not all 100 again.
         assert len(encoded) == 2
+
+
+def test_the_request_hash_ignores_key_order_and_names_images_by_their_bytes() -> None:
+    png = b"\x89PNG" + bytes(range(50))
+    b64 = base64.b64encode(png).decode()
+
+    def body(data: str, reordered: bool = False) -> dict[str, Any]:
+        parts: list[Any] = [
+            {"type": "text", "text": "hé"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
+        ]
+        msg = {"content": parts, "role": "user"}
+        if reordered:
+            return {"temperature": 0, "messages": [msg], "model": "m"}
+        return {"model": "m", "messages": [msg], "temperature": 0}
+
+    h = canonical_request_hash(body(b64))
+    assert h == canonical_request_hash(body(b64, reordered=True))
+    assert hashlib.sha256(png).hexdigest() in fast_canonical_text(body(b64))
+    assert h != canonical_request_hash(body(base64.b64encode(png + b"!").decode()))
+    assert len(h) == 64

@@ -105,3 +105,21 @@ def test_tilde_means_the_sandbox_home(tmp_path: Path) -> None:
     svc.proc.wait(timeout=10)
     svc.stop()
     assert (home / "out.txt").read_text() == f"{home}/x|{home}"
+
+
+def test_bare_python_in_a_command_is_agentcorps_own_interpreter(tmp_path: Path) -> None:
+    # A Python service must see agentcorp's virtual environment even when it is not on PATH.
+    port = _port()
+    out = tmp_path / "exe.txt"
+    code = (
+        "import sys, pathlib, http.server\n"
+        f"pathlib.Path({str(out)!r}).write_text(sys.executable)\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    spec = ServiceSpec("py", ["python3", "-c", code], ready_url=f"http://127.0.0.1:{port}/")
+    with running_service(spec):
+        assert out.read_text() == sys.executable

@@ -233,3 +233,59 @@ def test_merge_keys_and_anchors_are_supported() -> None:
     company = _company(text)
     assert company.roles["boss"].title == "Boss"
     assert company.roles["boss"].sandbox == "desk"
+
+
+def test_step_union_error_names_every_kind() -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from agentcorp.spec.models import STEP_KINDS, Step
+
+    with pytest.raises(ValidationError) as info:
+        TypeAdapter(Step).validate_python({"teleport": "A"})
+    message = info.value.errors()[0]["msg"]
+    assert all(kind in message for kind in STEP_KINDS)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        '{double_click: "{inputs.nope}"}',
+        '{drag: {from: "{inputs.nope}", to: Trash}}',
+        '{scroll: {at: "{inputs.nope}"}}',
+    ],
+)
+def test_template_variables_are_checked_in_every_step_text(step: str) -> None:
+    text = f"""
+version: 1
+company: T
+roles: {{r: {{title: R, sandbox: s}}}}
+sandboxes: {{s: {{kind: browser}}}}
+tasks:
+  - id: t
+    role: r
+    description: d
+    steps: [{step}]
+"""
+    with pytest.raises(SpecValidationError, match=r"tasks\[0\]\.steps\[0\].*has no input 'nope'"):
+        load_company_text(text, "t.yaml")
+
+
+def test_wait_step_is_bounded_and_located() -> None:
+    text = """
+version: 1
+company: T
+roles: {r: {title: R, sandbox: s}}
+sandboxes: {s: {kind: browser}}
+tasks:
+  - id: t
+    role: r
+    description: d
+    steps:
+      - wait: 2s
+      - wait: 2h
+"""
+    with pytest.raises(SpecValidationError) as info:
+        load_company_text(text, "t.yaml")
+    [issue] = info.value.issues
+    assert (issue.line, issue.path) == (12, "tasks[0].steps[1].wait")
+    assert "over the 3600s limit" in issue.message

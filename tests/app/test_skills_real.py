@@ -27,7 +27,7 @@ from agentcorp.spec import load_company, read_input_rows, with_inputs
 from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_openai import FakeOpenAIServer
 from agentcorp.types import ActionStep, ModelCallStep
-from tests.app.skills_apps import model_script, write_company
+from agentcorp.testing.skills_apps import model_script, write_company
 
 
 def free_port() -> int:
@@ -95,7 +95,7 @@ def test_learn_once_then_rows_from_the_skill_and_no_model_fails_fast(
             results = run_rows(r, task_id, read_input_rows(jsonl, task))
             if task_id == "add-customer":
                 with r.sandboxes.session("desk") as (desk, _):
-                    saved = (Path(str(getattr(desk, "home"))) / "saved.txt").read_text()
+                    saved = (Path(str(desk.home)) / "saved.txt").read_text()
                 assert saved.splitlines() == ["Saved: Mo", "Saved: Ann-Marie O'Neil", "Saved: 7"]
         assert [x.status for x in results] == ["pass"] * 3, results
         assert len(srv.chat_requests) == learned  # nothing after the first episode

@@ -1,4 +1,4 @@
-"""Two small real apps for the skills acceptance tests and ``bench/skills.py``.
+"""Small real apps for the skills acceptance tests and ``bench/skills.py``.
 
 ``FORM_APP``: a Tk form on the X display (a label, a Name field, a Save button); Save
 appends ``Saved: NAME`` to ``~/saved.txt``, shows ``Saved NAME`` and clears the field, as a
@@ -6,17 +6,21 @@ real data-entry form does. ``PAGE_SERVER``: an HTTP server with the same form as
 Both read ``~/layout.txt`` when they start (the page: on every request): ``moved`` puts the
 Save button lower, a changed layout the skill has never seen.
 
-``company_yaml`` writes a company with one model-driven task (no ``steps``) per app.
+``company_yaml`` writes a company with one model-driven task (no ``steps``) per app, and a
+third on mousepad (append a line to a log and save it, keys and typing only).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["FORM_APP", "PAGE_SERVER", "TITLE_BAR", "company_yaml", "model_script", "write_company"]
+
 FORM_APP = r"""
 import pathlib, sys, tkinter as tk
 home = pathlib.Path.home()
-moved = (home / "layout.txt").read_text().strip() == "moved" if (home / "layout.txt").exists() else False
+layout = home / "layout.txt"
+moved = layout.exists() and layout.read_text().strip() == "moved"
 root = tk.Tk()
 root.title("Customers")
 root.geometry("1280x800+0+0")
@@ -33,7 +37,8 @@ def save():
         fh.write(f"Saved: {name}\n")
     shown.configure(text=f"Saved {name}")
     entry.delete(0, "end")
-tk.Button(root, text="Save", font=font, command=save).place(x=100, y=400 if moved else 200, width=120, height=40)
+save_button = tk.Button(root, text="Save", font=font, command=save)
+save_button.place(x=100, y=400 if moved else 200, width=120, height=40)
 root.mainloop()
 """
 
@@ -48,9 +53,11 @@ input {{ font: 20px 'DejaVu Sans', sans-serif; }}
 button {{ font: 20px 'DejaVu Sans', sans-serif; }}
 </style></head><body>
 <label class="a" for="name" style="left:40px; top:100px; width:120px; height:30px">Name</label>
-<input class="a" id="name" style="left:170px; top:100px; width:300px; height:30px; padding:0; box-sizing:border-box">
+<input class="a" id="name"
+ style="left:170px; top:100px; width:300px; height:30px; padding:0; box-sizing:border-box">
 <button class="a" id="save" style="left:100px; top:{top}px; width:120px; height:40px"
- onclick="var n=document.getElementById('name'); document.getElementById('shown').textContent='Saved '+n.value; n.value='';">Save</button>
+ onclick="var n=document.getElementById('name');
+  document.getElementById('shown').textContent='Saved '+n.value; n.value='';">Save</button>
 <div class="a" id="shown" style="left:400px; top:600px; width:600px; height:30px"></div>
 </body></html>"""
 class H(http.server.BaseHTTPRequestHandler):
@@ -77,6 +84,7 @@ company: skills-co
 roles:
   clerk: {{title: Clerk, sandbox: desk}}
   webclerk: {{title: Web clerk, sandbox: web}}
+  logger: {{title: Call logger, sandbox: notes}}
 sandboxes:
   desk:
     kind: desktop
@@ -84,6 +92,12 @@ sandboxes:
     apps:
       - {{name: form, command: [python3, "~/form.py"], wait_for_window: Customers}}
     files: {{"~/form.py": form.py, "~/layout.txt": layout.txt}}
+  notes:
+    kind: desktop
+    screen: [1280, 800]
+    apps:
+      - {{name: editor, command: [mousepad, "~/calls.txt"], wait_for_window: calls}}
+    files: {{"~/calls.txt": calls.txt}}
   web:
     kind: browser
     screen: [1280, 800]
@@ -108,6 +122,12 @@ tasks:
     inputs: {{name: Ann}}
     success: {{check: screen_contains, text: "Saved {{inputs.name}}"}}
     budgets: {{steps: 20, wall_clock: 5m}}
+  - id: log-call
+    role: logger
+    description: Append the line "Call from {{inputs.name}}" to the call log and save it.
+    inputs: {{name: Ann}}
+    success: {{check: file_contains, path: "~/calls.txt", text: "Call from {{inputs.name}}\\n"}}
+    budgets: {{steps: 20, wall_clock: 5m}}
 """
 
 
@@ -125,15 +145,22 @@ def model_script(name: str, task_id: str, delay: float = 0.0) -> list[dict[str, 
     dy = TITLE_BAR if task_id == "add-customer" else 0
     act = {"purpose": "act"}
 
-    def at(x: int, y: int) -> dict[str, int]:
+    def at(x: int, y: int) -> dict[str, object]:
         return {"x": x * 4 // 5, "y": (y + dy) * 4 // 5}
 
     calls: list[tuple[str, dict[str, object]]] = [
-        ("click", dict(at(320, 115))),
+        ("click", at(320, 115)),
         ("type", {"text": name}),
-        ("click", dict(at(160, 220))),
+        ("click", at(160, 220)),
         ("done", {"summary": "saved"}),
     ]
+    if task_id == "log-call":
+        calls = [
+            ("key", {"keys": "ctrl+End"}),
+            ("type", {"text": f"Call from {name}\n"}),
+            ("key", {"keys": "ctrl+s"}),
+            ("done", {"summary": "logged"}),
+        ]
     return [
         {"when": act, "delay": delay, "tool_calls": [{"name": n, "arguments": a}]} for n, a in calls
     ]
@@ -145,6 +172,7 @@ def write_company(folder: Path, port: int, layout: str = "normal") -> Path:
     (folder / "form.py").write_text(FORM_APP, encoding="utf-8")
     (folder / "server.py").write_text(PAGE_SERVER, encoding="utf-8")
     (folder / "layout.txt").write_text(layout + "\n", encoding="utf-8")
+    (folder / "calls.txt").write_text("Call log\n", encoding="utf-8")
     path = folder / "company.yaml"
     path.write_text(company_yaml(port), encoding="utf-8")
     return path

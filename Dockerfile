@@ -40,7 +40,7 @@ COPY sandboxes/docker/dpkg-slim.cfg /etc/dpkg/dpkg.cfg.d/agentcorp-slim
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      python3 ca-certificates \
+      python3 ca-certificates libatomic1 \
       xvfb xauth x11-utils openbox xdotool \
       chromium \
       tesseract-ocr tesseract-ocr-eng \

@@ -1,10 +1,13 @@
 """Success checks: evaluate a task's ``success`` tree in its sandbox's context.
 
 The tree is the spec's (``all`` / ``any`` / ``not`` with leaf checks ``file_exists``,
-``file_contains``, ``screen_contains``, ``url_matches``, ``command``, ``http``, ``sqlite`` and
-``llm_judge``), given as spec models or the equivalent plain mappings. ``~`` in paths means the
-sandbox's home. A check that cannot be evaluated scores ``"error"`` with the reason; nothing
-here raises for a bad check or a broken sandbox.
+``file_contains``, ``screen_contains``, ``url_matches``, ``command``, ``http``, ``sqlite``,
+``llm_judge``, and on browser sandboxes ``dom`` and ``js``), given as spec models or the
+equivalent plain mappings; ``{inputs.NAME}`` in a check's strings is filled from
+``CheckContext.inputs``. On a computer that can read its page (``PageReader``: the browser),
+``screen_contains`` reads the page's rendered text instead of recognising pixels. ``~`` in
+paths means the sandbox's home. A check that cannot be evaluated scores ``"error"`` with the
+reason; nothing here raises for a bad check or a broken sandbox.
 
 Combinators: ``all`` fails if a child fails, else errors if a child errors; ``any`` passes if a
 child passes, else errors if a child errors; ``not`` swaps pass and fail and keeps error.
@@ -22,16 +25,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel
 
 from agentcorp.grounding.base import Grounder
 from agentcorp.sandbox.base import Computer
+from agentcorp.spec import render_template
 from agentcorp.types import ChatModel, ChatRequest, CheckStep
 
-__all__ = ["CheckContext", "CheckOutcome", "CheckStatus", "evaluate", "evaluate_steps"]
+__all__ = [
+    "CheckContext",
+    "CheckOutcome",
+    "CheckStatus",
+    "PageReader",
+    "evaluate",
+    "evaluate_steps",
+]
 
 CheckStatus = Literal["pass", "fail", "error"]
 
@@ -48,6 +59,28 @@ class CheckContext:
     env: Mapping[str, str] = field(default_factory=dict)
     judge: ChatModel | None = None
     judge_model: str = ""
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PageReader(Protocol):
+    """A computer that can read its own page (the browser backend implements this).
+
+    ``dom_read`` raises ``ValueError`` for a selector the page rejects; ``js_eval`` raises
+    ``ValueError`` with the page's message when the expression throws.
+    """
+
+    def page_text(self) -> str:
+        """The page's rendered text, form fields' values included."""
+        ...
+
+    def dom_read(self, selector: str, read: str, attribute: str | None = None) -> list[Any]:
+        """Per matching element: its text, value or ``attribute`` (None when absent)."""
+        ...
+
+    def js_eval(self, expression: str) -> Any:
+        """The expression's value, as JSON-compatible data."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +119,17 @@ def _label(d: Mapping[str, Any]) -> str:
     if d.get("name"):
         return str(d["name"])
     parts = [str(d.get("check", "?"))]
-    for key in ("path", "database", "url", "text", "regex", "query", "question"):
+    for key in (
+        "path",
+        "database",
+        "url",
+        "selector",
+        "expression",
+        "text",
+        "regex",
+        "query",
+        "question",
+    ):
         if d.get(key) is not None:
             value = " ".join(str(d[key]).split())
             parts.append(value if len(value) <= 48 else value[:47] + "…")
@@ -139,6 +182,8 @@ def _node(node: Any, ctx: CheckContext, out: list[CheckOutcome]) -> CheckStatus:
     if "not" in d:
         inner = _node(d["not"], ctx, out)
         return {"pass": "fail", "fail": "pass", "error": "error"}[inner]  # type: ignore[return-value]
+    if ctx.inputs:
+        d = {k: _render(v, ctx.inputs) for k, v in d.items()}
     kind = d.get("check")
     fn = _LEAVES.get(kind) if isinstance(kind, str) else None
     label = _label(d)
@@ -154,6 +199,17 @@ def _node(node: Any, ctx: CheckContext, out: list[CheckOutcome]) -> CheckStatus:
         status, detail = "error", f"{type(exc).__name__}: {exc}"
     out.append(CheckOutcome(label, status, detail))
     return status
+
+
+def _render(value: Any, inputs: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        try:
+            return render_template(value, inputs)
+        except KeyError as exc:
+            raise ValueError(f"template variable {{inputs.{exc.args[0]}}} has no input") from None
+    if isinstance(value, list):
+        return [_render(v, inputs) for v in value]
+    return value
 
 
 # --- leaves: return a detail on pass, raise _CheckFailed on fail, anything else = error ---
@@ -185,6 +241,9 @@ def _file_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
 def _screen_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
     if ctx.computer is None:
         raise ValueError("screen_contains needs a live screen")
+    if isinstance(ctx.computer, PageReader):
+        # A page knows its text exactly; recognising its pixels could only lose some.
+        return _text_matches(d, ctx.computer.page_text(), "page")
     frame = ctx.computer.screenshot()
     if d.get("text") is not None and ctx.grounder is not None:
         if ctx.grounder.locate(frame, str(d["text"])):
@@ -193,15 +252,91 @@ def _screen_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
             raise _CheckFailed(f"screen does not show {d['text']!r}")
     if ctx.read_text is None:
         raise ValueError("screen_contains needs a grounder or a text reader")
-    text = ctx.read_text(frame)
+    return _text_matches(d, ctx.read_text(frame), "screen")
+
+
+def _text_matches(d: Mapping[str, Any], text: str, where: str) -> str:
     if d.get("text") is not None:
         want = " ".join(str(d["text"]).lower().split())
         if want not in " ".join(text.lower().split()):
-            raise _CheckFailed(f"screen does not show {d['text']!r}")
-        return f"screen shows {d['text']!r}"
+            raise _CheckFailed(f"{where} does not show {d['text']!r}")
+        return f"{where} shows {d['text']!r}"
     if not re.search(str(d.get("regex")), text):
-        raise _CheckFailed(f"no match for /{d.get('regex')}/ on screen")
-    return f"screen matches /{d.get('regex')}/"
+        raise _CheckFailed(f"no match for /{d.get('regex')}/ on the {where}")
+    return f"{where} matches /{d.get('regex')}/"
+
+
+def _page(ctx: CheckContext, kind: str) -> PageReader:
+    if ctx.computer is None or not isinstance(ctx.computer, PageReader):
+        raise ValueError(f"{kind} needs a browser sandbox")
+    return ctx.computer
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).strip().replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _dom(d: Mapping[str, Any], ctx: CheckContext) -> str:
+    selector, read = str(d.get("selector")), str(d.get("read", "text"))
+    values = _page(ctx, "dom").dom_read(selector, read, d.get("attribute"))
+    if read == "count":
+        got: Any = len(values)
+    elif not values:
+        raise _CheckFailed(f"no element matches {selector!r}")
+    else:
+        got = values[0]
+    what = f"{selector} {read}" + (f" {d['attribute']}" if d.get("attribute") else "")
+    conditions = [k for k in ("equals", "contains", "regex", "at_least", "at_most") if k in d]
+    if not conditions and read == "count" and got == 0:
+        raise _CheckFailed(f"no element matches {selector!r}")
+    for cond in conditions:
+        _compare(what, got, cond, d[cond])
+    return f"{what} is {json.dumps(got)[:120]}"
+
+
+def _compare(what: str, got: Any, cond: str, want: Any) -> None:
+    """Raise ``_CheckFailed`` unless ``got`` meets ``cond`` (numbers compare as numbers)."""
+    shown = json.dumps(got)[:120]
+    if cond == "contains":
+        if got is None or str(want) not in str(got):
+            raise _CheckFailed(f"{what} is {shown}, which does not contain {want!r}")
+        return
+    if cond == "regex":
+        if got is None or not re.search(str(want), str(got)):
+            raise _CheckFailed(f"{what} is {shown}, no match for /{want}/")
+        return
+    n, w = _number(got), _number(want)
+    if cond == "equals":
+        same = (n == w) if n is not None and w is not None and not isinstance(want, str) else None
+        if same is None:
+            same = got is not None and str(got).strip() == str(want).strip()
+        if not same:
+            raise _CheckFailed(f"{what} is {shown}, expected {want!r}")
+        return
+    if n is None or w is None:
+        raise _CheckFailed(f"{what} is {shown}, not a number")
+    if (cond == "at_least" and n < w) or (cond == "at_most" and n > w):
+        raise _CheckFailed(f"{what} is {shown}, expected {cond.replace('_', ' ')} {want}")
+
+
+def _js(d: Mapping[str, Any], ctx: CheckContext) -> str:
+    expression = str(d.get("expression"))
+    page = _page(ctx, "js")
+    try:
+        value = page.js_eval(expression)
+    except ValueError as exc:  # the expression threw: the page says no, with its reason
+        raise _CheckFailed(f"the expression threw: {exc}") from None
+    shown = json.dumps(value)[:120]
+    if not value:
+        raise _CheckFailed(f"the expression is {shown} (falsy)")
+    return f"the expression is {shown}"
 
 
 def _url_matches(d: Mapping[str, Any], ctx: CheckContext) -> str:
@@ -341,4 +476,6 @@ _LEAVES: dict[str, Callable[[Mapping[str, Any], CheckContext], str]] = {
     "http": _http,
     "sqlite": _sqlite,
     "llm_judge": _llm_judge,
+    "dom": _dom,
+    "js": _js,
 }

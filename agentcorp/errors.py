@@ -57,9 +57,9 @@ class AgentcorpError(Exception):
     exit_code: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class SpecIssue:
-    """One problem found in a spec file, with where it is."""
+    """One problem in a spec file: where it is (1-based line and column) and what is wrong."""
 
     file: str
     line: int
@@ -73,12 +73,16 @@ class SpecIssue:
 
 
 class SpecError(AgentcorpError):
-    """A company/task spec is invalid; ``issues`` lists every problem found in one pass."""
+    """A company/task spec is invalid; ``issues`` lists every problem found in one pass.
+
+    The spec loader raises it itself (``agentcorp.spec`` may import this leaf module), so no
+    caller translates spec errors. Issues are kept in file order.
+    """
 
     exit_code = 2
 
     def __init__(self, issues: Sequence[SpecIssue]) -> None:
-        self.issues: list[SpecIssue] = list(issues)
+        self.issues: list[SpecIssue] = sorted(issues)
         super().__init__("\n".join(str(i) for i in self.issues) or "invalid spec")
 
 

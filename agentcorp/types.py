@@ -92,6 +92,7 @@ ActionKind = Literal[
     "wait",
     "wait_for",
     "open_url",
+    "zoom",
     "done",
     "fail",
 ]
@@ -107,6 +108,8 @@ class Action:
     ``target`` is the visible text the action aimed at (when known) so replays can relocate
     it; ``model_xy`` keeps the coordinates as the model gave them, in the frame it saw.
     ``text`` may hold ``${secrets.NAME}`` placeholders; only the sandbox resolves them.
+    ``intent`` is the model's one-line reason for this action (recorded and shown in the
+    trace, never executed); ``region`` is the screen box ``(x, y, w, h)`` a ``zoom`` looked at.
     """
 
     kind: ActionKind
@@ -123,21 +126,42 @@ class Action:
     into: str | None = None
     model_xy: Point | None = None
     summary: str | None = None
+    intent: str | None = None
+    region: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens and money for one model call (or a sum of calls)."""
+    """Tokens and money for one model call (or a sum of calls).
+
+    ``cached_tokens`` is the part of ``prompt_tokens`` the provider served from its prompt
+    cache (priced lower). ``unpriced_calls`` counts calls of models with no known price: their
+    cost is not in ``cost_usd``, so while it is non-zero the cost is unknown (``cost_known``),
+    never a silent $0.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     images: int = 0
     cost_usd: float = 0.0
+    cached_tokens: int = 0
+    unpriced_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether every call counted here had a price (else ``cost_usd`` is a lower bound)."""
+        return self.unpriced_calls == 0
+
+    def cost_text(self, digits: int = 4) -> str:
+        """The cost for people: ``0.0123``, or ``unknown`` when a call had no known price."""
+        if self.cost_known:
+            return f"{self.cost_usd:.{digits}f}"
+        return f"unknown (≥ {self.cost_usd:.{digits}f})" if self.cost_usd else "unknown"
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -145,6 +169,8 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
             self.images + other.images,
             self.cost_usd + other.cost_usd,
+            self.cached_tokens + other.cached_tokens,
+            self.unpriced_calls + other.unpriced_calls,
         )
 
 
@@ -229,19 +255,31 @@ class ModelCallStep:
 
 @dataclass(frozen=True, slots=True)
 class ActionStep:
-    """The actor decided on an action (before policy and execution)."""
+    """The actor decided on an action (before policy and execution).
+
+    ``tool_call_id`` names the model's tool call it came from (one reply may carry several).
+    """
 
     step: int
     t: float
     action: Action
     source: ActionSource
     reasoning: str | None = None
+    tool_call_id: str | None = None
     kind: Literal["action"] = "action"
 
 
 @dataclass(frozen=True, slots=True)
 class ActionResultStep:
-    """What happened when the action ran; ``error`` is what the model is told on failure."""
+    """What happened when the action ran; ``error`` is what the model is told on failure.
+
+    ``phases`` are the action's wall times in milliseconds, disjoint, in the order they ran:
+    ``model`` (the call that chose it), ``ground`` (finding its target), ``act`` (the
+    computer doing it), ``settle`` (waiting for the screen, captures excluded), ``capture``
+    (screenshots taken while settling) and ``encode`` (the observation for the model and the
+    recording). A phase that did not happen is absent; recordings older than this field
+    load with none.
+    """
 
     step: int
     t: float
@@ -251,6 +289,7 @@ class ActionResultStep:
     settle_ms: float = 0.0
     changed: Box | None = None
     kind: Literal["action_result"] = "action_result"
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

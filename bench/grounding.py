@@ -1,4 +1,4 @@
-"""Grounding benchmark: locate latency (full frame, incremental), accuracy, cached replay.
+"""Grounding benchmark: locate latency (full frame, incremental), accuracy, cached run.
 
 Usage: ``python bench/grounding.py [--json] [--repeats N] [--no-live]``
 
@@ -11,8 +11,8 @@ Usage: ``python bench/grounding.py [--json] [--repeats N] [--no-live]``
   ``update(frame, changed)`` + ``locate`` of the typed word; plus the labelled before/after pair.
 - Accuracy: the labelled set in tests/grounding/data (top-1, ambiguous labels must be
   reported, a resolved wrong box is a silent wrong).
-- Cached replay: a steps-only task run once by the actor (OCR grounding, no model), cached,
-  then replayed on the live desktop; actions per second of both.
+- Cached run: a steps-only task run once by the actor (OCR grounding, no model), cached,
+  then run again from the cache on the live desktop; actions per second of both.
 
 Times are medians over the repeats; the machine is shared, so CPU ms are printed next to
 wall ms.
@@ -147,9 +147,9 @@ def pair_incremental(g: OcrGrounder, repeats: int) -> list[float]:
 
 
 def live(repeats: int) -> dict[str, Any]:
-    """Incremental locate and cached replay on a real mousepad on Xvfb."""
+    """Incremental locate and cached run on a real mousepad on Xvfb."""
     from agentcorp.actor import Actor, EpisodeTask
-    from agentcorp.grounding.cache import entries_from_steps, replay
+    from agentcorp.grounding.cache import entries_from_steps, run_cached
     from agentcorp.policy.base import AllowAll
     from agentcorp.sandbox.apps import AppSpec
     from agentcorp.sandbox.xvfb import XvfbDesktop
@@ -198,17 +198,17 @@ def live(repeats: int) -> dict[str, Any]:
         out["steps_task_status"] = res.status
         entries = entries_from_steps(records, g)
         out["steps_actions_per_s"] = round(len(entries) / t_steps, 1)
-        # 2. cached replay, repeated on the same document
+        # 2. cached run, repeated on the same document
         done, spent = 0, 0.0
         for _ in range(repeats):
-            r = replay(desk, entries, g)
+            r = run_cached(desk, entries, g)
             if not r.ok:
-                out["replay_divergence"] = str(r.divergence)
+                out["cached_run_divergence"] = str(r.divergence)
                 break
             done += r.done
             spent += r.elapsed_s
         out["cached_actions_per_s"] = round(done / spent, 1) if spent else 0.0
-        out["cached_replay_live"] = True
+        out["cached_run_live"] = True
         # 3. incremental: type a word at the end, settle, update + locate it
         desk.key("ctrl+End")
         g.reset()
@@ -270,7 +270,7 @@ def main() -> None:
         result.update(
             locate_incremental_ms_p50=result["locate_incremental_pair_ms_p50"],
             cached_actions_per_s=None,
-            cached_replay_live=False,
+            cached_run_live=False,
         )
     else:
         result.update(live(args.repeats))

@@ -27,25 +27,28 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
     "schedule-follow-up": [
         {
             "when": {"purpose": "act"},
-            "tool_calls": [{"name": "key", "arguments": {"keys": "ctrl+End"}}],
+            "tool_calls": [
+                {
+                    "name": "key",
+                    "arguments": {"keys": "ctrl+End", "intent": "go to the empty last line"},
+                }
+            ],
         },
         {
+            # Several calls in one reply: they run in order (docs/model_contract.md).
             "when": {"purpose": "act"},
             "content": "The caret is on the empty last line.",
             "tool_calls": [
                 {
                     "name": "type",
-                    "arguments": {"text": "2026-11-03 Follow-up: call Globex back about INV-1043."},
-                }
+                    "arguments": {
+                        "text": "2026-11-03 Follow-up: call Globex back about INV-1043.",
+                        "intent": "add the follow-up line",
+                    },
+                },
+                {"name": "key", "arguments": {"keys": "Return"}},
+                {"name": "key", "arguments": {"keys": "ctrl+s", "intent": "save the notes"}},
             ],
-        },
-        {
-            "when": {"purpose": "act"},
-            "tool_calls": [{"name": "key", "arguments": {"keys": "Return"}}],
-        },
-        {
-            "when": {"purpose": "act"},
-            "tool_calls": [{"name": "key", "arguments": {"keys": "ctrl+s"}}],
         },
         {
             "when": {"purpose": "act"},

@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentcorp.cli.run import resolve_config
-from agentcorp.cli.wiring import TaskRunner
+from agentcorp.app.config import resolve_config
+from agentcorp.app.runner import TaskRunner
 from agentcorp.spec import load_company, with_inputs
 from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_openai import FakeOpenAIServer

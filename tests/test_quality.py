@@ -44,3 +44,23 @@ def test_import_layering() -> None:
     assert exe, "import-linter is a dev dependency; run sandboxes/install.sh --dev"
     r = _run(exe)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_dead_code_in_the_package() -> None:
+    # Configuration in pyproject.toml [tool.vulture]; framework-used names are listed in
+    # tests/vulture_whitelist.py with the reason each one is used.
+    r = _run(sys.executable, "-m", "vulture")
+    assert r.returncode in (0, 3), r.stdout + r.stderr  # 3: something found (filtered below)
+    dead = [line for line in r.stdout.splitlines() if line.startswith("agentcorp/")]
+    assert not dead, "dead code (delete it, or whitelist a framework-used name):\n" + "\n".join(
+        dead
+    )
+
+
+def test_the_dead_code_check_finds_an_unused_helper(tmp_path: Path) -> None:
+    module = tmp_path / "mod.py"
+    module.write_text(
+        "def used() -> int:\n    return 1\n\n\ndef unused() -> int:\n    return 2\n\n\nused()\n"
+    )
+    r = _run(sys.executable, "-m", "vulture", str(module), "--min-confidence", "60")
+    assert r.returncode == 3 and "unused function 'unused'" in r.stdout, r.stdout + r.stderr

@@ -37,8 +37,8 @@ from agentcorp.grounding.cache import (
     Anchor,
     Branch,
     CachedAction,
+    CacheRunner,
     Divergence,
-    Replayer,
     Skill,
     _entry_json,
     entries_from_json,
@@ -63,8 +63,8 @@ from agentcorp.types import (
 __all__ = [
     "CacheOutcome",
     "CachedActor",
-    "cache_replay_doc",
     "cache_sequence",
+    "cached_run_doc",
     "entries_from_doc",
     "run_task_cached",
     "script_positions",
@@ -163,9 +163,9 @@ def cache_sequence(
 
 
 class CachedActor(Actor):
-    """The actor loop replaying cached actions (source ``cache``) instead of deciding them."""
+    """The actor loop running a skill's actions (source ``skill``) instead of deciding them."""
 
-    def replay(
+    def run_cached(
         self,
         task: EpisodeTask,
         entries: Sequence[CachedAction],
@@ -179,7 +179,7 @@ class CachedActor(Actor):
         self._task = task
         st = _State(frame=self.computer.screenshot(), image=b"")
         yield self._observe(st, st.frame, None)
-        rep = Replayer(entries, self.grounder, forks=forks)
+        rep = CacheRunner(entries, self.grounder, forks=forks)
         i = -1
         while (i := i + 1) < len(rep.entries):
             n = len(rep.entries)
@@ -246,7 +246,7 @@ class CachedActor(Actor):
         return CacheOutcome(len(rep.entries), None, rep.entries, None, rep.branch)
 
 
-def cache_replay_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict[str, Any]:
+def cached_run_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict[str, Any]:
     """The cached sequence and loop settings a session keeps so a decision replay can redo it."""
     return {
         "version": CACHE_FORMAT,
@@ -262,7 +262,7 @@ def cache_replay_doc(entries: Sequence[CachedAction], config: ActorConfig) -> di
 
 
 def entries_from_doc(doc: Any, where: str) -> tuple[list[CachedAction], ActorConfig]:
-    """Parse ``cache_replay_doc``'s output; ``ActionCacheError`` names ``where`` and the field."""
+    """Parse ``cached_run_doc``'s output; ``ActionCacheError`` names ``where`` and the field."""
     entries, _ = entries_from_json(doc, where, versions=(1, CACHE_FORMAT))
     raw = doc.get("actor_config") if isinstance(doc, dict) else None
     if not isinstance(raw, dict):
@@ -439,7 +439,7 @@ def _from_skill(ctx: _Ctx, found: tuple[Skill, Provenance]) -> Generator[Step, N
         rendered, bad = render_entries(b.entries, ctx.inputs, prov)
         # A branch that cannot be rendered whole is left out (an empty one is never taken).
         forks.append((b.parent or 0, b.at, rendered if bad is None else []))
-    replayed_doc = cache_replay_doc(trunk, ctx.config)
+    cached_doc = cached_run_doc(trunk, ctx.config)
     actor = CachedActor(
         ctx.computer,
         gate=ctx.gate,
@@ -450,17 +450,17 @@ def _from_skill(ctx: _Ctx, found: tuple[Skill, Provenance]) -> Generator[Step, N
     )
     t = ctx.task
     episode = EpisodeTask(t.task_id, t.description, role=t.role, sandbox=t.sandbox)
-    out: CacheOutcome = yield from actor.replay(episode, trunk, forks)
+    out: CacheOutcome = yield from actor.run_cached(episode, trunk, forks)
     if out.budget is not None:
         return ctx.result("budget_exceeded", out.budget)
     if out.divergence is None and cut is not None and out.branch == 0:
         out = dataclasses.replace(out, divergence=cut)
     if out.divergence is None:
-        return (yield from _checked(ctx, replayed_doc))
-    return (yield from _hand_over(ctx, skill, prov, out, replayed_doc))
+        return (yield from _checked(ctx, cached_doc))
+    return (yield from _hand_over(ctx, skill, prov, out, cached_doc))
 
 
-def _checked(ctx: _Ctx, replayed_doc: dict[str, Any]) -> Generator[Step, None, TaskResult]:
+def _checked(ctx: _Ctx, cached_doc: dict[str, Any]) -> Generator[Step, None, TaskResult]:
     """Every skill action replayed and checked: the task's own checks decide."""
     status: str = "pass"
     reason = ""
@@ -476,7 +476,7 @@ def _checked(ctx: _Ctx, replayed_doc: dict[str, Any]) -> Generator[Step, None, T
         # The replay looked right and still did not do the job: never trust it again.
         ctx.cache.clear(ctx.key)
         reason = f"the skill's run did not pass its checks (skill dropped): {reason}"[:600]
-    return ctx.result(status, reason, checks=outcomes, cache_replay=replayed_doc)
+    return ctx.result(status, reason, checks=outcomes, cached_run=cached_doc)
 
 
 def _hand_over(
@@ -484,7 +484,7 @@ def _hand_over(
     skill: Skill,
     prov: Provenance,
     out: CacheOutcome,
-    replayed_doc: dict[str, Any],
+    cached_doc: dict[str, Any],
 ) -> Generator[Step, None, TaskResult]:
     """The skill diverged: steps or model take over from there, and the repair is learned."""
     div = out.divergence
@@ -507,7 +507,7 @@ def _hand_over(
         return ctx.result(
             "fail",
             f"{note} (no model may take over: --no-model)",
-            cache_replay=replayed_doc,
+            cached_run=cached_doc,
             repaired_at=div.index + 1,
         )
     positions = skill.branches[out.branch].positions
@@ -521,7 +521,7 @@ def _hand_over(
         return ctx.result(
             "fail",
             f"{note}; the skill's actions are not tied to scripted steps, so nothing can take over",
-            cache_replay=replayed_doc,
+            cached_run=cached_doc,
         )
     rest: list[Step] = []
     result: TaskResult = yield from _collect(ctx.normal(ctx.task.steps[resume:]), rest)
@@ -529,7 +529,7 @@ def _hand_over(
     common: dict[str, Any] = {
         "mode": mode,
         "elapsed_s": time.monotonic() - ctx.t0,
-        "cache_replay": replayed_doc,
+        "cached_run": cached_doc,
         "repaired_at": out.done + 1,
     }
     if result.status != "pass":

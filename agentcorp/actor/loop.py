@@ -5,12 +5,16 @@
 model; when grounding cannot decide and a model exists, that one step becomes a short model
 episode. Every action, from any source, passes ``gate.check`` before the ``Computer`` sees it.
 Model mistakes (bad JSON, unknown tool, missing argument, off-screen point, no tool call) are
-returned to the model as tool errors, at most ``max_tool_errors`` in a row.
+returned to the model as tool errors, at most ``max_tool_errors`` in a row. A reply may carry
+several tool calls: they run in order through the gate, stop at the first failure or stale
+screen, and every call gets a tool result (docs/model_contract.md). Text read off the screen
+reaches the model only wrapped as untrusted (``agentcorp.llm.untrusted``).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +25,8 @@ from agentcorp.actor.script import ScriptStep, Target, parse_step, step_text
 from agentcorp.actor.tools import TOOL_SCHEMAS, ToolError, parse_tool_call
 from agentcorp.errors import AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
-from agentcorp.grounding.resolve import resolve
+from agentcorp.grounding.resolve import Ambiguous, resolve
+from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
 from agentcorp.policy.base import ActionGate, GateContext
 from agentcorp.record.canonical import canonical_request_hash, request_body
 from agentcorp.sandbox.base import Computer, Frame, execute_action
@@ -35,6 +40,7 @@ from agentcorp.types import (
     Box,
     ChatModel,
     ChatRequest,
+    ChatResponse,
     ErrorStep,
     ModelCallStep,
     ObservationStep,
@@ -47,9 +53,12 @@ __all__ = ["Actor", "ActorConfig", "EpisodeResult", "EpisodeTask", "run_episode"
 
 SYSTEM_PROMPT = """\
 You operate a computer to do one task for a company. You see screenshots of the screen; \
-coordinates are pixels of the screenshot you were shown. Act with exactly one tool call per \
-reply. When the task is complete call done(summary); if it cannot be done call fail(reason). \
-Type secrets only as ${secrets.NAME} placeholders; you never see their values."""
+coordinates are pixels of the screenshot you were shown. Act with tool calls: a reply may hold \
+several, which run in order until one fails or the screen changes in a way that makes the \
+screenshot stale; every call's result says whether it ran. Each action may carry an intent: \
+one short sentence on why. zoom(x, y, w, h) shows a region of the screenshot at full \
+resolution. When the task is complete call done(summary); if it cannot be done call \
+fail(reason). Type secrets only as ${secrets.NAME} placeholders; you never see their values."""
 
 Status = Literal["done", "failed", "budget_exceeded", "error"]
 
@@ -76,6 +85,9 @@ class ActorConfig:
     max_tokens: int | None = 1024
     temperature: float | None = 0.0
     system_prompt: str = SYSTEM_PROMPT
+    # Marks screen text sent to the model as untrusted (agentcorp.llm.untrusted). Fresh per
+    # config, so per run; kept in the session manifest so a decision replay sends the same.
+    untrusted_nonce: str = field(default_factory=new_nonce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,21 +121,32 @@ class _Turn:
     results: list[dict[str, Any]]
     image: str | None = None  # data URL of the observation that followed, if any
     note: str = ""  # text that stands in for the image once it ages out
+    # (label, data URL) per zoom; shown in the next request only, then noted as omitted.
+    zooms: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """How a reply's tool calls went."""
+
+    progress: bool = False  # some action ran
+    error: bool = False  # some call was invalid, refused or failed
+    result: EpisodeResult | None = None  # set by an allowed done/fail
+    changes: list[Box] = field(default_factory=list)  # what each action that ran changed
 
 
 @dataclass(slots=True)
 class _State:
     frame: Frame
     image: bytes
+    shown: Frame | None = None  # ``frame`` as policy lets it leave the loop (secrets blanked)
     step: int = 0
     memory: list[_Turn] = field(default_factory=list)
     last_box: Box | None = None  # the box of the last grounded target
     grounded: list[str] = field(default_factory=list)  # how this step's targets were found
     typing_into: tuple[str, Box | None] | None = None  # label and box of the field being typed in
-
-
-class _Denied(Exception):
-    """The gate refused an action; carries what the model is told."""
+    ground_ms: float = 0.0  # grounding time not yet charged to an action's phases
+    model_ms: float = 0.0  # the model call that chose the next action
 
 
 class Actor:
@@ -192,58 +215,11 @@ class Actor:
         if s.kind == "wait_for":
             assert isinstance(s.target, str)
             found = yield from self._wait_for(st, s.target, s.timeout)
-            return (
-                None
-                if found
-                else EpisodeResult(
-                    "failed", f"{step_text(s)}: '{s.target}' did not appear within {s.timeout:g}s"
-                )
-            )
-        actions: list[Action] = []
-        problem: str | None = None
-        if s.kind in ("click", "double_click", "right_click"):
-            xy, problem = yield from self._resolve(st, s.target)
-            if xy:
-                actions = [Action(s.kind, x=xy[0], y=xy[1], target=_text(s.target))]
-        elif s.kind == "type":
-            assert s.text is not None
-            if s.into:
-                xy, problem = yield from self._resolve(st, s.into, Hint(role="field"))
-                if xy:
-                    actions = [Action("click", x=xy[0], y=xy[1], target=s.into)]
-                    st.typing_into = (s.into, st.last_box)
-            if problem is None:
-                actions.append(Action("type", text=s.text, into=s.into))
-        elif s.kind == "key":
-            actions = [Action("key", keys=s.keys)]
-        elif s.kind == "scroll":
-            w, h = self.computer.size
-            xy, problem = (w // 2, h // 2), None
-            if s.target is not None:
-                xy, problem = yield from self._resolve(st, s.target)
-            ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[s.direction]
-            if xy:
-                actions = [
-                    Action(
-                        "scroll",
-                        x=xy[0],
-                        y=xy[1],
-                        dx=ux * s.amount,
-                        dy=uy * s.amount,
-                        target=_text(s.target),
-                    )
-                ]
-        elif s.kind == "drag":
-            a, problem = yield from self._resolve(st, s.target)
-            b: tuple[int, int] | None = None
-            if a:
-                b, problem = yield from self._resolve(st, s.to)
-            if a and b:
-                actions = [Action("drag", path=(a, b), target=_text(s.target))]
-        elif s.kind == "open_url":
-            actions = [Action("open_url", url=s.url)]
-        else:
-            actions = [Action("wait", seconds=s.seconds)]
+            if found:
+                return None
+            why = f"'{s.target}' did not appear within {s.timeout:g}s"
+            return EpisodeResult("failed", f"{step_text(s)}: {why}")
+        actions, problem = yield from self._script_actions(st, s)
         if problem is not None:
             if self.model is None:
                 return EpisodeResult("failed", f"{step_text(s)}: {problem} (no model configured)")
@@ -253,13 +229,75 @@ class Actor:
             )
             sub = yield from self._model_loop(st, goal)
             return None if sub.status == "done" else sub
-        why = "; ".join(st.grounded) or None
+        grounded = "; ".join(st.grounded) or None
         st.grounded = []
         for action in actions:
-            error = yield from self._act(st, action, "script", why)
+            error = yield from self._act(st, action, "script", grounded)
             if error is not None:
                 return EpisodeResult("failed", f"{step_text(s)}: {error}")
         return None
+
+    def _script_actions(
+        self, st: _State, s: ScriptStep
+    ) -> Generator[Step, None, tuple[list[Action], str | None]]:
+        """The actions of one scripted step with its targets grounded, or the problem."""
+        if s.kind in ("click", "double_click", "right_click"):
+            xy, problem = yield from self._resolve(st, s.target)
+            return ([Action(s.kind, x=xy[0], y=xy[1], target=_text(s.target))] if xy else []), (
+                problem
+            )
+        if s.kind == "type":
+            return (yield from self._script_type(st, s))
+        if s.kind == "key":
+            return [Action("key", keys=s.keys)], None
+        if s.kind == "scroll":
+            return (yield from self._script_scroll(st, s))
+        if s.kind == "drag":
+            a, problem = yield from self._resolve(st, s.target)
+            b: tuple[int, int] | None = None
+            if a:
+                b, problem = yield from self._resolve(st, s.to)
+            return ([Action("drag", path=(a, b), target=_text(s.target))] if a and b else []), (
+                problem
+            )
+        if s.kind == "open_url":
+            return [Action("open_url", url=s.url)], None
+        return [Action("wait", seconds=s.seconds)], None
+
+    def _script_type(
+        self, st: _State, s: ScriptStep
+    ) -> Generator[Step, None, tuple[list[Action], str | None]]:
+        assert s.text is not None
+        actions: list[Action] = []
+        if s.into:
+            xy, problem = yield from self._resolve(st, s.into, Hint(role="field"))
+            if problem is not None or xy is None:
+                return [], problem
+            actions = [Action("click", x=xy[0], y=xy[1], target=s.into)]
+            st.typing_into = (s.into, st.last_box)
+        actions.append(Action("type", text=s.text, into=s.into))
+        return actions, None
+
+    def _script_scroll(
+        self, st: _State, s: ScriptStep
+    ) -> Generator[Step, None, tuple[list[Action], str | None]]:
+        w, h = self.computer.size
+        xy: tuple[int, int] | None = (w // 2, h // 2)
+        problem: str | None = None
+        if s.target is not None:
+            xy, problem = yield from self._resolve(st, s.target)
+        if not xy:
+            return [], problem
+        ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[s.direction]
+        action = Action(
+            "scroll",
+            x=xy[0],
+            y=xy[1],
+            dx=ux * s.amount,
+            dy=uy * s.amount,
+            target=_text(s.target),
+        )
+        return [action], problem
 
     def _resolve(
         self, st: _State, target: Target | None, hint: Hint | None = None
@@ -269,20 +307,26 @@ class Actor:
             return None, "no target given"
         if not isinstance(target, str):
             return (int(target[0]), int(target[1])), None
+        t0 = time.perf_counter()
         deadline = time.monotonic() + self.config.find_timeout
-        while True:
-            cands = self.grounder.locate(st.frame, target, hint)
-            if cands:
-                return self._pick(st, target, cands, hint)
-            if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
-                return None, f"'{target}' not found on screen"
-            yield from self._refresh(st, 0.2)
+        try:
+            while True:
+                cands = self.grounder.locate(st.frame, target, hint)
+                if cands:
+                    return self._pick(st, target, cands, hint)
+                if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
+                    return None, f"'{target}' not found on screen"
+                yield from self._refresh(st, 0.2)
+        finally:
+            st.ground_ms += (time.perf_counter() - t0) * 1000.0
 
     def _pick(
         self, st: _State, target: str, cands: list[Candidate], hint: Hint | None
     ) -> tuple[tuple[int, int] | None, str | None]:
         """One candidate to act on, or why there is none (never a silent guess)."""
         chosen = resolve(cands, hint, target, self.config.ambiguity_margin)
+        if isinstance(chosen, Ambiguous):
+            return None, self._ambiguous(chosen)
         if not isinstance(chosen, Candidate):
             return None, str(chosen)
         st.last_box = chosen.box
@@ -292,6 +336,16 @@ class Actor:
             f" score {chosen.score:g}"
         )
         return chosen.box.center, None
+
+    def _ambiguous(self, amb: Ambiguous) -> str:
+        """The ambiguity for the model: where the matches are, their screen text untrusted."""
+        where = ", ".join(str(c.box.center) for c in amb.candidates)
+        texts = "\n".join(f"{i}. {c.text}" for i, c in enumerate(amb.candidates, 1))
+        wrapped = wrap_screen_text(texts, self.config.untrusted_nonce, amb.candidates[0].source)
+        return (
+            f"'{amb.target}' is ambiguous: {len(amb.candidates)} matches at {where}; their text "
+            f"as read from the screen: {wrapped}"
+        )
 
     def _wait_for(self, st: _State, target: str, timeout: float) -> Generator[Step, None, bool]:
         deadline = time.monotonic() + timeout
@@ -321,102 +375,207 @@ class Actor:
             over = yield from self._budget(st)
             if over is not None:
                 return over
-            request = ChatRequest(
-                model=cfg.model,
-                messages=self._messages(goal, first_image, st.memory),
-                tools=TOOL_SCHEMAS,
-                tool_choice="auto",
-                temperature=cfg.temperature,
-                max_tokens=cfg.max_tokens,
-            )
-            reply = self.model.complete(request)
-            self.meter.charge(reply.usage)
-            body = request_body(request)
-            yield ModelCallStep(
-                st.step,
-                time.time(),
-                "act",
-                reply.model or cfg.model,
-                canonical_request_hash(body),
-                body,
-                _response_dict(reply.content, reply.tool_calls),
-                reply.usage,
-                reply.latency_ms,
-                reply.request_id,
-            )
+            reply = yield from self._ask(st, goal, first_image)
             turn = _Turn(assistant=_assistant_msg(reply.content, reply.tool_calls), results=[])
             st.memory.append(turn)
             if not reply.tool_calls:
                 # A text-only reply must still be answered, as a user turn since no tool ran.
-                turn.assistant["content"] = reply.content or ""
-                turn.note = "Error: reply with exactly one tool call (see the tools)."
+                turn.note = "Error: reply with at least one tool call (see the tools)."
                 errors += 1
             else:
-                call, *extra = reply.tool_calls
-                for other in extra:
-                    turn.results.append(_tool_msg(other, "not executed: one action per reply"))
-                parsed = parse_tool_call(call, self.map.model_size)
-                if isinstance(parsed, ToolError):
-                    turn.results.insert(0, _tool_msg(call, f"Error: {parsed.message}"))
-                    errors += 1
-                else:
-                    action = self._to_screen(parsed.action)
-                    if action.kind in ("done", "fail"):
-                        yield ActionStep(st.step, time.time(), action, "model", reply.content)
-                        # The summary ends up in results, logs and reports: it passes the
-                        # gate's text checks (a secret's value, forbidden text) like typing.
-                        verdict = self.gate.check(action, self._context(st, action, "model"))
-                        yield PolicyStep(
-                            st.step, time.time(), verdict.decision, verdict.rule, verdict.approver
-                        )
-                        if verdict.allowed:
-                            turn.results.insert(0, _tool_msg(call, "ok"))
-                            status: Status = "done" if action.kind == "done" else "failed"
-                            return EpisodeResult(
-                                status,
-                                "" if status == "done" else f"model gave up: {action.summary}",
-                                summary=action.summary or "",
-                            )
-                        why = verdict.message or f"denied by policy rule {verdict.rule or '?'}"
-                        turn.results.insert(
-                            0,
-                            _tool_msg(
-                                call,
-                                f"Error: {action.kind} refused: {why}; call it again with "
-                                "another summary",
-                            ),
-                        )
-                        errors += 1
-                    else:
-                        error = yield from self._act(st, action, "model", reply.content)
-                        errors = errors + 1 if error is not None else 0
-                        text = f"Error: {error}" if error else f"ok: {_describe(action)}"
-                        turn.results.insert(0, _tool_msg(call, text))
-                        if error is None:
-                            turn.image = _data_url(st.image, cfg)
-                            turn.note = f"(screenshot after step {st.step} omitted)"
+                batch = yield from self._run_calls(st, turn, reply)
+                if batch.result is not None:
+                    return batch.result
+                # Errors in a row: a reply that moved the task on starts the count afresh.
+                errors = (0 if batch.progress else errors) + (1 if batch.error else 0)
             if errors >= cfg.max_tool_errors:
-                last = turn.results[0]["content"] if turn.results else turn.note
+                last = next(
+                    (r["content"] for r in turn.results if r["content"].startswith("Error")),
+                    turn.note,
+                )
                 return EpisodeResult(
                     "failed", f"model made {errors} unusable replies in a row; last: {last}"
                 )
 
+    def _ask(self, st: _State, goal: str, first_image: str) -> Generator[Step, None, ChatResponse]:
+        """One model call with the conversation so far, recorded as a ``ModelCallStep``."""
+        assert self.model is not None
+        cfg = self.config
+        request = ChatRequest(
+            model=cfg.model,
+            messages=self._messages(goal, first_image, st.memory),
+            tools=TOOL_SCHEMAS,
+            tool_choice="auto",
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+        )
+        reply = self.model.complete(request)
+        self.meter.charge(reply.usage)
+        body = request_body(request)
+        yield ModelCallStep(
+            st.step,
+            time.time(),
+            "act",
+            reply.model or cfg.model,
+            canonical_request_hash(body),
+            body,
+            _response_dict(reply.content, reply.tool_calls),
+            reply.usage,
+            reply.latency_ms,
+            reply.request_id,
+        )
+        return reply
+
+    def _run_calls(
+        self, st: _State, turn: _Turn, reply: ChatResponse
+    ) -> Generator[Step, None, _Batch]:
+        """Run a reply's tool calls in order; each gets a result saying what became of it.
+
+        The batch stops at the first call that is invalid, refused or fails, and before any
+        call the screen may have made stale (see ``_unforeseen``); later calls are answered
+        "not run" with the reason, so the model knows exactly where it stopped.
+        """
+        batch = _Batch()
+        results: list[str] = []
+        stop: str | None = None
+        for i, call in enumerate(reply.tool_calls, 1):
+            if stop is not None:
+                results.append(f"not run: {stop}")
+                continue
+            text, outcome = yield from self._one_call(st, turn, reply, call, batch)
+            results.append(text)
+            if outcome == "error":
+                batch.error = True
+                stop = f"call {i} ({call.name}) did not succeed"
+            elif outcome == "stale":
+                stop = text.removeprefix("not run: ")
+            elif batch.result is not None:
+                stop = f"the episode ended with call {i} ({call.name})"
+        turn.results = [_tool_msg(c, r) for c, r in zip(reply.tool_calls, results, strict=True)]
+        if batch.progress:
+            turn.image = _data_url(st.image, self.config)
+            turn.note = f"(screenshot after step {st.step} omitted)"
+        return batch
+
+    def _one_call(
+        self,
+        st: _State,
+        turn: _Turn,
+        reply: ChatResponse,
+        call: ToolCall,
+        batch: _Batch,
+    ) -> Generator[Step, None, tuple[str, Literal["ok", "error", "stale"]]]:
+        """One tool call of a batch: its result text and how it went."""
+        parsed = parse_tool_call(call, self.map.model_size)
+        if isinstance(parsed, ToolError):
+            return f"Error: {parsed.message}", "error"
+        action = self._to_screen(parsed.action)
+        if action.kind == "done" and batch.progress:
+            # Done is claimed on a screen the model has seen, never on one it only expects.
+            return "not run: call done in a later reply, once you have seen the screen", "stale"
+        if action.kind in ("done", "fail"):
+            refusal = yield from self._finish(st, action, reply.content, call.id, batch)
+            return (f"Error: {refusal}", "error") if refusal else ("ok", "ok")
+        if action.kind == "zoom":
+            text = yield from self._zoom(st, turn, action, reply.content, call.id)
+            return text, "ok"
+        if batch.progress:
+            why = self._unforeseen(action, batch.changes)
+            if why is not None:
+                return f"not run: {why}", "stale"
+        before = st.shown or st.frame
+        if not batch.progress:
+            # The model call is charged to the first action of its batch.
+            st.model_ms = reply.latency_ms
+        error = yield from self._act(st, action, "model", reply.content, call.id)
+        if error is not None:
+            return f"Error: {error}", "error"
+        batch.progress = True
+        changed = _diff_box(before, st.shown or st.frame)
+        if changed is not None:
+            batch.changes.append(changed)
+        return f"ok: {_describe(action)}", "ok"
+
+    def _finish(
+        self, st: _State, action: Action, reasoning: str | None, call_id: str, batch: _Batch
+    ) -> Generator[Step, None, str | None]:
+        """``done``/``fail``: sets ``batch.result`` when allowed, else returns the refusal."""
+        yield ActionStep(st.step, time.time(), action, "model", reasoning, call_id)
+        # The summary ends up in results, logs and reports: it passes the gate's text checks
+        # (a secret's value, forbidden text) like typing.
+        verdict = self.gate.check(action, self._context(st, action, "model"))
+        yield PolicyStep(st.step, time.time(), verdict.decision, verdict.rule, verdict.approver)
+        if not verdict.allowed:
+            why = verdict.message or f"denied by policy rule {verdict.rule or '?'}"
+            return f"{action.kind} refused: {why}; call it again with another summary"
+        status: Status = "done" if action.kind == "done" else "failed"
+        batch.result = EpisodeResult(
+            status,
+            "" if status == "done" else f"model gave up: {action.summary}",
+            summary=action.summary or "",
+        )
+        return None
+
+    def _zoom(
+        self, st: _State, turn: _Turn, action: Action, reasoning: str | None, call_id: str
+    ) -> Generator[Step, None, str]:
+        """Answer a zoom from the last local frame (the redacted one): no capture, no action."""
+        cfg = self.config
+        assert action.region is not None and action.model_xy is not None
+        st.step += 1
+        yield ActionStep(st.step, time.time(), action, "model", reasoning, call_id)
+        t0 = time.perf_counter()
+        x, y, w, h = action.region
+        crop = (st.shown or st.frame).crop(Box(x, y, w, h))
+        image = encode_observation(crop, cfg.long_side, cfg.image_format, cfg.image_quality)
+        yield ActionResultStep(st.step, time.time(), True, None, (time.perf_counter() - t0) * 1000)
+        mx, my = action.model_xy
+        label = (
+            f"Zoom ({call_id}) of the screenshot at ({mx}, {my}), at the screen's full "
+            f"resolution ({w}x{h} pixels):"
+        )
+        turn.zooms.append((label, _data_url(image, cfg)))
+        return f"ok: the zoomed image follows the tool results ({w}x{h} screen pixels)"
+
+    def _unforeseen(self, action: Action, changes: list[Box]) -> str | None:
+        """Why the screen may no longer be the one the model planned ``action`` on, if so.
+
+        The model planned the whole reply on one screenshot. After earlier calls ran, a change
+        over half the screen (a new page, window or dialog) or a change where this call points
+        makes that screenshot stale for it. Decided from pixels only, so a decision replay on
+        the recorded frames stops at the same call.
+        """
+        w, h = self.computer.size
+        if sum(b.w * b.h for b in changes) * 2 > w * h:
+            return "most of the screen changed after the calls before it; decide on the new one"
+        points = list(action.path)
+        if action.x is not None and action.y is not None:
+            points.append((action.x, action.y))
+        if any(b.contains(px, py) for b in changes for px, py in points):
+            return "the screen changed where this call points; decide on the new screenshot"
+        return None
+
     def _messages(self, goal: str, first_image: str, memory: list[_Turn]) -> list[dict[str, Any]]:
         """System prompt, the task with the first screenshot, then the turns so far."""
+        cfg = self.config
         newer = sum(1 for t in memory if t.image is not None)
         task: list[dict[str, Any]] = [{"type": "text", "text": f"Task: {goal}"}]
-        if newer < max(1, self.config.image_history):
+        if newer < max(1, cfg.image_history):
             task.append({"type": "image_url", "image_url": {"url": first_image}})
         else:
             task.append({"type": "text", "text": "(first screenshot omitted)"})
+        system = f"{cfg.system_prompt}\n\n{untrusted_notice(cfg.untrusted_nonce)}"
         return [
-            {"role": "system", "content": self.config.system_prompt},
+            {"role": "system", "content": system},
             {"role": "user", "content": task},
             *self._history(memory),
         ]
 
     def _history(self, memory: list[_Turn]) -> list[dict[str, Any]]:
-        """The conversation so far; only the last ``image_history`` screenshots as images."""
+        """The conversation so far; only the last ``image_history`` screenshots as images.
+
+        Zoomed images are shown once, right after the reply that asked for them.
+        """
         # The model always sees the current screen, so at least one image is kept.
         keep = max(1, self.config.image_history)
         with_images = [i for i, t in enumerate(memory) if t.image is not None]
@@ -425,22 +584,37 @@ class Actor:
         for i, t in enumerate(memory):
             out.append(t.assistant)
             out.extend(t.results)
+            parts: list[dict[str, Any]] = []
+            notes: list[str] = []
+            if t.zooms and i == len(memory) - 1:
+                for label, url in t.zooms:
+                    parts.append({"type": "text", "text": label})
+                    parts.append({"type": "image_url", "image_url": {"url": url}})
+            elif t.zooms:
+                notes.append(f"({len(t.zooms)} zoomed image(s) omitted)")
             if t.image is not None and i in recent:
-                out.append(
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "text", "text": "The screen now:"},
-                            {"type": "image_url", "image_url": {"url": t.image}},
-                        ],
-                    }
-                )
+                parts.append({"type": "text", "text": "The screen now:"})
+                parts.append({"type": "image_url", "image_url": {"url": t.image}})
             elif t.note:
-                out.append({"role": "user", "content": t.note})
+                notes.insert(0, t.note)
+            if notes and parts:
+                parts.insert(0, {"type": "text", "text": " ".join(notes)})
+            if parts:
+                out.append({"role": "user", "content": parts})
+            elif notes:
+                out.append({"role": "user", "content": " ".join(notes)})
         return out
 
     def _to_screen(self, action: Action) -> Action:
         """Map the model's frame coordinates to screen pixels (one place: ScreenMap)."""
+        if action.region is not None:
+            x, y, w, h = action.region
+            sx, sy = self.map.scale
+            sw, sh = self.computer.size
+            left, top = min(int(x * sx), sw - 1), min(int(y * sy), sh - 1)
+            right, bottom = min(sw, math.ceil((x + w) * sx)), min(sh, math.ceil((y + h) * sy))
+            box = (left, top, max(1, right - left), max(1, bottom - top))
+            return replace(action, x=left, y=top, region=box, model_xy=(x, y))
         if action.x is not None and action.y is not None:
             x, y = self.map.to_screen(action.x, action.y)
             return replace(action, x=x, y=y, model_xy=(action.x, action.y))
@@ -451,11 +625,16 @@ class Actor:
     # --- acting -----------------------------------------------------------------------
 
     def _act(
-        self, st: _State, action: Action, source: ActionSource, reasoning: str | None = None
+        self,
+        st: _State,
+        action: Action,
+        source: ActionSource,
+        reasoning: str | None = None,
+        call_id: str | None = None,
     ) -> Generator[Step, None, str | None]:
         """Gate, execute and settle one action; the error text on failure, else ``None``."""
         st.step += 1
-        yield ActionStep(st.step, time.time(), action, source, reasoning)
+        yield ActionStep(st.step, time.time(), action, source, reasoning, call_id)
         decision = self.gate.check(action, self._context(st, action, source))
         yield PolicyStep(st.step, time.time(), decision.decision, decision.rule, decision.approver)
         if not decision.allowed:
@@ -464,22 +643,46 @@ class Actor:
             return f"action denied: {why}"
         self.meter.charge_step()
         before = st.frame
+        phases = {"model": st.model_ms, "ground": st.ground_ms}
+        phases = {k: round(v, 2) for k, v in phases.items() if v > 0}
+        st.model_ms = st.ground_ms = 0.0
         t0 = time.perf_counter()
         try:
             execute_action(self.computer, action)
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
+            act_ms = (time.perf_counter() - t0) * 1000
             yield ActionResultStep(
-                st.step, time.time(), False, str(exc), (time.perf_counter() - t0) * 1000
+                st.step,
+                time.time(),
+                False,
+                str(exc),
+                act_ms,
+                phases={**phases, "act": round(act_ms, 2)},
             )
             return str(exc)
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)
-        yield ActionResultStep(
-            st.step, time.time(), True, None, (t1 - t0) * 1000, settled.elapsed_ms, settled.changed
+        t2 = time.perf_counter()
+        observation = self._observe(st, settled.frame, settled.changed)
+        phases.update(
+            act=(t1 - t0) * 1000,
+            settle=max(0.0, settled.elapsed_ms - settled.capture_ms),
+            capture=settled.capture_ms,
+            encode=(time.perf_counter() - t2) * 1000,
         )
-        yield self._observe(st, settled.frame, settled.changed)
+        yield ActionResultStep(
+            st.step,
+            time.time(),
+            True,
+            None,
+            (t1 - t0) * 1000,
+            settled.elapsed_ms,
+            settled.changed,
+            phases={k: round(v, 2) for k, v in phases.items()},
+        )
+        yield observation
         return None
 
     def _context(self, st: _State, action: Action, source: ActionSource) -> GateContext:
@@ -521,7 +724,7 @@ class Actor:
         """
         cfg = self.config
         st.frame = frame
-        shown = self.gate.redact_frame(frame, self._task.task_id)
+        shown = st.shown = self.gate.redact_frame(frame, self._task.task_id)
         st.image = encode_observation(shown, cfg.long_side, cfg.image_format, cfg.image_quality)
         return ObservationStep(
             st.step,
@@ -589,13 +792,26 @@ def _data_url(image: bytes, cfg: ActorConfig) -> str:
 
 
 def _assistant_msg(content: str | None, calls: Sequence[ToolCall]) -> dict[str, Any]:
-    msg: dict[str, Any] = {"role": "assistant", "content": content}
+    # Never ``None``: several OpenAI-compatible servers reject a null assistant content.
+    msg: dict[str, Any] = {"role": "assistant", "content": content or ""}
     if calls:
         msg["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in calls
         ]
     return msg
+
+
+def _diff_box(a: Frame, b: Frame) -> Box | None:
+    """The box around every pixel that differs between two frames (the whole one if resized)."""
+    if a.size != b.size:
+        return Box(0, 0, b.width, b.height)
+    if a.sha256 == b.sha256:
+        return None
+    from PIL import ImageChops
+
+    bbox = ImageChops.difference(a.pil(), b.pil()).getbbox()
+    return Box(bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1]) if bbox else None
 
 
 def _response_dict(content: str | None, calls: Sequence[ToolCall]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """One task end to end: plan (if a planner exists), act, replan on a failed step, check.
 
 ``run_task`` is a generator of step records returning a ``TaskResult``. It knows nothing of
-the spec or of concrete backends: ``agentcorp.cli.wiring`` turns a spec task into a
-``TaskInput`` and builds the computer, models, grounder and gate it is given.
+the spec or of concrete backends: the application layer (``agentcorp.app.runner``) turns a
+spec task into a ``TaskInput`` and builds the computer, models, grounder and gate it is given.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from agentcorp.actor.loop import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.actor.script import parse_step, step_text
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
+from agentcorp.llm.untrusted import MARKER, untrusted_notice
 from agentcorp.planner.plan import Plan, Planner, PlanTask
 from agentcorp.policy.base import ActionGate
 from agentcorp.sandbox.base import Computer
@@ -56,9 +57,9 @@ class TaskResult:
     mode: str = ""
     episode: EpisodeTask | None = None  # the last episode run, for the recording's manifest
     actor_config: ActorConfig | None = None
-    #: For a run that replayed the action cache: the cached sequence as it was looked up
+    #: For a run from a skill: the rendered sequence as it was looked up
     #: (``{"version", "actions", "actor_config"}``), so a decision replay can redo it.
-    cache_replay: dict[str, Any] | None = None
+    cached_run: dict[str, Any] | None = None
     #: After a skill diverged: the action (1-based) from which the steps or model took over.
     repaired_at: int | None = None
 
@@ -121,7 +122,9 @@ def run_task(
         ):
             replans += 1
             failed = _describe_step(steps[result.failed_step])
-            plan = yield from planner.replan(plan_task, plan, failed, result.reason)
+            plan = yield from planner.replan(
+                plan_task, plan, failed, _for_planner(result.reason, actor.config.untrusted_nonce)
+            )
             steps = list(plan.steps)
             continue
         break
@@ -179,3 +182,10 @@ def _jsonable(value: Any) -> Any:
     if callable(dump):
         return dump(by_alias=True, exclude_none=True, mode="json")
     return value
+
+
+def _for_planner(reason: str, nonce: str) -> str:
+    """The failure as the planner gets it: screen text in it stays marked as data."""
+    if MARKER not in reason:
+        return reason
+    return f"{reason}\n\n{untrusted_notice(nonce)}"

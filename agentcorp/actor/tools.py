@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agentcorp.types import Action, Point, ToolCall
@@ -17,7 +18,22 @@ from agentcorp.types import Action, Point, ToolCall
 __all__ = ["TOOLS", "TOOL_SCHEMAS", "ParsedCall", "ToolError", "parse_tool_call"]
 
 
-def _fn(name: str, description: str, props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+_INTENT = {
+    "type": "string",
+    "maxLength": 300,
+    "description": "optional: one short sentence on why you take this action (for the log)",
+}
+
+
+def _fn(
+    name: str,
+    description: str,
+    props: dict[str, Any],
+    required: list[str],
+    *,
+    intent: bool = True,
+) -> dict[str, Any]:
+    properties = {**props, "intent": _INTENT} if intent else props
     return {
         "type": "function",
         "function": {
@@ -25,7 +41,7 @@ def _fn(name: str, description: str, props: dict[str, Any], required: list[str])
             "description": description,
             "parameters": {
                 "type": "object",
-                "properties": props,
+                "properties": properties,
                 "required": required,
                 "additionalProperties": False,
             },
@@ -36,6 +52,7 @@ def _fn(name: str, description: str, props: dict[str, Any], required: list[str])
 _X = {"type": "integer", "description": "x in pixels of the image you were shown"}
 _Y = {"type": "integer", "description": "y in pixels of the image you were shown"}
 _POINT = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+_SIZE = {"type": "integer", "minimum": 1, "description": "in pixels of the image you were shown"}
 
 #: OpenAI ``tools`` entries, one per action the model may take.
 TOOL_SCHEMAS: list[dict[str, Any]] = [
@@ -81,8 +98,28 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
         {"seconds": {"type": "number", "minimum": 0, "maximum": 30}},
         ["seconds"],
     ),
-    _fn("done", "The task is complete.", {"summary": {"type": "string"}}, ["summary"]),
-    _fn("fail", "The task cannot be done.", {"reason": {"type": "string"}}, ["reason"]),
+    _fn(
+        "zoom",
+        "Look closer: the region (x, y, w, h) of the last screenshot at the screen's full "
+        "resolution, as an image after the tool results. Nothing on the computer changes; "
+        "coordinates in later calls still refer to the whole screenshot.",
+        {"x": _X, "y": _Y, "w": _SIZE, "h": _SIZE},
+        ["x", "y", "w", "h"],
+    ),
+    _fn(
+        "done",
+        "The task is complete.",
+        {"summary": {"type": "string"}},
+        ["summary"],
+        intent=False,
+    ),
+    _fn(
+        "fail",
+        "The task cannot be done.",
+        {"reason": {"type": "string"}},
+        ["reason"],
+        intent=False,
+    ),
 ]
 TOOLS = frozenset(t["function"]["name"] for t in TOOL_SCHEMAS)
 
@@ -148,53 +185,105 @@ def _check_on_screen(points: list[Point], size: Point) -> None:
 
 
 _SCROLL = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
+_MAX_INTENT = 300
+
+
+def _pointer(name: str, args: dict[str, Any], size: Point) -> Action:
+    x, y = _int(args, "x"), _int(args, "y")
+    _check_on_screen([(x, y)], size)
+    return Action(name, x=x, y=y, model_xy=(x, y))  # type: ignore[arg-type]
+
+
+def _type(name: str, args: dict[str, Any], size: Point) -> Action:
+    return Action("type", text=_str(args, "text"))
+
+
+def _key(name: str, args: dict[str, Any], size: Point) -> Action:
+    keys = _str(args, "keys").strip()
+    if not keys:
+        raise ValueError("argument 'keys' is empty")
+    return Action("key", keys=keys)
+
+
+def _scroll(name: str, args: dict[str, Any], size: Point) -> Action:
+    x, y = _int(args, "x"), _int(args, "y")
+    _check_on_screen([(x, y)], size)
+    direction = _str(args, "direction")
+    if direction not in _SCROLL:
+        raise ValueError(f"direction must be one of up/down/left/right, got {direction!r}")
+    amount = _int(args, "amount") if "amount" in args else 3
+    if not 1 <= amount <= 50:
+        raise ValueError(f"amount must be 1..50, got {amount}")
+    ux, uy = _SCROLL[direction]
+    return Action("scroll", x=x, y=y, dx=ux * amount, dy=uy * amount, model_xy=(x, y))
+
+
+def _drag(name: str, args: dict[str, Any], size: Point) -> Action:
+    if "path" in args:
+        raw = args["path"]
+        if not isinstance(raw, list) or len(raw) < 2:
+            raise ValueError("argument 'path' must be a list of at least 2 points")
+        path = [_point(p, "path[]") for p in raw]
+    elif "from" in args and "to" in args:
+        path = [_point(args["from"], "from"), _point(args["to"], "to")]
+    else:
+        raise ValueError("drag needs 'path' or both 'from' and 'to'")
+    _check_on_screen(path, size)
+    return Action("drag", path=tuple(path))
+
+
+def _wait(name: str, args: dict[str, Any], size: Point) -> Action:
+    value = args.get("seconds")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"argument 'seconds' must be a number, got {value!r}")
+    if not 0 <= value <= 30:
+        raise ValueError(f"seconds must be 0..30, got {value}")
+    return Action("wait", seconds=float(value))
+
+
+def _zoom(name: str, args: dict[str, Any], size: Point) -> Action:
+    """A region of the model's frame; ``w``/``h`` are clipped to the frame's edge."""
+    x, y, w, h = (_int(args, k) for k in ("x", "y", "w", "h"))
+    _check_on_screen([(x, y)], size)
+    if w < 1 or h < 1:
+        raise ValueError(f"w and h must be at least 1, got {w}x{h}")
+    w, h = min(w, size[0] - x), min(h, size[1] - y)
+    return Action("zoom", x=x, y=y, region=(x, y, w, h), model_xy=(x, y))
+
+
+def _done(name: str, args: dict[str, Any], size: Point) -> Action:
+    return Action("done", summary=_str(args, "summary"))
+
+
+def _fail(name: str, args: dict[str, Any], size: Point) -> Action:
+    return Action("fail", summary=_str(args, "reason"))
+
+
+_BUILDERS: dict[str, Callable[[str, dict[str, Any], Point], Action]] = {
+    "click": _pointer,
+    "double_click": _pointer,
+    "right_click": _pointer,
+    "type": _type,
+    "key": _key,
+    "scroll": _scroll,
+    "drag": _drag,
+    "wait": _wait,
+    "zoom": _zoom,
+    "done": _done,
+    "fail": _fail,
+}
 
 
 def _build(name: str, args: dict[str, Any], size: Point) -> Action:
-    if name in ("click", "double_click", "right_click"):
-        x, y = _int(args, "x"), _int(args, "y")
-        _check_on_screen([(x, y)], size)
-        return Action(name, x=x, y=y, model_xy=(x, y))  # type: ignore[arg-type]
-    if name == "type":
-        return Action("type", text=_str(args, "text"))
-    if name == "key":
-        keys = _str(args, "keys").strip()
-        if not keys:
-            raise ValueError("argument 'keys' is empty")
-        return Action("key", keys=keys)
-    if name == "scroll":
-        x, y = _int(args, "x"), _int(args, "y")
-        _check_on_screen([(x, y)], size)
-        direction = _str(args, "direction")
-        if direction not in _SCROLL:
-            raise ValueError(f"direction must be one of up/down/left/right, got {direction!r}")
-        amount = _int(args, "amount") if "amount" in args else 3
-        if not 1 <= amount <= 50:
-            raise ValueError(f"amount must be 1..50, got {amount}")
-        ux, uy = _SCROLL[direction]
-        return Action("scroll", x=x, y=y, dx=ux * amount, dy=uy * amount, model_xy=(x, y))
-    if name == "drag":
-        if "path" in args:
-            raw = args["path"]
-            if not isinstance(raw, list) or len(raw) < 2:
-                raise ValueError("argument 'path' must be a list of at least 2 points")
-            path = [_point(p, "path[]") for p in raw]
-        elif "from" in args and "to" in args:
-            path = [_point(args["from"], "from"), _point(args["to"], "to")]
-        else:
-            raise ValueError("drag needs 'path' or both 'from' and 'to'")
-        _check_on_screen(path, size)
-        return Action("drag", path=tuple(path))
-    if name == "wait":
-        value = args.get("seconds")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"argument 'seconds' must be a number, got {value!r}")
-        if not 0 <= value <= 30:
-            raise ValueError(f"seconds must be 0..30, got {value}")
-        return Action("wait", seconds=float(value))
-    if name == "done":
-        return Action("done", summary=_str(args, "summary"))
-    return Action("fail", summary=_str(args, "reason"))
+    action = _BUILDERS[name](name, args, size)
+    if "intent" not in args:
+        return action
+    intent = args["intent"]
+    if not isinstance(intent, str):
+        raise ValueError(f"argument 'intent' must be a string, got {intent!r}")
+    # One line: the intent is shown in traces and logs, where a newline would forge a row.
+    intent = " ".join(intent.split())[:_MAX_INTENT]
+    return replace(action, intent=intent or None)
 
 
 def parse_tool_call(call: ToolCall, model_size: Point) -> ParsedCall | ToolError:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from agentcorp.app.replaying import live_sandbox
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.base import Grounder
-from agentcorp.sandbox.base import Computer
 
 
 class Mode(StrEnum):
@@ -39,37 +37,6 @@ def _offline_grounder() -> Grounder:
 
         return NullGrounder()
     return OcrGrounder()
-
-
-@contextmanager
-def _live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Computer, Grounder]]:
-    """A fresh sandbox like the one the session ran on, built by ``agentcorp run``'s wiring."""
-    from agentcorp.cli.validate import load_company_or_raise
-    from agentcorp.cli.wiring import Sandboxes, secret_values
-
-    where = company_path or session.manifest.get("company_file")
-    if not where:
-        raise ConfigError(
-            "a live sandbox needs the company: pass --company PATH (or use --no-sandbox)"
-        )
-    company = load_company_or_raise(Path(where))
-    info = session.manifest.get("sandbox")
-    name = info.get("name") if isinstance(info, dict) else None
-    if not isinstance(name, str) or name not in company.sandboxes:
-        try:
-            name = company.task_sandbox(company.task(session.task_id))
-        except KeyError:
-            raise ConfigError(
-                f"{where}: no task {session.task_id!r} and no sandbox named by the session"
-            ) from None
-    vault = secret_values(company)
-    secrets = {n: vault.value(n) for n in vault.names} if vault is not None else {}
-    boxes = Sandboxes(company, secrets)
-    try:
-        with boxes.session(name) as (computer, grounder):
-            yield computer, grounder
-    finally:
-        boxes.close()
 
 
 @app.command()
@@ -97,12 +64,18 @@ def replay(
         Path | None,
         typer.Option(
             "--company",
-            help="The company file or folder, to build a live sandbox (decision and action modes).",
+            help="The company file or folder to build a live sandbox from (decision and action "
+            "modes). Only this file is used: a recording never names the apps or services "
+            "that replay starts, so without --company a live replay is refused.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> int:
-    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording."""
+    """Replay a recorded session as a test: exit 0 reproduces, 1 diverges, 2 bad recording.
+
+    Recordings are data: replay starts apps or services only from the company file named
+    with --company, never from one the recording names.
+    """
     from agentcorp.record.replay import action_replay, decision_replay, regrade
     from agentcorp.record.session import open_session
 
@@ -124,10 +97,10 @@ def replay(
             recorded = RecordedGrounder(s, _offline_grounder())
             report = decision_replay(s, loop_runner(s, grounder=recorded))
         else:
-            with _live_sandbox(s, company) as (computer, grounder):
+            with live_sandbox(s, company) as (computer, grounder):
                 report = decision_replay(s, loop_runner(s, grounder=grounder), computer)
     elif mode is Mode.action:
-        with _live_sandbox(s, company) as (computer, grounder):
+        with live_sandbox(s, company) as (computer, grounder):
             report = action_replay(s, computer, grounder, out=out)
     else:
         grounder = _offline_grounder()

@@ -1,36 +1,18 @@
-"""``agentcorp validate`` and ``agentcorp schema``, plus the spec loader other commands use."""
+"""``agentcorp validate`` and ``agentcorp schema``."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from agentcorp.cli._app import app
-from agentcorp.errors import ConfigError, SpecError, SpecIssue
-from agentcorp.spec import (
-    DEFAULT_MAX_BYTES,
-    Company,
-    SpecValidationError,
-    company_json_schema,
-    load_company,
-    validate_paths,
-)
+from agentcorp.errors import ConfigError, SpecError
+from agentcorp.spec import DEFAULT_MAX_BYTES, company_json_schema, validate_paths
 
-__all__ = ["load_company_or_raise", "schema", "validate"]
-
-
-def load_company_or_raise(path: str | os.PathLike[str]) -> Company:
-    """Load a company file or folder for a command; invalid specs raise ``SpecError`` (exit 2)."""
-    try:
-        return load_company(path)
-    except SpecValidationError as exc:
-        raise SpecError(
-            [SpecIssue(i.file, i.line, i.col, i.path, i.message) for i in exc.issues]
-        ) from exc
+__all__ = ["schema", "validate"]
 
 
 @app.command()

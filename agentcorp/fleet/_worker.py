@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from agentcorp.errors import AgentcorpError, FencedOut, FleetError
+from agentcorp.errors import AgentcorpError, ConfigError, FencedOut, FleetError, SetupError
 from agentcorp.fleet._coord import HOST, holder_id
 from agentcorp.fleet.ledger import SqliteLedger
 from agentcorp.fleet.model import EpisodeContext, EpisodeResult, FleetTask, resolve_runner
@@ -62,6 +62,7 @@ def task_from_json(d: Mapping[str, Any]) -> FleetTask:
         api_key=d["api_key"],
         max_losses=int(d["max_losses"]),
         payload=dict(d["payload"]),
+        affinity=d.get("affinity"),
     )
 
 
@@ -119,6 +120,11 @@ def run_episode(
     os.environ.update(env)
     try:
         result = runner(task, ctx)
+    except (SetupError, ConfigError):
+        # The environment cannot run episodes at all (a missing Xvfb, an unreachable model)
+        # or the run's input is bad: the run stops (exit 3 or 2) and the lease is given
+        # back on resume, instead of every task failing one by one.
+        raise
     except AgentcorpError as exc:
         return EpisodeResult("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
     except Exception as exc:
@@ -235,7 +241,12 @@ def main(argv: list[str]) -> int:
                 return 0
             task_d, attempt, epoch = msg
             task = task_from_json(task_d)
-            status = worker.serve(task, int(attempt), int(epoch))
+            try:
+                status = worker.serve(task, int(attempt), int(epoch))
+            except (SetupError, ConfigError) as exc:
+                line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                conn.send(("failed", name, line, type(exc).__name__))
+                return exc.exit_code
             try:
                 conn.send(("done", task.id, epoch, status))
             except OSError:

@@ -549,7 +549,3 @@ class MemoryLedger:
         check_transition(task_id, self.state[i], status)
         self.state[i] = status
         self.terminal_writes[i] += 1
-
-    def epoch_of(self, task_id: str) -> int:
-        """The current fencing epoch of a task."""
-        return self.epoch[self._index[task_id]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Literal
 
-from agentcorp.errors import ConfigError, FleetError
+from agentcorp.errors import ConfigError, FleetError, SetupError
 from agentcorp.fleet._coord import (
     HOST,
     RunReport,
@@ -61,6 +62,8 @@ class LocalOptions:
     start_timeout_s: float = 60.0
     stop_timeout_s: float = 10.0
     episode_timeout_factor: float = 3.0
+    #: The workers' environment (default: this process's); their episodes read it.
+    env: Mapping[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -122,6 +125,7 @@ class _Pool:
         )
         self.workers: dict[str, _Worker] = {}
         self.serial = 0
+        self.env = _worker_env(opts.env)
 
     def spawn(self) -> None:
         self.serial += 1
@@ -141,6 +145,7 @@ class _Pool:
                 ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                env=self.env,
             )
         finally:
             theirs.close()
@@ -167,6 +172,17 @@ class _Pool:
             with contextlib.suppress(OSError):
                 w.conn.close()
         shutil.rmtree(self.home_root, ignore_errors=True)
+
+
+def _worker_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The workers' environment: ``env`` plus what this interpreter needs to import us."""
+    if env is None:
+        return None
+    out = dict(env)
+    for var in ("PYTHONPATH", "PATH", "VIRTUAL_ENV"):
+        if var in os.environ and var not in out:
+            out[var] = os.environ[var]
+    return out
 
 
 def run_local(
@@ -339,7 +355,10 @@ def _read(
             policy.add_node(w.name, 1)
             note("worker", f"{w.name} ready (pid {w.proc.pid}, display {msg[3]})")
         elif kind == "failed":
-            raise FleetError(f"worker {w.name} could not start: {msg[2]}")
+            # The run's input (exit 2) or the worker's environment (exit 3) cannot run
+            # episodes: not a task's fault, and not one to fail every task for.
+            cls = ConfigError if msg[3:] == ("ConfigError",) else SetupError
+            raise cls(f"worker {w.name}: {msg[2]}")
         elif kind == "done":
             _, task_id, epoch, status = msg
             if w.task == (task_id, epoch):

@@ -58,7 +58,9 @@ class FleetTask:
     ``cost`` is what is reserved from the company's budget while the task runs (the actual
     cost reported by the episode replaces it when the task ends); ``expected_s`` is the
     duration estimate used for drain decisions; ``payload`` is JSON-ready data handed to the
-    episode runner untouched.
+    episode runner untouched. Tasks with the same ``affinity`` share state that lives on one
+    node (a sandbox's desktop, its services): they run one at a time, on the node that ran
+    the first of them while it lives.
     """
 
     id: str
@@ -69,6 +71,7 @@ class FleetTask:
     api_key: str | None = None
     max_losses: int = 5
     payload: Mapping[str, Any] = field(default_factory=dict)
+    affinity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +175,6 @@ class EpisodeRunner(Protocol):
     def __call__(self, task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
         """Run ``task`` under ``ctx``; raise only for infrastructure failures."""
         ...
-
-
-RunnerRef: TypeAlias = "str | Callable[[FleetTask, EpisodeContext], EpisodeResult]"
 
 
 def resolve_runner(ref: str | Callable[..., Any]) -> Callable[[FleetTask, EpisodeContext], Any]:

@@ -151,6 +151,10 @@ class SchedulerPolicy:
         self._draining: list[tuple[float, str]] = []
         self._in_draining: set[str] = set()
         self._free_total = 0
+        # affinity groups: the node that holds a group's state, and groups with a task in
+        # flight (one task of a group at a time)
+        self._owner: dict[str, str] = {}
+        self._busy: set[str] = set()
         for i in range(n):
             if self._deps_left[i] == 0:
                 self._state[i] = _READY
@@ -183,6 +187,9 @@ class SchedulerPolicy:
             elif s in ("leased", "running"):
                 self._state[i] = _INFLIGHT
                 external.append(tid)
+                group = self._tasks[i].affinity
+                if group is not None:
+                    self._busy.add(group)
             else:
                 self._state[i] = _WAITING
         for i in range(len(self._ids)):
@@ -232,6 +239,8 @@ class SchedulerPolicy:
         self._free_total -= self._free.pop(node_id)
         del self._slots[node_id], self._leave[node_id]
         lost = self._running.pop(node_id)
+        for g in [g for g, n in self._owner.items() if n == node_id]:
+            del self._owner[g]  # its state died with the node
         out = []
         for i in lost:
             self._node_of[i] = None
@@ -286,6 +295,7 @@ class SchedulerPolicy:
         out: list[Dispatch] = []
         if self._parked:
             self._unpark(now)
+        held: list[tuple[deque[int], int]] = []
         while self._free_total > 0 and (limit is None or len(out) < limit):
             if self._retry:
                 q = self._retry
@@ -295,9 +305,12 @@ class SchedulerPolicy:
                 break
             i = q[0]
             t = self._tasks[i]
-            node = self._pick(t.expected_s, now)
+            node = self._node_for(t, now)
             if node is None:
-                break
+                if t.affinity is None:
+                    break
+                held.append((q, q.popleft()))  # its group is busy or its node full: wait
+                continue
             q.popleft()
             c = t.company
             lim = self._limit.get(c)
@@ -322,8 +335,25 @@ class SchedulerPolicy:
             self._node_of[i] = node
             self._state[i] = _INFLIGHT
             self._attempts[i] += 1
+            if t.affinity is not None:
+                self._owner[t.affinity] = node
+                self._busy.add(t.affinity)
             out.append(Dispatch(self._ids[i], node, self._attempts[i]))
+        for q, i in reversed(held):
+            q.appendleft(i)
         return out
+
+    def _node_for(self, t: FleetTask, now: float) -> str | None:
+        """The node for ``t``: its group's node when it has one, else the best free one."""
+        g = t.affinity
+        if g is None:
+            return self._pick(t.expected_s, now)
+        if g in self._busy:
+            return None
+        owner = self._owner.get(g)
+        if owner is None or owner not in self._slots:
+            return self._pick(t.expected_s, now)
+        return owner if self._free.get(owner, 0) > 0 else None
 
     def _unpark(self, now: float) -> None:
         # Release only as many parked tasks as the bucket has tokens for, so a long parked
@@ -398,6 +428,8 @@ class SchedulerPolicy:
 
     def _release(self, i: int, actual: float | None, node_done: bool = True) -> None:
         t = self._tasks[i]
+        if t.affinity is not None:
+            self._busy.discard(t.affinity)
         c = t.company
         if c in self._reserved:
             self._reserved[c] -= t.cost
@@ -455,16 +487,6 @@ class SchedulerPolicy:
     def done(self) -> bool:
         """Every task reached a terminal state."""
         return self._open == 0
-
-    @property
-    def open_tasks(self) -> int:
-        """Tasks not yet terminal."""
-        return self._open
-
-    @property
-    def free_slots(self) -> int:
-        """Free slots on live nodes."""
-        return self._free_total
 
     def node_tasks(self, node_id: str) -> list[str]:
         """Tasks in flight on ``node_id``."""

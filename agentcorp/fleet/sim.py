@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from agentcorp.errors import ConfigError, FencedOut
 from agentcorp.fleet.ledger import MemoryLedger
@@ -157,226 +158,252 @@ def _workload(
 
 def simulate(cfg: SimConfig, durations: Sequence[float] | None = None) -> SimReport:
     """Run one simulation to the end (every task terminal, or ``max_sim_s`` reached)."""
-    wall0 = time.perf_counter()
-    rng = random.Random(cfg.seed)
-    tasks, budgets, fails = _workload(cfg, rng, durations)
-    ids = [t.id for t in tasks]
-    index = {t: i for i, t in enumerate(ids)}
-    expected = [t.expected_s for t in tasks]
-    limits = {f"key{k}": RateLimit(cfg.key_rate, cfg.key_burst) for k in range(cfg.api_keys)}
-    ledger = MemoryLedger(ids)
-    pc = time.perf_counter
-    d0 = pc()
-    policy = SchedulerPolicy(
-        tasks, budgets=budgets, rate_limits=limits, spare_slots=cfg.spare_slots
-    )
-    setup_s = pc() - d0  # building the DAG once is not a per-dispatch decision
-    decision_s = 0.0
+    return _Sim(cfg, durations).run()
 
-    heap: list[tuple[float, int, int, int, int]] = []
-    seq = 0
 
-    def push(t: float, kind: int, a: int, b: int = 0) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(heap, (t, seq, kind, a, b))
+class _Sim:
+    """One simulation: the fleet's nodes, the event heap, and what it measured."""
 
-    n = cfg.nodes
-    names = [str(k) for k in range(n)]
-    gen = [0] * n
-    crashed_at = [-1.0] * n
-    leave_of = [math.inf] * n
-    wave_leave = [False] * n
-    online: list[int] = []
-    where = [-1] * n  # position in ``online``; -1 when away
-    off_mean = cfg.mean_online_s * (1 - cfg.online_fraction) / cfg.online_fraction
-    # task index -> (epoch, start time, node) of its current attempt
-    attempt_of: dict[int, tuple[int, float, int]] = {}
-    zombies: set[int] = set()  # epochs whose episode outlives a lost node and writes late
-    useful = wasted = 0.0
-    dispatches = requeued = 0
-    wake_pending = math.inf
+    def __init__(self, cfg: SimConfig, durations: Sequence[float] | None) -> None:
+        self.wall0 = time.perf_counter()
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        tasks, budgets, self.fails = _workload(cfg, self.rng, durations)
+        self.ids = [t.id for t in tasks]
+        self.index = {t: i for i, t in enumerate(self.ids)}
+        self.expected = [t.expected_s for t in tasks]
+        limits = {f"key{k}": RateLimit(cfg.key_rate, cfg.key_burst) for k in range(cfg.api_keys)}
+        self.ledger = MemoryLedger(self.ids)
+        d0 = time.perf_counter()
+        self.policy = SchedulerPolicy(
+            tasks, budgets=budgets, rate_limits=limits, spare_slots=cfg.spare_slots
+        )
+        self.setup_s = time.perf_counter() - d0  # building the DAG is not a per-dispatch cost
+        self.decision_s = 0.0
+        self.heap: list[tuple[float, int, int, int, int]] = []
+        self.seq = 0
+        n = cfg.nodes
+        self.names = [str(k) for k in range(n)]
+        self.gen = [0] * n
+        self.crashed_at = [-1.0] * n
+        self.leave_of = [math.inf] * n
+        self.wave_leave = [False] * n
+        self.online: list[int] = []
+        self.where = [-1] * n  # position in ``online``; -1 when away
+        self.off_mean = cfg.mean_online_s * (1 - cfg.online_fraction) / cfg.online_fraction
+        # task index -> (epoch, start time, node) of its current attempt
+        self.attempt_of: dict[int, tuple[int, float, int]] = {}
+        self.zombies: set[int] = set()  # epochs whose episode outlives a lost node
+        self.useful = self.wasted = 0.0
+        self.dispatches = self.requeued = 0
+        self.wake_pending = math.inf
+        self.now = 0.0
+        self.events = 0
 
-    def go_online(k: int, now: float) -> None:
-        gen[k] += 1
-        crashed_at[k] = -1.0
-        where[k] = len(online)
-        online.append(k)
-        policy.add_node(names[k], cfg.slots_per_node)
-        stay = rng.expovariate(1.0 / cfg.mean_online_s)
-        schedule_departure(k, now, now + stay)
+    # --- helpers ----------------------------------------------------------------------
 
-    def schedule_departure(k: int, now: float, leave_at: float) -> None:
-        leave_of[k] = leave_at
-        if rng.random() < cfg.announced_fraction:
-            notice = rng.uniform(*cfg.notice_s)
-            push(max(now, leave_at - notice), _DRAIN, k, gen[k])
-            push(leave_at, _LEAVE, k, gen[k])
+    def push(self, t: float, kind: int, a: int, b: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, a, b))
+
+    def timed(self, fn: Any, *args: Any) -> Any:
+        """Call a policy method, counting its time as decision time."""
+        d0 = time.perf_counter()
+        out = fn(*args)
+        self.decision_s += time.perf_counter() - d0
+        return out
+
+    def go_online(self, k: int, now: float) -> None:
+        self.gen[k] += 1
+        self.crashed_at[k] = -1.0
+        self.where[k] = len(self.online)
+        self.online.append(k)
+        self.policy.add_node(self.names[k], self.cfg.slots_per_node)
+        stay = self.rng.expovariate(1.0 / self.cfg.mean_online_s)
+        self.schedule_departure(k, now, now + stay)
+
+    def schedule_departure(self, k: int, now: float, leave_at: float) -> None:
+        self.leave_of[k] = leave_at
+        if self.rng.random() < self.cfg.announced_fraction:
+            notice = self.rng.uniform(*self.cfg.notice_s)
+            self.push(max(now, leave_at - notice), _DRAIN, k, self.gen[k])
+            self.push(leave_at, _LEAVE, k, self.gen[k])
         else:
-            push(leave_at, _CRASH, k, gen[k])
+            self.push(leave_at, _CRASH, k, self.gen[k])
 
-    def go_offline(k: int, now: float, off_s: float) -> None:
-        pos = where[k]
-        last = online.pop()
+    def go_offline(self, k: int, now: float, off_s: float) -> None:
+        pos = self.where[k]
+        last = self.online.pop()
         if last != k:
-            online[pos] = last
-            where[last] = pos
-        where[k] = -1
-        gen[k] += 1
-        push(now + max(off_s, cfg.lease_s + 1.0), _JOIN, k, 0)
+            self.online[pos] = last
+            self.where[last] = pos
+        self.where[k] = -1
+        self.gen[k] += 1
+        self.push(now + max(off_s, self.cfg.lease_s + 1.0), _JOIN, k, 0)
 
-    def lose(tid: str, now: float, until: float) -> None:
-        nonlocal wasted, requeued
-        i = index[tid]
-        ep, t0, _ = attempt_of.pop(i)
-        wasted += max(0.0, min(now, until) - t0)
-        if ledger.requeue(tid, ep):
-            requeued += 1
+    def lose(self, tid: str, now: float, until: float) -> None:
+        i = self.index[tid]
+        ep, t0, _ = self.attempt_of.pop(i)
+        self.wasted += max(0.0, min(now, until) - t0)
+        if self.ledger.requeue(tid, ep):
+            self.requeued += 1
 
-    for k in range(n):
-        if rng.random() < cfg.online_fraction:
-            go_online(k, 0.0)
+    # --- events -----------------------------------------------------------------------
+
+    def on_finish(self, i: int, ep: int) -> None:
+        tid = self.ids[i]
+        cur = self.attempt_of.get(i)
+        if cur is None or cur[0] != ep:
+            # This attempt was already given up on. A dead episode stays silent; a zombie
+            # (partitioned node) writes anyway, and fencing must turn it away.
+            if ep in self.zombies:
+                self.zombies.discard(ep)
+                with contextlib.suppress(FencedOut):
+                    self.ledger.finish(tid, ep, "passed", effect_key=tid)
+            return
+        if self.crashed_at[cur[2]] >= 0 and ep not in self.zombies:
+            return  # died with its node; the lease expiry re-queues it
+        status = "failed" if self.fails[i] else "passed"
+        try:
+            self.ledger.finish(tid, ep, status, effect_key=tid)
+        except FencedOut:
+            return  # a zombie's late result: rejected, as it must be
+        self.zombies.discard(ep)
+        _, t0, _ = self.attempt_of.pop(i)
+        self.useful += self.now - t0
+        self.timed(self.policy.finished, tid, status)
+
+    def on_wave(self) -> None:
+        now = self.now
+        self.push(now + _DAY, _WAVE, 0, 0)
+        m = int(len(self.online) * self.cfg.wave_fraction)
+        for k in self.rng.sample(self.online, m):
+            if self.crashed_at[k] >= 0:
+                continue  # already gone; its lease expiry is pending
+            self.gen[k] += 1
+            self.wave_leave[k] = True
+            self.timed(self.policy.drain_node, self.names[k], now + 600.0)
+            self.push(now + 600.0, _LEAVE, k, self.gen[k])
+
+    def on_leave(self, a: int) -> None:
+        for tid in self.timed(self.policy.remove_node, self.names[a]):
+            self.lose(tid, self.now, self.now)
+        if self.wave_leave[a]:
+            self.wave_leave[a] = False
+            off = self.rng.uniform(0.5, 1.5) * self.cfg.wave_off_s
         else:
-            push(rng.uniform(0, off_mean * 2), _JOIN, k, 0)
-    day0 = cfg.start_hour * 3600.0
-    for h in cfg.wave_times_h:
-        t = (h * 3600.0 - day0) % _DAY
-        push(t, _WAVE, 0, 0)
+            off = self.rng.expovariate(1.0 / self.off_mean)
+        self.go_offline(a, self.now, off)
 
-    now = 0.0
-    events = 0
-    while heap and not policy.done:
-        now, _, kind, a, b = heapq.heappop(heap)
-        if now > cfg.max_sim_s:
-            break
-        events += 1
+    def on_crash(self, a: int, b: int) -> None:
+        self.crashed_at[a] = self.now
+        for tid in self.policy.node_tasks(self.names[a]):
+            i = self.index[tid]
+            if self.rng.random() < self.cfg.zombie_fraction:
+                self.zombies.add(self.attempt_of[i][0])
+        self.push(self.now + self.cfg.lease_s, _EXPIRE, a, b)
+
+    def on_expire(self, a: int) -> None:
+        for tid in self.timed(self.policy.remove_node, self.names[a]):
+            self.lose(tid, self.now, self.crashed_at[a])
+        self.go_offline(a, self.now, self.rng.expovariate(1.0 / self.off_mean))
+
+    def handle(self, kind: int, a: int, b: int) -> None:
+        """Apply one event."""
         if kind == _FINISH:
-            i, ep = a, b
-            tid = ids[i]
-            cur = attempt_of.get(i)
-            if cur is None or cur[0] != ep:
-                # This attempt was already given up on. A dead episode stays silent; a
-                # zombie (partitioned node) writes anyway, and fencing must turn it away.
-                if ep in zombies:
-                    zombies.discard(ep)
-                    with contextlib.suppress(FencedOut):
-                        ledger.finish(tid, ep, "passed", effect_key=tid)
-                continue
-            if crashed_at[cur[2]] >= 0 and ep not in zombies:
-                continue  # died with its node; the lease expiry re-queues it
-            status = "failed" if fails[i] else "passed"
-            try:
-                ledger.finish(tid, ep, status, effect_key=tid)
-            except FencedOut:
-                continue  # a zombie's late result: rejected, as it must be
-            zombies.discard(ep)
-            _, t0, _ = attempt_of.pop(i)
-            useful += now - t0
-            d0 = pc()
-            policy.finished(tid, status)
-            decision_s += pc() - d0
+            self.on_finish(a, b)
         elif kind == _JOIN:
-            go_online(a, now)
+            self.go_online(a, self.now)
         elif kind == _WAVE:
-            push(now + _DAY, _WAVE, 0, 0)
-            m = int(len(online) * cfg.wave_fraction)
-            for k in rng.sample(online, m):
-                if crashed_at[k] >= 0:
-                    continue  # already gone; its lease expiry is pending
-                gen[k] += 1
-                wave_leave[k] = True
-                d0 = pc()
-                policy.drain_node(names[k], now + 600.0)
-                decision_s += pc() - d0
-                push(now + 600.0, _LEAVE, k, gen[k])
+            self.on_wave()
         elif kind == _WAKE:
-            wake_pending = math.inf
-        elif b != gen[a]:
-            continue  # an event of an earlier session of this node
+            self.wake_pending = math.inf
+        elif b != self.gen[a]:
+            return  # an event of an earlier session of this node
         elif kind == _DRAIN:
-            d0 = pc()
-            policy.drain_node(names[a], leave_of[a])
-            decision_s += pc() - d0
+            self.timed(self.policy.drain_node, self.names[a], self.leave_of[a])
         elif kind == _LEAVE:
-            d0 = pc()
-            lost = policy.remove_node(names[a])
-            decision_s += pc() - d0
-            for tid in lost:
-                lose(tid, now, now)
-            if wave_leave[a]:
-                wave_leave[a] = False
-                off = rng.uniform(0.5, 1.5) * cfg.wave_off_s
-            else:
-                off = rng.expovariate(1.0 / off_mean)
-            go_offline(a, now, off)
+            self.on_leave(a)
         elif kind == _CRASH:
-            crashed_at[a] = now
-            for tid in policy.node_tasks(names[a]):
-                i = index[tid]
-                if rng.random() < cfg.zombie_fraction:
-                    zombies.add(attempt_of[i][0])
-            push(now + cfg.lease_s, _EXPIRE, a, b)
+            self.on_crash(a, b)
         elif kind == _EXPIRE:
-            d0 = pc()
-            lost = policy.remove_node(names[a])
-            decision_s += pc() - d0
-            for tid in lost:
-                lose(tid, now, crashed_at[a])
-            go_offline(a, now, rng.expovariate(1.0 / off_mean))
+            self.on_expire(a)
 
-        for dec in policy.take_decisions():
-            ledger.decide(dec.task_id, dec.state)
-        d0 = pc()
-        batch = policy.next_dispatches(now)
-        decision_s += pc() - d0
-        for d in batch:
-            dispatches += 1
-            i = index[d.task_id]
+    def dispatch(self) -> None:
+        """Write the policy's decisions, hand out leases, schedule their ends and wakes."""
+        now = self.now
+        for dec in self.policy.take_decisions():
+            self.ledger.decide(dec.task_id, dec.state)
+        for d in self.timed(self.policy.next_dispatches, now):
+            self.dispatches += 1
+            i = self.index[d.task_id]
             k = int(d.node_id)
-            lease = ledger.lease(d.task_id)
-            ledger.start(d.task_id, lease.epoch)
-            attempt_of[i] = (lease.epoch, now, k)
-            if crashed_at[k] >= 0:
+            lease = self.ledger.lease(d.task_id)
+            self.ledger.start(d.task_id, lease.epoch)
+            self.attempt_of[i] = (lease.epoch, now, k)
+            if self.crashed_at[k] >= 0:
                 continue  # leased to a node that is already gone: never finishes
-            dur = expected[i] * rng.lognormvariate(0.0, cfg.noise_sigma)
-            push(now + dur, _FINISH, i, lease.epoch)
-        for dec in policy.take_decisions():
-            ledger.decide(dec.task_id, dec.state)
-        wake = policy.wake_at(now)
-        if wake is not None and wake < wake_pending:
-            wake_pending = wake
-            push(max(wake, now + 1e-6), _WAKE, 0, 0)
+            dur = self.expected[i] * self.rng.lognormvariate(0.0, self.cfg.noise_sigma)
+            self.push(now + dur, _FINISH, i, lease.epoch)
+        for dec in self.policy.take_decisions():
+            self.ledger.decide(dec.task_id, dec.state)
+        wake = self.policy.wake_at(now)
+        if wake is not None and wake < self.wake_pending:
+            self.wake_pending = wake
+            self.push(max(wake, now + 1e-6), _WAKE, 0, 0)
 
-    states = ledger.state
-    writes = ledger.terminal_writes
-    lost_n = sum(1 for s, w in zip(states, writes, strict=True) if s not in TERMINAL or w != 1)
-    dup = ledger.duplicate_effects + sum(1 for w in writes if w > 1)
-    counts = {s: 0 for s in TERMINAL}
-    for s in states:
-        if s in counts:
-            counts[s] += 1
-    skipped = counts["error"]
-    total_work = useful + wasted
-    return SimReport(
-        nodes=cfg.nodes,
-        tasks=cfg.tasks,
-        seed=cfg.seed,
-        completed=sum(counts.values()),
-        passed=counts["passed"],
-        failed=counts["failed"],
-        skipped=skipped,
-        budget_exceeded=counts["budget_exceeded"],
-        lost=lost_n,
-        duplicates=dup,
-        fenced=ledger.fenced,
-        dispatches=dispatches,
-        requeued=requeued,
-        decision_us=1e6 * decision_s / max(1, dispatches),
-        policy_setup_s=setup_s,
-        wasted_fraction=wasted / total_work if total_work else 0.0,
-        useful_work_s=useful,
-        wasted_work_s=wasted,
-        makespan_s=now,
-        events=events,
-        wall_s=time.perf_counter() - wall0,
-    )
+    # --- the run ----------------------------------------------------------------------
+
+    def run(self) -> SimReport:
+        cfg = self.cfg
+        for k in range(cfg.nodes):
+            if self.rng.random() < cfg.online_fraction:
+                self.go_online(k, 0.0)
+            else:
+                self.push(self.rng.uniform(0, self.off_mean * 2), _JOIN, k, 0)
+        day0 = cfg.start_hour * 3600.0
+        for h in cfg.wave_times_h:
+            self.push((h * 3600.0 - day0) % _DAY, _WAVE, 0, 0)
+        while self.heap and not self.policy.done:
+            self.now, _, kind, a, b = heapq.heappop(self.heap)
+            if self.now > cfg.max_sim_s:
+                break
+            self.events += 1
+            self.handle(kind, a, b)
+            self.dispatch()
+        return self.report()
+
+    def report(self) -> SimReport:
+        ledger = self.ledger
+        states = ledger.state
+        writes = ledger.terminal_writes
+        lost_n = sum(1 for s, w in zip(states, writes, strict=True) if s not in TERMINAL or w != 1)
+        dup = ledger.duplicate_effects + sum(1 for w in writes if w > 1)
+        counts = {s: 0 for s in TERMINAL}
+        for s in states:
+            if s in counts:
+                counts[s] += 1
+        total_work = self.useful + self.wasted
+        return SimReport(
+            nodes=self.cfg.nodes,
+            tasks=self.cfg.tasks,
+            seed=self.cfg.seed,
+            completed=sum(counts.values()),
+            passed=counts["passed"],
+            failed=counts["failed"],
+            skipped=counts["error"],
+            budget_exceeded=counts["budget_exceeded"],
+            lost=lost_n,
+            duplicates=dup,
+            fenced=ledger.fenced,
+            dispatches=self.dispatches,
+            requeued=self.requeued,
+            decision_us=1e6 * self.decision_s / max(1, self.dispatches),
+            policy_setup_s=self.setup_s,
+            wasted_fraction=self.wasted / total_work if total_work else 0.0,
+            useful_work_s=self.useful,
+            wasted_work_s=self.wasted,
+            makespan_s=self.now,
+            events=self.events,
+            wall_s=time.perf_counter() - self.wall0,
+        )

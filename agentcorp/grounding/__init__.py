@@ -1,11 +1,11 @@
-"""Grounding: find a visible text target on screen locally, and replay cached actions.
+"""Grounding: find a visible text target on screen locally, and run cached actions again.
 
 - ``base``: the ``Grounder`` contract (``locate``), ``Hint``, ``Candidate``, ``DomLocator``.
 - ``OcrGrounder`` (``ocr_grounder``): desktop frames by OCR, re-reading only what changed.
 - ``DomGrounder`` / ``CompositeGrounder`` (``dom``): the browser's DOM first, then OCR.
 - ``resolve`` / ``Ambiguous`` / ``NotFound`` (``resolve``): one decision from candidates.
-- ``ActionCache``, ``Replayer``, ``replay``, ``entries_from_steps`` (``cache``): the action
-  cache that replays a passed task without a model.
+- ``ActionCache``, ``CacheRunner``, ``run_cached``, ``entries_from_steps`` (``cache``): the action
+  cache that runs a passed task again without a model.
 
 Names are imported lazily so that importing ``agentcorp.grounding.base`` stays cheap.
 """
@@ -18,24 +18,24 @@ from typing import Any
 __all__ = [
     "ActionCache",
     "Ambiguous",
+    "CacheRunner",
     "CompositeGrounder",
     "DomGrounder",
     "NotFound",
     "OcrEngine",
     "OcrGrounder",
-    "Replayer",
     "cache_key",
     "entries_from_steps",
-    "replay",
     "resolve",
+    "run_cached",
 ]
 
 _WHERE = {
     "ActionCache": "agentcorp.grounding.cache",
-    "Replayer": "agentcorp.grounding.cache",
+    "CacheRunner": "agentcorp.grounding.cache",
     "cache_key": "agentcorp.grounding.cache",
     "entries_from_steps": "agentcorp.grounding.cache",
-    "replay": "agentcorp.grounding.cache",
+    "run_cached": "agentcorp.grounding.cache",
     "Ambiguous": "agentcorp.grounding.resolve",
     "NotFound": "agentcorp.grounding.resolve",
     "resolve": "agentcorp.grounding.resolve",

@@ -20,10 +20,10 @@ click no longer lies in its anchor is a one-line ``ActionCacheError`` naming the
 
 Two ways to replay:
 
-- ``Replayer(entries, grounder, forks=...)`` for a loop that acts itself (through its
+- ``CacheRunner(entries, grounder, forks=...)`` for a loop that acts itself (through its
   policy gate and recorder): ``prepare(i, frame)`` gives the action to do or a
   ``Divergence``; ``verify(i, frame_after, changed)`` checks the postcondition.
-- ``replay(computer, entries, grounder)`` does it all on a ``Computer``.
+- ``run_cached(computer, entries, grounder)`` does it all on a ``Computer``.
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ __all__ = [
     "Anchor",
     "Branch",
     "CacheInfo",
+    "CacheRunResult",
+    "CacheRunner",
     "CachedAction",
     "Divergence",
     "Postcondition",
-    "ReplayResult",
-    "Replayer",
     "Skill",
     "anchor_for",
     "cache_key",
@@ -78,13 +78,13 @@ __all__ = [
     "hamming",
     "perceptual_hash",
     "postcondition_for",
-    "replay",
+    "run_cached",
     "skill_from_json",
     "thumb_diff",
     "thumbnail",
 ]
 
-#: Version of skill files and of the action sequences sessions keep (``cache_replay``).
+#: Version of skill files and of the action sequences sessions keep (``cached_run``).
 #: Version 2 added branches and input templates; version 1 sequences (no templates) are
 #: still read from old sessions, never from skill files.
 FORMAT_VERSION = 2
@@ -222,7 +222,7 @@ class Postcondition:
 
 @dataclass(frozen=True, slots=True)
 class CachedAction:
-    """One replayable action with its anchor (None for keys and typing) and postcondition."""
+    """One cached action with its anchor (None for keys and typing) and postcondition."""
 
     action: Action
     anchor: Anchor | None = None
@@ -798,12 +798,12 @@ def entries_from_steps(
     return out
 
 
-# --- replay ------------------------------------------------------------------------------
+# --- running cached actions -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Divergence:
-    """Where replay stopped: the action ``index``, why, and whether that action already ran."""
+    """Where a cached run stopped: the action ``index``, why, and whether it already ran."""
 
     index: int
     reason: str
@@ -830,7 +830,7 @@ def _iou(a: Box, b: Box) -> float:
     return (w * h) / max(1, min(a.w * a.h, b.w * b.h))
 
 
-class Replayer:
+class CacheRunner:
     """Checks cached actions one at a time for a loop that performs them itself.
 
     ``prepare(i, frame)`` verifies entry ``i``'s anchor on ``frame`` and returns the action
@@ -985,8 +985,8 @@ class Replayer:
 
 
 @dataclass(slots=True)
-class ReplayResult:
-    """How far a replay got: ``done`` actions ran and checked; ``divergence`` if it stopped."""
+class CacheRunResult:
+    """How far a cached run got: ``done`` actions ran and checked; ``divergence`` if it stopped."""
 
     done: int
     divergence: Divergence | None
@@ -1032,7 +1032,7 @@ def perform(computer: Computer, a: Action) -> None:
         goto(a.url or "")
 
 
-def replay(
+def run_cached(
     computer: Computer,
     entries: Sequence[CachedAction],
     grounder: Grounder | None = None,
@@ -1040,20 +1040,20 @@ def replay(
     settle_timeout: float = 2.0,
     tolerance: int = HASH_TOLERANCE,
     check: Callable[[Action], str | None] | None = None,
-) -> ReplayResult:
+) -> CacheRunResult:
     """Replay ``entries`` on ``computer`` until the end or the first divergence.
 
     ``check(action)`` (e.g. the policy gate) may return a reason to refuse an action, which
     counts as a divergence. ``wait_for`` actions poll the grounder for their target.
     """
     t0 = time.perf_counter()
-    rep = Replayer(entries, grounder, tolerance)
+    rep = CacheRunner(entries, grounder, tolerance)
     frame = computer.screenshot()
     for i in range(len(rep.entries)):
         a = rep.entries[i].action
         if a.kind == "wait_for":
             if grounder is None or not a.target:
-                return ReplayResult(
+                return CacheRunResult(
                     i,
                     Divergence(i, "wait_for needs a grounder and a target"),
                     rep.entries,
@@ -1064,7 +1064,7 @@ def replay(
             deadline = time.monotonic() + (a.seconds or settle_timeout)
             while not grounder.locate(frame, a.target):
                 if time.monotonic() >= deadline:
-                    return ReplayResult(
+                    return CacheRunResult(
                         i,
                         Divergence(i, f"'{a.target}' did not appear"),
                         rep.entries,
@@ -1076,9 +1076,9 @@ def replay(
             continue
         todo = rep.prepare(i, frame)
         if isinstance(todo, Divergence):
-            return ReplayResult(i, todo, rep.entries, time.perf_counter() - t0, frame, rep.how)
+            return CacheRunResult(i, todo, rep.entries, time.perf_counter() - t0, frame, rep.how)
         if check is not None and (why := check(todo)) is not None:
-            return ReplayResult(
+            return CacheRunResult(
                 i,
                 Divergence(i, f"refused: {why}"),
                 rep.entries,
@@ -1101,7 +1101,7 @@ def replay(
             bad = rep.verify(i, settled.frame, settled.changed)
         frame = settled.frame
         if bad is not None:
-            return ReplayResult(i, bad, rep.entries, time.perf_counter() - t0, frame, rep.how)
-    return ReplayResult(
+            return CacheRunResult(i, bad, rep.entries, time.perf_counter() - t0, frame, rep.how)
+    return CacheRunResult(
         len(rep.entries), None, rep.entries, time.perf_counter() - t0, frame, rep.how
     )

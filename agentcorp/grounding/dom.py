@@ -8,6 +8,7 @@ browser sandbox uses the DOM first and falls back to OCR for text drawn on a can
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from agentcorp.grounding.base import Candidate, DomLocator, Grounder, Hint
@@ -15,12 +16,16 @@ from agentcorp.grounding.ocr_grounder import _prefer_near
 from agentcorp.grounding.text import find_matches
 from agentcorp.types import Box
 
-__all__ = ["CompositeGrounder", "DomGrounder"]
+__all__ = ["ACTIONABLE_PREFERENCE", "CompositeGrounder", "DomGrounder"]
 
 
-def _dom_score(target: str, text: str, role: str | None) -> float:
+#: What a plain text loses against an element with the same words that can be acted on.
+ACTIONABLE_PREFERENCE = 0.1
+
+
+def _dom_score(target: str, text: str, role: str | None, how: str = "text") -> float:
     """How well an element's text fits: exact 1.0, the target inside a longer text less."""
-    if role == "field":
+    if role == "field" and how != "caption":
         return 1.0  # a field has no text of its own; it was found by its label
     norm_t = " ".join(target.split()).casefold()
     norm_e = " ".join(text.split()).casefold()
@@ -33,8 +38,28 @@ def _dom_score(target: str, text: str, role: str | None) -> float:
     return 0.85
 
 
+def _found(locator: DomLocator, target: str, role: str | None) -> list[tuple[Candidate, bool]]:
+    """Scored candidates and whether each can be acted on (a link, button, field...)."""
+    find = getattr(locator, "dom_find", None)
+    if not callable(find):
+        return [
+            (Candidate(box, text, _dom_score(target, text, role), "dom"), True)
+            for box, text in locator.dom_locate(target, role)
+        ]
+    out = []
+    for c in find(target, role):
+        score = _dom_score(target, c["text"], role, c["how"])
+        out.append((Candidate(c["box"], c["text"], score, "dom"), bool(c["actionable"])))
+    return out
+
+
 class DomGrounder(Grounder):
-    """Candidates from the DOM of a browser computer, scored by how well their text fits."""
+    """Candidates from the DOM of a browser computer, scored by how well their text fits.
+
+    For a click (no role hint), when some candidate can be acted on, plain text with the same
+    words scores ``ACTIONABLE_PREFERENCE`` lower: a result link wins over the same word in the
+    page's instructions, while two links with the same words stay ambiguous.
+    """
 
     def __init__(self, locator: DomLocator) -> None:
         if not isinstance(locator, DomLocator):
@@ -44,9 +69,13 @@ class DomGrounder(Grounder):
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Elements matching ``target`` (``frame`` is unused: the DOM is live), best first."""
         role = hint.role if hint is not None else None
-        found = self.locator.dom_locate(target, role)
-        cands = [Candidate(box, text, _dom_score(target, text, role), "dom") for box, text in found]
-        cands = _drop_nested(cands)
+        found = _found(self.locator, target, role)
+        if role is None and any(act for _, act in found):
+            found = [
+                (c if act else replace(c, score=round(c.score - ACTIONABLE_PREFERENCE, 4)), act)
+                for c, act in found
+            ]
+        cands = _drop_nested([c for c, _ in found])
         if hint is not None and hint.region is not None:
             region = hint.region
             cands = [c for c in cands if region.contains(*c.box.center)]

@@ -1,26 +1,37 @@
 """``OpenAIClient``: the one OpenAI-compatible ``ChatModel`` adapter, over the ``openai`` SDK.
 
 Every vendor exception is translated here, at the boundary: quota/credits → ``QuotaExhausted``
-(never retried), 401/403 → ``LLMUnavailable`` naming the key variable, unreachable after
-retries → ``LLMUnavailable``, anything else exhausted or malformed → ``LLMError``. Messages are
-one line and never contain the API key.
+(never retried), 401/403 → ``LLMUnavailable`` naming the key variable, a request the server
+refuses as invalid (a 4xx, or a 5xx/200 whose body says the request is invalid) →
+``RequestRejected`` at once (retrying a deterministic refusal cannot help), and an endpoint that
+still fails after every retry (5xx, connection errors, malformed replies) or does not answer
+within the timeout → ``LLMUnavailable`` (exit 3: the environment, not the task). A timeout is
+never retried: the server may still be working on the request, and sending it again would
+only add load. Messages are one line, say the timeout actually applied, and never contain the
+API key.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import ipaddress
+import itertools
 import json
+import re
 import sys
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+import httpx
 import openai
 
 from agentcorp.errors import (
     BudgetExceeded,
+    ConfigError,
     LLMError,
     LLMUnavailable,
     QuotaExhausted,
@@ -29,10 +40,34 @@ from agentcorp.errors import (
 from agentcorp.llm.messages import count_images
 from agentcorp.llm.pricing import BudgetCheck, PriceTable, UsageMeter
 from agentcorp.llm.providers import XAI, Provider
-from agentcorp.llm.retry import Retryable, RetryPolicy, is_retry_status, retry_after_seconds
+from agentcorp.llm.retry import (
+    RequestRejected,
+    Retryable,
+    RetryPolicy,
+    is_retry_status,
+    retry_after_seconds,
+    says_invalid_request,
+)
 from agentcorp.types import ChatModel, ChatRequest, ChatResponse, ToolCall, Usage
 
-__all__ = ["OnCall", "OpenAIClient", "is_loopback"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TIMEOUT_ENV",
+    "OnCall",
+    "OpenAIClient",
+    "RequestRejected",
+    "is_loopback",
+    "redact_key",
+    "resolve_timeout",
+]
+
+#: Seconds one request may take when nothing else is configured.
+DEFAULT_TIMEOUT = 60.0
+#: The environment variable that sets the per-request timeout (``--timeout`` wins over it).
+TIMEOUT_ENV = "AGENTCORP_TIMEOUT"
+# Keys shorter than this are not redacted: a one-letter test key would garble every message
+# ("expected" → "e***pected") while hiding nothing worth hiding.
+_MIN_REDACT_LEN = 8
 
 #: Recorder hook: the request, the exact JSON body sent (no headers, no key), the response.
 OnCall = Callable[[ChatRequest, dict[str, Any], ChatResponse], None]
@@ -66,6 +101,48 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def redact_key(text: str, key: str) -> str:
+    """``text`` with every whole-token occurrence of ``key`` replaced by ``***``.
+
+    Only keys of a sensible length (8+ characters) are replaced, and only where they stand as
+    a token of their own (not inside a longer word or key), so error text stays readable.
+    """
+    if len(key) < _MIN_REDACT_LEN or key not in text:
+        return text
+    pattern = rf"(?<![A-Za-z0-9_\-]){re.escape(key)}(?![A-Za-z0-9_\-])"
+    return re.sub(pattern, "***", text)
+
+
+def resolve_timeout(
+    flag: float | str | None,
+    env: Mapping[str, str] | None = None,
+    configured: float | None = None,
+) -> tuple[float, str]:
+    """The per-request timeout and where it came from.
+
+    ``--timeout`` wins over ``AGENTCORP_TIMEOUT``, which wins over the config file, then the
+    default. Raises ``ConfigError`` (one line naming the source) on a value that is not a
+    positive number of seconds.
+    """
+    source_env = env if env is not None else {}
+    candidates: list[tuple[object, str]] = [
+        (flag, "--timeout"),
+        (source_env.get(TIMEOUT_ENV), TIMEOUT_ENV),
+        (configured, "config timeout_s"),
+    ]
+    for value, where in candidates:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not seconds > 0 or seconds == float("inf"):
+            raise ConfigError(f"{where}: expected a number of seconds > 0, got {value!r}")
+        return seconds, where
+    return DEFAULT_TIMEOUT, "default"
+
+
 def _real_requests_allowed() -> bool:
     # Read at call time from the package so tests can flip it on ``agentcorp.llm``.
     return bool(getattr(sys.modules["agentcorp.llm"], "ALLOW_REAL_REQUESTS", False))
@@ -92,12 +169,16 @@ def _error_message(body: object) -> str:
 class _Pool:
     """Owns the SDK client (and its sockets); shared by a client and its ``bind`` views.
 
-    Closing on finalisation means a client dropped without ``close()`` releases its
-    connections instead of leaving sockets for the garbage collector to warn about.
+    Also holds what the run learns about the endpoint (``notes``: structured-output modes and
+    capabilities found per model, see ``agentcorp.llm.structured``) and the counter behind
+    synthesised tool-call ids. Closing on finalisation means a client dropped without
+    ``close()`` releases its connections instead of leaving sockets for the garbage collector.
     """
 
     def __init__(self, sdk: openai.OpenAI) -> None:
         self.sdk = sdk
+        self.notes: dict[str, Any] = {}
+        self.call_ids = itertools.count(1)
 
     def close(self) -> None:
         self.sdk.close()
@@ -112,9 +193,14 @@ class OpenAIClient(ChatModel):
 
     ``bind(task=, company=, deadline=, budget_check=)`` returns a view that shares the HTTP
     connection pool, meter, prices and hook but labels usage and bounds retries differently.
+    A view bound to a task is one conversation: when the provider names a conversation header
+    (xAI's ``x-grok-conv-id``, which routes the calls to a warm prompt cache), every call of
+    that view carries the same fresh id.
     ``deadline`` is a ``retry.clock()`` (``time.monotonic``) time: no attempt or wait goes past
     it. ``budget_check(meter)`` runs before every request and may raise ``BudgetExceeded``.
     ``on_call`` runs after every successful call; exceptions it raises propagate.
+    ``timeout`` bounds each HTTP request; ``timeout_source`` says where it was set (e.g.
+    ``--timeout``) so messages can name it.
     """
 
     def __init__(
@@ -123,7 +209,8 @@ class OpenAIClient(ChatModel):
         *,
         api_key: str | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        timeout_source: str = "",
         retry: RetryPolicy | None = None,
         prices: PriceTable | None = None,
         meter: UsageMeter | None = None,
@@ -139,6 +226,7 @@ class OpenAIClient(ChatModel):
             provider.api_key({})  # raises LLMUnavailable naming the variable to set
         self._key = key
         self._timeout = timeout
+        self.timeout_source = timeout_source
         self.retry = retry or RetryPolicy()
         self.prices = prices or PriceTable()
         self.meter = meter or UsageMeter()
@@ -147,6 +235,7 @@ class OpenAIClient(ChatModel):
         self.deadline = deadline
         self.task = task
         self.company = company
+        self.conversation_id = uuid.uuid4().hex
         # A local server must never be reached through an HTTP(S)_PROXY from the environment.
         http_client = (
             openai.DefaultHttpxClient(trust_env=False) if is_loopback(provider.base_url) else None
@@ -166,6 +255,21 @@ class OpenAIClient(ChatModel):
     def __repr__(self) -> str:
         return f"OpenAIClient(provider={self.provider.name!r}, base_url={self.provider.base_url!r})"
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL requests go to (what per-endpoint memories are keyed by)."""
+        return self.provider.base_url
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one HTTP request may take."""
+        return self._timeout
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """What this run learned about the endpoint, shared by every ``bind`` view."""
+        return self._pool.notes
+
     def bind(
         self,
         *,
@@ -174,10 +278,14 @@ class OpenAIClient(ChatModel):
         deadline: float | None = None,
         budget_check: BudgetCheck | None = None,
     ) -> OpenAIClient:
-        """A view of this client with other labels, deadline or budget check (None keeps)."""
+        """A view of this client with other labels, deadline or budget check (None keeps).
+
+        A view bound to a ``task`` starts a new conversation (a new conversation id).
+        """
         view = copy.copy(self)
         if task is not None:
             view.task = task
+            view.conversation_id = uuid.uuid4().hex
         if company is not None:
             view.company = company
         if deadline is not None:
@@ -212,6 +320,15 @@ class OpenAIClient(ChatModel):
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
 
+    def headers_for(self, request: ChatRequest) -> dict[str, str]:
+        """The extra HTTP headers of one call (never the key)."""
+        # The purpose header lets a fake server (or a proxy's logs) tell planner from actor;
+        # vendors ignore unknown headers.
+        headers = {PURPOSE_HEADER: request.purpose}
+        if self.provider.conversation_header:
+            headers[self.provider.conversation_header] = self.conversation_id
+        return headers
+
     def complete(self, request: ChatRequest) -> ChatResponse:
         """Send one request (retrying per policy), count usage, call the hook, return.
 
@@ -230,23 +347,23 @@ class OpenAIClient(ChatModel):
         if self.deadline is not None and started >= self.deadline:
             raise BudgetExceeded("wall_clock: no time left for a model call")
 
+        headers = self.headers_for(request)
         attempts = 0
         try:
             for attempt in self.retry.retrying(self.deadline):
                 with attempt:
                     attempts += 1
-                    raw = self._send(body, request.purpose)
+                    raw = self._send(body, headers)
+                    response = self._parse(raw, request)
         except Retryable as exc:
             self._exhausted(exc, attempts, request.model)
-        latency_ms = (clock() - started) * 1000.0
-
-        response = self._parse(raw, request, latency_ms)
+        response = dataclasses.replace(response, latency_ms=(clock() - started) * 1000.0)
         self.meter.add(
             response.usage,
             model=response.model or request.model,
             task=self.task,
             company=self.company,
-            priced=self.prices.price(response.model or request.model) is not None,
+            priced=response.usage.cost_known,
         )
         if self.on_call is not None:
             self.on_call(request, body, response)
@@ -254,10 +371,16 @@ class OpenAIClient(ChatModel):
 
     def list_models(self) -> list[str]:
         """``GET /models`` (one attempt, no retries): a cheap reachability and key check."""
+        return [str(m.get("id", "")) for m in self.model_entries()]
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        """``GET /models`` as the server sent each entry (one attempt, no retries).
+
+        Entries keep every field the server gave (some list modalities or capabilities).
+        """
         self._check_tripwire()
         try:
-            page = self._sdk.models.list(timeout=self._timeout)
-            return [m.id for m in page.data]
+            raw = self._sdk.models.with_raw_response.list(timeout=self._timeout)
         except openai.APIStatusError as exc:
             self._raise_status(exc, model="")
         except openai.APIConnectionError as exc:
@@ -266,6 +389,14 @@ class OpenAIClient(ChatModel):
             ) from exc
         except openai.OpenAIError as exc:
             raise LLMError(f"{self._where()}: {self._redact(_one_line(str(exc)))}") from exc
+        try:
+            data = json.loads(raw.text)
+        except ValueError:
+            raise LLMError(f"{self._where()}: GET /models: body is not JSON") from None
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise LLMError(f"{self._where()}: GET /models: no 'data' list")
+        return [e for e in entries if isinstance(e, dict)]
 
     # --- internals -----------------------------------------------------------------------
 
@@ -273,7 +404,7 @@ class OpenAIClient(ChatModel):
         return f"{self.provider.name} at {self.provider.base_url}"
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return redact_key(text, self._key)
 
     def _check_tripwire(self) -> None:
         url = self.provider.base_url
@@ -294,16 +425,29 @@ class OpenAIClient(ChatModel):
         cause = exc.__cause__ or exc.__context__ or exc
         return self._redact(_one_line(f"{type(cause).__name__}: {cause}", 160))
 
-    def _send(self, body: dict[str, Any], purpose: str) -> Any:
+    def _timed_out(self, model: str, applied: float) -> NoReturn:
+        source = f" ({self.timeout_source})" if self.timeout_source else ""
+        cut = (
+            f" (cut from {self._timeout:g}s to fit the run's wall-clock budget)"
+            if applied < self._timeout
+            else source
+        )
+        raise LLMUnavailable(
+            f"{self._where()}: model {model!r} did not answer within {applied:g}s{cut}; not "
+            f"re-sent, the server may still be working on it (raise --timeout or {TIMEOUT_ENV})"
+        )
+
+    def _send(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
         """One HTTP attempt; raises ``Retryable`` or a final ``AgentcorpError``."""
         create: Any = self._sdk.chat.completions.with_raw_response.create
-        # The purpose header lets a fake server (or a proxy's logs) tell planner from actor;
-        # vendors ignore unknown headers.
-        headers = {PURPOSE_HEADER: purpose}
+        applied = self._attempt_timeout()
         try:
-            return create(**body, timeout=self._attempt_timeout(), extra_headers=headers)
+            return create(**body, timeout=applied, extra_headers=headers)
         except openai.APITimeoutError as exc:
-            raise Retryable("timeout", "request timed out") from exc
+            if isinstance(exc.__cause__, httpx.ConnectTimeout):
+                # Nothing reached the server: sending again cannot double its work.
+                raise Retryable("connection", self._cause(exc)) from exc
+            self._timed_out(str(body.get("model", "")), applied)
         except openai.APIConnectionError as exc:
             raise Retryable("connection", self._cause(exc)) from exc
         except openai.APIStatusError as exc:
@@ -336,12 +480,17 @@ class OpenAIClient(ChatModel):
                 f"{self._where()}: HTTP 404 for model {model!r} ({message}); check the base URL "
                 "and the model name"
             ) from exc
-        if is_retry_status(status):
+        if is_retry_status(status) and not (status >= 500 and says_invalid_request(lowered)):
             retry_after = retry_after_seconds(exc.response.headers)
             raise Retryable(
                 "status", f"HTTP {status}: {message}", status=status, retry_after=retry_after
             ) from exc
-        raise LLMError(f"{self._where()}: HTTP {status} for model {model!r}: {message}") from exc
+        raise RequestRejected(
+            f"{self._where()}: HTTP {status} for model {model!r}: {message} (the server "
+            "refused the request; not retried)",
+            status=status,
+            detail=message,
+        ) from exc
 
     def _exhausted(self, exc: Retryable, attempts: int, model: str) -> NoReturn:
         policy = self.retry
@@ -358,16 +507,31 @@ class OpenAIClient(ChatModel):
             raise LLMUnavailable(
                 f"cannot reach {self.provider.base_url} {why} ({exc.detail})"
             ) from exc
-        if exc.kind == "timeout":
-            raise LLMError(
-                f"{self._where()}: model {model!r} did not answer within {self._timeout:g}s {why}"
+        if exc.kind == "garbage":
+            raise LLMUnavailable(
+                f"{self._where()}: malformed chat completion {why}: {exc.detail}"
             ) from exc
-        raise LLMError(f"{self._where()}: model {model!r} failed {why}: {exc.detail}") from exc
+        raise LLMUnavailable(
+            f"{self._where()}: model {model!r} failed {why}: {exc.detail}"
+        ) from exc
 
     def _garbage(self, what: str) -> NoReturn:
-        raise LLMError(f"{self._where()}: malformed chat completion: {what}")
+        # A proxy or an overloaded server can answer one request with junk: retried, and an
+        # endpoint that keeps doing it is an environment failure (exit 3).
+        raise Retryable("garbage", what)
 
-    def _parse(self, raw: Any, request: ChatRequest, latency_ms: float) -> ChatResponse:
+    def _error_in_200(self, data: dict[str, Any]) -> NoReturn:
+        message = self._redact(_one_line(_error_message(data)))
+        if says_invalid_request(json.dumps(data).lower()):
+            raise RequestRejected(
+                f"{self._where()}: the server refused the request (error in a 200 reply: "
+                f"{message}); not retried",
+                status=200,
+                detail=message,
+            )
+        self._garbage(f"error in a 200 reply: {message}")
+
+    def _parse(self, raw: Any, request: ChatRequest) -> ChatResponse:
         text = raw.text
         try:
             data = json.loads(text)
@@ -377,7 +541,7 @@ class OpenAIClient(ChatModel):
         if not isinstance(data, dict):
             self._garbage(f"body is a JSON {type(data).__name__}, not an object")
         if "error" in data and not data.get("choices"):
-            self._garbage(f"error in a 200 reply: {self._redact(_one_line(_error_message(data)))}")
+            self._error_in_200(data)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             self._garbage("no choices")
@@ -392,22 +556,9 @@ class OpenAIClient(ChatModel):
             self._garbage(f"choices[0].message.content is a {type(content).__name__}")
         calls = self._parse_tool_calls(message.get("tool_calls"))
         finish = choice.get("finish_reason")
-        usage_data = data.get("usage")
-        prompt = completion = 0
-        if usage_data is not None:
-            if not isinstance(usage_data, dict):
-                self._garbage("usage is not an object")
-            prompt = self._count(usage_data, "prompt_tokens")
-            completion = self._count(usage_data, "completion_tokens")
         model = data.get("model")
         model_name = model if isinstance(model, str) and model else request.model
-        cost = self.prices.cost(model_name, prompt, completion)
-        usage = Usage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            images=count_images(request.messages),
-            cost_usd=cost or 0.0,
-        )
+        usage = self._usage(data.get("usage"), model_name, count_images(request.messages))
         rid = raw.headers.get("x-request-id") or data.get("id")
         return ChatResponse(
             content=content,
@@ -415,16 +566,37 @@ class OpenAIClient(ChatModel):
             usage=usage,
             model=model_name,
             request_id=str(rid) if rid else None,
-            latency_ms=latency_ms,
             finish_reason=finish if isinstance(finish, str) else None,
         )
 
-    def _count(self, usage: dict[str, Any], name: str) -> int:
+    def _usage(self, usage_data: Any, model: str, images: int) -> Usage:
+        prompt = completion = cached = 0
+        if usage_data is not None:
+            if not isinstance(usage_data, dict):
+                self._garbage("usage is not an object")
+            prompt = self._count(usage_data, "prompt_tokens")
+            completion = self._count(usage_data, "completion_tokens")
+            details = usage_data.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                cached = min(
+                    self._count(details, "cached_tokens", "usage.prompt_tokens_details"), prompt
+                )
+        cost = self.prices.cost(model, prompt, completion, cached)
+        return Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            images=images,
+            cost_usd=cost or 0.0,
+            cached_tokens=cached,
+            unpriced_calls=0 if cost is not None else 1,
+        )
+
+    def _count(self, usage: dict[str, Any], name: str, where: str = "usage") -> int:
         value = usage.get(name, 0)
         if value is None:
             return 0
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self._garbage(f"usage.{name} is {value!r}, not a non-negative integer")
+            self._garbage(f"{where}.{name} is {value!r}, not a non-negative integer")
         return value
 
     def _parse_tool_calls(self, value: Any) -> tuple[ToolCall, ...]:
@@ -448,8 +620,18 @@ class OpenAIClient(ChatModel):
                 args = ""
             elif not isinstance(args, str):
                 self._garbage(f"{where}.function.arguments is a {type(args).__name__}")
-            call_id = item.get("id")
-            calls.append(
-                ToolCall(id=str(call_id) if call_id else f"call_{i}", name=name, arguments=args)
-            )
+            calls.append(ToolCall(id=self._call_id(item.get("id")), name=name, arguments=args))
         return tuple(calls)
+
+    def _call_id(self, value: Any) -> str:
+        """The id as the server sent it, byte for byte; a run-unique one when it sent none.
+
+        The reply to a tool call must carry the id the model gave it, so it is never trimmed
+        or rewritten; a missing id gets one no other call of this run has, so two replies
+        without ids cannot be confused.
+        """
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return f"call_agentcorp_{next(self._pool.call_ids)}"

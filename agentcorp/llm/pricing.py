@@ -1,8 +1,9 @@
 """Token and USD accounting: a price table users can override, and a thread-safe meter.
 
-Prices are USD per one million tokens, input and output, per model name. A model missing from
-the table costs 0.0 and is listed in ``UsageMeter.unpriced`` so a report can say so instead of
-silently claiming the run was free.
+Prices are USD per one million tokens (input, cached input, output) per model name. A model
+missing from the table has an unknown cost: its calls count in ``Usage.unpriced_calls`` and it
+is listed in ``UsageMeter.unpriced``, so a report says "unknown" instead of claiming the run was
+free.
 """
 
 from __future__ import annotations
@@ -20,30 +21,51 @@ __all__ = ["DEFAULT_PRICES", "BudgetCheck", "Price", "PriceTable", "UsageMeter",
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per one million input (prompt) and output (completion) tokens."""
+    """USD per one million input (prompt) and output (completion) tokens.
+
+    ``cached_input_per_m`` is the price of prompt tokens served from the provider's prompt
+    cache; None means the provider does not discount them (they cost ``input_per_m``).
+    """
 
     input_per_m: float
     output_per_m: float
+    cached_input_per_m: float | None = None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """USD for that many tokens."""
-        return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / 1e6
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        """USD for that many tokens; ``cached_tokens`` is the cached part of ``prompt_tokens``."""
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_rate = (
+            self.input_per_m if self.cached_input_per_m is None else self.cached_input_per_m
+        )
+        fresh = prompt_tokens - cached
+        return (
+            fresh * self.input_per_m + cached * cached_rate + completion_tokens * self.output_per_m
+        ) / 1e6
 
 
 # List prices at the time of writing; override them (``PriceTable.with_overrides``) when the
 # vendor changes them or a contract differs.
 DEFAULT_PRICES: Mapping[str, Price] = {
-    "grok-4": Price(3.00, 15.00),
+    # xAI, current lineup (docs.x.ai "Models and Pricing": in (cached in) / out). grok-4.5,
+    # grok-4.6 and grok-4.7 are left out until their list prices are confirmed: their cost
+    # shows as unknown unless ``prices:`` gives one.
+    "grok-4.3": Price(1.25, 2.50, 0.20),
+    "grok-4.20": Price(2.00, 6.00, 0.20),
+    "grok-4.20-0309-reasoning": Price(2.00, 6.00, 0.20),
+    "grok-4.20-0309-non-reasoning": Price(2.00, 6.00, 0.20),
+    "grok-4.20-multi-agent": Price(2.00, 6.00, 0.20),
+    # xAI, earlier models (deprecated or retired; kept so old recordings are priced).
+    "grok-4": Price(3.00, 15.00, 0.75),
     "grok-4-0709": Price(3.00, 15.00),
     "grok-4-fast": Price(0.20, 0.50),
     "grok-4-fast-reasoning": Price(0.20, 0.50),
     "grok-4-fast-non-reasoning": Price(0.20, 0.50),
-    "grok-4-1-fast": Price(0.20, 0.50),
-    "grok-4-1-fast-reasoning": Price(0.20, 0.50),
-    "grok-4-1-fast-non-reasoning": Price(0.20, 0.50),
+    "grok-4-1-fast": Price(0.20, 0.50, 0.05),
+    "grok-4-1-fast-reasoning": Price(0.20, 0.50, 0.05),
+    "grok-4-1-fast-non-reasoning": Price(0.20, 0.50, 0.05),
     "grok-code-fast-1": Price(0.20, 1.50),
-    "grok-3": Price(3.00, 15.00),
-    "grok-3-mini": Price(0.30, 0.50),
+    "grok-3": Price(3.00, 15.00, 0.75),
+    "grok-3-mini": Price(0.30, 0.50, 0.075),
     "gpt-4.1": Price(2.00, 8.00),
     "gpt-4.1-mini": Price(0.40, 1.60),
     "gpt-4.1-nano": Price(0.10, 0.40),
@@ -55,22 +77,29 @@ DEFAULT_PRICES: Mapping[str, Price] = {
 
 
 def _as_price(model: str, value: Any) -> Price:
-    """Read a price from a ``Price``, ``{"input": .., "output": ..}`` or ``(input, output)``."""
+    """Read a price from a ``Price``, a mapping or a pair/triple.
+
+    Mapping: ``{"input": .., "output": .., "cached_input": ..}`` (the last optional); sequence:
+    ``(input, output[, cached_input])``.
+    """
     if isinstance(value, Price):
         return value
     try:
         if isinstance(value, Mapping):
-            extra = set(value) - {"input", "output"}
+            extra = set(value) - {"input", "output", "cached_input"}
             if extra:
                 raise ValueError(f"unknown keys {sorted(extra)}")
-            pair = (value["input"], value["output"])
-        elif isinstance(value, list | tuple) and len(value) == 2:
-            pair = (value[0], value[1])
+            nums = [value["input"], value["output"]]
+            if "cached_input" in value:
+                nums.append(value["cached_input"])
+        elif isinstance(value, list | tuple) and len(value) in (2, 3):
+            nums = list(value)
         else:
-            raise ValueError("expected {input: USD, output: USD} per 1M tokens")
-        if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in pair):
+            raise ValueError("expected {input: USD, output: USD, cached_input?: USD} per 1M tokens")
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in nums):
             raise ValueError("prices must be non-negative numbers")
-        return Price(float(pair[0]), float(pair[1]))
+        cached = float(nums[2]) if len(nums) == 3 else None
+        return Price(float(nums[0]), float(nums[1]), cached)
     except (KeyError, ValueError) as exc:
         detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ConfigError(f"prices.{model}: {detail} (got {value!r})") from None
@@ -103,10 +132,14 @@ class PriceTable:
                 return found
         return None
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def cost(
+        self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> float | None:
         """USD for one call, or None when the model is unpriced."""
         price = self.price(model)
-        return None if price is None else price.cost(prompt_tokens, completion_tokens)
+        return (
+            None if price is None else price.cost(prompt_tokens, completion_tokens, cached_tokens)
+        )
 
 
 class UsageMeter:
@@ -140,7 +173,7 @@ class UsageMeter:
                 self._companies[company] = self._companies.get(company, Usage()) + usage
             if model:
                 self._models[model] = self._models.get(model, Usage()) + usage
-                if not priced:
+                if not priced or usage.unpriced_calls:
                     self.unpriced.add(model)
 
     @property

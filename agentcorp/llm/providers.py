@@ -21,6 +21,8 @@ class Provider:
     """An OpenAI-compatible endpoint: base URL, key variable, default models, extra headers.
 
     ``key_required`` is false for local servers (vLLM, Ollama, llama.cpp) that take no key.
+    ``conversation_header`` names the header that ties the calls of one conversation together
+    (xAI's ``x-grok-conv-id`` routes them to a warm prompt cache); empty for none.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Provider:
     default_actor_model: str
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     key_required: bool = True
+    conversation_header: str = ""
 
     def api_key(self, env: Mapping[str, str] | None = None) -> str:
         """The key from ``env`` (default ``os.environ``).
@@ -54,9 +57,12 @@ XAI = Provider(
     name="xai",
     base_url="https://api.x.ai/v1",
     api_key_env="XAI_API_KEY",
-    default_planner_model="grok-4",
-    # Non-reasoning: the actor needs low latency per step, and it accepts images and tools.
-    default_actor_model="grok-4-1-fast-non-reasoning",
+    # Current xAI lineup (docs/models.md). The planner reasons once per task: grok-4.3 is the
+    # cheapest current reasoning model. The actor needs low latency per step, images and
+    # tools: a non-reasoning grok-4.20 (grok-4-1-fast-* is deprecated).
+    default_planner_model="grok-4.3",
+    default_actor_model="grok-4.20-0309-non-reasoning",
+    conversation_header="x-grok-conv-id",
 )
 
 OPENAI = Provider(

@@ -1,6 +1,8 @@
 """The one retry policy: tenacity on top of an SDK whose own retries are off.
 
-Retried: HTTP 408, 409, 429 (not quota), 5xx, timeouts, connection errors. Waits are full-jitter
+Retried: HTTP 408, 409, 429 (not quota), 5xx (unless the body says the request itself is
+invalid), connection errors and malformed replies. Not retried: other 4xx, and timeouts (the
+server may still be working on the request; the client decides that). Waits are full-jitter
 exponential, except that a server's ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP
 date) is honoured as given. Retrying stops at ``max_attempts``, when the next wait would pass
 the run's deadline, or when the server asks for a wait longer than ``max_retry_after``.
@@ -18,9 +20,68 @@ import tenacity
 
 from agentcorp.errors import LLMError
 
-__all__ = ["RetryPolicy", "Retryable", "retry_after_seconds"]
+__all__ = [
+    "RequestRejected",
+    "RetryPolicy",
+    "Retryable",
+    "is_retry_status",
+    "retry_after_seconds",
+    "says_invalid_request",
+]
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+
+# Lower-cased phrases by which servers say the *request* is wrong, whatever status they send
+# it with (llama.cpp's Python server answers validation errors with HTTP 500; some proxies
+# with a 200 carrying an error). Such a refusal is deterministic: retrying cannot help.
+_INVALID_MARKERS = (
+    "invalid_request",
+    "invalid request",
+    "bad request",
+    "bad_request",
+    "validation error",
+    "validationerror",
+    "unprocessable",
+    "not supported",
+    "unsupported",
+    "is not allowed",
+    "not allowed",
+    "must be a",
+    "must be one of",
+    "field required",
+    "extra fields not permitted",
+    "unrecognized request argument",
+    "unknown parameter",
+    "invalid value",
+    "invalid type",
+    "invalid schema",
+    "input should be",
+    "exceeds the context",
+    "context length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "requested tokens",
+)
+
+
+def says_invalid_request(lowered_body: str) -> bool:
+    """Whether an error body (lower-cased text) says the request itself is invalid."""
+    return any(marker in lowered_body for marker in _INVALID_MARKERS)
+
+
+class RequestRejected(LLMError):
+    """The server refused the request itself (a 4xx, or a 5xx/200 saying it is invalid).
+
+    Never retried. ``status`` is the HTTP status (200 for an error inside a 200 reply) and
+    ``detail`` the server's message, so a caller can try another shape of request (the
+    planner falls back from ``json_schema`` this way).
+    """
+
+    def __init__(self, message: str, *, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(message)
 
 
 class Retryable(LLMError):
@@ -28,7 +89,7 @@ class Retryable(LLMError):
 
     def __init__(
         self,
-        kind: Literal["status", "timeout", "connection"],
+        kind: Literal["status", "connection", "garbage"],
         detail: str,
         *,
         status: int | None = None,

@@ -1,8 +1,11 @@
 """The planner: a task in, a ``Plan`` out, through structured output with bounded re-asks.
 
-The model is asked for JSON matching ``Plan``'s JSON Schema (``response_format`` of type
-``json_schema``). A reply that is not valid JSON or does not validate is sent back with the
-validation error, at most ``max_reasks`` times; then ``PlanError`` says what was wrong.
+The model is asked for JSON matching ``Plan``'s JSON Schema. How depends on what the server
+takes (``agentcorp.llm.structured``): ``response_format`` of type ``json_schema``, else
+``json_object`` with the schema in the prompt, else a plain prompt with strict extraction of
+the one JSON object in the reply; the first that works is remembered per endpoint and model for
+the run. A reply that does not validate is sent back with the validation error, at most
+``max_reasks`` times; then ``PlanError`` says what was wrong.
 ``replan`` asks again from the current state after the actor reports a failed step.
 Both are generators of step records (``ModelCallStep``, ``PlanStep``) returning the plan, so
 the recorder sees every planner round trip.
@@ -19,6 +22,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentcorp.errors import LLMError
+from agentcorp.llm.retry import RequestRejected
+from agentcorp.llm.structured import (
+    JsonNotFound,
+    OutputMode,
+    OutputModes,
+    endpoint_of,
+    extract_json,
+    output_modes,
+    shape_request,
+)
 from agentcorp.record.canonical import canonical_request_hash, request_body
 from agentcorp.spec import models as spec
 from agentcorp.types import ChatModel, ChatRequest, ModelCallStep, PlanStep, Step
@@ -75,7 +88,12 @@ written as ${secrets.NAME}; never invent their values."""
 
 
 class Planner:
-    """Turns tasks into ``Plan`` values with a ``ChatModel``."""
+    """Turns tasks into ``Plan`` values with a ``ChatModel``.
+
+    ``modes`` is the run's ``OutputModes`` (default: the one kept in the client's ``notes``).
+    ``max_tokens`` bounds each reply (None: the server's default), so a small local model
+    cannot ramble for minutes.
+    """
 
     def __init__(
         self,
@@ -84,12 +102,18 @@ class Planner:
         model_name: str,
         max_reasks: int = 2,
         temperature: float | None = 0.0,
+        modes: OutputModes | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.model_name = model_name
         self.max_reasks = max_reasks
         self.temperature = temperature
+        self.max_tokens = max_tokens
         self.revision = 0
+        # The run's memory of which structured-output mode works: the client's, shared by
+        # every task, unless given.
+        self.modes = modes if modes is not None else output_modes(model)
 
     def plan(self, task: PlanTask) -> Generator[Step, None, Plan]:
         """Ask for a plan of ``task``."""
@@ -107,21 +131,38 @@ class Planner:
         return self._ask(task, prompt)
 
     def _ask(self, task: PlanTask, prompt: str) -> Generator[Step, None, Plan]:
-        messages: list[dict[str, Any]] = [
+        base: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": prompt},
         ]
-        schema = {"name": "plan", "schema": Plan.model_json_schema(by_alias=True)}
+        schema = Plan.model_json_schema(by_alias=True)
+        modes = self.modes
+        endpoint = endpoint_of(self.model)
         problem = ""
-        for attempt in range(self.max_reasks + 1):
+        turns: list[dict[str, Any]] = []  # the re-ask exchange after the base prompt
+        replies = 0
+        while replies <= self.max_reasks:
+            candidates = modes.candidates(endpoint, self.model_name)
+            if not candidates:
+                break
+            mode = candidates[0]
+            messages, fmt = shape_request(mode, base, schema, "plan")
             request = ChatRequest(
                 model=self.model_name,
-                messages=list(messages),
-                response_format={"type": "json_schema", "json_schema": schema},
+                messages=messages + turns,
+                response_format=fmt,
                 temperature=self.temperature,
+                max_tokens=self.max_tokens,
                 purpose="plan",
             )
-            reply = self.model.complete(request)
+            try:
+                reply = self.model.complete(request)
+            except RequestRejected as exc:
+                if mode == "prompt":
+                    raise  # even a plain request is refused: not a structured-output matter
+                modes.fails(endpoint, self.model_name, mode, f"HTTP {exc.status}: {exc.detail}")
+                turns = []
+                continue
             body = request_body(request)
             yield ModelCallStep(
                 0,
@@ -136,28 +177,55 @@ class Planner:
                 reply.request_id,
             )
             text = reply.content or ""
-            try:
-                plan = Plan.model_validate_json(text)
-            except ValidationError as exc:
-                problem = _first_errors(exc)
-            else:
-                dump = plan.model_dump(mode="json", by_alias=True, exclude_none=True)
+            outcome = self._read(text, mode, reply.finish_reason, endpoint)
+            if outcome is None:
+                turns = []  # the mode did not work; the next one starts afresh
+                continue
+            replies += 1
+            if isinstance(outcome, Plan):
+                dump = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
                 yield PlanStep(0, time.time(), dump, self.revision)
                 self.revision += 1
-                return plan
-            if attempt < self.max_reasks:
-                messages.append({"role": "assistant", "content": text})
-                messages.append(
+                return outcome
+            problem = outcome
+            if replies <= self.max_reasks:
+                turns = [
+                    {"role": "assistant", "content": text},
                     {
                         "role": "user",
-                        "content": f"That reply is invalid: {problem}. Reply again with JSON only, "
-                        "matching the schema.",
-                    }
-                )
+                        "content": f"That reply is invalid: {problem}. Reply again with JSON "
+                        "only, matching the schema.",
+                    },
+                ]
+        if not problem:
+            problem = "the server refused every structured-output mode"
         raise PlanError(
             f"planner for task {task.task_id!r}: no valid plan after "
-            f"{self.max_reasks + 1} attempts; last problem: {problem}"
+            f"{replies} attempts; last problem: {problem}"
         )
+
+    def _read(
+        self, text: str, mode: OutputMode, finish: str | None, endpoint: str
+    ) -> Plan | str | None:
+        """A reply read in ``mode``: the plan, the problem to re-ask about, or None.
+
+        None means the reply shows the server ignored the mode; it is then given up for the run.
+        """
+        modes = self.modes
+        strict = mode != "prompt"
+        try:
+            raw = extract_json(text, strict=strict)
+        except JsonNotFound as exc:
+            if strict and finish != "length":
+                # A server that honours the mode cannot send this: it dropped the field.
+                modes.fails(endpoint, self.model_name, mode, f"reply was not JSON: {exc}")
+                return None
+            return str(exc)
+        modes.works(endpoint, self.model_name, mode)
+        try:
+            return Plan.model_validate_json(raw)
+        except ValidationError as exc:
+            return _first_errors(exc)
 
 
 def _first_errors(exc: ValidationError, limit: int = 3) -> str:

@@ -1,4 +1,4 @@
-"""One call from spec objects to the gate the loop uses (for ``agentcorp.cli.wiring``)."""
+"""One call from spec objects to the gate the loop uses (for ``agentcorp.app``)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from agentcorp.policy.approvers import Approval, Approver, DenyApprover, PendingAction
 from agentcorp.policy.base import ActionGate, GateContext, GateDecision
@@ -35,6 +34,7 @@ from agentcorp.policy.secrets import (
     SecretVault,
     blank_regions,
 )
+from agentcorp.policy.urls import UrlPolicy, UrlRefused, parse_url
 from agentcorp.types import Action, Box
 
 if TYPE_CHECKING:
@@ -47,10 +47,7 @@ _INTERACTIONS = frozenset({"click", "double_click", "right_click", "drag", "scro
 _CONFIRMABLE = frozenset(
     {"click", "double_click", "right_click", "drag", "type", "key", "open_url"}
 )
-_TEXT_FIELDS = ("text", "url", "keys", "target", "into", "summary")
-# Navigable without any allow list: the web and the blank page. Everything else (file:,
-# javascript:, data:, chrome:, view-source:, ...) needs an explicit allow_urls pattern.
-_SAFE_SCHEMES = frozenset({"http", "https"})
+_TEXT_FIELDS = ("text", "url", "keys", "target", "into", "summary", "intent")
 _TYPED_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.\-]*://|www\.)[^\s<>\"'`]+")
 _TYPED_BUFFER = 256
 # Keys that only leave a page: allowed even on a page outside allow_urls, so a model that
@@ -76,93 +73,8 @@ class _TaskState:
     secret_boxes: list[Box] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _UrlPattern:
-    source: str
-    scheme: re.Pattern[str] | None
-    host: re.Pattern[str] | None
-    host_has_port: bool
-    rest: re.Pattern[str] | None
-    opaque: re.Pattern[str] | None  # for scheme-only URLs such as about:blank
-
-    def matches(self, url: _Url) -> bool:
-        if url.opaque:
-            return self.opaque is not None and self.opaque.fullmatch(url.text) is not None
-        if self.opaque is not None:
-            return False
-        if self.scheme is not None and not self.scheme.fullmatch(url.scheme):
-            return False
-        if self.scheme is None and url.scheme not in _SAFE_SCHEMES:
-            return False
-        assert self.host is not None
-        host = f"{url.host}:{url.port}" if self.host_has_port else url.host
-        if not self.host.fullmatch(host):
-            return False
-        return self.rest is None or self.rest.fullmatch(url.rest) is not None
-
-
-@dataclass(frozen=True, slots=True)
-class _Url:
-    text: str
-    scheme: str
-    host: str
-    port: int
-    rest: str
-    opaque: bool
-
-
 def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern), re.IGNORECASE | re.DOTALL)
-
-
-def _compile_url_pattern(pattern: str) -> _UrlPattern:
-    p = pattern.strip()
-    if "://" in p:
-        scheme, _, after = p.partition("://")
-        hostpart, slash, rest = after.partition("/")
-        return _UrlPattern(
-            source=pattern,
-            scheme=_glob(scheme),
-            host=_glob(hostpart),
-            host_has_port=":" in hostpart,
-            rest=_glob("/" + rest) if slash and rest not in ("", "*") else None,
-            opaque=None,
-        )
-    if re.match(r"^[a-z][a-z0-9+.\-]*:(?![\d*])", p, re.IGNORECASE):
-        # "about:blank", "data:image/*": an opaque URL, globbed whole.
-        return _UrlPattern(pattern, None, None, False, None, _glob(p))
-    hostpart, slash, rest = p.partition("/")
-    return _UrlPattern(
-        source=pattern,
-        scheme=None,
-        host=_glob(hostpart),
-        host_has_port=":" in hostpart,
-        rest=_glob("/" + rest) if slash and rest not in ("", "*") else None,
-        opaque=None,
-    )
-
-
-def _parse_url(text: str) -> _Url | _Refusal:
-    raw = text.strip()
-    if raw.lower().startswith("www."):
-        raw = "http://" + raw
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        return _Refusal("allow_urls", f"is a malformed URL ({exc})")
-    scheme = parts.scheme.lower()
-    if not scheme:
-        return _Refusal("allow_urls", "has no scheme (write https://...)")
-    if not parts.netloc:
-        return _Url(raw, scheme, "", 0, "", opaque=True)
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return _Refusal("allow_urls", "carries credentials (user@host)")
-    host = (parts.hostname or "").rstrip(".")
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme, 0)
-    rest = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return _Url(raw, scheme, host, port, rest, opaque=False)
 
 
 class PolicyGate(ActionGate):
@@ -205,7 +117,7 @@ class PolicyGate(ActionGate):
         ]
         self._forbid_text = [(p, re.compile(p)) for p in config.forbid_text]
         self._confirm = [(p, re.compile(p, re.IGNORECASE)) for p in config.confirm]
-        self._urls = [_compile_url_pattern(p) for p in config.allow_urls]
+        self._urls = UrlPolicy(config.allow_urls)
         self._apps = [(p, _glob(p)) for p in config.allow_apps]
         self._fields: dict[str, list[re.Pattern[str]]] = {}
         self._domains: dict[str, list[tuple[bool, re.Pattern[str]]]] = {}
@@ -288,7 +200,7 @@ class PolicyGate(ActionGate):
                 url = None
             if url is not None:
                 changes["url"] = url
-        restricted = bool(self._apps) or bool(self._urls)
+        restricted = bool(self._apps) or self._urls.restricted
         if (
             restricted
             and action.kind in _INTERACTIONS
@@ -432,9 +344,12 @@ class PolicyGate(ActionGate):
                 "secrets:field", f"secret {name!r} may only be typed into {where}; {seen}"
             )
         if self._domains[name]:
-            parsed = _parse_url(ctx.url) if ctx.url else None
-            host = parsed.host if isinstance(parsed, _Url) and not parsed.opaque else None
-            port = parsed.port if isinstance(parsed, _Url) else 0
+            try:
+                parsed = parse_url(ctx.url) if ctx.url else None
+            except UrlRefused:
+                parsed = None
+            host = parsed.host if parsed is not None and not parsed.opaque else None
+            port = parsed.port if parsed is not None else 0
             if host is None or not any(
                 rx.fullmatch(f"{host}:{port}" if with_port else host)
                 for with_port, rx in self._domains[name]
@@ -481,24 +396,11 @@ class PolicyGate(ActionGate):
         return None
 
     def _urls_restricted(self) -> bool:
-        return bool(self._urls)
+        return self._urls.restricted
 
     def _url_refusal(self, url: str, what: str) -> _Refusal | None:
-        parsed = _parse_url(url)
-        if isinstance(parsed, _Refusal):
-            return _Refusal(parsed.rule, f"{what} {parsed.message}")
-        if not self._urls:
-            if parsed.opaque and parsed.text.lower() == "about:blank":
-                return None
-            if parsed.scheme in _SAFE_SCHEMES and not parsed.opaque:
-                return None
-            return _Refusal("allow_urls", f"{what} uses the {parsed.scheme}: scheme")
-        if any(p.matches(parsed) for p in self._urls):
-            return None
-        if parsed.opaque and parsed.text.lower() == "about:blank":
-            return None
-        shown = parsed.host or parsed.scheme + ":"
-        return _Refusal("allow_urls", f"{what} ({shown}) is not in the allowed URLs")
+        reason = self._urls.refusal(url)
+        return None if reason is None else _Refusal("allow_urls", f"{what} {reason}")
 
     def _app_allowed(self, window_class: str) -> bool:
         names = {window_class, *window_class.replace("\x00", ".").split(".")} - {""}

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -273,9 +273,3 @@ def blank_regions(
             start = y * stride + x0 * 3
             buf[start : start + len(row)] = row
     return Frame(bytes(buf), frame.width, frame.height, frame.origin, frame.t)
-
-
-def iter_placeholders(text: str) -> Iterator[str]:
-    """Names of the placeholders in ``text``, in order."""
-    for m in PLACEHOLDER_RE.finditer(text):
-        yield m.group(1)

@@ -120,15 +120,17 @@ def loop_runner(
     Passing a changed ``config`` (say another system prompt) is how a prompt change is tested
     against a recording: the replay then fails at the first request that differs.
 
-    A run that replayed the action cache (manifest ``cache_replay``) is redone the same way:
+    A run that ran from the action cache (manifest ``cached_run``) is redone the same way:
     the cached actions first (``CachedActor``), then, if they diverged, the episode that
     took over.
     """
     part = session.actor_part()
-    cached = session.manifest.get("cache_replay")
+    # Sessions recorded before the rename keep the cached sequence under its old key.
+    key = "cached_run" if "cached_run" in session.manifest else "cache_replay"
+    cached = session.manifest.get(key)
     if cached is not None and part is session:
         return _cache_runner(
-            session, cached, grounder=grounder, gate=gate, config=config, task=task
+            session, cached, key, grounder=grounder, gate=gate, config=config, task=task
         )
     rec_task, rec_config = episode_from_manifest(session)
     session = part
@@ -151,6 +153,7 @@ def loop_runner(
 def _cache_runner(
     session: Session,
     cached: Any,
+    key: str,
     *,
     grounder: Grounder | None,
     gate: ActionGate | None,
@@ -161,7 +164,7 @@ def _cache_runner(
     from agentcorp.actor.cached import CachedActor, entries_from_doc
     from agentcorp.errors import ConfigError
 
-    where = f"{session.folder / 'manifest.json'}: cache_replay"
+    where = f"{session.folder / 'manifest.json'}: {key}"
     try:
         entries, cache_config = entries_from_doc(cached, where)
     except ConfigError as exc:
@@ -175,7 +178,7 @@ def _cache_runner(
 
         def steps() -> Generator[Step, None, None]:
             actor = CachedActor(computer, gate=the_gate, grounder=grounder, config=cache_config)
-            out = yield from actor.replay(
+            out = yield from actor.run_cached(
                 EpisodeTask(
                     session.task_id,
                     "",

@@ -9,6 +9,10 @@
   model, relocating text targets through a ``Grounder`` when the screen moved.
 - ``regrade(session, evaluate)`` re-evaluates the success checks on the recorded final frame.
 
+``live_sandbox_company(session, company)`` is the recording trust rule: a recording is data,
+so the company file a live sandbox is built from (its apps, services and commands) is only ever
+the one the user named; the path a manifest carries is never opened.
+
 Every mode returns a ``ReplayReport``; ``report.exit_code`` is 0 (reproduced) or 1 (diverged).
 A bad recording raises ``RecordingError`` (exit 2).
 """
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agentcorp.errors import AgentcorpError, RecordingError, UnsupportedAction
+from agentcorp.errors import AgentcorpError, ConfigError, RecordingError, UnsupportedAction
 from agentcorp.grounding.base import Grounder, Hint
 from agentcorp.record.canonical import (
     BLOB_REF_PREFIX,
@@ -49,7 +53,6 @@ from agentcorp.types import (
     PolicyStep,
     Step,
     ToolCall,
-    Usage,
 )
 
 __all__ = [
@@ -59,12 +62,30 @@ __all__ = [
     "StepOutcome",
     "action_replay",
     "decision_replay",
+    "live_sandbox_company",
     "regrade",
 ]
 
 LoopRunner = Callable[[ChatModel, Computer], Iterable[Step]]
 StepStatus = Literal["matched", "relocated", "diverged"]
 _IMAGE = "<image>"
+
+
+def live_sandbox_company(session: Session, company: Path | None) -> Path:
+    """The company file a live replay sandbox may be built from: ``company``, or refusal.
+
+    A recording is data, never code: its manifest may name a company file (and so commands
+    that start apps and services), but replay never follows it. Without ``company`` this
+    raises ``ConfigError`` (exit 2) telling the user to name one or replay offline.
+    """
+    if company is None:
+        named = session.manifest.get("company_file")
+        hint = f" (the recording names {str(named)[:200]!r}; it is not opened)" if named else ""
+        raise ConfigError(
+            "a live sandbox starts the apps and services of a company file, and a recording "
+            f"never chooses it: pass --company PATH, or --no-sandbox{hint}"
+        )
+    return company
 
 
 class ReplayDivergence(AgentcorpError):
@@ -279,7 +300,7 @@ def decision_replay(
     # Matching trusts the hashes in events.jsonl, so make sure the bodies still match them.
     session.verify(frames=False)
     session = session.actor_part()
-    from agentcorp.sandbox.replay import RecordedFramesComputer
+    from agentcorp.sandbox.recorded import RecordedFramesComputer
 
     live_sandbox = computer is not None
     comp = (
@@ -485,14 +506,6 @@ def _frame_after(session: Session, index: int) -> Frame | None:
 # --- regrade ------------------------------------------------------------------------------
 
 
-def final_frame(session: Session) -> Frame | None:
-    """The last stored frame of the session (the recorded final state of the screen)."""
-    for ev in reversed(session.events):
-        if isinstance(ev.step, ObservationStep) and ev.refs.get("frame"):
-            return session.frame(ev.refs["frame"])
-    return None
-
-
 def _recorded_checks(session: Session) -> dict[str, str]:
     recorded = {str(c.get("name")): str(c.get("status")) for c in session.checks}
     if not recorded:
@@ -548,7 +561,7 @@ def regrade(
     import tempfile
 
     from agentcorp.checks import CheckContext, evaluate
-    from agentcorp.sandbox.replay import RecordedFramesComputer
+    from agentcorp.sandbox.recorded import RecordedFramesComputer
 
     session.require_complete()
     tree = tree if tree is not None else success_tree(session)
@@ -618,12 +631,3 @@ def regrade(
     report.records = len(results)
     report.elapsed_s = time.perf_counter() - t0
     return report
-
-
-def total_usage(session: Session) -> Usage:
-    """The sum of every recorded model call's usage."""
-    total = Usage()
-    for ev in session.events:
-        if isinstance(ev.step, ModelCallStep):
-            total = total + ev.step.usage
-    return total

@@ -1,7 +1,11 @@
 """The trace viewer: one self-contained HTML file per session, and a GIF/WebP animation.
 
 ``write_report(session, out)`` writes a single HTML file with no network references: frames
-are ``data:`` URIs (each distinct frame once), CSS and JS are inline. It shows a timeline of
+are ``data:`` URIs (each distinct frame once), CSS and JS are inline. Every page is rendered
+from a Jinja2 template with autoescaping (so every value is escaped by construction, whatever
+a manifest or a model put in it) under a Content-Security-Policy that runs only the page's own
+script, by hash: no ``unsafe-inline`` for script. ``render_run_index(rows)`` renders a run's
+index page the same way. It shows a timeline of
 the session's actions; for each, the frame the actor saw with the action drawn on it (click
 point, drag path, scroll arrow, typed text or keys), the model's reasoning and tool call,
 timings, tokens and cost; the outcome and check results; and ←/→ (Home/End) navigation.
@@ -13,12 +17,17 @@ file's suffix) with Pillow.
 from __future__ import annotations
 
 import base64
-import html
+import functools
+import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from agentcorp.errors import ConfigError, RecordingError
 from agentcorp.record.session import Event, Session
@@ -33,7 +42,15 @@ from agentcorp.types import (
     PolicyStep,
 )
 
-__all__ = ["TraceStep", "trace_steps", "write_animation", "write_report"]
+__all__ = [
+    "IndexRow",
+    "TraceStep",
+    "render_html",
+    "render_run_index",
+    "trace_steps",
+    "write_animation",
+    "write_report",
+]
 
 
 @dataclass(slots=True)
@@ -56,6 +73,7 @@ class TraceStep:
     error: str | None = None
     duration_ms: float = 0.0
     settle_ms: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
     policy: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -67,6 +85,7 @@ def trace_steps(session: Session) -> list[TraceStep]:
     call: ModelCallStep | None = None
     notes: list[str] = []
     current: TraceStep | None = None
+    last_call: ModelCallStep | None = None  # the call whose cost is already shown
     for ev in session.events:
         s = ev.step
         if isinstance(s, ObservationStep):
@@ -75,29 +94,18 @@ def trace_steps(session: Session) -> list[TraceStep]:
             call = s
         elif isinstance(s, ActionStep):
             current = TraceStep(len(out), s.step, s.action, s.source, frame, s.reasoning)
-            if call is not None:
-                current.model = call.model
-                current.latency_ms = call.latency_ms
-                current.prompt_tokens = call.usage.prompt_tokens
-                current.completion_tokens = call.usage.completion_tokens
-                current.cost_usd = call.usage.cost_usd
-                calls = call.response.get("tool_calls") or []
-                if calls and isinstance(calls[0], dict):
-                    c = calls[0]
-                    name = c.get("name") or (c.get("function") or {}).get("name")
-                    args = c.get("arguments") or (c.get("function") or {}).get("arguments")
-                    current.tool_call = f"{name}({args})"
-                if current.reasoning is None and isinstance(call.response.get("content"), str):
-                    current.reasoning = call.response["content"]
-                call = None
             current.notes = notes
             notes = []
+            if call is not None and s.source == "model":
+                _join_call(current, call, s.tool_call_id, first=call is not last_call)
+                last_call = call
             out.append(current)
         elif isinstance(s, PolicyStep) and current is not None:
             current.policy = s.decision + (f" ({s.rule})" if s.rule else "")
         elif isinstance(s, ActionResultStep) and current is not None:
             current.ok, current.error = s.ok, s.error
             current.duration_ms, current.settle_ms = s.duration_ms, s.settle_ms
+            current.phases = dict(s.phases)
         elif isinstance(s, ErrorStep):
             (current.notes if current is not None else notes).append(
                 f"error {s.error_type}: {s.message}"
@@ -108,6 +116,28 @@ def trace_steps(session: Session) -> list[TraceStep]:
         final.notes = ["final screen", *notes]
         out.append(final)
     return out
+
+
+def _join_call(t: TraceStep, call: ModelCallStep, call_id: str | None, *, first: bool) -> None:
+    """Show the model call an action came from; one reply's cost only on its first action."""
+    t.model = call.model
+    if first:
+        t.latency_ms = call.latency_ms
+        t.prompt_tokens = call.usage.prompt_tokens
+        t.completion_tokens = call.usage.completion_tokens
+        t.cost_usd = call.usage.cost_usd
+    calls = [c for c in call.response.get("tool_calls") or [] if isinstance(c, dict)]
+    # Several calls per reply: the action names its call; older recordings had one call.
+    mine = next((c for c in calls if call_id is not None and c.get("id") == call_id), None)
+    c = mine or (calls[0] if calls and call_id is None else None)
+    if c is not None:
+        name = c.get("name") or (c.get("function") or {}).get("name")
+        args = c.get("arguments") or (c.get("function") or {}).get("arguments")
+        t.tool_call = f"{name}({args})"
+        if len(calls) > 1:
+            t.notes.append(f"call {calls.index(c) + 1} of {len(calls)} in one model reply")
+    if t.reasoning is None and isinstance(call.response.get("content"), str):
+        t.reasoning = call.response["content"]
 
 
 def _frame_png(session: Session, ev: Event) -> tuple[str, bytes] | None:
@@ -137,6 +167,8 @@ def _action_json(a: Action) -> dict[str, Any]:
         "url": a.url,
         "target": a.target,
         "summary": a.summary,
+        "intent": a.intent,
+        "region": list(a.region) if a.region else None,
     }
 
 
@@ -183,6 +215,7 @@ def _data(session: Session) -> dict[str, Any]:
                 "error": t.error,
                 "duration_ms": round(t.duration_ms, 1),
                 "settle_ms": round(t.settle_ms, 1),
+                "phases": {k: round(v, 1) for k, v in t.phases.items()},
                 "policy": t.policy,
                 "notes": t.notes,
             }
@@ -208,8 +241,37 @@ def _data(session: Session) -> dict[str, Any]:
     }
 
 
+_ASSETS = Path(__file__).parent / "assets"
+
+
 def _asset(name: str) -> str:
-    return (Path(__file__).parent / "assets" / name).read_text(encoding="utf-8")
+    return (_ASSETS / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    # autoescape=True for every template: a value is markup only if it is Markup already.
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_ASSETS),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _csp(*, script: str | None, style: str) -> str:
+    """A policy that loads nothing from anywhere and runs only ``script``, by its hash."""
+    scripts = _sha256(script) if script is not None else "'none'"
+    return (
+        "default-src 'none'; img-src data:; "
+        f"style-src {_sha256(style)}; "
+        f"script-src {scripts}; "
+        "base-uri 'none'; form-action 'none'"
+    )
 
 
 def _safe_json(data: Any) -> str:
@@ -222,29 +284,55 @@ def _safe_json(data: Any) -> str:
 def render_html(session: Session) -> str:
     """The trace of ``session`` as one self-contained HTML document."""
     data = _data(session)
-    outcome = data["outcome"] or {}
+    outcome = data["outcome"] if isinstance(data["outcome"], dict) else {}
     status = str(outcome.get("status", "incomplete" if not data["complete"] else "?"))
     reason = str(outcome.get("reason") or data["reason"] or "")
-    title = f"agentcorp trace: {data['task'] or data['session']}"
-    meta = (
-        f"session {data['session']} · outcome <b class='{html.escape(status)}'>"
-        f"{html.escape(status)}</b>{(' · ' + html.escape(reason)) if reason else ''}"
-        f" · {len(data['steps'])} steps · {html.escape(str(data['started'] or ''))}"
-    )
+    css, script = _asset("trace.css"), _asset("trace.js")
     return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
-        "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-        f"<title>{html.escape(title)}</title><style>{_asset('trace.css')}</style></head><body>"
-        f"<header><h1>{html.escape(title)}</h1><div class='meta'>{meta}</div></header>"
-        "<nav id='timeline' aria-label='steps'></nav><main><div id='stage'>"
-        "<img id='frame' alt='screen'><svg id='overlay' preserveAspectRatio='none'></svg></div>"
-        "<aside><div id='info'></div><h2>Checks</h2><ul id='checks'></ul>"
-        "<p class='hint'>← / → to step, Home / End to jump · <span id='pos'></span></p>"
-        "</aside></main>"
-        f"<script type='application/json' id='trace-data'>{_safe_json(data)}</script>"
-        f"<script>{_asset('trace.js')}</script></body></html>\n"
+        _templates()
+        .get_template("trace.html")
+        .render(
+            csp=_csp(script=script, style=css),
+            title=f"agentcorp trace: {data['task'] or data['session']}",
+            css=Markup(css),  # our own file, and CSS text must not be entity-escaped
+            session=str(data["session"]),
+            status=status,
+            reason=reason,
+            n_steps=len(data["steps"]),
+            started=str(data["started"] or ""),
+            data=Markup(_safe_json(data)),  # JSON with every <, > and & \u-escaped
+            script=Markup(script),
+        )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """One task of a run, as the index page lists it (``link``: its trace, relative)."""
+
+    task: str
+    status: str
+    mode: str
+    detail: str
+    link: str | None = None
+
+
+def render_run_index(rows: Iterable[IndexRow]) -> str:
+    """A run's index page: one row per task, linking its trace; every value escaped."""
+    css = _asset("run_index.css")
+    safe = [
+        r if _relative_link(r.link) else IndexRow(r.task, r.status, r.mode, r.detail) for r in rows
+    ]
+    return (
+        _templates()
+        .get_template("run_index.html")
+        .render(csp=_csp(script=None, style=css), css=Markup(css), rows=safe)
+    )
+
+
+def _relative_link(link: str | None) -> bool:
+    # Only a relative path to a file beside the index: never a scheme (javascript:, data:).
+    return bool(link) and ":" not in str(link).split("/", 1)[0] and not str(link).startswith("//")
 
 
 def write_report(session: Session, out: str | Path) -> Path:
@@ -262,7 +350,10 @@ def _draw_action(img: Any, a: Action, scale: float) -> None:
 
     d = ImageDraw.Draw(img)
     red = (255, 45, 85)
-    if a.x is not None and a.y is not None:
+    if a.kind == "zoom" and a.region is not None:
+        zx, zy, zw, zh = (v * scale for v in a.region)
+        d.rectangle((zx, zy, zx + zw, zy + zh), outline=red, width=3)
+    elif a.x is not None and a.y is not None:
         x, y = a.x * scale, a.y * scale
         d.ellipse((x - 10, y - 10, x + 10, y + 10), outline=red, width=3)
         d.line((x - 16, y, x + 16, y), fill=red, width=2)

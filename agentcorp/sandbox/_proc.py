@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -155,17 +154,6 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
 def _kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, *, poll: float = 0.01, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` every ``poll`` seconds until true; ``SandboxError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise SandboxError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(poll)
 
 
 # --- cleanup on exit and on SIGTERM/SIGHUP --------------------------------------------------

@@ -40,26 +40,39 @@ def settle_frames(
 
     While nothing differs from ``since`` (or, without it, from the first frame) the app may
     simply not have drawn yet: keep watching up to ``quiet`` seconds for a first change
-    before calling the screen settled. ``timeout`` caps the whole wait; ``stable`` is False
-    when it ran out.
+    before calling the screen settled (``quiet=0`` when the caller knows drawing is done).
+    ``timeout`` caps the whole wait; ``stable`` is False when it ran out. ``capture_ms`` is
+    the part of the time spent capturing.
     """
     t0 = time.perf_counter()
     deadline = t0 + max(0.0, timeout)
-    prev = capture()
+    spent = 0.0
+
+    def timed() -> Frame:
+        nonlocal spent
+        c0 = time.perf_counter()
+        frame = capture()
+        spent += time.perf_counter() - c0
+        return frame
+
+    prev = timed()
     baseline = since if since is not None else prev
     while True:
         now = time.perf_counter()
         if now >= deadline:
-            return _result(prev, since, t0, stable=False)
+            return _result(prev, since, t0, spent, stable=False)
         time.sleep(interval)
-        cur = capture()
+        cur = timed()
         if cur.rgb == prev.rgb:
             unchanged = cur.rgb == baseline.rgb
             if not unchanged or time.perf_counter() - t0 >= quiet:
-                return _result(cur, since, t0, stable=True)
+                return _result(cur, since, t0, spent, stable=True)
         prev = cur
 
 
-def _result(frame: Frame, since: Frame | None, t0: float, *, stable: bool) -> SettleResult:
+def _result(
+    frame: Frame, since: Frame | None, t0: float, spent: float, *, stable: bool
+) -> SettleResult:
     changed = changed_box(since, frame) if since is not None else None
-    return SettleResult(frame, changed, (time.perf_counter() - t0) * 1000.0, stable)
+    elapsed = (time.perf_counter() - t0) * 1000.0
+    return SettleResult(frame, changed, elapsed, stable, spent * 1000.0)

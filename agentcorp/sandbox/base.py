@@ -1,9 +1,9 @@
 """The ``Computer`` contract every sandbox backend implements, and the ``Frame`` it returns.
 
-Backends live in their own modules (``xvfb``, ``browser``, ``replay``) and are wired together
-only in ``agentcorp.cli`` and ``agentcorp.fleet``; the actor loop and planner see this module
-only. Coordinates are always *screen* pixels here; the model's downscaled frame is mapped in
-``agentcorp.sandbox.coords``.
+Backends live in their own modules (``xvfb``, ``browser``, ``recorded``) and are wired together
+only in the application layer (``agentcorp.app``) and ``agentcorp.fleet``; the actor loop and
+planner see this module only. Coordinates are always *screen* pixels here; the model's
+downscaled frame is mapped in ``agentcorp.sandbox.coords``.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ class SettleResult:
     changed: Box | None
     elapsed_ms: float
     stable: bool
+    #: Of ``elapsed_ms``, the time spent capturing frames (the rest is waiting).
+    capture_ms: float = 0.0
 
 
 class Computer(ABC):

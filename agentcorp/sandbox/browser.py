@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fnmatch
+import html
 import io
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from PIL import Image
 
 from agentcorp.errors import PolicyViolation, SandboxError, SandboxUnavailable
+from agentcorp.policy.urls import UrlPolicy
 from agentcorp.sandbox._proc import register_cleanup, tune_allocator, unregister_cleanup
-from agentcorp.sandbox._settle import settle_frames
+from agentcorp.sandbox._settle import changed_box, settle_frames
 from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
 from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.sandbox.services import Service, ServiceSpec, start_service
@@ -50,8 +52,10 @@ _CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
-# Schemes that never leave the browser; the policy is about network destinations.
-_LOCAL_SCHEMES = ("about:", "data:", "blob:", "chrome-error:")
+# What an allowed redirect becomes, so its target is a navigation the route sees.
+_REFRESH_PAGE = '<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
+# What Chromium shows after a failed load; not a destination, so never a policy violation.
+_ERROR_PAGES = ("chrome-error:",)
 
 _KEYS: dict[str, str] = {
     "ctrl": "Control",
@@ -110,20 +114,25 @@ def find_chromium(chromium: str | None = None) -> str:
 
 
 def url_allowed(url: str, allow_urls: Sequence[str]) -> bool:
-    """Whether ``url`` matches one of the ``allow_urls`` globs (empty list allows all)."""
-    if not allow_urls or url.startswith(_LOCAL_SCHEMES):
-        return True
-    return any(fnmatch.fnmatchcase(url, pat) for pat in allow_urls)
+    """Whether ``url`` may be visited under ``allow_urls`` (the policy gate's own decision)."""
+    return UrlPolicy(allow_urls).allows(url)
+
+
+NavigationObserver = Callable[[str, bool, "str | None"], None]
 
 
 class BrowserComputer(Computer):
     """A headless Chromium page the actor drives like a screen.
 
     ``services`` are started first (``${secrets.NAME}`` in their env resolved from
-    ``secrets``), then the browser opens ``start_url``. ``allow_urls`` are globs such as
-    ``"http://127.0.0.1:8765/*"``; requests elsewhere are aborted and a top-level navigation
-    elsewhere raises ``PolicyViolation`` (from ``goto``, or from the next call after a click
-    that tried it). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
+    ``secrets``), then the browser opens ``start_url``. ``allow_urls`` are the policy's URL
+    patterns (``agentcorp.policy.urls``, the same decision as the gate's), applied to every
+    request and every navigation hop: a refused sub-resource request is aborted; a refused
+    navigation (link, redirect, form post, ``window.open``, script, iframe, download) is
+    answered "204 No Content" so the page stays where it was, and a top-level one raises
+    ``PolicyViolation`` (from ``goto``, or from the next call after the click that tried
+    it). ``on_navigation(url, allowed, reason)`` is called for every navigation decision
+    (the run's audit log). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
     """
 
     def __init__(
@@ -139,12 +148,15 @@ class BrowserComputer(Computer):
         capture: Literal["cdp-jpeg", "png"] = "cdp-jpeg",
         capture_quality: int = 90,
         timeout: float = 20.0,
+        on_navigation: NavigationObserver | None = None,
     ) -> None:
         w, h = screen
         if w < 1 or h < 1:
             raise SandboxError(f"screen must be positive, got {screen!r}")
         self._screen = (w, h)
         self._allow = tuple(allow_urls)
+        self._urls = UrlPolicy(self._allow)
+        self._on_navigation = on_navigation
         self._secrets: dict[str, str] = dict(secrets or {})
         self._capture = capture
         self._quality = capture_quality
@@ -154,8 +166,19 @@ class BrowserComputer(Computer):
         self._services: list[Service] = []
         self._blocked: list[str] = []
         self._pending_violation: str | None = None
+        self._leave_pending = False
+        self._hops: set[str] = set()
         self._nav_pending = False
         self._main_frame_id = ""
+        self._focus_frame: Any = None
+        self._inflight: dict[int, float] = {}
+        #: Requests younger than this (seconds) hold ``settle``; older ones (long polls,
+        #: streams) do not.
+        self.request_grace = 1.0
+        #: How long a click waits for something covering its target to go away.
+        self.cover_wait = 1.0
+        #: How often a line whose text did not land is typed again (slower each time).
+        self.type_retries = 2
         self._pw: Any = None
         self._browser: Any = None
         self._own_home = home is None
@@ -193,9 +216,14 @@ class BrowserComputer(Computer):
                 accept_downloads=False,
             )
             self._context.set_default_timeout(self._timeout_ms)
-            if self._allow:
-                self._context.route("**/*", self._route)
+            # Every request is routed, restricted or not: file:, chrome: and friends are
+            # refused even without an allow list.
+            self._context.route("**/*", self._route)
             self._page = self._context.new_page()
+            self._page.on("framenavigated", self._on_navigated)
+            self._page.on("request", self._on_request)
+            self._page.on("requestfinished", self._on_request_done)
+            self._page.on("requestfailed", self._on_request_done)
             self._attach_cdp()
         except Error as exc:
             raise SandboxError(f"Chromium did not start: {_one_line(exc)}") from exc
@@ -223,16 +251,121 @@ class BrowserComputer(Computer):
         if "frameId" not in params or params.get("frameId") == self._main_frame_id:
             self._nav_pending = False
 
+    def _on_request(self, request: Any) -> None:
+        self._inflight[id(request)] = time.monotonic()
+
+    def _on_request_done(self, request: Any) -> None:
+        self._inflight.pop(id(request), None)
+
     def _route(self, route: Any) -> None:
+
         request = route.request
         url = request.url
-        if url_allowed(url, self._allow):
-            route.continue_()
+        reason = self._urls.refusal(url)
+        navigation = request.is_navigation_request()
+        if navigation:
+            self._notify(url, reason)
+        if reason is None:
+            if not navigation:
+                route.continue_()
+                return
+            self._continue_navigation(route, url)
             return
         self._blocked.append(url)
-        if request.is_navigation_request() and request.frame.parent_frame is None:
+        if not navigation:
+            route.abort("blockedbyclient")
+            return
+        self._block_navigation(route, url, request)
+
+    def _block_navigation(self, route: Any, url: str, request: Any) -> None:
+        from playwright.sync_api import Error
+
+        top = True
+        with contextlib.suppress(Error):  # a popup's frame may not be known yet
+            top = request.frame.parent_frame is None
+        if top:
             self._pending_violation = url
-        route.abort("blockedbyclient")
+        # "No Content" to a navigation leaves the frame on the page it was showing.
+        route.fulfill(status=204, body="")
+
+    def _continue_navigation(self, route: Any, url: str) -> None:
+        """Let an allowed navigation hop through, turning a redirect into a routed navigation.
+
+        Chromium follows a redirect without asking the route again, so the hop is fetched
+        here without following; a redirect is answered with a page that refreshes to its
+        target at once (a client redirect, which replaces the history entry), and that
+        navigation comes back through ``_route`` like any other.
+        """
+        from playwright.sync_api import Error
+
+        try:
+            response = self._fetch_hop(route, url)
+        except Error:
+            route.abort("failed")
+            return
+        location = response.headers.get("location")
+        if not (300 <= response.status < 400 and location):
+            self._hops.discard(url)
+            route.fulfill(response=response)
+            return
+        target = urljoin(url, location)
+        reason = self._urls.refusal(target)
+        if reason is not None:
+            self._notify(target, reason)
+            self._blocked.append(target)
+            self._block_navigation(route, target, route.request)
+            return
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("location", "content-length", "content-type", "content-encoding")
+        }
+        self._hops.add(url)
+        route.fulfill(
+            status=200,
+            headers=headers,
+            content_type="text/html; charset=utf-8",
+            body=_REFRESH_PAGE.format(url=html.escape(target, quote=True)),
+        )
+
+    def _fetch_hop(self, route: Any, url: str) -> Any:
+        """One hop of a navigation, fetched by the driver without following redirects."""
+        from playwright.sync_api import Error
+
+        try:
+            return route.fetch(max_redirects=0)
+        except Error:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").rstrip(".")
+            if not (host == "localhost" or host.endswith(".localhost")):
+                raise
+        # Chromium resolves every *.localhost name to loopback (RFC 6761) but the driver's
+        # resolver may not: fetch from 127.0.0.1 with the name in Host and the page's cookies.
+        headers = dict(route.request.headers)
+        headers["host"] = parts.netloc
+        cookies = self._context.cookies(url)
+        if cookies:
+            headers["cookie"] = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
+        loop = parts._replace(netloc=f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1")
+        return route.fetch(url=urlunsplit(loop), headers=headers, max_redirects=0)
+
+    def _on_navigated(self, frame: Any) -> None:
+        """Catch navigations no request announces (``data:``, ``blob:``, ``about:``)."""
+        url = str(frame.url)
+        if url.startswith(_ERROR_PAGES) or frame.parent_frame is not None:
+            return
+        reason = self._urls.refusal(url)
+        if reason is not None and url not in self._blocked[-1:]:
+            self._blocked.append(url)
+            self._notify(url, reason)
+            self._pending_violation = url
+            self._leave_pending = True
+
+    def _notify(self, url: str, reason: str | None) -> None:
+        if self._on_navigation is not None:
+            # An observer's failure must not let a navigation through or stall the browser.
+            with contextlib.suppress(Exception):
+                self._on_navigation(url, reason is None, reason)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -278,11 +411,27 @@ class BrowserComputer(Computer):
     def goto(self, url: str) -> None:
         """Navigate to ``url``; ``PolicyViolation`` when it is outside ``allow_urls``."""
         self._check()
-        if not url_allowed(url, self._allow):
+        reason = self._urls.refusal(url)
+        if reason is not None:
             self._blocked.append(url)
-            raise PolicyViolation(f"navigation to {url} blocked: not in allow_urls")
+            self._notify(url, reason)
+            raise PolicyViolation(f"navigation to {url} blocked: {reason}")
         self._call(f"goto {url}", self._page.goto, url, wait_until="domcontentloaded")
+        self._follow_hops()
         self._raise_violation()
+
+    def _follow_hops(self) -> None:
+        """Wait until a page that only redirects (``_continue_navigation``) has moved on."""
+        for _ in range(20):  # browsers stop redirect chains at about 20 hops too
+            here = self.url
+            if here not in self._hops or self._pending_violation is not None:
+                return
+            self._call(
+                "redirect",
+                self._page.wait_for_url,
+                lambda u, here=here: u != here,
+                wait_until="domcontentloaded",
+            )
 
     def back(self) -> None:
         """Go back one page in history."""
@@ -292,6 +441,11 @@ class BrowserComputer(Computer):
 
     def _raise_violation(self) -> None:
         url, self._pending_violation = self._pending_violation, None
+        if self._leave_pending:
+            # A page the route never saw (data:, blob:) committed: go back where we were.
+            self._leave_pending = False
+            with contextlib.suppress(Exception):
+                self._page.go_back(wait_until="domcontentloaded")
         if url is not None:
             raise PolicyViolation(f"navigation to {url} blocked: not in allow_urls")
 
@@ -378,14 +532,40 @@ class BrowserComputer(Computer):
         return bytes(self._call("screenshot", self._page.screenshot, **kwargs))
 
     def click(self, x: int, y: int, button: Button = "left") -> None:
-        """Click at (x, y) with ``button``."""
+        """Click at (x, y) with ``button``.
+
+        When (x, y) lies on an element the last ``dom_find`` returned and something else is on
+        top of it there (an overlay, an open menu), waits up to ``cover_wait`` seconds for it
+        to go, else raises ``SandboxError`` naming what covers the target; nothing is clicked.
+        """
         self._check()
-        self._call("click", self._page.mouse.click, *self._xy(x, y), button=button)
+        xy = self._xy(x, y)
+        self._wait_uncovered(x, y)
+        self._call("click", self._page.mouse.click, *xy, button=button)
 
     def double_click(self, x: int, y: int) -> None:
-        """Double-click at (x, y)."""
+        """Double-click at (x, y) (the same covered-target check as ``click``)."""
         self._check()
-        self._call("double_click", self._page.mouse.dblclick, *self._xy(x, y))
+        xy = self._xy(x, y)
+        self._wait_uncovered(x, y)
+        self._call("double_click", self._page.mouse.dblclick, *xy)
+
+    def _wait_uncovered(self, x: int, y: int) -> None:
+        from playwright.sync_api import Error
+
+        deadline = time.monotonic() + self.cover_wait
+        while True:
+            try:
+                cover = self._page.evaluate(_COVER_JS, [x, y])
+            except Error:
+                return  # a page in the middle of navigating has nothing on top of anything
+            if cover is None:
+                return
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"click at ({x}, {y}) not done: the target is covered by {cover}"
+                )
+            self._page.wait_for_timeout(50)
 
     def move(self, x: int, y: int) -> None:
         """Move the pointer to (x, y)."""
@@ -412,15 +592,87 @@ class BrowserComputer(Computer):
         self._call("scroll", self._page.mouse.wheel, dx * 100, dy * 100)
 
     def type(self, text: str) -> None:
-        """Type ``text`` into the focused element; ``${secrets.NAME}`` resolved here."""
+        """Type ``text`` into the focused field and check it landed; secrets resolved here.
+
+        The field's value is read back from the DOM after each line: on a mismatch the field
+        is restored and the line typed again, slower, up to ``type_retries`` times; then
+        ``SandboxError`` says what the field holds (never a secret or a password field's
+        content). Typing with no editable element focused raises before any key is sent.
+        """
         self._check()
         value = resolve_secrets(text, self._secrets)
+        hidden = value != text
         lines = value.split("\n")
         for i, line in enumerate(lines):
             if line:
-                self._call("type", self._page.keyboard.type, line)
+                self._type_line(line, text.split("\n")[i] if not hidden else None)
             if i < len(lines) - 1:
                 self._call("type", self._page.keyboard.press, "Enter")
+
+    def _type_line(self, line: str, shown: str | None) -> None:
+        """Type one line into the focused field and verify it (``shown``: None hides it)."""
+        before = self._focus_state("find")
+        if not before.get("editable"):
+            raise SandboxError(
+                f"type: no text field has the focus (it is on {before.get('desc', '?')}); "
+                "nothing was typed"
+            )
+        hide = shown is None or bool(before.get("password"))
+        if before.get("kind") == "select":
+            self._choose_option(line, hide)
+            return
+        for attempt in range(self.type_retries + 1):
+            # Pacing grows on each retry: apps that drop keys do so for tens of milliseconds.
+            delay = (0.0, 30.0, 90.0, 150.0)[min(attempt, 3)]
+            self._call("type", self._page.keyboard.type, line, delay=delay)
+            after = self._focus_state("read")
+            if _landed(before, after, line):
+                return
+            if attempt == self.type_retries or not self._restore(before):
+                break
+        what = "the typed text" if hide else repr(shown)
+        if not after.get("editable"):
+            raise SandboxError(f"type: {what} went nowhere: the field lost the focus")
+        held = "its hidden content" if hide else repr(str(after.get("value", ""))[:80])
+        raise SandboxError(
+            f"type: {what} did not land in {before.get('desc', 'the field')}: "
+            f"it holds {held} after {self.type_retries + 1} tries"
+        )
+
+    def _choose_option(self, line: str, hide: bool) -> None:
+        """Choose the focused ``<select>``'s option with this text, as a person picks it.
+
+        Keys typed into an open list only move its highlight; the choice is what counts.
+        """
+        got = self._call("type", self._focus_frame.evaluate, _CHOOSE_JS, line)
+        if got.get("ok"):
+            return
+        what = "the typed text" if hide else repr(line)
+        options = ", ".join(repr(o) for o in got.get("options", [])[:8])
+        raise SandboxError(f"type: {got.get('desc', 'the list')} has no option {what}: {options}")
+
+    def _focus_state(self, op: Literal["find", "read"]) -> dict[str, Any]:
+        frame = self._page.main_frame if op == "find" else self._focus_frame
+        state = self._call("type", frame.evaluate, _FOCUS_JS, op)
+        if op == "find":
+            self._focus_frame = frame
+            if isinstance(state, dict) and state.get("frame"):
+                # Focus is in a frame of another origin: ask each frame which one has it.
+                for child in self._page.frames[1:]:
+                    try:
+                        if not child.evaluate("() => document.hasFocus()"):
+                            continue
+                        state = child.evaluate(_FOCUS_JS, op)
+                    except Exception:  # a frame that went away while we asked
+                        continue
+                    self._focus_frame = child
+                    break
+        return dict(state) if isinstance(state, dict) else {"editable": False, "desc": "?"}
+
+    def _restore(self, before: Mapping[str, Any]) -> bool:
+        """Put the field back as it was before typing (for a retry); False if it cannot be."""
+        args = [before.get("value", ""), before.get("start"), before.get("end")]
+        return bool(self._call("type", self._focus_frame.evaluate, _RESTORE_JS, args))
 
     def key(self, combo: str) -> None:
         """Press a combination like ``"ctrl+a"``, ``"Return"``, ``"shift+Tab"``."""
@@ -434,35 +686,65 @@ class BrowserComputer(Computer):
             self._page.wait_for_timeout(seconds * 1000.0)
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
-        """Return once a started navigation loaded and two consecutive frames agree.
+        """Return as soon as the page is done with what the last action started.
 
-        Capped by ``timeout``; raises a pending ``PolicyViolation`` for a navigation the last
-        action tried.
+        Done means: a navigation it started has reached DOMContentLoaded, no request younger
+        than ``request_grace`` seconds is in flight, the renderer has drawn two animation
+        frames since, and two consecutive captures agree. The page tells us when drawing is
+        done, so there is no quiet period to wait out on a page that did not change. Capped by
+        ``timeout``; raises a pending ``PolicyViolation`` for a navigation the last action
+        tried.
         """
-        from playwright.sync_api import Error
-
         self._check()
         t0 = time.perf_counter()
-        # A Playwright round trip delivers the events an action caused (a form submission's
-        # navigation request); a started navigation is waited for by its load event.
-        with contextlib.suppress(Error):
-            self._page.context.cookies()
         deadline = t0 + timeout
+        spent = 0.0
         while True:
-            while self._nav_pending and time.perf_counter() < deadline:
-                # Lets Playwright deliver events until the new document's DOMContentLoaded.
-                self._page.wait_for_timeout(5)
+            animating = self._until_idle(deadline)
             self._raise_violation()
-            left = max(0.0, deadline - time.perf_counter())
-            result = settle_frames(self.screenshot, left, since, interval=0.002, quiet=0.15)
+            if animating:
+                left = max(0.0, deadline - time.perf_counter())
+                result = settle_frames(self.screenshot, left, since, interval=0.002, quiet=0.0)
+                frame, stable = result.frame, result.stable
+                spent += result.capture_ms
+            else:
+                # Drawn, and nothing animates: this one frame is the settled screen.
+                c0 = time.perf_counter()
+                frame, stable = self.screenshot(), True
+                spent += (time.perf_counter() - c0) * 1000.0
             self._raise_violation()
-            # A navigation that began while we watched frames (a slow form submission) means
-            # the screen is about to change: wait for it and settle again.
+            # A navigation that began while we captured (a slow form submission) means the
+            # screen is about to change: wait for it and settle again.
             if not self._nav_pending or time.perf_counter() >= deadline:
                 break
         self._nav_pending = False
+        changed = changed_box(since, frame) if since is not None else None
         elapsed = (time.perf_counter() - t0) * 1000.0
-        return SettleResult(result.frame, result.changed, elapsed, result.stable)
+        return SettleResult(frame, changed, elapsed, stable, spent)
+
+    def _until_idle(self, deadline: float) -> bool:
+        """Wait (to ``deadline``) for navigation, young requests, then two drawn frames.
+
+        True when CSS animations or transitions are still running (frames must then be
+        compared until they agree).
+        """
+        from playwright.sync_api import Error
+
+        animating = True
+        while time.perf_counter() < deadline:
+            try:
+                # One round trip also delivers the events the action caused (a form
+                # submission's navigation) before we look at our flags.
+                animating = bool(self._page.evaluate(_FRAMES_JS))
+            except Error:
+                pass  # the old document went away under a navigation: look again
+            else:
+                now = time.monotonic()
+                young = any(now - t < self.request_grace for t in self._inflight.values())
+                if not self._nav_pending and not young:
+                    return animating
+            self._page.wait_for_timeout(5)
+        return animating
 
     def _xy(self, x: int, y: int) -> tuple[float, float]:
         w, h = self._screen
@@ -472,71 +754,84 @@ class BrowserComputer(Computer):
 
     # --- DOM helpers for grounding and safety ------------------------------------------
 
-    def dom_locate(self, target: str, role: str | None = None) -> list[tuple[Box, str]]:
-        """Visible elements matching ``target`` (by role name, label or text), as screen boxes.
+    def dom_find(
+        self, target: str, role: str | None = None, *, remember: bool = True
+    ) -> list[dict[str, Any]]:
+        """Visible elements for ``target`` as dicts (box, text, how, kind, actionable).
 
-        ``role`` is one of button/field/link/text/menu; None tries all of them. Exact matches
-        come first; at most 20 results.
+        One pass over the page (open shadow roots included): the deepest elements whose
+        rendered text holds the target (an element and its descendants with the same text
+        are one place, the actionable one); fields by ``<label>``, ``aria-labelledby``,
+        ``aria-label`` and placeholder; buttons, links and images by value, aria-label, title
+        and alt; for ``role="field"`` with no named field, the nearest field right of (or
+        below) a caption holding the target. ``how`` says which. ``role`` keeps one kind:
+        button/field/link/menu/text. Exact matches first; at most 20. With ``remember`` the
+        elements are kept so a click on one can check that nothing covers it.
         """
         self._check()
         if role is not None and role not in (*_ROLES, "text"):
             raise SandboxError(f"dom_locate: unknown role {role!r}")
-        page = self._page
-        locators: list[Any] = []
-        roles = [role] if role else ["button", "field", "link", "menu", "text"]
-        for exact in (True, False):
-            for r in roles:
-                if r == "text":
-                    locators.append(page.get_by_text(target, exact=exact))
-                    continue
-                if r == "field":
-                    locators.append(page.get_by_label(target, exact=exact))
-                    locators.append(page.get_by_placeholder(target, exact=exact))
-                for aria in _ROLES[r]:
-                    locators.append(page.get_by_role(aria, name=target, exact=exact))
-        found: list[tuple[Box, str]] = []
-        seen: set[tuple[int, int, int, int]] = set()
-        for loc in locators:
-            for el in self._call("dom_locate", loc.all):
-                box = self._visible_box(el)
-                if box is None or (key := (box.x, box.y, box.w, box.h)) in seen:
-                    continue
-                seen.add(key)
-                found.append((box, self._element_text(el)))
-                if len(found) >= 20:
-                    return found
-        return found
-
-    def _visible_box(self, el: Any) -> Box | None:
-        from playwright.sync_api import Error
-
-        try:
-            if not el.is_visible():
-                return None
-            bb = el.bounding_box()
-        except Error:
-            return None
-        if not bb or bb["width"] <= 0 or bb["height"] <= 0:
-            return None
+        raw = self._call("dom_locate", self._page.evaluate, _FIND_JS, [target, role, 20, remember])
         sw, sh = self._screen
-        x0, y0 = max(0, int(bb["x"])), max(0, int(bb["y"]))
-        x1 = min(sw, int(bb["x"] + bb["width"] + 0.999))
-        y1 = min(sh, int(bb["y"] + bb["height"] + 0.999))
-        if x1 <= x0 or y1 <= y0:
-            return None
-        return Box(x0, y0, x1 - x0, y1 - y0)
+        out: list[dict[str, Any]] = []
+        for c in raw or []:
+            x0, y0 = max(0, int(c["x"])), max(0, int(c["y"]))
+            x1 = min(sw, int(c["x"] + c["w"] + 0.999))
+            y1 = min(sh, int(c["y"] + c["h"] + 0.999))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            out.append(
+                {
+                    "box": Box(x0, y0, x1 - x0, y1 - y0),
+                    "text": str(c["text"]),
+                    "how": str(c["how"]),
+                    "kind": str(c["kind"]),
+                    "actionable": bool(c["actionable"]),
+                }
+            )
+        return out
 
-    def _element_text(self, el: Any) -> str:
+    def dom_locate(self, target: str, role: str | None = None) -> list[tuple[Box, str]]:
+        """``dom_find`` as ``(box, text)`` pairs (the ``DomLocator`` contract), not remembered."""
+        return [(c["box"], c["text"]) for c in self.dom_find(target, role, remember=False)]
+
+    # --- reading the page (success checks) ---------------------------------------------
+
+    def page_text(self) -> str:
+        """The page's rendered text, then the values of its visible form fields."""
+        self._check()
+        return str(self._call("page_text", self._page.evaluate, _PAGE_TEXT_JS))
+
+    def dom_read(self, selector: str, read: str, attribute: str | None = None) -> list[Any]:
+        """Per element matching ``selector``: its text, value or ``attribute`` (or None).
+
+        ``read="count"`` returns one entry per match. ``ValueError`` when the page rejects the
+        selector.
+        """
         from playwright.sync_api import Error
 
+        self._check()
+        if read not in ("text", "value", "attribute", "count"):
+            raise SandboxError(f"dom_read: unknown read {read!r}")
         try:
-            text = el.evaluate(
-                "e => (e.innerText || e.value || e.getAttribute('aria-label') || "
-                "e.getAttribute('placeholder') || e.textContent || '').trim()"
-            )
-        except Error:
-            return ""
-        return " ".join(str(text).split())[:200]
+            out = self._page.evaluate(_DOM_READ_JS, [selector, read, attribute])
+        except Error as exc:
+            raise ValueError(f"selector {selector!r}: {_page_error(exc)}") from None
+        return list(out)
+
+    def js_eval(self, expression: str) -> Any:
+        """Evaluate ``expression`` in the page; ``ValueError`` with the page's message if it throws.
+
+        A function expression is called; a promise is awaited. Values that are not JSON come
+        back as Playwright serialises them (None for undefined).
+        """
+        from playwright.sync_api import Error
+
+        self._check()
+        try:
+            return self._page.evaluate(expression)
+        except Error as exc:
+            raise ValueError(_page_error(exc)) from None
 
     def focused_field(self) -> tuple[Box, bool] | None:
         """Box of the focused text input and whether it is a password field, or None."""
@@ -585,6 +880,349 @@ def _playwright_combo(combo: str) -> str:
         else:
             out.append(name[0].upper() + name[1:])
     return "+".join(out)
+
+
+_FIND_JS = r"""([target, role, limit, remember]) => {
+  const KEY = Symbol.for('agentcorp.targets');
+  const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+  const fold = (s) => norm(s).toLowerCase();
+  const squash = (s) => (s || '').toLowerCase().replace(/\s+/g, '');
+  const want = fold(target);
+  const wantSq = squash(target);
+  if (!want) return [];
+  const vw = window.innerWidth, vh = window.innerHeight;
+  const NOT_TEXT = ['button', 'submit', 'reset', 'checkbox', 'radio', 'file', 'image', 'hidden',
+    'range', 'color'];
+  const isField = (e) => {
+    const t = e.tagName;
+    if (t === 'TEXTAREA' || t === 'SELECT' || e.isContentEditable) return !e.disabled;
+    if (t !== 'INPUT') {
+      const r = (e.getAttribute('role') || '').toLowerCase();
+      return ['textbox', 'searchbox', 'combobox', 'spinbutton'].includes(r);
+    }
+    return !NOT_TEXT.includes((e.type || '').toLowerCase()) && !e.disabled;
+  };
+  const kindOf = (e) => {
+    const t = e.tagName, r = (e.getAttribute('role') || '').toLowerCase();
+    const type = (e.type || '').toLowerCase();
+    if (isField(e)) return 'field';
+    if (t === 'BUTTON' || r === 'button' || t === 'SUMMARY' ||
+        (t === 'INPUT' && ['button', 'submit', 'reset', 'image'].includes(type))) return 'button';
+    if ((t === 'A' && e.hasAttribute('href')) || r === 'link') return 'link';
+    if (['menuitem', 'menuitemcheckbox', 'menuitemradio', 'option', 'tab', 'treeitem']
+        .includes(r) || t === 'OPTION') return 'menu';
+    if (t === 'INPUT' || r === 'checkbox' || r === 'radio' || r === 'switch') return 'control';
+    return 'text';
+  };
+  const ACTIONABLE = 'a,button,input,select,textarea,summary,option,label,[role=button],' +
+    '[role=link],[role=menuitem],[role=option],[role=tab],[role=checkbox],[role=radio],' +
+    '[role=treeitem],[onclick],[contenteditable=""],[contenteditable=true]';
+  const actionable = (e) => e.matches(ACTIONABLE) ||
+    (e.closest(ACTIONABLE) !== null) ||
+    window.getComputedStyle(e).cursor === 'pointer';
+  const box = (e) => {
+    if (e.checkVisibility && !e.checkVisibility({visibilityProperty: true})) return null;
+    const r = e.getBoundingClientRect();
+    if (r.width <= 0 || r.height <= 0) return null;
+    const x0 = Math.max(0, r.left), y0 = Math.max(0, r.top);
+    const x1 = Math.min(vw, r.right), y1 = Math.min(vh, r.bottom);
+    if (x1 - x0 < 1 || y1 - y0 < 1) return null;
+    return {x: x0, y: y0, w: x1 - x0, h: y1 - y0, r};
+  };
+  // Every element, open shadow roots included.
+  const all = [];
+  const walk = (root) => {
+    for (const e of root.querySelectorAll('*')) {
+      all.push(e);
+      if (e.shadowRoot) walk(e.shadowRoot);
+    }
+  };
+  walk(document);
+  const byId = (root, id) => (root.getElementById ? root.getElementById(id) : null) ||
+    document.getElementById(id);
+  const labelledBy = (e) => norm((e.getAttribute('aria-labelledby') || '').split(/\s+/)
+    .map((id) => id && byId(e.getRootNode(), id)).filter(Boolean)
+    .map((l) => l.innerText || l.textContent).join(' '));
+  const matches = (s) => fold(s).includes(want);
+  const out = [];
+  const seen = new Set();
+  const add = (e, text, how) => {
+    if (seen.has(e)) return;
+    const b = box(e);
+    if (!b) return;
+    seen.add(e);
+    out.push({e, b, text: norm(text).slice(0, 200), how, kind: kindOf(e),
+      act: actionable(e)});
+  };
+  // 1. Text: the deepest elements whose rendered text holds the target. An element and its
+  //    descendants with the same text are one place: the actionable one among them.
+  const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'HEAD', 'TITLE', 'HTML',
+    'BODY', 'OPTION']);
+  const holders = all.filter((e) => !SKIP.has(e.tagName) &&
+    squash(e.textContent).includes(wantSq) && matches(e.innerText));
+  const holderSet = new Set(holders);
+  for (const e of holders) {
+    let deepest = true;
+    for (const c of e.children) if (holderSet.has(c)) { deepest = false; break; }
+    if (!deepest) continue;
+    let el = e;
+    const own = fold(e.innerText);
+    const up = e.parentElement && e.parentElement.closest(ACTIONABLE);
+    if (up && fold(up.innerText) === own && !isField(up)) el = up;
+    add(el, el.innerText, 'text');
+  }
+  // 2. Names that are not text: value of input buttons, aria-label, title, alt, placeholder,
+  //    labels and aria-labelledby of fields.
+  const fields = [];
+  for (const e of all) {
+    if (SKIP.has(e.tagName) && e.tagName !== 'OPTION') continue;
+    const field = isField(e);
+    if (field) fields.push(e);
+    const names = [];
+    if (field) {
+      for (const l of (e.labels || [])) names.push([l.innerText || l.textContent, 'label']);
+      names.push([labelledBy(e), 'label']);
+      names.push([e.getAttribute('placeholder'), 'placeholder']);
+    }
+    names.push([e.getAttribute('aria-label'), 'aria']);
+    names.push([e.getAttribute('title'), 'title']);
+    if (e.tagName === 'IMG') names.push([e.getAttribute('alt'), 'alt']);
+    if (e.tagName === 'INPUT' && !field) names.push([e.value, 'value']);
+    for (const [name, how] of names) {
+      if (name && matches(name)) { add(e, name, how); break; }
+    }
+  }
+  // 3. A caption beside a field (text that is no label): the nearest field to its right on
+  //    the same row, else the nearest below it.
+  const isLabelOf = (c, f) => c.tagName === 'LABEL' && c.control === f;
+  if (role === 'field' && !out.some((c) => c.kind === 'field')) {
+    const captions = out.filter((c) => c.kind !== 'field');
+    for (const c of captions) {
+      const cr = c.b.r;
+      let best = null, bestD = Infinity;
+      for (const f of fields) {
+        if (isLabelOf(c.e, f)) continue;
+        const fb = box(f);
+        if (!fb) continue;
+        const r = fb.r;
+        let d = Infinity;
+        const sameRow = r.top < cr.bottom && r.bottom > cr.top;
+        if (sameRow && r.left >= cr.right - 4 && r.left - cr.right < 400) d = r.left - cr.right;
+        else if (r.top >= cr.bottom - 4 && r.top - cr.bottom < 200 &&
+                 r.left < cr.right + 40 && r.right > cr.left - 40) {
+          d = (r.top - cr.bottom) + 0.25 * Math.abs(r.left - cr.left);
+        }
+        if (d < bestD) { bestD = d; best = f; }
+      }
+      if (best && !seen.has(best)) add(best, c.text, 'caption');
+    }
+  }
+  // A field named by a <label> that matched as text is that label's control: one place.
+  let found = out.filter((c) => !(c.how === 'text' && c.kind !== 'field' &&
+    out.some((o) => o.kind === 'field' && isLabelOf(c.e, o.e)) && role === 'field'));
+  if (role === 'field') found = found.filter((c) => c.kind === 'field');
+  else if (role === 'text') found = found.filter((c) => c.kind !== 'field' || c.how !== 'text');
+  else if (role) found = found.filter((c) => c.kind === role ||
+    (role === 'menu' && c.e.closest('[role=menu],[role=listbox],[role=menubar],[role=tablist]')));
+  else found = found.filter((c) => !(c.kind === 'field' && c.how === 'label' &&
+    out.some((o) => o.how === 'text' && isLabelOf(o.e, c.e))));
+  found.sort((a, b) => (fold(b.text) === want) - (fold(a.text) === want));
+  found = found.slice(0, limit);
+  if (remember) window[KEY] = found.map((c) => c.e);
+  return found.map((c, i) => ({x: c.b.x, y: c.b.y, w: c.b.w, h: c.b.h, text: c.text,
+    how: c.how, kind: c.kind, actionable: c.act || c.kind !== 'text', index: i}));
+}"""
+
+_COVER_JS = r"""([x, y]) => {
+  const arr = window[Symbol.for('agentcorp.targets')] || [];
+  const inside = (e) => {
+    if (!e || !e.isConnected || e.ownerDocument !== document) return false;
+    const r = e.getBoundingClientRect();
+    return r.left <= x && x < r.right && r.top <= y && y < r.bottom;
+  };
+  const mine = arr.filter(inside);
+  if (!mine.length) return null;
+  let hit = document.elementFromPoint(x, y);
+  while (hit && hit.shadowRoot) {
+    const inner = hit.shadowRoot.elementFromPoint(x, y);
+    if (!inner || inner === hit) break;
+    hit = inner;
+  }
+  if (!hit) return 'nothing (the point is outside the page)';
+  for (const e of mine) {
+    if (e === hit || e.contains(hit) || hit.contains(e)) return null;
+    if ((hit.tagName === 'LABEL' && hit.control === e) ||
+        (e.tagName === 'LABEL' && e.control === hit)) return null;
+    const host = e.getRootNode().host;
+    if (host && (host === hit || host.contains(hit))) return null;
+  }
+  const what = '<' + hit.tagName.toLowerCase() + (hit.id ? '#' + hit.id : '') +
+    (typeof hit.className === 'string' && hit.className.trim()
+      ? '.' + hit.className.trim().split(/\s+/).slice(0, 2).join('.') : '') + '>';
+  const text = (hit.innerText || '').replace(/\s+/g, ' ').trim();
+  return what + (text ? ' "' + (text.length > 60 ? text.slice(0, 59) + '…' : text) + '"' : '');
+}"""
+
+# What has the keyboard focus: the element typing goes to, followed into open shadow roots and
+# same-origin frames, kept in a page global so the text can be read back from the same element.
+_FOCUS_JS = r"""(op) => {
+  const KEY = Symbol.for('agentcorp.typing');
+  let e;
+  if (op === 'find') {
+    e = document.activeElement;
+    for (;;) {
+      if (e && e.shadowRoot && e.shadowRoot.activeElement) {
+        e = e.shadowRoot.activeElement;
+        continue;
+      }
+      if (e && (e.tagName === 'IFRAME' || e.tagName === 'FRAME')) {
+        let d = null;
+        try { d = e.contentDocument; } catch (_) { d = null; }
+        if (!d) return {frame: true};
+        e = d.activeElement;
+        continue;
+      }
+      break;
+    }
+    window[KEY] = e;
+  } else {
+    e = window[KEY];
+  }
+  if (!e || !e.isConnected) return {editable: false, desc: 'nothing'};
+  const tag = e.tagName.toLowerCase();
+  const type = (e.type || '').toLowerCase();
+  const desc = '<' + tag + (type && tag === 'input' ? ' type=' + type : '') +
+    (e.id ? '#' + e.id : '') + '>';
+  if (tag === 'body' || tag === 'html') return {editable: false, desc: 'the page itself'};
+  const password = tag === 'input' && type === 'password';
+  if (tag === 'select') {
+    const o = e.selectedOptions[0];
+    return {editable: true, kind: 'select', value: o ? o.text : '', start: null, end: null,
+      type, password, desc};
+  }
+  if (e.isContentEditable) {
+    return {editable: true, kind: 'content', value: e.innerText, start: null, end: null,
+      type, password, desc};
+  }
+  const NOT_TEXT = ['button', 'submit', 'reset', 'checkbox', 'radio', 'file', 'image',
+    'hidden', 'range', 'color'];
+  const editable = (tag === 'textarea' || (tag === 'input' && !NOT_TEXT.includes(type))) &&
+    !e.readOnly && !e.disabled;
+  if (!editable) return {editable: false, desc};
+  let start = null, end = null;
+  try { start = e.selectionStart; end = e.selectionEnd; } catch (_) { start = end = null; }
+  return {editable: true, kind: tag, value: e.value, start, end, type, password, desc};
+}"""
+
+_CHOOSE_JS = r"""(line) => {
+  const e = window[Symbol.for('agentcorp.typing')];
+  const norm = (t) => (t || '').replace(/\s+/g, ' ').trim().toLowerCase();
+  const want = norm(line);
+  const opts = Array.from(e.options);
+  let pick = opts.find((o) => norm(o.text) === want || norm(o.value) === want);
+  if (!pick) {
+    const starts = opts.filter((o) => norm(o.text).startsWith(want));
+    if (starts.length === 1) pick = starts[0];
+  }
+  const desc = '<select' + (e.id ? '#' + e.id : '') + '>';
+  if (!pick || pick.disabled) return {ok: false, desc, options: opts.map((o) => o.text)};
+  if (!pick.selected) {
+    e.value = pick.value;
+    pick.selected = true;
+    e.dispatchEvent(new Event('input', {bubbles: true}));
+    e.dispatchEvent(new Event('change', {bubbles: true}));
+  }
+  return {ok: true};
+}"""
+
+_RESTORE_JS = r"""([value, start, end]) => {
+  const e = window[Symbol.for('agentcorp.typing')];
+  if (!e || !e.isConnected || e.isContentEditable || e.tagName === 'SELECT') return false;
+  const proto = e.tagName === 'TEXTAREA' ? HTMLTextAreaElement.prototype
+    : HTMLInputElement.prototype;
+  Object.getOwnPropertyDescriptor(proto, 'value').set.call(e, value);
+  e.dispatchEvent(new Event('input', {bubbles: true}));
+  e.focus();
+  if (start !== null) { try { e.setSelectionRange(start, end); } catch (_) {} }
+  return true;
+}"""
+
+# Resolves once the renderer has produced two frames (the first may predate the action's DOM
+# changes), with whether CSS animations or transitions are running; a timer stands in when
+# frames are not produced (a hidden page).
+_FRAMES_JS = """() => new Promise((done) => {
+  const running = () => document.getAnimations().some((a) => a.playState === 'running');
+  const t = setTimeout(() => done(running()), 100);
+  requestAnimationFrame(() => requestAnimationFrame(() => { clearTimeout(t); done(running()); }));
+})"""
+
+_PAGE_TEXT_JS = """() => {
+  const parts = [document.body ? document.body.innerText : ''];
+  for (const e of document.querySelectorAll('input, textarea, select')) {
+    const type = (e.type || '').toLowerCase();
+    if (type === 'hidden' || type === 'password' || !e.getClientRects().length) continue;
+    if (e.tagName === 'SELECT') {
+      const o = e.selectedOptions[0];
+      if (o) parts.push(o.text);
+    } else if (e.value) {
+      parts.push(e.value);
+    }
+  }
+  return parts.join('\\n');
+}"""
+
+_DOM_READ_JS = """([sel, read, attr]) => {
+  const els = Array.from(document.querySelectorAll(sel));
+  if (read === 'count') return els.map(() => 1);
+  return els.map(e => {
+    if (read === 'text') return (e.innerText !== undefined ? e.innerText : e.textContent || '')
+      .replace(/\\s+/g, ' ').trim();
+    if (read === 'value') return e.value === undefined ? null : String(e.value);
+    const v = e.getAttribute(attr);
+    return v === null ? null : v;
+  });
+}"""
+
+
+_DATE_TYPES = ("date", "time", "datetime-local", "month", "week")
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def _landed(before: Mapping[str, Any], after: Mapping[str, Any], line: str) -> bool:
+    """Whether typing ``line`` into the field described by ``before`` gave ``after``.
+
+    Text fields must hold exactly the old value with the selection replaced by the line
+    (ignoring punctuation an input mask adds); fields with no selection (number, email) must
+    contain it; date and time fields must hold its digits; a select must have picked an
+    option starting with it; an editable region must hold it once more than before.
+    """
+    if not after.get("editable"):
+        return False
+    old, got = str(before.get("value") or ""), str(after.get("value") or "")
+    kind = after.get("kind")
+    if kind == "content":
+        return got.count(line) > old.count(line)
+    if kind == "select":
+        return got.casefold().startswith(line.casefold())
+    if after.get("type") in _DATE_TYPES:
+        return sorted(c for c in got if c.isdigit()) == sorted(c for c in line if c.isdigit())
+    start, end = before.get("start"), before.get("end")
+    if start is None or end is None:
+        return line in got or _alnum(line) in _alnum(got)
+    expected = old[: int(start)] + line + old[int(end) :]
+    return got == expected or _alnum(got) == _alnum(expected)
+
+
+def _page_error(exc: BaseException) -> str:
+    """The page's own error message, without Playwright's call log and stack."""
+    text = _one_line(exc)
+    for prefix in ("Page.evaluate: ", "Error: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text
 
 
 def _one_line(exc: BaseException) -> str:

@@ -92,6 +92,8 @@ def start_service(
         value = resolve_secrets(str(value), secrets or {}, f"service {spec.name!r} env {key}")
         env[key] = _expand_home(value, home)
     command = [_expand_home(str(arg), home) for arg in spec.command]
+    if spec.ready_url is not None:
+        _refuse_if_taken(spec.name, spec.ready_url)
     log = tempfile.TemporaryFile()  # noqa: SIM115  (owned and closed by the Service)
     prog = Path(spec.command[0]).name
     try:
@@ -117,6 +119,24 @@ def start_service(
     return service
 
 
+def _refuse_if_taken(name: str, url: str) -> None:
+    """Something that answers at ``url`` before we start is not our service.
+
+    Without this, readiness would be taken from a stranger on the same port (another run's
+    back office, say) while ours dies on "address in use", and the task would talk to the
+    wrong server: a silent wrong outcome.
+    """
+    with (
+        httpx.Client(timeout=1.0, trust_env=False) as client,
+        contextlib.suppress(httpx.TransportError),
+    ):
+        client.get(url)
+        raise SandboxError(
+            f"service {name!r}: something else already answers at {url} (its port is in "
+            "use by another process); stop it or give the service another port"
+        )
+
+
 def _wait_ready(service: Service) -> None:
     spec = service.spec
     assert spec.ready_url is not None
@@ -128,7 +148,7 @@ def _wait_ready(service: Service) -> None:
                 tail = service.log_tail(1) or "no output"
                 raise SandboxError(f"service {spec.name!r} exited with code {code}: {tail}")
             with contextlib.suppress(httpx.TransportError):
-                if client.get(spec.ready_url).status_code < 500:
+                if client.get(spec.ready_url).status_code < 500 and service.proc.poll() is None:
                     return
             if time.monotonic() >= deadline:
                 raise SandboxError(

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,7 +161,6 @@ class XvfbDesktop(Computer):
         self.home.mkdir(parents=True, exist_ok=True)
         self._x: Any = None
         self._mss: Any = None
-        self._input_backend = input_backend
         self._pyautogui: Any = None
         self._remapped: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode
         self._spare: list[int] = []
@@ -837,13 +836,3 @@ def _load_pyautogui(display: str) -> Any:
     pyautogui.FAILSAFE = False
     _pyautogui_display = display
     return pyautogui
-
-
-def iter_windows(desktop: XvfbDesktop) -> Iterator[tuple[str, str | None]]:
-    """(title, class) of every top-level client window, for diagnostics."""
-    for win in desktop._clients():
-        cls = None
-        with contextlib.suppress(Exception):
-            wc = win.get_wm_class()
-            cls = str(wc[1]) if wc else None
-        yield desktop._title(win), cls

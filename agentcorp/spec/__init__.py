@@ -1,9 +1,11 @@
 """The company spec: pydantic models, a safe one-pass loader, and the JSON Schema.
 
-This package imports nothing else of agentcorp (import-linter enforces it); its errors are its
-own ``SpecValidationError``, which the CLI turns into ``agentcorp.errors.SpecError``.
+This package imports nothing else of agentcorp but the shared error leaf (import-linter enforces
+it): an invalid spec raises ``agentcorp.errors.SpecError`` (exit code 2) carrying every
+``SpecIssue``, so callers never translate.
 """
 
+from agentcorp.errors import SpecError, SpecIssue
 from agentcorp.spec._inputs import (
     InputRowError,
     check_row,
@@ -11,7 +13,6 @@ from agentcorp.spec._inputs import (
     read_input_rows,
     with_inputs,
 )
-from agentcorp.spec._issues import SpecValidationError, ValidationIssue
 from agentcorp.spec._load import (
     company_files,
     load_company,
@@ -66,10 +67,10 @@ __all__ = [
     "Sandbox",
     "SecretSpec",
     "Service",
-    "SpecValidationError",
+    "SpecError",
+    "SpecIssue",
     "Step",
     "Task",
-    "ValidationIssue",
     "check_row",
     "company_files",
     "company_json_schema",

@@ -1,39 +1,11 @@
-"""The spec's own error type and the one-line issue it carries.
-
-``agentcorp.spec`` imports nothing else of ours, so it cannot raise ``agentcorp.errors.SpecError``
-itself; the CLI (and anyone else at the boundary) converts ``SpecValidationError`` into it.
-"""
+"""Helpers for the one-line issues the loader reports (``agentcorp.errors.SpecIssue``)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-__all__ = ["SpecValidationError", "ValidationIssue", "did_you_mean", "format_path"]
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ValidationIssue:
-    """One problem in a spec file: where it is (1-based line and column) and what is wrong."""
-
-    file: str
-    line: int
-    col: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class SpecValidationError(Exception):
-    """A spec is invalid; ``issues`` holds every problem found in one pass, in file order."""
-
-    def __init__(self, issues: Sequence[ValidationIssue]) -> None:
-        self.issues: list[ValidationIssue] = sorted(issues)
-        super().__init__("\n".join(str(i) for i in self.issues) or "invalid spec")
+__all__ = ["did_you_mean", "format_path"]
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

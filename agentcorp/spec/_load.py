@@ -12,12 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentcorp.spec._issues import (
-    SpecValidationError,
-    ValidationIssue,
-    did_you_mean,
-    format_path,
-)
+from agentcorp.errors import SpecError, SpecIssue
+from agentcorp.spec._issues import did_you_mean, format_path
 from agentcorp.spec._yaml import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_NODES,
@@ -61,26 +57,26 @@ def load_company_text(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Company:
-    """Validate YAML text and return the ``Company``; raise ``SpecValidationError`` if invalid.
+    """Validate YAML text and return the ``Company``; raise ``SpecError`` if invalid.
 
     ``base_dir`` (default: the folder of ``filename``) is where relative paths in the spec
     point; ``check_files`` verifies that files copied into sandboxes exist there.
     """
     if len(text) > max_bytes:
-        raw_issue = ValidationIssue(
+        raw_issue = SpecIssue(
             filename,
             1,
             1,
             "",
             f"file is over the {max_bytes:,}-byte limit for spec files",
         )
-        raise SpecValidationError([raw_issue])
+        raise SpecError([raw_issue])
     base = Path(base_dir) if base_dir is not None else Path(filename).parent
     company, issues = _validate_text(
         text.removeprefix("\ufeff"), filename, base, check_files, max_nodes
     )
     if issues or company is None:
-        raise SpecValidationError(issues)
+        raise SpecError(issues)
     return company
 
 
@@ -90,15 +86,15 @@ def load_company(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Company:
-    """Load a company file, or the one company file in a folder; raise ``SpecValidationError``."""
+    """Load a company file, or the one company file in a folder; raise ``SpecError``."""
     p = Path(path)
     if p.is_dir():
         candidates = company_files(p)
         if len(candidates) != 1:
             names = ", ".join(c.name for c in candidates) or "none"
-            raise SpecValidationError(
+            raise SpecError(
                 [
-                    ValidationIssue(
+                    SpecIssue(
                         str(p),
                         1,
                         1,
@@ -111,7 +107,7 @@ def load_company(
         p = candidates[0]
     company, issues = _validate_file(p, str(p), max_bytes, max_nodes)
     if issues or company is None:
-        raise SpecValidationError(issues)
+        raise SpecError(issues)
     return company
 
 
@@ -120,9 +116,9 @@ def validate_paths(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
-) -> list[ValidationIssue]:
+) -> list[SpecIssue]:
     """Every issue in the given files and folders (every *.yaml/*.yml below a folder)."""
-    issues: list[ValidationIssue] = []
+    issues: list[SpecIssue] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -134,13 +130,13 @@ def validate_paths(
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
             if not files:
-                issues.append(ValidationIssue(str(p), 1, 1, "", "no *.yaml or *.yml files here"))
+                issues.append(SpecIssue(str(p), 1, 1, "", "no *.yaml or *.yml files here"))
             for f in files:
                 issues.extend(_validate_file(f, str(f), max_bytes, max_nodes)[1])
         elif p.exists():
             issues.extend(_validate_file(p, str(p), max_bytes, max_nodes)[1])
         else:
-            issues.append(ValidationIssue(str(p), 1, 1, "", "no such file or folder"))
+            issues.append(SpecIssue(str(p), 1, 1, "", "no such file or folder"))
     return issues
 
 
@@ -165,13 +161,13 @@ def company_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _validate_file(
     path: Path, filename: str, max_bytes: int, max_nodes: int
-) -> tuple[Company | None, list[ValidationIssue]]:
+) -> tuple[Company | None, list[SpecIssue]]:
     try:
         size = path.stat().st_size
         if size > max_bytes:
             # Refuse on the size alone: a 50 MB file is never read into memory.
             return None, [
-                ValidationIssue(
+                SpecIssue(
                     filename,
                     1,
                     1,
@@ -181,9 +177,9 @@ def _validate_file(
             ]
         raw = path.read_bytes()
     except OSError as exc:
-        return None, [ValidationIssue(filename, 1, 1, "", f"cannot read: {exc.strerror or exc}")]
+        return None, [SpecIssue(filename, 1, 1, "", f"cannot read: {exc.strerror or exc}")]
     text = decode(raw, filename, max_bytes)
-    if isinstance(text, ValidationIssue):
+    if isinstance(text, SpecIssue):
         return None, [text]
     company, issues = _validate_text(text, filename, path.parent, True, max_nodes)
     if company is not None:
@@ -193,14 +189,14 @@ def _validate_file(
 
 def _validate_text(
     text: str, filename: str, base_dir: Path, check_files: bool, max_nodes: int
-) -> tuple[Company | None, list[ValidationIssue]]:
+) -> tuple[Company | None, list[SpecIssue]]:
     parsed = parse_yaml(text, filename, max_nodes=max_nodes)
-    if isinstance(parsed, ValidationIssue):
+    if isinstance(parsed, SpecIssue):
         return None, [parsed]
     if not isinstance(parsed.data, dict):
         line, col = parsed.values.get((), (1, 1))
         return None, [
-            ValidationIssue(
+            SpecIssue(
                 filename,
                 line,
                 col,
@@ -229,7 +225,7 @@ class _Ctx:
         self.filename = filename
         self.parsed = parsed
         self.data: dict[str, Any] = parsed.data
-        self.issues: list[ValidationIssue] = []
+        self.issues: list[SpecIssue] = []
 
     def where(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
         if key and path in self.parsed.keys:
@@ -246,7 +242,7 @@ class _Ctx:
         # One line per issue, always: values quoted into messages may hold newlines.
         one_line = " ".join(message.split())
         where = " ".join(format_path(path).split())
-        self.issues.append(ValidationIssue(self.filename, line, col, where, one_line))
+        self.issues.append(SpecIssue(self.filename, line, col, where, one_line))
 
 
 # --- pydantic errors → issues --------------------------------------------------------------

@@ -17,7 +17,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from agentcorp.spec._issues import ValidationIssue, format_path
+from agentcorp.errors import SpecIssue
+from agentcorp.spec._issues import format_path
 
 _CLoader: Any
 try:
@@ -89,10 +90,10 @@ def _pos(node: Node) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
 
 
-def decode(raw: bytes, filename: str, max_bytes: int) -> str | ValidationIssue:
+def decode(raw: bytes, filename: str, max_bytes: int) -> str | SpecIssue:
     """Bytes → text, or the one issue explaining why the file cannot be a spec."""
     if len(raw) > max_bytes:
-        return ValidationIssue(
+        return SpecIssue(
             filename,
             1,
             1,
@@ -101,7 +102,7 @@ def decode(raw: bytes, filename: str, max_bytes: int) -> str | ValidationIssue:
         )
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
-        return ValidationIssue(
+        return SpecIssue(
             filename, line, 1, "", "binary file (contains NUL bytes); expected UTF-8 YAML text"
         )
     try:
@@ -109,7 +110,7 @@ def decode(raw: bytes, filename: str, max_bytes: int) -> str | ValidationIssue:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return ValidationIssue(
+        return SpecIssue(
             filename,
             line,
             col,
@@ -122,17 +123,17 @@ def decode(raw: bytes, filename: str, max_bytes: int) -> str | ValidationIssue:
 
 def parse_yaml(
     text: str, filename: str, *, max_nodes: int = DEFAULT_MAX_NODES
-) -> Parsed | ValidationIssue:
+) -> Parsed | SpecIssue:
     """Parse one YAML document safely, or return the issue that stops it."""
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        return ValidationIssue(
+        return SpecIssue(
             filename, line, 1, "", "binary file (contains NUL bytes); expected UTF-8 YAML text"
         )
     if not text.strip() or all(
         not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
     ):
-        return ValidationIssue(
+        return SpecIssue(
             filename,
             1,
             1,
@@ -151,15 +152,15 @@ def parse_yaml(
     except MarkedYAMLError as exc:
         return _syntax_issue(text, filename, exc)
     except RecursionError:
-        return ValidationIssue(filename, 1, 1, "", "nesting is too deep to be a company spec")
+        return SpecIssue(filename, 1, 1, "", "nesting is too deep to be a company spec")
     except (YAMLError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
         # ruamel's reader/scanner raise unmarked errors (and a few plain Python ones) on
         # malformed input; the message is squeezed onto one line.
         problem = " ".join(str(exc).split())
-        return ValidationIssue(filename, 1, 1, "", f"YAML syntax error: {problem}")
+        return SpecIssue(filename, 1, 1, "", f"YAML syntax error: {problem}")
     if len(nodes) > 1:
         line, col = _pos(nodes[1])
-        return ValidationIssue(
+        return SpecIssue(
             filename,
             line,
             col,
@@ -167,7 +168,7 @@ def parse_yaml(
             "more than one YAML document ('---'); a spec file holds exactly one company",
         )
     if not nodes or nodes[0] is None:
-        return ValidationIssue(filename, 1, 1, "", "empty document")
+        return SpecIssue(filename, 1, 1, "", "empty document")
     root = nodes[0]
     try:
         if "&" in text:
@@ -181,7 +182,7 @@ def parse_yaml(
             out._values, out._keys = {}, {}
             out.data = _convert(root, (), out, 0)
     except _Refused as exc:
-        return ValidationIssue(filename, exc.line, exc.col, format_path(exc.path), exc.message)
+        return SpecIssue(filename, exc.line, exc.col, format_path(exc.path), exc.message)
     return out
 
 
@@ -206,7 +207,7 @@ def _compose_fast(text: str) -> list[Node] | None:
         loader.dispose()
 
 
-def _syntax_issue(text: str, filename: str, exc: MarkedYAMLError) -> ValidationIssue:
+def _syntax_issue(text: str, filename: str, exc: MarkedYAMLError) -> SpecIssue:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else 1
     col = mark.column + 1 if mark is not None else 1
@@ -218,7 +219,7 @@ def _syntax_issue(text: str, filename: str, exc: MarkedYAMLError) -> ValidationI
             s = lines[ln - 1]
             lead = s[: len(s) - len(s.lstrip(" \t"))]
             if "\t" in lead:
-                return ValidationIssue(
+                return SpecIssue(
                     filename,
                     ln,
                     lead.index("\t") + 1,
@@ -227,7 +228,7 @@ def _syntax_issue(text: str, filename: str, exc: MarkedYAMLError) -> ValidationI
                 )
     problem = (exc.problem or exc.context or "invalid YAML").strip()
     problem = re.sub(r"\s+", " ", problem)
-    return ValidationIssue(filename, line, col, "", f"YAML syntax error: {problem}")
+    return SpecIssue(filename, line, col, "", f"YAML syntax error: {problem}")
 
 
 def _check_size(root: Node, max_nodes: int) -> None:

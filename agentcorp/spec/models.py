@@ -40,12 +40,14 @@ __all__ = [
     "CommandCheck",
     "Company",
     "Defaults",
+    "DomCheck",
     "DoubleClickStep",
     "Drag",
     "DragStep",
     "FileContainsCheck",
     "FileExistsCheck",
     "HttpCheck",
+    "JsCheck",
     "KeyStep",
     "LlmJudgeCheck",
     "Models",
@@ -609,6 +611,62 @@ class LlmJudgeCheck(_Leaf):
     model: str | None = None
 
 
+def _css_selector(selector: str) -> str:
+    import cssselect  # type: ignore[import-untyped]
+
+    try:
+        cssselect.parse(selector)
+    except Exception as exc:  # SelectorSyntaxError, and on odd input a few others
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"invalid CSS selector {selector!r}: {first}") from None
+    return selector
+
+
+CssSelector = Annotated[str, Field(min_length=1), AfterValidator(_css_selector)]
+Number = int | float
+
+
+class DomCheck(_Leaf):
+    """Elements of the page (browser sandboxes): a selector's text, value, attribute or count.
+
+    With no condition the check passes when the selector matches at least one element.
+    """
+
+    check: Literal["dom"]
+    selector: CssSelector = Field(description="CSS selector, e.g. '#result' or 'ul.items > li'.")
+    read: Literal["text", "value", "attribute", "count"] = Field(
+        default="text", description="What to read from the first match (count: how many match)."
+    )
+    attribute: str | None = Field(default=None, description="Attribute name when read: attribute.")
+    equals: str | int | float | bool | None = Field(
+        default=None, description="Exact value (numbers compare as numbers)."
+    )
+    contains: str | None = Field(default=None, description="Substring that must be present.")
+    regex: Regex | None = Field(default=None, description="Regex that must match the value.")
+    at_least: Number | None = Field(default=None, description="The value as a number is >= this.")
+    at_most: Number | None = Field(default=None, description="The value as a number is <= this.")
+
+    @model_validator(mode="after")
+    def _fields(self) -> DomCheck:
+        if (self.read == "attribute") != (self.attribute is not None):
+            raise ValueError("dom: 'attribute' is needed with read: attribute, and only then")
+        if self.read == "count" and (self.contains is not None or self.regex is not None):
+            raise ValueError("dom: read: count compares numbers (equals, at_least, at_most)")
+        return self
+
+
+class JsCheck(_Leaf):
+    """A JavaScript expression evaluated in the page (browser sandboxes); truthy passes.
+
+    An expression that throws is a failure carrying the error's message.
+    """
+
+    check: Literal["js"]
+    expression: str = Field(
+        min_length=1, description="Expression, e.g. document.title === 'Done' or a page global."
+    )
+
+
 class AllCheck(_Model):
     """Every child passes."""
 
@@ -636,6 +694,8 @@ LEAF_CHECKS: dict[str, type[_Model]] = {
     "http": HttpCheck,
     "sqlite": SqliteCheck,
     "llm_judge": LlmJudgeCheck,
+    "dom": DomCheck,
+    "js": JsCheck,
 }
 _COMBINATORS = ("all", "any", "not")
 
@@ -670,7 +730,9 @@ Check: TypeAlias = Annotated[
     | Annotated[CommandCheck, Tag("command")]
     | Annotated[HttpCheck, Tag("http")]
     | Annotated[SqliteCheck, Tag("sqlite")]
-    | Annotated[LlmJudgeCheck, Tag("llm_judge")],
+    | Annotated[LlmJudgeCheck, Tag("llm_judge")]
+    | Annotated[DomCheck, Tag("dom")]
+    | Annotated[JsCheck, Tag("js")],
     Discriminator(
         check_kind,
         custom_error_type="check_kind",

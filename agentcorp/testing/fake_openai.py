@@ -77,6 +77,7 @@ _FAULT_KEYS: dict[str, set[str]] = {
 }
 _WHEN_KEYS = {
     "purpose",
+    "response_format",
     "model",
     "system_contains",
     "user_contains",
@@ -130,6 +131,13 @@ class ReceivedRequest:
     authorization: str | None = field(repr=False)
     entry: int | None = None
     status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    refused: bool = False  # turned away by a server-wide option (reject_response_format)
+
+    @property
+    def response_format(self) -> str:
+        """The ``response_format.type`` the client sent (``none`` without one)."""
+        return _format_type(self.body)
 
     @property
     def model(self) -> str | None:
@@ -153,6 +161,8 @@ def _entry_from_response(resp: ChatResponse) -> dict[str, Any]:
             "prompt_tokens": resp.usage.prompt_tokens,
             "completion_tokens": resp.usage.completion_tokens,
         }
+        if resp.usage.cached_tokens:
+            entry["usage"]["cached_tokens"] = resp.usage.cached_tokens
     return entry
 
 
@@ -174,6 +184,22 @@ def _validate_entry(where: str, index: int, raw: Any) -> ScriptEntry:
     if not isinstance(raw, Mapping):
         raise FakeScriptError(f"{where}: an entry must be a mapping, got {type(raw).__name__}")
     spec = dict(raw)
+    fault = _check_keys(where, spec)
+    times = _times(where, spec.get("times", 1))
+    _check_scalars(where, spec, fault)
+    if "usage" in spec:
+        _check_usage(where, spec["usage"])
+    if "tool_calls" in spec and not isinstance(spec["tool_calls"], list):
+        raise FakeScriptError(f"{where}: tool_calls must be a list")
+    for i, call in enumerate(spec.get("tool_calls") or []):
+        _check_tool_call(f"{where}: tool_calls[{i}]", call)
+    if spec.get("when") is not None:
+        _check_when(where, spec["when"])
+    return ScriptEntry(index=index, spec=spec, times=times)
+
+
+def _check_keys(where: str, spec: dict[str, Any]) -> str | None:
+    """The entry's fault (None for a reply), once every key is known for it."""
     fault = spec.get("fault")
     if fault is not None and fault not in FAULTS:
         raise FakeScriptError(
@@ -187,14 +213,19 @@ def _validate_entry(where: str, index: int, raw: Any) -> ScriptEntry:
         raise FakeScriptError(f"{where}: unknown key {unknown[0]!r} for this entry")
     if fault is None and not (set(spec) & _REPLY_KEYS):
         raise FakeScriptError(f"{where}: needs content, tool_calls, json or a fault")
-    times_raw = spec.get("times", 1)
-    times: int | None
-    if times_raw == "forever":
-        times = None
-    elif isinstance(times_raw, int) and not isinstance(times_raw, bool) and times_raw >= 1:
-        times = times_raw
-    else:
-        raise FakeScriptError(f"{where}: times must be a positive integer or 'forever'")
+    return str(fault) if fault is not None else None
+
+
+def _times(where: str, raw: Any) -> int | None:
+    """How often an entry answers; None for ``forever``."""
+    if raw == "forever":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+        return raw
+    raise FakeScriptError(f"{where}: times must be a positive integer or 'forever'")
+
+
+def _check_scalars(where: str, spec: dict[str, Any], fault: str | None) -> None:
     for key in ("delay", "retry_after_ms"):
         if key in spec:
             _check_type(where, key, spec[key], (int, float))
@@ -212,37 +243,37 @@ def _validate_entry(where: str, index: int, raw: Any) -> ScriptEntry:
         raise FakeScriptError(f"{where}: style must be 'xai' or 'openai'")
     if "content" in spec and spec["content"] is not None:
         _check_type(where, "content", spec["content"], str)
-    if "usage" in spec:
-        usage = spec["usage"]
-        _check_type(where, "usage", usage, Mapping)
-        for k, v in usage.items():
-            if k not in ("prompt_tokens", "completion_tokens"):
-                raise FakeScriptError(f"{where}: usage.{k} is not a usage field")
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise FakeScriptError(f"{where}: usage.{k} must be a non-negative integer")
-    if "tool_calls" in spec and not isinstance(spec["tool_calls"], list):
-        raise FakeScriptError(f"{where}: tool_calls must be a list")
-    for i, call in enumerate(spec.get("tool_calls") or []):
-        cw = f"{where}: tool_calls[{i}]"
-        if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
-            raise FakeScriptError(f"{cw} needs a name")
-        extra = set(call) - {"name", "arguments", "id"}
-        if extra:
-            raise FakeScriptError(f"{cw}: unknown key {sorted(extra)[0]!r}")
-        args = call.get("arguments", {})
-        if not isinstance(args, Mapping | str):
-            raise FakeScriptError(f"{cw}: arguments must be a mapping or a raw string")
-    when = spec.get("when")
-    if when is not None:
-        if not isinstance(when, Mapping):
-            raise FakeScriptError(f"{where}: when must be a mapping")
-        bad = sorted(set(when) - _WHEN_KEYS)
-        if bad:
-            raise FakeScriptError(
-                f"{where}: when.{bad[0]} is not a condition "
-                f"(expected one of {', '.join(sorted(_WHEN_KEYS))})"
-            )
-    return ScriptEntry(index=index, spec=spec, times=times)
+
+
+def _check_usage(where: str, usage: Any) -> None:
+    _check_type(where, "usage", usage, Mapping)
+    for k, v in usage.items():
+        if k not in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+            raise FakeScriptError(f"{where}: usage.{k} is not a usage field")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise FakeScriptError(f"{where}: usage.{k} must be a non-negative integer")
+
+
+def _check_tool_call(cw: str, call: Any) -> None:
+    if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+        raise FakeScriptError(f"{cw} needs a name")
+    extra = set(call) - {"name", "arguments", "id"}
+    if extra:
+        raise FakeScriptError(f"{cw}: unknown key {sorted(extra)[0]!r}")
+    args = call.get("arguments", {})
+    if not isinstance(args, Mapping | str):
+        raise FakeScriptError(f"{cw}: arguments must be a mapping or a raw string")
+
+
+def _check_when(where: str, when: Any) -> None:
+    if not isinstance(when, Mapping):
+        raise FakeScriptError(f"{where}: when must be a mapping")
+    bad = sorted(set(when) - _WHEN_KEYS)
+    if bad:
+        raise FakeScriptError(
+            f"{where}: when.{bad[0]} is not a condition "
+            f"(expected one of {', '.join(sorted(_WHEN_KEYS))})"
+        )
 
 
 def load_script(
@@ -251,7 +282,8 @@ def load_script(
     """Read and validate a script; returns (entries, options).
 
     ``source`` is a file path (YAML or JSON), a list of entries, or a mapping
-    ``{replies: [...], require_key: str, models: [...]}``.
+    ``{replies: [...], require_key: str, models: [...], drop_images: bool,
+    drop_response_format: bool, reject_response_format: [...], reject_status: int}``.
 
     Raises ``FakeScriptError`` with one line naming the file and the entry.
     """
@@ -267,20 +299,50 @@ def load_script(
         data = _parse_text(name, text, json_only=path.suffix == ".json")
     options: dict[str, Any] = {}
     if isinstance(data, Mapping):
-        extra = sorted(set(data) - {"replies", "require_key", "models"})
+        extra = sorted(set(data) - {"replies", *_OPTION_KEYS})
         if extra:
             raise FakeScriptError(f"{name}: unknown top-level key {extra[0]!r}")
         options = {k: v for k, v in data.items() if k != "replies"}
-        if "require_key" in options and not isinstance(options["require_key"], str):
-            raise FakeScriptError(f"{name}: require_key must be a string")
-        models = options.get("models", [])
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise FakeScriptError(f"{name}: models must be a list of names")
+        validate_options(name, options)
         data = data.get("replies")
     if data is None or isinstance(data, str | bytes) or not isinstance(data, Iterable):
         raise FakeScriptError(f"{name}: the script must be a list of entries (or have replies:)")
     entries = [_validate_entry(f"{name}: replies[{i}]", i, e) for i, e in enumerate(data)]
     return entries, options
+
+
+_OPTION_KEYS = (
+    "require_key",
+    "models",
+    "drop_images",
+    "drop_response_format",
+    "reject_response_format",
+    "reject_status",
+)
+_FORMAT_TYPES = ("json_schema", "json_object", "text")
+
+
+def validate_options(name: str, options: Mapping[str, Any]) -> None:
+    """Check the server-wide options; ``FakeScriptError`` names the option."""
+    if "require_key" in options and not isinstance(options["require_key"], str):
+        raise FakeScriptError(f"{name}: require_key must be a string")
+    for m in options.get("models") or []:
+        ok = isinstance(m, str) or (isinstance(m, Mapping) and isinstance(m.get("id"), str))
+        if not ok:
+            raise FakeScriptError(f"{name}: models must be names or mappings with an id")
+    if not isinstance(options.get("models", []), list):
+        raise FakeScriptError(f"{name}: models must be a list of names")
+    for key in ("drop_images", "drop_response_format"):
+        if not isinstance(options.get(key, False), bool):
+            raise FakeScriptError(f"{name}: {key} must be true or false")
+    rejected = options.get("reject_response_format", [])
+    if not isinstance(rejected, list) or any(t not in _FORMAT_TYPES for t in rejected):
+        raise FakeScriptError(
+            f"{name}: reject_response_format must be a list of {', '.join(_FORMAT_TYPES)}"
+        )
+    status = options.get("reject_status", 400)
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        raise FakeScriptError(f"{name}: reject_status must be an HTTP error status")
 
 
 def _parse_text(name: str, text: str, *, json_only: bool) -> Any:
@@ -333,6 +395,28 @@ def _count_images(body: Any) -> int:
     return n
 
 
+def _format_type(body: Any) -> str:
+    fmt = body.get("response_format") if isinstance(body, dict) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    return str(kind) if kind else "none"
+
+
+def _drop_images(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as a server that ignores images sees it: image parts removed."""
+    out = dict(body)
+    messages = []
+    for m in body.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list):
+            parts = [
+                p for p in content if not (isinstance(p, dict) and p.get("type") == "image_url")
+            ]
+            m = {**m, "content": parts}
+        messages.append(m)
+    out["messages"] = messages
+    return out
+
+
 def _matches(when: Mapping[str, Any], body: Any, purpose: str | None, images: int) -> bool:
     if not when:
         return True
@@ -341,6 +425,8 @@ def _matches(when: Mapping[str, Any], body: Any, purpose: str | None, images: in
     messages = body.get("messages")
     for key, want in when.items():
         if key == "purpose" and purpose != want:
+            return False
+        if key == "response_format" and _format_type(body) != want:
             return False
         if key == "model" and body.get("model") != want:
             return False
@@ -409,7 +495,10 @@ def _completion(spec: Mapping[str, Any], body: Any, serial: int, images: int) ->
     if calls:
         message["tool_calls"] = calls
     model = spec.get("model") or (body.get("model") if isinstance(body, dict) else None) or "fake"
-    usage = dict(spec.get("usage") or {})
+    usage: dict[str, Any] = dict(spec.get("usage") or {})
+    cached = usage.pop("cached_tokens", None)
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
     if "prompt_tokens" not in usage:
         text_chars = sum(
             len(t) for t in _texts(body.get("messages") if isinstance(body, dict) else None, None)
@@ -495,7 +584,11 @@ class _State:
         self.entries = entries
         self.used = [0] * len(entries)
         self.require_key: str | None = options.get("require_key")
-        self.models: list[str] = list(options.get("models") or ["fake-planner", "fake-actor"])
+        self.models: list[Any] = list(options.get("models") or ["fake-planner", "fake-actor"])
+        self.drop_images = bool(options.get("drop_images", False))
+        self.drop_response_format = bool(options.get("drop_response_format", False))
+        self.reject_response_format: list[str] = list(options.get("reject_response_format", []))
+        self.reject_status = int(options.get("reject_status", 400))
         self.requests: list[ReceivedRequest] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -563,6 +656,9 @@ class _Handler(BaseHTTPRequestHandler):
                 purpose=self.headers.get(PURPOSE_HEADER),
                 images=_count_images(body),
                 authorization=self.headers.get("Authorization"),
+                headers={
+                    k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"
+                },
             )
             state.requests.append(req)
         return req
@@ -598,7 +694,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._route_ok(req, "/v1/models", "/models"):
             return
         data = [
-            {"id": m, "object": "model", "owned_by": "agentcorp-fake"}
+            {"object": "model", "owned_by": "agentcorp-fake", **m}
+            if isinstance(m, Mapping)
+            else {"id": m, "object": "model", "owned_by": "agentcorp-fake"}
             for m in self.server.state.models
         ]
         req.status = 200
@@ -627,8 +725,20 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
             return
+        kind = _format_type(body)
+        if kind in state.reject_response_format:
+            req.status = state.reject_status
+            req.refused = True
+            msg = f"response_format type {kind!r} is not supported by this server (fake)"
+            self._send(_json_reply(req.status, _error_body(msg, "invalid_request_error")))
+            return
+        seen = body
+        if state.drop_response_format:
+            seen = {k: v for k, v in seen.items() if k != "response_format"}
+        if state.drop_images:
+            seen = _drop_images(seen)
         with state.lock:
-            entry = state.pick(body, req.purpose, req.images)
+            entry = state.pick(seen, req.purpose, _count_images(seen))
             serial = next(state.serial)
         if entry is None:
             req.status = 400
@@ -651,7 +761,7 @@ class _Handler(BaseHTTPRequestHandler):
         reply = (
             _Reply(0, b"", {}, drop=True)
             if entry.spec.get("fault") == "hang"
-            else _reply_for(entry.spec, body, serial, req.images)
+            else _reply_for(entry.spec, seen, serial, _count_images(seen))
         )
         req.status = reply.status
         self._send(reply)
@@ -683,10 +793,16 @@ class FakeOpenAIServer:
         *,
         port: int = 0,
         require_key: str | None = None,
+        **options: Any,
     ) -> None:
-        entries, options = load_script(script)
+        entries, script_options = load_script(script)
         if require_key is not None:
-            options["require_key"] = require_key
+            script_options["require_key"] = require_key
+        unknown = sorted(set(options) - set(_OPTION_KEYS))
+        if unknown:
+            raise FakeScriptError(f"FakeOpenAIServer: unknown option {unknown[0]!r}")
+        validate_options("FakeOpenAIServer", options)
+        options = {**script_options, **options}
         self._state = _State(entries, options)
         self._port = port
         self._server: _Server | None = None
@@ -760,7 +876,7 @@ class FakeOpenAIServer:
 
     def assert_complete(self) -> None:
         """Raise ``AssertionError`` unless every entry was used and every request matched."""
-        unmatched = [r.index for r in self.chat_requests if r.entry is None]
+        unmatched = [r.index for r in self.chat_requests if r.entry is None and not r.refused]
         if unmatched:
             raise AssertionError(f"fake_openai: requests {unmatched} matched no script entry")
         if self.remaining:

@@ -43,7 +43,8 @@ ca=()
 [ -s /etc/ssl/certs/ca-certificates.crt ] && ca=(-v /etc/ssl/certs/ca-certificates.crt:/etc/host-ca.crt:ro -e PIP_CERT=/etc/host-ca.crt)
 t0=$(date +%s)
 set +e
-$ENGINE run --rm --init --network host "${ca[@]}" -v "$work/agentcorp:/src" -w /src "$IMAGE" \
+# Its own network namespace: its loopback services never meet the host's (outbound still works).
+$ENGINE run --rm --init "${ca[@]}" -v "$work/agentcorp:/src" -w /src "$IMAGE" \
   bash -c "$cmd" >"$work/out.log" 2>&1
 code=$?
 set -e

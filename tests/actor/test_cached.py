@@ -116,11 +116,11 @@ def test_a_damaged_cache_file_is_reported_and_replaced(tmp_path: Path) -> None:
         ({"version": 7, "actions": [], "actor_config": {}}, "unsupported skill version"),
     ],
 )
-def test_garbage_cache_replay_is_one_clear_line(doc: object, message: str) -> None:
+def test_garbage_cached_run_is_one_clear_line(doc: object, message: str) -> None:
     with pytest.raises(ActionCacheError) as info:
-        entries_from_doc(json.loads(json.dumps(doc)), "manifest.json: cache_replay")
+        entries_from_doc(json.loads(json.dumps(doc)), "manifest.json: cached_run")
     assert message in str(info.value) and "\n" not in str(info.value)
-    assert str(info.value).startswith("manifest.json: cache_replay")
+    assert str(info.value).startswith("manifest.json: cached_run")
 
 
 def test_a_literal_secret_never_reaches_the_cache_file(tmp_path: Path) -> None:

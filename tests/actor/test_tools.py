@@ -26,6 +26,7 @@ def test_every_tool_schema_is_valid_json_schema() -> None:
         "scroll",
         "drag",
         "wait",
+        "zoom",
         "done",
         "fail",
     } == TOOLS

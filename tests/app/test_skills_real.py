@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from agentcorp.actor.runner import TaskResult
-from agentcorp.cli.run import resolve_config
-from agentcorp.cli.wiring import TaskRunner
+from agentcorp.app.config import resolve_config
+from agentcorp.app.runner import TaskRunner
 from agentcorp.spec import load_company, read_input_rows, with_inputs
 from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_openai import FakeOpenAIServer
-from agentcorp.types import ActionStep, ModelCallStep
 from agentcorp.testing.skills_apps import model_script, write_company
+from agentcorp.types import ActionStep, ModelCallStep
 
 
 def free_port() -> int:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from agentcorp.app.config import resolve_config
 from agentcorp.cli import main
-from agentcorp.cli.run import resolve_config
 from agentcorp.errors import ConfigError
 from agentcorp.testing.fake_openai import FakeOpenAIServer
 
@@ -436,25 +436,26 @@ def test_e2e_browser_task_planned_and_acted_via_fake_server(
 
 @pytest.mark.slow
 def test_fleet_entry_point_runs_a_spec_task(tmp_path: Path) -> None:
-    from agentcorp.cli.wiring import run_fleet_episode
+    from agentcorp.app.config import resolve_config
+    from agentcorp.app.episode import RunFolder, episode
     from agentcorp.fleet.model import EpisodeContext, FleetTask
+    from agentcorp.spec import load_company
 
+    folder = RunFolder(tmp_path / "run")
+    cfg = resolve_config(sessions=folder.root, environ={}, no_cache=True)
+    folder.write_settings(load_company(ACME), cfg)
     task = FleetTask(
         id="log-support-call",
-        payload={"company_file": str(ACME / "company.yaml"), "task_id": "log-support-call"},
+        payload={"run_dir": str(folder.root), "task_id": "log-support-call"},
     )
-    ctx = EpisodeContext(
-        task_id=task.id,
-        attempt=1,
-        epoch=1,
-        worker_id="w1",
-        node_id="n1",
-        session_dir=str(tmp_path / "s"),
-    )
-    result = run_fleet_episode(task, ctx)
+    ctx = EpisodeContext(task_id=task.id, attempt=1, epoch=1, worker_id="w1", node_id="n1")
+    result = episode(task, ctx)
     assert (result.status, result.detail) == ("passed", "")
     assert result.session_path and Path(result.session_path, "manifest.json").is_file()
-    assert "AGENTCORP_IDEMPOTENCY_KEY" not in os.environ  # the episode's env was restored
+    # The sandbox's home is kept in the run folder, with the saved notes.
+    notes = folder.sandboxes / "notes" / "notes.txt"
+    assert "Call from Globex" in notes.read_text(encoding="utf-8")
+    assert folder.read_result("log-support-call") is not None
 
 
 @pytest.mark.live

@@ -5,7 +5,7 @@
    scripted step is grounded and no model is called; the output says ``via skill``.
 3. The target text renamed: the replay diverges at that action and the (fake, loopback)
    model takes over from that step; the task passes and the cache is repaired.
-4. The repaired cache replays the renamed case with no model at all.
+4. The repaired cache runs the renamed case with no model at all.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import pytest
 
 from agentcorp.actor.cached import cache_sequence, script_positions
 from agentcorp.actor.script import parse_step
+from agentcorp.app.attempt import path_taken
+from agentcorp.app.config import resolve_config
 from agentcorp.cli import main
-from agentcorp.cli.run import path_taken, resolve_config
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.cache import CachedAction
 from agentcorp.record.session import open_session
@@ -89,7 +90,7 @@ def _cache_doc(folder: Path) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_run_caches_replays_diverges_and_repairs(
+def test_run_caches_runs_diverges_and_repairs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     co = tmp_path / "co"
@@ -121,6 +122,13 @@ def test_run_caches_replays_diverges_and_repairs(
     assert not any(isinstance(st, ModelCallStep) for st in s.steps())
     assert s.manifest["outcome"]["status"] == "pass"
     # A cached run is a replayable session too: the cached actions are redone on its frames.
+    code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
+    assert code == 0, out + err
+    # Sessions recorded before "cached_run" was named so keep the sequence under its old key.
+    manifest_path = s.folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["cache_replay"] = manifest.pop("cached_run")
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
     assert code == 0, out + err
 

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from agentcorp.app.config import RunConfig, in_container, live_view_settings, resolve_config
+from agentcorp.app.runner import audit_path
 from agentcorp.cli import main
-from agentcorp.cli.run import live_view_settings, resolve_config
-from agentcorp.cli.wiring import RunConfig, audit_path, in_container
 from agentcorp.errors import ConfigError
 from agentcorp.policy.audit import verify
 from agentcorp.testing.fake_openai import FakeOpenAIServer

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentcorp.cli import app, main
-from agentcorp.cli.validate import load_company_or_raise
-from agentcorp.errors import SpecError
+from agentcorp.errors import AgentcorpError, SpecError
+from agentcorp.spec import load_company
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests/spec/invalid/unknown_role_ref.yaml"
@@ -64,12 +64,12 @@ def test_schema_command_prints_json() -> None:
     assert "tasks" in schema["required"]
 
 
-def test_load_company_or_raise_converts_to_spec_error() -> None:
-    company = load_company_or_raise(ROOT / "tasks/acme")
+def test_the_loader_raises_spec_error_under_the_root() -> None:
+    company = load_company(ROOT / "tasks/acme")
     assert company.company == "acme-digital"
     with pytest.raises(SpecError) as info:
-        load_company_or_raise(BAD)
-    assert info.value.exit_code == 2
+        load_company(BAD)
+    assert isinstance(info.value, AgentcorpError) and info.value.exit_code == 2
     assert [str(i) for i in info.value.issues] == [
         f"{BAD}:26:11: tasks[1].role: unknown role 'agnet' (did you mean 'agent'?)"
     ]

@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 from agentcorp.fleet.ledger import SqliteLedger
+from agentcorp.fleet.model import FleetTask
+from agentcorp.spec import load_company
 from tests.fleet.runners import read_log
 
 
@@ -29,6 +31,27 @@ def write_company(folder: Path, n: int, *, gap: int = 1, name: str = "fleet-test
     path = folder / "company.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def plan_tasks(path: Path) -> list[FleetTask]:
+    """The fleet tasks of a company file (ids, dependencies, company), in dependency order."""
+    company = load_company(path)
+    return [
+        FleetTask(
+            id=t.id,
+            depends_on=tuple(t.depends_on),
+            company=company.company,
+            expected_s=60.0,
+            api_key="llm",
+            payload={"company_file": str(path), "task_id": t.id},
+        )
+        for t in company.task_order()
+    ]
+
+
+def ledger_of(run_dir: Path) -> Path:
+    """The ledger file of a run folder (``agentcorp run --sessions DIR``)."""
+    return run_dir / ".agentcorp" / "ledger.db"
 
 
 def check_exactly_once(ledger_path: Path, log_path: Path | None = None) -> dict[str, str]:

@@ -107,8 +107,10 @@ def read_log(path: str | Path) -> list[dict[str, object]]:
 
 
 def spec_sleepy(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
-    """For spec-file runs: log next to the company file, sleep ``FLEET_TEST_SLEEP`` seconds."""
-    log = Path(str(task.payload["company_file"])).parent / "episodes.jsonl"
+    """For ``agentcorp run --episode``: log next to the company file, sleep ``FLEET_TEST_SLEEP``."""
+    settings = Path(str(task.payload["run_dir"])) / ".agentcorp" / "run.json"
+    company_file = json.loads(settings.read_text(encoding="utf-8"))["company_file"]
+    log = Path(company_file).parent / "episodes.jsonl"
     t = FleetTask(
         task.id,
         task.depends_on,

@@ -28,11 +28,10 @@ def test_ray_backend_without_ray_is_a_setup_error_with_the_hint(tmp_path: Path) 
     code = (
         "import sys; sys.modules['ray'] = None\n"
         "from agentcorp.cli import main\n"
-        "sys.exit(main(['fleet', 'run', 'tasks/acme', '--backend', 'ray', '--ledger',"
-        " sys.argv[1]]))\n"
+        "sys.exit(main(['run', 'tasks/acme', '--ray', 'auto', '--sessions', sys.argv[1]]))\n"
     )
     r = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "x.db")],
+        [sys.executable, "-c", code, str(tmp_path / "run")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,4 +40,4 @@ def test_ray_backend_without_ray_is_a_setup_error_with_the_hint(tmp_path: Path) 
     assert r.returncode == 3, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and 'pip install "agentcorp[ray]"' in lines[0], r.stderr
-    assert not (tmp_path / "x.db").exists()
+    assert not (tmp_path / "run").exists()

@@ -1,5 +1,5 @@
 """The local backend for real: worker processes with their own Xvfb, kill -9 of a worker and of
-the coordinator, and the CLI end to end."""
+the coordinator, and ``agentcorp run --workers`` end to end."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ import pytest
 from agentcorp.fleet.ledger import SqliteLedger
 from agentcorp.fleet.local import LocalOptions, run_local
 from agentcorp.fleet.model import FleetTask
-from agentcorp.fleet.runners import load_plan
-from tests.fleet.conftest_helpers import check_exactly_once, write_company
+from tests.fleet.conftest_helpers import check_exactly_once, ledger_of, plan_tasks, write_company
 from tests.fleet.runners import read_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +35,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _with_payload(path: Path, log: Path, **extra: object) -> list:  # type: ignore[type-arg]
-    plan = load_plan(path)
     return [
         dataclasses.replace(t, payload={**t.payload, "log": str(log), "n": i, **extra})
-        for i, t in enumerate(plan.tasks)
+        for i, t in enumerate(plan_tasks(path))
     ]
 
 
@@ -144,31 +142,32 @@ def _passed(ledger: Path) -> int:
         return 0  # not created yet
 
 
-def _fleet_cmd(company: Path, ledger: Path, *extra: str) -> list[str]:
+def _fleet_cmd(company: Path, run_dir: Path, *extra: str) -> list[str]:
+    """``agentcorp run --workers 2`` with the test episode; ``--resume`` once a run exists."""
+    resume = ["--resume"] if ledger_of(run_dir).exists() else []
     return [
         sys.executable,
         "-m",
         "agentcorp",
-        "fleet",
         "run",
         str(company),
-        "--ledger",
-        str(ledger),
+        "--sessions",
+        str(run_dir),
         "--workers",
         "2",
-        "--sandbox",
-        "none",
         "--lease",
         "1",
-        "--runner",
+        "--episode",
         "tests.fleet.runners:spec_sleepy",
+        *resume,
         *extra,
     ]
 
 
 def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None:
     company = write_company(tmp_path / "co", 80, gap=3)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
     log = company.parent / "episodes.jsonl"
     env = {**os.environ, "FLEET_TEST_SLEEP": "0.12", "PYTHONPATH": str(ROOT)}
     rng = random.Random(7)
@@ -176,7 +175,7 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
     seen_done: set[str] = set()
     for _rep in range(20):
         proc = subprocess.Popen(
-            _fleet_cmd(company, ledger),
+            _fleet_cmd(company, run_dir),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -205,7 +204,7 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
         seen_done = done
     assert kills == 20, kills
     final = subprocess.run(
-        _fleet_cmd(company, ledger, "--json"),
+        _fleet_cmd(company, run_dir, "--json"),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -214,7 +213,9 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
     )
     assert final.returncode == 0, final.stderr
     out = json.loads(final.stdout)
-    assert out["counts"] == {"passed": 80}
+    assert out["passed"] and out["resumed"]
+    assert sorted(t["id"] for t in out["tasks"]) == sorted(f"t{i:02d}" for i in range(80))
+    assert {t["status"] for t in out["tasks"]} == {"pass"}
     states = check_exactly_once(ledger, log)
     assert set(states.values()) == {"passed"}
     # Orphaned workers finish their episode and leave on their own.
@@ -228,14 +229,16 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--workers", "0"], "--workers must be at least 1"),
-        (["--lease", "-1"], "--lease must be positive"),
-        (["--backend", "dask"], "--backend must be 'local' or 'ray'"),
-        (["--runner", "nocolon"], "--runner: expected MODULE:FUNCTION"),
-        (["--runner", "no.such.module:fn"], "--runner: cannot import 'no.such.module'"),
+        (["--workers", "0"], "--workers: expected 1 to"),
+        (["--workers", "10000"], "--workers: expected 1 to"),
+        (["--workers", "99999999999999999999"], "--workers: expected 1 to"),
+        (["--workers", "two"], "--workers: expected a whole number"),
+        (["--lease", "-1"], "--lease must be a positive number"),
+        (["--spare", "-1"], "--spare must be 0 or more"),
+        (["--episode", "nocolon"], "expected MODULE:FUNCTION"),
+        (["--episode", "no.such.module:fn"], "cannot import 'no.such.module'"),
         (["--rate-limit", "fast"], "--rate-limit: expected [KEY=]RATE[/BURST]"),
-        (["--address", "1.2.3.4:6379"], "--address needs --backend ray"),
-        (["--sandbox", "vm"], "--sandbox must be 'xvfb' or 'none'"),
+        (["--resume"], "holds no run to resume"),
     ],
 )
 def test_bad_flags_are_one_line_errors(
@@ -244,32 +247,23 @@ def test_bad_flags_are_one_line_errors(
     from agentcorp.cli import main
 
     company = write_company(tmp_path / "co", 2)
-    ledger = tmp_path / "run.db"
-    base = [
-        "fleet",
-        "run",
-        str(company),
-        "--ledger",
-        str(ledger),
-        "--sandbox",
-        "none",
-        "--runner",
-        "tests.fleet.runners:sleepy",
-    ]
+    run_dir = tmp_path / "run"
+    base = ["run", str(company), "--sessions", str(run_dir)]
     code = main([*base, *args])
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
-    assert not ledger.exists()  # nothing started, nothing written
+    assert not ledger_of(run_dir).exists()  # nothing started, nothing written
 
 
 def test_cli_run_then_status(tmp_path: Path) -> None:
     company = write_company(tmp_path / "co", 6)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
     env = {**os.environ, "FLEET_TEST_SLEEP": "0.01"}
     r = subprocess.run(
-        _fleet_cmd(company, ledger, "--json"),
+        _fleet_cmd(company, run_dir, "--json"),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -277,18 +271,18 @@ def test_cli_run_then_status(tmp_path: Path) -> None:
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["counts"] == {"passed": 6}
-    # Running it again is a resume with nothing left to do: nothing re-runs.
+    assert [t["status"] for t in json.loads(r.stdout)["tasks"]] == ["pass"] * 6
+    # Resuming a finished run has nothing left to do: nothing re-runs.
     before = len(read_log(company.parent / "episodes.jsonl"))
     r2 = subprocess.run(
-        _fleet_cmd(company, ledger, "--json"),
+        _fleet_cmd(company, run_dir, "--json"),
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert r2.returncode == 0 and json.loads(r2.stdout)["resumed_finished"] == 6
+    assert r2.returncode == 0 and json.loads(r2.stdout)["resumed"], r2.stderr
     assert len(read_log(company.parent / "episodes.jsonl")) == before
     s = subprocess.run(
         [sys.executable, "-m", "agentcorp", "fleet", "status", "--ledger", str(ledger), "--json"],
@@ -362,21 +356,19 @@ tasks:
 def test_default_runner_runs_spec_tasks_through_the_real_wiring(tmp_path: Path) -> None:
     company = tmp_path / "company.yaml"
     company.write_text(WIRED)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
     r = subprocess.run(
         [
             sys.executable,
             "-m",
             "agentcorp",
-            "fleet",
             "run",
             str(company),
-            "--ledger",
-            str(ledger),
+            "--sessions",
+            str(run_dir),
             "--workers",
             "2",
-            "--sandbox",
-            "none",
             "--json",
         ],
         cwd=ROOT,
@@ -385,7 +377,9 @@ def test_default_runner_runs_spec_tasks_through_the_real_wiring(tmp_path: Path) 
         timeout=180,
     )
     assert r.returncode == 1, r.stderr  # b's check fails on purpose
-    assert json.loads(r.stdout)["counts"] == {"passed": 1, "failed": 1, "error": 1}
+    report = {t["id"]: t for t in json.loads(r.stdout)["tasks"]}
+    assert [report[t]["status"] for t in "abc"] == ["pass", "fail", "fail"]
+    assert report["c"]["mode"] == "skipped"
     led = SqliteLedger(ledger, create=False)
     try:
         rows = {x.id: x for x in led.rows()}
@@ -400,10 +394,12 @@ def test_second_coordinator_on_the_same_ledger_is_refused(tmp_path: Path) -> Non
     from agentcorp.fleet._coord import coordinator_lock
 
     company = write_company(tmp_path / "co", 2)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
+    ledger.parent.mkdir(parents=True)
     with coordinator_lock(ledger):
         r = subprocess.run(
-            _fleet_cmd(company, ledger), cwd=ROOT, capture_output=True, text=True, timeout=60
+            _fleet_cmd(company, run_dir), cwd=ROOT, capture_output=True, text=True, timeout=60
         )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -544,10 +540,11 @@ def test_orphaned_worker_is_a_zombie_and_its_late_write_is_fenced(tmp_path: Path
     """Coordinator killed mid-episode; the orphan stops renewing, the lease expires, the task
     is re-run, and when the orphan finally finishes its write is refused."""
     company = write_company(tmp_path / "co", 1)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
     log = company.parent / "episodes.jsonl"
     env = {**os.environ, "FLEET_TEST_SLEEP": "2.5", "PYTHONPATH": str(ROOT)}
-    cmd = _fleet_cmd(company, ledger)
+    cmd = _fleet_cmd(company, run_dir)
     cmd[cmd.index("--lease") + 1] = "0.5"
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -561,6 +558,8 @@ def test_orphaned_worker_is_a_zombie_and_its_late_write_is_fenced(tmp_path: Path
     zombie_pid = int(read_log(log)[0]["pid"])  # type: ignore[call-overload]
     assert _pid_alive(zombie_pid)  # the orphan is still mid-episode
     env2 = {**env, "FLEET_TEST_SLEEP": "0.05"}
+    cmd = _fleet_cmd(company, run_dir)  # now with --resume
+    cmd[cmd.index("--lease") + 1] = "0.5"
     r = subprocess.run(cmd, cwd=ROOT, env=env2, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     while _pid_alive(zombie_pid) and time.monotonic() < deadline:

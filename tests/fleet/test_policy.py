@@ -169,3 +169,45 @@ def test_restore_closes_dependents_of_failed_tasks() -> None:
     p.restore({"t0": "failed"})
     assert {(d.task_id, d.state) for d in p.take_decisions()} == {("t1", "error"), ("t2", "error")}
     assert p.done
+
+
+def test_tasks_of_one_affinity_group_run_one_at_a_time_on_one_node() -> None:
+    tasks = [
+        FleetTask("n1", affinity="notes"),
+        FleetTask("n2", affinity="notes"),
+        FleetTask("o1", affinity="office"),
+        FleetTask("free"),
+        FleetTask("n3", ("o1",), affinity="notes"),
+    ]
+    p = SchedulerPolicy(tasks)
+    p.add_node("a", 1)
+    p.add_node("b", 2)
+    first = {d.task_id: d.node_id for d in p.next_dispatches(0.0)}
+    # One notes task at a time; the office and the free task fill the other slots.
+    assert set(first) == {"n1", "o1", "free"}
+    assert p.next_dispatches(0.0) == []  # no slot is free
+    p.finished("free", "passed")
+    assert p.next_dispatches(0.0) == []  # n2 waits for its group, not for a slot
+    p.finished("n1", "passed")
+    [d] = p.next_dispatches(0.0)
+    assert (d.task_id, d.node_id) == ("n2", first["n1"])  # where the notes' state lives
+    p.finished("n2", "passed")
+    p.finished("o1", "passed")
+    [d] = p.next_dispatches(0.0)
+    assert (d.task_id, d.node_id) == ("n3", first["n1"])
+    # The group's node is lost: its task is re-queued and the group may move.
+    assert p.remove_node(first["n1"]) == ["n3"]
+    [d] = p.next_dispatches(0.0)
+    assert d.task_id == "n3" and d.node_id != first["n1"]
+    p.finished("n3", "passed")
+    assert p.done
+
+
+def test_affinity_group_held_by_a_task_in_flight_elsewhere_after_resume() -> None:
+    tasks = [FleetTask("n1", affinity="notes"), FleetTask("n2", affinity="notes")]
+    p = SchedulerPolicy(tasks)
+    assert p.restore({"n1": "running", "n2": "pending"}) == ["n1"]
+    p.add_node("a", 2)
+    assert p.next_dispatches(0.0) == []  # n1 still runs on an orphaned worker
+    p.finished("n1", "passed")
+    assert [d.task_id for d in p.next_dispatches(0.0)] == ["n2"]

@@ -236,33 +236,29 @@ def test_drain_announced_node_gets_no_work_it_cannot_finish(
     assert used == {nodes[1].node_id}
 
 
-def test_cli_fleet_run_on_the_cluster(
+def test_cli_run_on_the_cluster(
     cluster: tuple[Any, list[Any], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
 
     from agentcorp.cli import main
-    from tests.fleet.conftest_helpers import write_company
+    from tests.fleet.conftest_helpers import ledger_of, write_company
 
     c, _, _ = cluster
     company = write_company(tmp_path / "co", 6)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
     code = main(
         [
-            "fleet",
             "run",
             str(company),
-            "--backend",
-            "ray",
-            "--address",
+            "--ray",
             c.address,
-            "--ledger",
-            str(ledger),
-            "--sandbox",
-            "none",
+            "--sessions",
+            str(run_dir),
             "--lease",
             "5",
-            "--runner",
+            "--episode",
             "tests.fleet.runners:spec_sleepy",
             "--rate-limit",
             "llm=50/5",
@@ -271,5 +267,7 @@ def test_cli_fleet_run_on_the_cluster(
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert json.loads(out)["counts"] == {"passed": 6}
+    doc = json.loads(out)
+    assert doc["backend"] == "ray"
+    assert [t["status"] for t in doc["tasks"]] == ["pass"] * 6
     check_exactly_once(ledger, company.parent / "episodes.jsonl")

@@ -1,11 +1,10 @@
-"""The fleet's spec runner (``agentcorp.cli.wiring.run_fleet_episode``) on a worker's display.
+"""The episode function fleet workers call (``agentcorp.app.episode.episode``).
 
-A worker-like desktop (our own Xvfb with a window manager) is handed to the episode as
-``ctx.display``/``ctx.computer``; the model is the real loopback ``FakeOpenAIServer``; the
-shared rate limit is the real SQLite token bucket of a local fleet run. The model gives up
-on the first attempt and does the job on the second: the spec's ``retry.max_attempts``
-applies inside the episode, every model call took one token, and mousepad ran on the
-worker's display.
+The model is the real loopback ``FakeOpenAIServer``; the shared rate limit is the real SQLite
+token bucket of a local fleet run. The model gives up on the first attempt and does the job
+on the second: the spec's ``retry.max_attempts`` applies inside the episode, every model call
+took one token, and mousepad ran on the sandbox's own desktop (its Xvfb and window manager,
+as in-process), its home kept in the run folder.
 """
 
 from __future__ import annotations
@@ -14,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from agentcorp.cli.wiring import run_fleet_episode
+from agentcorp.app.config import resolve_config
+from agentcorp.app.episode import RunFolder, episode, station
 from agentcorp.fleet._worker import SqliteRateLimiter
 from agentcorp.fleet.ledger import SqliteLedger
 from agentcorp.fleet.model import EpisodeContext, FleetTask
 from agentcorp.fleet.policy import RateLimit
-from agentcorp.sandbox.xvfb import XvfbDesktop
+from agentcorp.spec import load_company
 from agentcorp.testing.fake_openai import FakeOpenAIServer
 
 COMPANY = """\
@@ -70,34 +70,34 @@ def test_spec_episode_rate_limited_retried_on_the_worker_display(
     ]
     ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     limiter = SqliteRateLimiter(ledger, {"llm": RateLimit(1e-6, BURST)})
-    with FakeOpenAIServer(script) as srv, XvfbDesktop(screen=(1280, 800)) as desk:
+    folder = RunFolder(tmp_path / "run")
+    with FakeOpenAIServer(script) as srv:
         for var in ("XAI_API_KEY", "OPENAI_API_KEY", "AGENTCORP_API_KEY"):
             monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("AGENTCORP_BASE_URL", srv.base_url)
-        monkeypatch.setenv("AGENTCORP_PLANNER_MODEL", "p")
-        monkeypatch.setenv("AGENTCORP_ACTOR_MODEL", "a")
+        env = {"AGENTCORP_BASE_URL": srv.base_url}
+        cfg = resolve_config(
+            environ=env, planner_model="p", actor_model="a", sessions=folder.root, no_cache=True
+        )
+        folder.write_settings(load_company(co / "company.yaml"), cfg)
         task = FleetTask(
             "add-line",
             api_key="llm",
-            payload={"company_file": str(co / "company.yaml"), "task_id": "add-line"},
+            payload={"run_dir": str(folder.root), "task_id": "add-line"},
         )
         ctx = EpisodeContext(
-            "add-line",
-            attempt=1,
-            epoch=1,
-            worker_id="w1",
-            node_id="n1",
-            display=desk.display,
-            session_dir=str(tmp_path / "s"),
-            computer=desk,
-            limiter=limiter,
+            "add-line", attempt=1, epoch=1, worker_id="h/1/w1", node_id="n1", limiter=limiter
         )
-        result = run_fleet_episode(task, ctx)
+        try:
+            result = episode(task, ctx)
+            desk = station(str(folder.root)).runner().sandboxes._desktops["notes"]
+            display = getattr(desk, "display", None)
+        finally:
+            station(str(folder.root)).close()
         calls = len(srv.chat_requests)
     try:
         assert result.status == "passed", result
-        assert "attempt 2 of 2" in result.detail
-        assert f"on the worker's display {desk.display}" in result.detail
+        assert "attempt 2" in result.detail
+        assert display is not None and display.startswith(":")
         assert calls == len(script)
         # Exactly one token per model call: BURST - calls are left, then the bucket is dry.
         left = 0
@@ -105,7 +105,9 @@ def test_spec_episode_rate_limited_retried_on_the_worker_display(
             left += 1
             assert left <= BURST
         assert left == BURST - calls
-        sessions = sorted(p.parent for p in (tmp_path / "s").glob("add-line/*/manifest.json"))
+        sessions = sorted(p.parent for p in folder.root.glob("add-line/*/manifest.json"))
         assert len(sessions) == 2
+        saved = (folder.sandboxes / "notes" / "notes.txt").read_text(encoding="utf-8")
+        assert "Fleet was here." in saved
     finally:
         ledger.close()

@@ -8,9 +8,9 @@ from agentcorp.grounding.cache import (
     ActionCache,
     ActionCacheError,
     CachedAction,
+    CacheRunner,
     Divergence,
     Postcondition,
-    Replayer,
     anchor_for,
     cache_key,
     entries_from_steps,
@@ -140,7 +140,7 @@ def test_perceptual_hash_tells_same_from_different() -> None:
     assert hamming("zz", save) == 64
 
 
-def test_replayer_relocates_a_moved_target_and_reports_a_renamed_one() -> None:
+def test_cache_runner_relocates_a_moved_target_and_reports_a_renamed_one() -> None:
     form = frame("form.png")
     g = OcrGrounder()
     # Cached where "Reports" was; pretend the cache came from a layout 40 px higher.
@@ -150,20 +150,20 @@ def test_replayer_relocates_a_moved_target_and_reports_a_renamed_one() -> None:
         Action("click", x=old_box.center[0], y=old_box.center[1], target="Reports"),
         anchor_for(frame("gnumeric.png"), 0, 0, "Reports", old_box),
     )
-    rep = Replayer([entry], g)
+    rep = CacheRunner([entry], g)
     moved = rep.prepare(0, form)
     assert isinstance(moved, Action) and rep.how[0] == "text"
     assert real.contains(moved.x or 0, moved.y or 0)
     assert rep.entries[0].anchor is not None and rep.entries[0].anchor.box == real
     renamed = CachedAction(entry.action, entry.anchor.__class__(old_box, "0" * 16, "Analytics"))
-    div = Replayer([renamed], g).prepare(0, form)
+    div = CacheRunner([renamed], g).prepare(0, form)
     assert isinstance(div, Divergence) and div.index == 0 and "not found" in div.reason
     same = CachedAction(entry.action, anchor_for(form, 0, 0, "Reports", real))
-    rep2 = Replayer([same], g)
+    rep2 = CacheRunner([same], g)
     assert rep2.prepare(0, form) == entry.action and rep2.how[0] == "hash"
 
 
-def test_replayer_postconditions() -> None:
+def test_cache_runner_postconditions() -> None:
     inc = labels()["incremental"][0]
     before, after = frame(inc["before"]), frame(inc["after"])
     changed = Box(*inc["changed"])
@@ -172,22 +172,22 @@ def test_replayer_postconditions() -> None:
         None,
         postcondition_for(after, changed, "Shipped to Globex"),
     )
-    rep = Replayer([e], OcrGrounder())
+    rep = CacheRunner([e], OcrGrounder())
     assert rep.verify(0, after, changed) is None
     div = rep.verify(0, before, None)
     assert isinstance(div, Divergence) and div.acted and "Shipped to Globex" in div.reason
-    no_text = Replayer([CachedAction(e.action, None, postcondition_for(after, changed))])
+    no_text = CacheRunner([CachedAction(e.action, None, postcondition_for(after, changed))])
     assert isinstance(no_text.verify(0, before, None), Divergence)
     # Other pixels, but the same region changed: the same effect (a path in a title).
     assert no_text.verify(0, before, Box(6, 8, 770, 150)) is None
     far = no_text.verify(0, before, Box(900, 600, 50, 50))
     assert isinstance(far, Divergence) and "instead of" in far.reason
     small_post = postcondition_for(after, Box(4, 140, 150, 20))
-    small = Replayer([CachedAction(e.action, None, small_post)])
+    small = CacheRunner([CachedAction(e.action, None, small_post)])
     assert small.verify(0, before, Box(900, 600, 5, 5)) is None  # a caret-sized change: any
     assert isinstance(small.verify(0, before, None), Divergence)
     # A click's small effect must show near its target.
-    anchored = Replayer(
+    anchored = CacheRunner(
         [
             CachedAction(
                 Action("click", x=80, y=150), anchor_for(after, 80, 150, "Shipped"), small_post

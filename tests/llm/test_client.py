@@ -14,6 +14,7 @@ import pytest
 import agentcorp.llm
 from agentcorp.errors import (
     BudgetExceeded,
+    ConfigError,
     LLMError,
     LLMUnavailable,
     QuotaExhausted,
@@ -23,11 +24,14 @@ from agentcorp.llm import (
     XAI,
     OpenAIClient,
     PriceTable,
+    RequestRejected,
     RetryPolicy,
     UsageMeter,
     budget_check,
     custom,
     image_part,
+    redact_key,
+    resolve_timeout,
     user_message,
 )
 from agentcorp.record.canonical import canonical_request_hash
@@ -54,15 +58,15 @@ def test_storm_ends_in_success_with_exact_attempts(serve: Serve) -> None:
             {"fault": "rate_limit", "retry_after_ms": 1},
             {"fault": "server_error", "status": 500},
             {"fault": "server_error", "status": 503},
-            {"fault": "hang"},  # the client's per-attempt timeout fires
+            {"fault": "drop"},  # the connection closes without a reply
             {"fault": "rate_limit", "retry_after": "0"},
             OK,
         ]
     )
-    client = client_for(srv, timeout=0.3)
+    client = client_for(srv, timeout=5)
     resp = client.complete(req())
     assert resp.content == "fine"
-    assert [r.status for r in srv.chat_requests] == [429, 500, 503, None, 429, 200]
+    assert [r.status for r in srv.chat_requests] == [429, 500, 503, 0, 429, 200]
     assert len(srv.chat_requests) == 6  # exactly the policy's 6 attempts: no SDK retries
     srv.assert_complete()
 
@@ -70,9 +74,10 @@ def test_storm_ends_in_success_with_exact_attempts(serve: Serve) -> None:
 def test_storm_longer_than_policy_fails_after_exactly_max_attempts(serve: Serve) -> None:
     srv = serve([{"fault": "server_error", "status": 502, "times": 10}])
     client = client_for(srv, retry=RetryPolicy(max_attempts=3, initial_wait=0.001, max_wait=0.002))
-    with pytest.raises(LLMError) as info:
+    # An endpoint still failing after every retry is the environment, not the task: exit 3.
+    with pytest.raises(LLMUnavailable) as info:
         client.complete(req())
-    assert not isinstance(info.value, LLMUnavailable)
+    assert info.value.exit_code == 3
     assert len(srv.chat_requests) == 3
     msg = str(info.value)
     assert "\n" not in msg and "after 3 attempts" in msg and "HTTP 502" in msg
@@ -85,12 +90,64 @@ def test_each_retryable_status_is_retried(serve: Serve, status: int) -> None:
     assert len(srv.chat_requests) == 2
 
 
-def test_timeouts_exhausted_is_llm_error(serve: Serve) -> None:
+def test_a_timeout_is_not_resent_and_says_the_value_applied(serve: Serve) -> None:
+    # A slow server still working on the request must not get it a second time.
     srv = serve([{"fault": "hang", "times": 2}])
-    client = client_for(srv, timeout=0.2, retry=RetryPolicy(max_attempts=2, initial_wait=0.001))
-    with pytest.raises(LLMError, match=r"did not answer within 0.2s after 2 attempts"):
+    client = client_for(srv, timeout=0.2, timeout_source="--timeout")
+    with pytest.raises(LLMUnavailable) as info:
         client.complete(req())
-    assert len(srv.chat_requests) == 2
+    msg = str(info.value)
+    assert "did not answer within 0.2s (--timeout)" in msg and "not re-sent" in msg
+    assert "AGENTCORP_TIMEOUT" in msg and "\n" not in msg and info.value.exit_code == 3
+    assert len(srv.chat_requests) == 1
+
+
+def test_timeout_cut_by_the_deadline_says_so(serve: Serve) -> None:
+    srv = serve([{"fault": "hang"}])
+    client = client_for(srv, timeout=30.0).bind(deadline=time.monotonic() + 0.3)
+    with pytest.raises(LLMUnavailable, match=r"within 0\.\d+s \(cut from 30s to fit the run's"):
+        client.complete(req())
+    assert len(srv.chat_requests) == 1
+
+
+def test_a_slow_reply_within_the_timeout_is_waited_for(serve: Serve) -> None:
+    srv = serve([{**OK, "delay": 0.3}])
+    assert client_for(srv, timeout=20).complete(req()).content == "fine"
+    assert len(srv.chat_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "configured", "want"),
+    [
+        (None, {}, None, (60.0, "default")),
+        (None, {}, 90, (90.0, "config timeout_s")),
+        (None, {"AGENTCORP_TIMEOUT": "120"}, 90, (120.0, "AGENTCORP_TIMEOUT")),
+        ("7.5", {"AGENTCORP_TIMEOUT": "120"}, 90, (7.5, "--timeout")),
+        (None, {"AGENTCORP_TIMEOUT": "  "}, None, (60.0, "default")),
+    ],
+)
+def test_timeout_resolution_order(
+    flag: str | None, env: dict[str, str], configured: float | None, want: tuple[float, str]
+) -> None:
+    assert resolve_timeout(flag, env, configured) == want
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "msg"),
+    [
+        ("soon", {}, "--timeout: expected a number of seconds > 0, got 'soon'"),
+        ("0", {}, "--timeout: expected a number of seconds > 0, got '0'"),
+        (None, {"AGENTCORP_TIMEOUT": "-3"}, "AGENTCORP_TIMEOUT: expected a number of seconds"),
+        (None, {"AGENTCORP_TIMEOUT": "nan"}, "AGENTCORP_TIMEOUT: expected"),
+        (None, {"AGENTCORP_TIMEOUT": "inf"}, "AGENTCORP_TIMEOUT: expected"),
+    ],
+)
+def test_bad_timeouts_are_one_line_config_errors(
+    flag: str | None, env: dict[str, str], msg: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_timeout(flag, env)
+    assert str(info.value).startswith(msg) and info.value.exit_code == 2
 
 
 def test_dropped_connection_is_retried(serve: Serve) -> None:
@@ -136,7 +193,7 @@ def test_backoff_without_retry_after_is_jittered_and_bounded(
 
 def test_retry_after_over_the_limit_gives_up_at_once(serve: Serve) -> None:
     srv = serve([{"fault": "rate_limit", "retry_after": 3600}, OK])
-    with pytest.raises(LLMError, match=r"server asked to wait 3600s, over the 60s limit"):
+    with pytest.raises(LLMUnavailable, match=r"server asked to wait 3600s, over the 60s limit"):
         client_for(srv).complete(req())
     assert len(srv.chat_requests) == 1
 
@@ -145,7 +202,7 @@ def test_deadline_stops_retries(serve: Serve, fake_clock: FakeClock) -> None:
     srv = serve([{"fault": "rate_limit", "retry_after": 4, "times": 5}, OK])
     policy = RetryPolicy(max_attempts=10, sleep=fake_clock.sleep, clock=fake_clock.clock)
     client = client_for(srv, retry=policy).bind(deadline=10.0)
-    with pytest.raises(LLMError, match="wall-clock budget is used up"):
+    with pytest.raises(LLMUnavailable, match="wall-clock budget is used up"):
         client.complete(req())
     # t=0 attempt, wait 4; t=4 attempt, wait 4; t=8 attempt: the next wait would pass t=10.
     assert len(srv.chat_requests) == 3
@@ -196,9 +253,43 @@ def test_404_is_setup_error_and_400_is_not_retried(serve: Serve) -> None:
     srv = serve([{"fault": "not_found"}, {"fault": "status", "status": 400}])
     with pytest.raises(LLMUnavailable, match="check the base URL and the model name"):
         client_for(srv).complete(req())
-    with pytest.raises(LLMError, match="HTTP 400") as info:
+    with pytest.raises(RequestRejected, match="HTTP 400") as info:
         client_for(srv).complete(req())
-    assert not isinstance(info.value, LLMUnavailable)
+    assert info.value.status == 400 and isinstance(info.value, LLMError)
+    assert len(srv.chat_requests) == 2
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"fault": "status", "status": 422, "body": {"detail": [{"msg": "field required"}]}},
+        # llama.cpp's Python server answers a request it cannot handle with HTTP 500.
+        {"fault": "server_error", "status": 500, "message": "response_format not supported"},
+        {
+            "fault": "server_error",
+            "status": 500,
+            "message": "Requested tokens (9000) exceed context window of 2048",
+        },
+        {
+            "fault": "status",
+            "status": 503,
+            "body": {"error": {"message": "bad", "type": "invalid_request_error"}},
+        },
+        # An error inside a 200 reply that says the request is invalid.
+        {"fault": "garbage", "body": {"error": {"message": "Validation error: messages"}}},
+    ],
+)
+def test_deterministic_refusals_are_not_retried(serve: Serve, entry: dict[str, Any]) -> None:
+    srv = serve([entry, OK])
+    with pytest.raises(RequestRejected) as info:
+        client_for(srv).complete(req())
+    assert len(srv.chat_requests) == 1 and "not retried" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_200_with_an_error_is_retried_like_a_5xx(serve: Serve) -> None:
+    srv = serve([{"fault": "garbage", "body": {"error": {"message": "overloaded"}}}, OK])
+    assert client_for(srv).complete(req()).content == "fine"
     assert len(srv.chat_requests) == 2
 
 
@@ -350,9 +441,32 @@ def test_hook_sees_exact_body_and_never_the_key(serve: Serve) -> None:
 def test_key_echoed_by_server_is_redacted(serve: Serve) -> None:
     srv = serve([{"fault": "server_error", "message": f"bad things for {KEY}", "times": 2}])
     client = client_for(srv, retry=RetryPolicy(max_attempts=2, initial_wait=0.001))
-    with pytest.raises(LLMError) as info:
+    with pytest.raises(LLMUnavailable) as info:
         client.complete(req())
-    assert KEY not in str(info.value) and "***" in str(info.value)
+    assert KEY not in str(info.value) and "bad things for ***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "want"),
+    [
+        ("expected x", "x", "expected x"),  # too short to be a key: nothing replaced
+        ("expected secret", "e", "expected secret"),
+        (f"key={KEY}.", KEY, "key=***."),
+        (f"'{KEY}'", KEY, "'***'"),
+        (f"{KEY}-suffix and {KEY}", KEY, f"{KEY}-suffix and ***"),  # a longer token stays
+        (f"Bearer {KEY}", KEY, "Bearer ***"),
+        ("no key here", KEY, "no key here"),
+    ],
+)
+def test_redaction_replaces_whole_keys_only(text: str, key: str, want: str) -> None:
+    assert redact_key(text, key) == want
+
+
+def test_short_key_leaves_error_text_readable(serve: Serve) -> None:
+    srv = serve([{"fault": "status", "status": 400, "body": {"error": {"message": "expected x"}}}])
+    with pytest.raises(RequestRejected) as info:
+        client_for(srv, api_key="x").complete(req())
+    assert "expected x" in str(info.value) and "***" not in str(info.value)
 
 
 def test_tool_calls_are_returned_raw(serve: Serve) -> None:
@@ -443,13 +557,23 @@ def test_list_models(serve: Serve) -> None:
         ({"error": {"message": "overloaded"}}, "error in a 200 reply: overloaded"),
     ],
 )
-def test_garbage_replies_are_one_line_llm_errors(serve: Serve, body: Any, msg: str) -> None:
-    srv = serve([{"fault": "garbage", "body": body}])
-    with pytest.raises(LLMError) as info:
-        client_for(srv).complete(req())
+def test_garbage_replies_are_retried_then_one_line_exit_3(
+    serve: Serve, body: Any, msg: str
+) -> None:
+    srv = serve([{"fault": "garbage", "body": body, "times": 2}])
+    client = client_for(srv, retry=RetryPolicy(max_attempts=2, initial_wait=0.001))
+    with pytest.raises(LLMUnavailable) as info:
+        client.complete(req())
     text = str(info.value)
-    assert "\n" not in text and "malformed chat completion" in text and msg in text, text
-    assert len(srv.chat_requests) == 1
+    assert "\n" not in text and "malformed chat completion after 2 attempts" in text, text
+    assert msg in text, text
+    assert len(srv.chat_requests) == 2 and info.value.exit_code == 3
+
+
+def test_one_garbage_reply_then_a_good_one(serve: Serve) -> None:
+    srv = serve([{"fault": "garbage"}, OK])
+    assert client_for(srv).complete(req()).content == "fine"
+    assert len(srv.chat_requests) == 2
 
 
 def test_lenient_shapes_from_local_servers(serve: Serve) -> None:
@@ -473,7 +597,7 @@ def test_lenient_shapes_from_local_servers(serve: Serve) -> None:
         ]
     )
     r = client_for(srv).complete(req())
-    assert r.content == "ab" and r.tool_calls[0].id == "call_0"
+    assert r.content == "ab" and r.tool_calls[0].id.startswith("call_agentcorp_")
     assert json.loads(r.tool_calls[0].arguments) == {"seconds": 1}
     assert r.usage == Usage() and r.model == "grok-4"
 

@@ -8,8 +8,12 @@ from agentcorp.llm import OPENAI, XAI, OpenAIClient, custom, provider_named
 
 def test_presets() -> None:
     assert XAI.base_url == "https://api.x.ai/v1" and XAI.api_key_env == "XAI_API_KEY"
-    assert XAI.default_planner_model == "grok-4"
-    assert XAI.default_actor_model.startswith("grok-4")
+    # Current xAI lineup, never a deprecated model (grok-4-1-fast-*, grok-4, grok-3).
+    current = ("grok-4.7", "grok-4.6", "grok-4.5", "grok-4.3", "grok-4.20-")
+    for model in (XAI.default_planner_model, XAI.default_actor_model):
+        assert model.startswith(current), model
+        assert not model.startswith("grok-4-1-fast")
+    assert XAI.conversation_header == "x-grok-conv-id" and not OPENAI.conversation_header
     assert OPENAI.api_key_env == "OPENAI_API_KEY" and OPENAI.key_required
     assert hash(XAI) == hash(XAI)
 

@@ -110,8 +110,8 @@ def test_live_replay_without_company_is_a_clear_error(
     import json
     import shutil
 
-    # ``agentcorp run`` names the company file in the manifest; a session without it
-    # (recorded elsewhere, or by hand) needs --company for a live replay.
+    # ``agentcorp run`` names the company file in the manifest, but a recording never
+    # chooses what a live replay starts: --company is needed either way.
     assert open_session(desktop_session).manifest["company_file"] == str(
         (COMPANY / "company.yaml").resolve()
     )
@@ -123,3 +123,6 @@ def test_live_replay_without_company_is_a_clear_error(
     assert main(["replay", str(bare), "--mode", "action"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--company" in err[0]
+    assert main(["replay", str(desktop_session), "--mode", "action"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--company" in err[0] and "not opened" in err[0]

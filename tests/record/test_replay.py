@@ -19,7 +19,7 @@ from agentcorp.record.replay import (
     regrade,
 )
 from agentcorp.record.session import open_session
-from agentcorp.sandbox.replay import RecordedFramesComputer
+from agentcorp.sandbox.recorded import RecordedFramesComputer
 from agentcorp.types import ActionStep, ChatRequest, ObservationStep
 from tests.record._app import SUCCESS, Recorded, make_app, model_script, record
 

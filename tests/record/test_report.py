@@ -29,7 +29,7 @@ def test_report_is_self_contained(recorded: Recorded, tmp_path: Path) -> None:
     # nothing that could reach a network: no http(s) URLs in src/href, frames are data: URIs
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
     assert re.search(r"data:image/(png|jpeg);base64,", page)
-    assert "default-src 'none'" in page
+    assert "default-src &#39;none&#39;" in page  # the CSP, entity-escaped in its attribute
     # the recorded reasoning and tool call are in the page
     assert "I will focus the name field." in page
     assert "click({" in page
@@ -74,9 +74,14 @@ def test_trace_in_headless_chromium(
             page.keyboard.press("End")
             assert page.locator("#pos").inner_text() == f"{n_steps} / {n_steps}"
             assert "pass" in page.locator("#checks").inner_text()
-            assert "1200 in / 20 out" in page.locator("#timeline").evaluate(
+            info = page.locator("#timeline").evaluate(
                 "() => { document.querySelector('#timeline button').click();"
                 " return document.getElementById('info').innerText; }"
+            )
+            assert "1200 in / 20 out" in info
+            # Where the action's time went, phase by phase.
+            assert re.search(
+                r"phases\s+act [\d.]+ ms · settle [\d.]+ ms · capture [\d.]+ ms · encode", info
             )
         finally:
             browser.close()
@@ -154,7 +159,7 @@ def test_report_escapes_hostile_text(tmp_path: Path) -> None:
     rec.finish("pass")
     page = render_html(open_session(tmp_path / "s"))
     assert "<img src=x" not in page and "</script><script>alert" not in page
-    data = page.split("id='trace-data'>", 1)[1].split("</script>", 1)[0]
+    data = page.split('id="trace-data">', 1)[1].split("</script>", 1)[0]
     parsed = json.loads(data)
     assert parsed["steps"][0]["action"]["text"] == "</script><img src=x onerror=alert(1)>"
     assert parsed["task"].startswith("</script>")

@@ -123,3 +123,25 @@ def test_bare_python_in_a_command_is_agentcorps_own_interpreter(tmp_path: Path) 
     spec = ServiceSpec("py", ["python3", "-c", code], ready_url=f"http://127.0.0.1:{port}/")
     with running_service(spec):
         assert out.read_text() == sys.executable
+
+
+def test_a_port_already_answering_is_refused_not_mistaken_for_ready(tmp_path: Path) -> None:
+    # Another process (another run's service) already serves the ready URL: ours must not
+    # take its answer as "ready" and send the task to a stranger.
+    port = _port()
+    (tmp_path / "srv.py").write_text(SERVER)
+    other = ServiceSpec(
+        "other",
+        [sys.executable, "srv.py", str(port)],
+        cwd=tmp_path,
+        ready_url=f"http://127.0.0.1:{port}/",
+    )
+    with running_service(other):
+        ours = ServiceSpec(
+            "ours",
+            [sys.executable, "srv.py", str(port)],
+            cwd=tmp_path,
+            ready_url=f"http://127.0.0.1:{port}/",
+        )
+        with pytest.raises(SandboxError, match=r"'ours': something else already answers at"):
+            start_service(ours)

@@ -8,7 +8,7 @@ import pytest
 
 from agentcorp.spec import (
     Company,
-    SpecValidationError,
+    SpecError,
     effective_policy,
     load_company,
     load_company_text,
@@ -201,7 +201,7 @@ def test_all_errors_reported_at_once() -> None:
         "role: clerk\n    description: First.", "role: clerc\n    description: '{inputs.x}'"
     )
     text = text.replace("depends_on: [a]", "depends_on: [c]")
-    with pytest.raises(SpecValidationError) as info:
+    with pytest.raises(SpecError) as info:
         _company(text)
     assert [str(i) for i in info.value.issues] == [
         "t.yaml:24:18: tasks[0].depends_on[0]: depends_on cycle: c → b → c",
@@ -214,7 +214,7 @@ def test_check_files_resolves_against_base_dir(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         "    kind: desktop\n", "    kind: desktop\n    files: {'~/a.txt': data/a.txt}\n"
     )
-    with pytest.raises(SpecValidationError, match=r"source file 'data/a\.txt' not found"):
+    with pytest.raises(SpecError, match=r"source file 'data/a\.txt' not found"):
         load_company_text(text, "t.yaml", base_dir=tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("x")
@@ -266,7 +266,7 @@ tasks:
     description: d
     steps: [{step}]
 """
-    with pytest.raises(SpecValidationError, match=r"tasks\[0\]\.steps\[0\].*has no input 'nope'"):
+    with pytest.raises(SpecError, match=r"tasks\[0\]\.steps\[0\].*has no input 'nope'"):
         load_company_text(text, "t.yaml")
 
 
@@ -284,7 +284,7 @@ tasks:
       - wait: 2s
       - wait: 2h
 """
-    with pytest.raises(SpecValidationError) as info:
+    with pytest.raises(SpecError) as info:
         load_company_text(text, "t.yaml")
     [issue] = info.value.issues
     assert (issue.line, issue.path) == (12, "tasks[0].steps[1].wait")

@@ -1,4 +1,4 @@
-"""Random and mutated YAML never makes the loader raise anything but SpecValidationError."""
+"""Random and mutated YAML never makes the loader raise anything but SpecError."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentcorp.spec import Company, SpecValidationError, load_company_text
+from agentcorp.spec import Company, SpecError, load_company_text
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "tasks/acme/company.yaml").read_text("utf-8")
 LINES = SAMPLE.splitlines(keepends=True)
@@ -53,7 +53,7 @@ def _load(text: str) -> None:
         warnings.simplefilter("error")  # a stray warning would be a bug too
         try:
             company = load_company_text(text, "fuzz.yaml", check_files=False)
-        except SpecValidationError as exc:
+        except SpecError as exc:
             assert exc.issues, "an error must carry at least one issue"
             for issue in exc.issues:
                 assert issue.line >= 1 and issue.col >= 1

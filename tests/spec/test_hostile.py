@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentcorp.cli import main
-from agentcorp.spec import SpecValidationError, load_company, load_company_text
+from agentcorp.spec import SpecError, load_company, load_company_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_size_limit_is_configurable(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_text_api_enforces_size_limit() -> None:
-    with pytest.raises(SpecValidationError) as info:
+    with pytest.raises(SpecError) as info:
         load_company_text("version: 1\n" * 100, "x.yaml", max_bytes=50)
     assert str(info.value) == "x.yaml:1:1: file is over the 50-byte limit for spec files"
 
@@ -48,7 +48,7 @@ def test_text_api_enforces_size_limit() -> None:
 def test_python_object_tag_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     text = f"version: 1\ncompany: !!python/object/apply:os.system ['touch {marker}']\n"
-    with pytest.raises(SpecValidationError) as info:
+    with pytest.raises(SpecError) as info:
         load_company_text(text, "evil.yaml")
     assert not marker.exists()
     assert info.value.issues[0].line == 2
@@ -96,7 +96,7 @@ def test_missing_path_and_empty_folder(tmp_path: Path, capsys: pytest.CaptureFix
 def test_folder_with_two_companies_is_refused(tmp_path: Path) -> None:
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text("version: 1\ncompany: x\n")
-    with pytest.raises(SpecValidationError) as info:
+    with pytest.raises(SpecError) as info:
         load_company(tmp_path)
     assert "exactly one company file" in str(info.value)
     assert "a.yaml, b.yaml" in str(info.value)

@@ -10,7 +10,7 @@ import pytest
 from agentcorp.errors import ConfigError
 from agentcorp.spec import (
     InputRowError,
-    SpecValidationError,
+    SpecError,
     load_company_text,
     parse_input_args,
     read_input_rows,
@@ -169,7 +169,7 @@ def test_success_checks_are_rendered_per_instance_regex_literally() -> None:
 
 def test_success_templates_are_validated_at_load() -> None:
     bad = COMPANY.replace('"Customer {inputs.name}"', '"Customer {inputs.nmae}"')
-    with pytest.raises(SpecValidationError) as info:
+    with pytest.raises(SpecError) as info:
         load_company_text(bad, "company.yaml")
     assert "{inputs.nmae} has no input 'nmae'" in str(info.value)
 

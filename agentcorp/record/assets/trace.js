@@ -54,6 +54,13 @@
       el("circle", { cx: end[0], cy: end[1], r: 10, fill: RED }, svg);
       label(a.path[0][0] + 12, a.path[0][1] - 12, "drag");
     }
+    if (a.kind === "zoom" && a.region) {
+      el("rect", {
+        x: a.region[0], y: a.region[1], width: a.region[2], height: a.region[3],
+        fill: "none", stroke: RED, "stroke-width": 4, "stroke-dasharray": "10 6",
+      }, svg);
+      label(a.region[0] + 6, a.region[1] - 8, "zoom");
+    }
     if (a.kind === "type" || a.kind === "key") {
       const txt = a.kind === "type" ? "type: " + (a.text || "") : "key: " + (a.keys || "");
       el("rect", {
@@ -94,6 +101,7 @@
     info.appendChild(h);
     const dl = document.createElement("dl");
     info.appendChild(dl);
+    row(dl, "intent", s.action.intent);
     row(dl, "tool call", s.tool);
     row(dl, "model", s.model);
     row(dl, "model latency", s.latency_ms ? s.latency_ms + " ms" : "");
@@ -104,6 +112,9 @@
     row(dl, "result", s.ok === null ? "" : (s.ok ? "ok" : "failed: " + s.error));
     row(dl, "action time", s.duration_ms ? s.duration_ms + " ms" : "");
     row(dl, "settle time", s.settle_ms ? s.settle_ms + " ms" : "");
+    row(dl, "phases", Object.keys(s.phases || {}).map(function (k) {
+      return k + " " + s.phases[k] + " ms";
+    }).join(" · "));
     row(dl, "summary", s.action.summary);
     if (s.reasoning) pre(s.reasoning);
     s.notes.forEach(pre);

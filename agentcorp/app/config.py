@@ -1,0 +1,272 @@
+"""A run's resolved configuration: flags over the environment over ``agentcorp.toml``.
+
+The environment is passed in as a mapping and read once here; nothing in the application
+layer reads or writes ``os.environ`` afterwards. API keys come only from the environment:
+``XAI_API_KEY`` (xai), ``OPENAI_API_KEY`` (openai), ``AGENTCORP_API_KEY`` (custom base URL).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from agentcorp.errors import ConfigError
+
+__all__ = [
+    "KEY_ENV",
+    "LIVE_VIEW_ENV",
+    "PASSWORD_ENV",
+    "LiveViewSettings",
+    "RunConfig",
+    "default_cache_dir",
+    "in_container",
+    "live_view_settings",
+    "resolve_config",
+]
+
+Provider = Literal["xai", "openai", "custom"]
+KEY_ENV = {"xai": "XAI_API_KEY", "openai": "OPENAI_API_KEY", "custom": "AGENTCORP_API_KEY"}
+LIVE_VIEW_ENV = "AGENTCORP_LIVE_VIEW"
+#: The live view password's variable (as ``agentcorp.sandbox.liveview`` names it).
+PASSWORD_ENV = "AGENTCORP_VNC_PASSWORD"
+
+
+class RunConfig(BaseModel):
+    """Everything ``agentcorp run`` needs besides the spec, resolved once at the edge."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Provider = "xai"
+    base_url: str | None = None
+    api_key: SecretStr | None = Field(None, repr=False)
+    planner_model: str | None = None
+    actor_model: str | None = None
+    sessions: Path | None = None
+    audit: Path | None = None
+    image_history: int = Field(3, ge=0, le=50)
+    long_side: int = Field(1024, ge=256, le=4096)
+    timeout_s: float = Field(60.0, gt=0)
+    max_replans: int = Field(2, ge=0, le=10)
+    plan: bool = True
+    cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
+    cache_dir: Path | None = None  # default ``default_cache_dir()``
+    chromium: Path | None = None  # default: Debian's /usr/bin/chromium, else on PATH
+
+    @property
+    def online(self) -> bool:
+        """A model is configured: a key for the provider, or an explicit base URL."""
+        return self.api_key is not None or self.base_url is not None
+
+    def describe(self) -> str:
+        """Where model requests go (never the key)."""
+        from agentcorp.llm.providers import provider_named
+
+        p = provider_named(self.provider, self.base_url)
+        return f"{p.name} at {p.base_url}"
+
+
+def default_cache_dir(
+    company_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Where skills live by default (as ``agentcorp skills`` looks for them): beside the company."""
+    from agentcorp.grounding.cache import default_skills_dir
+
+    return default_skills_dir(company_dir, os.environ if environ is None else environ)
+
+
+@dataclass(frozen=True)
+class LiveViewSettings:
+    """Serve each desktop sandbox over password-protected VNC and noVNC while the run lasts.
+
+    The n-th desktop opened gets ``vnc_port + n`` and ``web_port + n``. ``bind`` is loopback
+    on a normal machine and ``0.0.0.0`` in a container (so ``-p`` mappings reach it).
+    """
+
+    password: str = field(repr=False)
+    vnc_port: int = 5900
+    web_port: int = 6080
+    bind: str = "127.0.0.1"
+
+
+def in_container(root: Path = Path("/")) -> bool:
+    """Whether this process runs in a Docker or Podman container (their marker files)."""
+    return (root / ".dockerenv").exists() or (root / "run" / ".containerenv").exists()
+
+
+_FIELDS = (
+    "provider",
+    "base_url",
+    "planner_model",
+    "actor_model",
+    "sessions",
+    "audit",
+    "image_history",
+    "long_side",
+    "timeout_s",
+    "max_replans",
+    "plan",
+    "cache",
+    "cache_dir",
+    "chromium",
+)
+_ENV = {
+    "provider": "AGENTCORP_PROVIDER",
+    "base_url": "AGENTCORP_BASE_URL",
+    "planner_model": "AGENTCORP_PLANNER_MODEL",
+    "actor_model": "AGENTCORP_ACTOR_MODEL",
+    "sessions": "AGENTCORP_SESSIONS",
+    "audit": "AGENTCORP_AUDIT",
+    "cache_dir": "AGENTCORP_CACHE_DIR",
+    "chromium": "AGENTCORP_CHROMIUM",
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    table = data.get("run", data) if isinstance(data.get("run"), dict) else data
+    extra = [k for k in table if k not in _FIELDS and k != "run"]
+    if extra:
+        close = difflib.get_close_matches(extra[0], _FIELDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: unknown key {extra[0]!r}{hint}")
+    return {k: v for k, v in table.items() if k in _FIELDS}
+
+
+def resolve_config(
+    *,
+    provider: str | None = None,
+    base_url: str | None = None,
+    planner_model: str | None = None,
+    actor_model: str | None = None,
+    sessions: Path | None = None,
+    config_file: Path | None = None,
+    no_plan: bool = False,
+    environ: Mapping[str, str] | None = None,
+    audit: Path | None = None,
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    chromium: Path | None = None,
+    **settings: Any,
+) -> RunConfig:
+    """Flags over environment over ``agentcorp.toml``; raises ``ConfigError`` (one line).
+
+    ``settings`` are further ``RunConfig`` fields by name (``image_history=2``...), as
+    ``agentcorp.run(**settings)`` passes them; an unknown name is a ``ConfigError``.
+    """
+    env = os.environ if environ is None else environ
+    unknown = [k for k in settings if k not in _FIELDS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _FIELDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown setting {unknown[0]!r}{hint}")
+    values, where = _file_values(config_file)
+    values.update({name: env[var] for name, var in _ENV.items() if env.get(var)})
+    flags = {
+        "provider": provider,
+        "base_url": base_url,
+        "planner_model": planner_model,
+        "actor_model": actor_model,
+        "sessions": sessions,
+        "audit": audit,
+        "cache_dir": cache_dir,
+        "chromium": chromium,
+        **settings,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if no_plan:
+        values["plan"] = False
+    if no_cache:
+        values["cache"] = False
+    _check_paths(values)
+    prov = _provider(values)
+    key = env.get(KEY_ENV[prov], "").strip()
+    values["api_key"] = key or None
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def _file_values(config_file: Path | None) -> tuple[dict[str, Any], str]:
+    """``agentcorp.toml`` (or ``--config FILE``) values and where they came from."""
+    path = config_file if config_file is not None else Path("agentcorp.toml")
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"--config: {config_file} does not exist")
+    if path.is_file():
+        return _read_toml(path), str(path)
+    return {}, "flags/environment"
+
+
+def _provider(values: dict[str, Any]) -> str:
+    """Normalise ``values["provider"]`` (a base URL alone means ``custom``) and check it."""
+    if values.get("base_url") and not values.get("provider"):
+        values["provider"] = "custom"
+    prov = str(values.get("provider") or "xai").strip().lower()
+    if prov not in KEY_ENV:
+        raise ConfigError(f"--provider: unknown provider {prov!r}; expected xai, openai or custom")
+    values["provider"] = prov
+    if prov == "custom" and not values.get("base_url"):
+        raise ConfigError("--provider custom needs --base-url URL")
+    url = values.get("base_url")
+    if url is not None and not str(url).startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url: must start with http:// or https://, got {url!r}")
+    return prov
+
+
+def _check_paths(values: Mapping[str, Any]) -> None:
+    """Folders that exist as something else are refused before anything starts."""
+    for name, flag in (("cache_dir", "--cache-dir"), ("sessions", "--sessions")):
+        p = values.get(name)
+        if p is not None and Path(str(p)).exists() and not Path(str(p)).is_dir():
+            raise ConfigError(f"{flag}: {p} exists and is not a folder")
+    audit_to = values.get("audit")
+    if audit_to is not None:
+        a = Path(str(audit_to))
+        if a.exists() and not (a.is_file() or a.is_dir()):
+            raise ConfigError(f"--audit: {audit_to} is neither a file nor a folder")
+
+
+def live_view_settings(
+    enabled: bool,
+    password: str | None,
+    vnc_port: int = 5900,
+    web_port: int = 6080,
+    environ: Mapping[str, str] | None = None,
+    root: Path = Path("/"),
+) -> LiveViewSettings | None:
+    """The live view asked for by ``--live-view`` or ``AGENTCORP_LIVE_VIEW=1``, or ``None``.
+
+    Refuses (``ConfigError``, one line, exit 2) without a password from ``--vnc-password`` or
+    ``AGENTCORP_VNC_PASSWORD``. Binds to all interfaces in a container, else to loopback.
+    """
+    from agentcorp.sandbox.liveview import LiveView
+
+    env = os.environ if environ is None else environ
+    flag = env.get(LIVE_VIEW_ENV, "").strip().lower()
+    if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{LIVE_VIEW_ENV}: expected 1 or 0, got {flag!r}")
+    if not (enabled or flag in ("1", "true", "yes", "on")):
+        return None
+    if vnc_port == web_port:
+        raise ConfigError(f"--vnc-port and --web-port are both {vnc_port}")
+    secret = password or env.get(PASSWORD_ENV) or None
+    # LiveView's own checks (present, long enough) before any sandbox starts.
+    LiveView("", secret)
+    assert secret is not None
+    return LiveViewSettings(
+        secret, vnc_port, web_port, "0.0.0.0" if in_container(root) else "127.0.0.1"
+    )

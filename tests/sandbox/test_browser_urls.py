@@ -1,0 +1,141 @@
+"""Issue 16 defect 1 in real Chromium: every kind of navigation goes through the URL policy."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from agentcorp.errors import PolicyViolation
+from agentcorp.policy.urls import UrlPolicy
+from agentcorp.sandbox.browser import BrowserComputer
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Site:
+    port: int
+    hits: list[str] = field(default_factory=list)
+    pages: dict[str, str] = field(default_factory=dict)
+    server: http.server.ThreadingHTTPServer | None = None
+
+
+def _serve(site: _Site) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            site.hits.append(f"{self.command} {self.path}")
+            path = self.path.split("?")[0]
+            if path.startswith("/redirect-to/"):
+                self.send_response(302)
+                self.send_header("Location", "http://" + path[len("/redirect-to/") :])
+                self.end_headers()
+                return
+            body = site.pages.get(path, "<p>hello</p>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._answer()
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._answer()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", site.port), Handler)
+    site.server = server
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[tuple[_Site, _Site]]:
+    good, evil = _Site(_port()), _Site(_port())
+    _serve(good)
+    _serve(evil)
+    yield good, evil
+    for s in (good, evil):
+        assert s.server is not None
+        s.server.shutdown()
+        s.server.server_close()
+
+
+def test_query_string_never_matches_a_host_glob() -> None:
+    policy = UrlPolicy(["http://*.localhost:8799/*"])
+    assert policy.allows("http://app.localhost:8799/x?y=1")
+    assert not policy.allows("http://127.0.0.1:8798/evil?x=.localhost:8799/")
+    assert not policy.allows("http://127.0.0.1:8798/evil#.localhost:8799/")
+    assert not policy.allows("data:text/html,<b>hi</b>")
+    assert not policy.allows("blob:http://app.localhost:8799/0b1d")
+
+
+def test_every_navigation_kind_is_refused_audited_and_leaves_the_page(
+    sites: tuple[_Site, _Site],
+) -> None:
+    good, evil = sites
+    bad = f"http://127.0.0.1:{evil.port}/evil?x=.localhost:{good.port}/"
+    home = f"http://app.localhost:{good.port}/home"
+    style = "font-size:40px;display:block"
+    good.pages["/home"] = (
+        f'<a id="link" style="{style}" href="{bad}">link</a>'
+        f'<a id="redirect" style="{style}" href="/redirect-to/127.0.0.1:{evil.port}/r">redir</a>'
+        f'<form method="post" action="{bad}"><button id="post" style="{style}">post</button></form>'
+        f'<button id="open" style="{style}" onclick="window.open(\'{bad}\')">open</button>'
+        f'<button id="loc" style="{style}" onclick="location=\'{bad}\'">loc</button>'
+        f'<a id="dl" style="{style}" href="{bad}&dl=1" download>download</a>'
+        f'<a id="data" style="{style}" href="data:text/html,<b>x</b>">data</a>'
+    )
+    good.pages["/frame"] = f'<iframe src="{bad}&frame=1"></iframe><p>framed</p>'
+    seen: list[tuple[str, bool, str | None]] = []
+    with BrowserComputer(
+        start_url=home,
+        allow_urls=[f"http://*.localhost:{good.port}/*"],
+        on_navigation=lambda u, ok, why: seen.append((u, ok, why)),
+        capture="png",
+    ) as b:
+        for element in ("link", "redirect", "post", "open", "loc", "dl"):
+            box = b._page.locator(f"#{element}").bounding_box()
+            assert box is not None
+            with pytest.raises(PolicyViolation, match="blocked"):
+                b.click(int(box["x"] + 5), int(box["y"] + 5))
+                b.settle(timeout=3.0)
+                b._page.wait_for_timeout(300)
+                b.screenshot()
+                b.move(1, 1)
+            assert b.url == home, (element, b.url)
+        b.goto(f"http://app.localhost:{good.port}/frame")
+        b._page.wait_for_timeout(500)
+        assert b.url.endswith("/frame")
+        with pytest.raises(PolicyViolation):
+            b.goto(bad)
+        assert b.url.endswith("/frame")
+        assert any(u.startswith(f"http://127.0.0.1:{evil.port}/") for u in b.blocked)
+    assert evil.hits == [], evil.hits
+    refused = [u for u, ok, _ in seen if not ok]
+    assert bad in refused and f"{bad}&frame=1" in refused
+    assert f"http://127.0.0.1:{evil.port}/r" in refused  # the redirect's hop, audited
+    assert all(why for u, ok, why in seen if not ok)
+    assert (home, True, None) in seen
+
+
+def test_a_redirect_inside_the_allowed_urls_is_followed(sites: tuple[_Site, _Site]) -> None:
+    good, _ = sites
+    with BrowserComputer(
+        start_url=f"http://app.localhost:{good.port}/redirect-to/app.localhost:{good.port}/there",
+        allow_urls=[f"http://*.localhost:{good.port}/*"],
+        capture="png",
+    ) as b:
+        assert b.url == f"http://app.localhost:{good.port}/there"

@@ -57,9 +57,11 @@ class TaskResult:
     mode: str = ""
     episode: EpisodeTask | None = None  # the last episode run, for the recording's manifest
     actor_config: ActorConfig | None = None
-    #: For a run from the action cache: the cached sequence as it was looked up
+    #: For a run from a skill: the rendered sequence as it was looked up
     #: (``{"version", "actions", "actor_config"}``), so a decision replay can redo it.
     cached_run: dict[str, Any] | None = None
+    #: After a skill diverged: the action (1-based) from which the steps or model took over.
+    repaired_at: int | None = None
 
 
 def run_task(

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -277,6 +278,19 @@ def run(
             "$AGENTCORP_CHROMIUM, else /usr/bin/chromium).",
         ),
     ] = None,
+    console: Annotated[
+        str | None,
+        typer.Option(
+            "--console",
+            metavar="HOST:PORT",
+            help="Serve the operator console for this run (127.0.0.1:0 picks a free port); "
+            "its URL with a fresh token goes to stderr.",
+        ),
+    ] = None,
+    console_linger: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Keep the console up this long after the run ends."),
+    ] = 0.0,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes (resumable)."""
     import agentcorp
@@ -292,31 +306,43 @@ def run(
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     progress = _Progress(out, err, quiet_header=as_json)
-    with progress.live:
-        report = agentcorp.run(
-            path,
-            sessions=sessions,
-            workers=workers,  # checked by the library: one line, exit 2
-            ray_address=ray,
-            tasks=task,
-            resume=resume,
-            observers=[progress],
-            config_file=config,
-            live_view=live,
-            rate_limits=parse_rate_limits(rate_limit or []),
-            lease_s=lease,
-            spare=spare,
-            **({"episode": episode} if episode else {}),
-            provider=provider,
-            base_url=base_url,
-            planner_model=planner_model,
-            actor_model=actor_model,
-            no_plan=no_plan,
-            audit=audit,
-            cache_dir=cache_dir,
-            no_cache=no_cache,
-            chromium=chromium,
+    observers: list[Any] = [progress]
+    operator = _start_console(console, err) if console is not None else None
+    if operator is not None:
+        observers.append(operator.observer)
+    try:
+        report = _run_with(
+            progress,
+            operator,
+            console_linger,
+            lambda: agentcorp.run(
+                path,
+                sessions=sessions,
+                workers=workers,  # checked by the library: one line, exit 2
+                ray_address=ray,
+                tasks=task,
+                resume=resume,
+                observers=observers,
+                config_file=config,
+                live_view=live,
+                rate_limits=parse_rate_limits(rate_limit or []),
+                lease_s=lease,
+                spare=spare,
+                **({"episode": episode} if episode else {}),
+                provider=provider,
+                base_url=base_url,
+                planner_model=planner_model,
+                actor_model=actor_model,
+                no_plan=no_plan,
+                audit=audit,
+                cache_dir=cache_dir,
+                no_cache=no_cache,
+                chromium=chromium,
+            ),
         )
+    finally:
+        if operator is not None:
+            operator.close()
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
@@ -332,3 +358,22 @@ def run(
             f"agentcorp: {report.aborted}; the open sessions are kept as aborted", markup=False
         )
     return int(report.exit_code)
+
+
+def _start_console(bind: str, err: Console) -> Any:
+    """The operator console, serving; its URL (with the token) on stderr."""
+    from agentcorp.console import Console as OperatorConsole
+
+    operator = OperatorConsole(bind).start()
+    err.print(f"console: {operator.url}", markup=False, soft_wrap=True)
+    return operator
+
+
+def _run_with(progress: Any, operator: Any, linger: float, run: Callable[[], Any]) -> Any:
+    """Run with the progress display; then let the console show the end for ``linger`` s."""
+    with progress.live:
+        report = run()
+    if operator is not None:
+        operator.finish()
+        time.sleep(max(0.0, linger))
+    return report

@@ -501,7 +501,7 @@ class BrowserComputer(Computer):
                 "scale": 1,
             }
         t = time.time()
-        img = Image.open(io.BytesIO(self._capture_bytes(params)))
+        img: Image.Image = Image.open(io.BytesIO(self._capture_bytes(params)))
         if img.mode != "RGB":  # JPEG decodes to RGB already: no second copy of the pixels
             img = img.convert("RGB")
         img.load()

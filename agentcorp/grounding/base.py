@@ -35,7 +35,7 @@ class Candidate:
     box: Box
     text: str
     score: float
-    source: Literal["dom", "ocr", "cache"]
+    source: Literal["dom", "a11y", "ocr", "cache"]
 
 
 class Grounder(ABC):

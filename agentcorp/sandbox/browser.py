@@ -30,7 +30,7 @@ from agentcorp.errors import PolicyViolation, SandboxError, SandboxUnavailable
 from agentcorp.policy.urls import UrlPolicy
 from agentcorp.sandbox._proc import register_cleanup, tune_allocator, unregister_cleanup
 from agentcorp.sandbox._settle import changed_box, settle_frames
-from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
+from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult, checkpoint
 from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.sandbox.services import Service, ServiceSpec, start_service
 from agentcorp.types import Box, Point
@@ -52,6 +52,7 @@ _CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
+_TYPE_CHUNK = 64
 # What an allowed redirect becomes, so its target is a navigation the route sees.
 _REFRESH_PAGE = '<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
 # What Chromium shows after a failed load; not a destination, so never a policy violation.
@@ -612,6 +613,7 @@ class BrowserComputer(Computer):
             if line:
                 self._type_line(line, text.split("\n")[i] if not hidden else None)
             if i < len(lines) - 1:
+                checkpoint()
                 self._call("type", self._page.keyboard.press, "Enter")
 
     def _type_line(self, line: str, shown: str | None) -> None:
@@ -629,7 +631,11 @@ class BrowserComputer(Computer):
         for attempt in range(self.type_retries + 1):
             # Pacing grows on each retry: apps that drop keys do so for tens of milliseconds.
             delay = (0.0, 30.0, 90.0, 150.0)[min(attempt, 3)]
-            self._call("type", self._page.keyboard.type, line, delay=delay)
+            # In chunks, so a budget or an abort stops a long text part-way.
+            for start in range(0, len(line), _TYPE_CHUNK):
+                checkpoint()
+                chunk = line[start : start + _TYPE_CHUNK]
+                self._call("type", self._page.keyboard.type, chunk, delay=delay)
             after = self._focus_state("read")
             if _landed(before, after, line):
                 return
@@ -687,8 +693,10 @@ class BrowserComputer(Computer):
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` pass while the page keeps running."""
         self._check()
-        if seconds > 0:
-            self._page.wait_for_timeout(seconds * 1000.0)
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            checkpoint()
+            self._page.wait_for_timeout(min(left, 0.1) * 1000.0)
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return as soon as the page is done with what the last action started.

@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -242,6 +243,12 @@ class Policy(_Model):
         default=None, description="Regexes on target text/context that need the approver's yes."
     )
     approver: Approver | None = Field(default=None, description="Who answers confirm requests.")
+    max_type_chars: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Longest text one type action may carry (None: 10000).",
+    )
 
 
 class SecretSpec(_Model):
@@ -295,6 +302,25 @@ class App(_Model):
         description="Start is complete when a window whose title contains this appears.",
     )
     timeout: Duration = Field(default=30.0, description="How long to wait for the window.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment for the app (it gets a clean one, never agentcorp's).",
+    )
+    type_delay: Duration | None = Field(
+        default=None,
+        description="Pause after each key typed into this app (e.g. 50ms); default adaptive.",
+    )
+
+    @field_validator("type_delay")
+    @classmethod
+    def _delay_range(cls, v: float | None) -> float | None:
+        return _check_type_delay(v)
+
+
+def _check_type_delay(v: float | None) -> float | None:
+    if v is not None and not 0 <= v <= 5:
+        raise ValueError(f"type_delay must be between 0 and 5s, got {v:g}s")
+    return v
 
 
 class Service(_Model):
@@ -332,6 +358,15 @@ class Sandbox(_Model):
         default_factory=list, description="Processes started before the sandbox."
     )
     policy: Policy | None = Field(default=None, description="Overrides of the role's policy.")
+    type_delay: Duration | None = Field(
+        default=None,
+        description="Pause after each typed key on this desktop (e.g. 50ms); default adaptive.",
+    )
+
+    @field_validator("type_delay")
+    @classmethod
+    def _delay_range(cls, v: float | None) -> float | None:
+        return _check_type_delay(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Sandbox:

@@ -55,6 +55,8 @@ class RunConfig(BaseModel):
     long_side: int = Field(1024, ge=256, le=4096)
     timeout_s: float = Field(60.0, gt=0)
     max_replans: int = Field(2, ge=0, le=10)
+    #: How long ``request_help`` waits for a person's answer at the console.
+    help_timeout_s: float = Field(300.0, gt=0, le=86400)
     plan: bool = True
     cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
@@ -112,6 +114,7 @@ _FIELDS = (
     "long_side",
     "timeout_s",
     "max_replans",
+    "help_timeout_s",
     "plan",
     "cache",
     "cache_dir",

@@ -187,7 +187,9 @@ class Sandboxes:
     def _home(self, name: str) -> Path | None:
         if self.state_root is None:
             return None
-        home = self.state_root / name
+        # Absolute: apps get ``~/...`` expanded against it and run with it as their cwd, so a
+        # relative run folder (``--sessions s1``) would point them at ``s1/.../s1/...``.
+        home = (self.state_root / name).resolve()
         try:
             home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -297,7 +297,9 @@ def run(
     company = load(path_or_company)
     selected = _select(company, tasks)
     probe = _probe(company, cfg)
-    instances = plan_instances(selected, inputs, probe.cached, inputs_file)
+    # With skills off nothing is learned, so no row waits for the first.
+    ready = probe.cached if cfg.cache else (lambda _t: True)
+    instances = plan_instances(selected, inputs, ready, inputs_file)
     _preflight(cfg, company, env)
     folder, temporary = _run_folder(cfg.sessions)
     resumed = _prepare(folder, company, resume)

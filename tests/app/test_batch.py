@@ -1,4 +1,4 @@
-"""``plan_instances``: rows become instances; a batch waits for its learning row only when needed."""
+"""``plan_instances``: rows become instances; a batch waits for its learning row when needed."""
 
 from __future__ import annotations
 

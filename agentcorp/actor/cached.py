@@ -102,7 +102,8 @@ def _ok_sources(records: Sequence[Step]) -> list[str]:
     pending: str | None = None
     for st in records:
         if isinstance(st, ActionStep):
-            pending = None if st.action.kind in ("done", "fail") else st.source
+            # A zoom only looked: it is no action for the cache to repeat.
+            pending = None if st.action.kind in ("done", "fail", "zoom") else st.source
         elif isinstance(st, ActionResultStep):
             if st.ok and pending is not None:
                 out.append(pending)

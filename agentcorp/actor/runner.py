@@ -17,7 +17,7 @@ from agentcorp.actor.loop import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.actor.script import parse_step, step_text
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
-from agentcorp.llm.untrusted import MARKER, untrusted_notice
+from agentcorp.llm.untrusted import untrusted_notice, wrap_screen_text
 from agentcorp.planner.plan import Plan, Planner, PlanTask
 from agentcorp.policy.base import ActionGate
 from agentcorp.sandbox.base import Computer
@@ -185,7 +185,5 @@ def _jsonable(value: Any) -> Any:
 
 
 def _for_planner(reason: str, nonce: str) -> str:
-    """The failure as the planner gets it: screen text in it stays marked as data."""
-    if MARKER not in reason:
-        return reason
-    return f"{reason}\n\n{untrusted_notice(nonce)}"
+    """The failure as the planner gets it: it may quote the screen, so it is marked as data."""
+    return f"{wrap_screen_text(reason, nonce, 'actor')}\n\n{untrusted_notice(nonce)}"

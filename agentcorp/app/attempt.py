@@ -193,8 +193,12 @@ class SessionObserver:
         self.recorder.write(step)
 
     def abort(self) -> None:
-        """Drop the unfinished session (interrupted)."""
+        """Drop the unfinished session (it stays visibly incomplete)."""
         self.recorder.abort()
+
+    def aborted(self, why: str) -> None:
+        """Close the session with outcome ``aborted`` (Ctrl-C, SIGTERM): what ran is kept."""
+        self.recorder.finish_aborted(why, **_audit_extra(self.runner))
 
     def error(self, exc: BaseException) -> None:
         """Close the session as an environment error."""
@@ -270,6 +274,10 @@ def run_attempt(
         raise
     except AgentcorpError as exc:
         result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt as exc:
+        if rec is not None:
+            rec.aborted(str(exc) or "interrupted")
+        raise
     except BaseException:
         if rec is not None:
             rec.abort()

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.errors import ConfigError
 
 __all__ = [
@@ -134,7 +135,9 @@ _ENV = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text_bounded(path, 1 << 20, what="config file"))
+    except UnsafeRead:
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -354,4 +354,8 @@ def run(
             out.print(f"sessions: {report.run_dir}", markup=False)
         if report.trace is not None:
             out.print(f"trace: {report.trace}", markup=False)
-    return 0 if report.passed else 1
+    if report.aborted is not None:
+        err.print(
+            f"agentcorp: {report.aborted}; the open sessions are kept as aborted", markup=False
+        )
+    return int(report.exit_code)

@@ -42,6 +42,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.base import Grounder
 from agentcorp.grounding.ocr_grounder import frame_array
@@ -96,6 +97,9 @@ HASH_TOLERANCE = 10
 THUMB_TOLERANCE = 24
 #: A postcondition region smaller than this (px²) only needs *some* change after the action.
 SMALL_CHANGE_PX = 20_000
+
+# A cached sequence is a few kilobytes; anything this big is not one of ours.
+MAX_CACHE_FILE_BYTES = 8 << 20
 
 
 class ActionCacheError(ConfigError):
@@ -578,9 +582,11 @@ class ActionCache:
         """The skill stored under ``key``, or None. A bad file raises a one-line error."""
         path = self._path(key)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text_bounded(path, MAX_CACHE_FILE_BYTES, what="cache file")
         except FileNotFoundError:
             return None
+        except UnsafeRead as exc:
+            raise ActionCacheError(str(exc)) from None
         except OSError as exc:
             raise ActionCacheError(f"{path}: cannot read: {exc.strerror}") from exc
         try:
@@ -761,7 +767,7 @@ def entries_from_steps(
         elif isinstance(st, ActionStep):
             pending, anchor = None, None
             a = st.action
-            if a.kind in ("done", "fail"):
+            if a.kind in ("done", "fail", "zoom"):
                 continue
             pending = a
             if a.x is not None and a.y is not None and frame is not None:

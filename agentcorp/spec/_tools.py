@@ -93,6 +93,9 @@ def _merge(base: Policy, over: Policy | None) -> Policy:
         forbid_text=union(base.forbid_text, over.forbid_text),
         confirm=union(base.confirm, over.confirm),
         approver=over.approver if over.approver is not None else base.approver,
+        max_type_chars=(
+            over.max_type_chars if over.max_type_chars is not None else base.max_type_chars
+        ),
     )
 
 

@@ -281,8 +281,11 @@ def test_regrade_of_a_real_run_reevaluates_its_file_check(
     code, out, err = _run(["replay", str(folder), "--mode", "regrade"], capsys)
     assert code == 1, out + err
     assert "now fail, recorded pass" in out + err
-    # Live replays need no --company: the manifest names the company file. (Whether the
-    # live screen then matches is action replay's own business, tested in tests/record.)
+    # A live replay starts apps only from the company named with --company, never from the
+    # one the recording names. (Whether the live screen then matches is action replay's own
+    # business, tested in tests/record.)
     code, out, err = _run(["replay", str(folder), "--mode", "action"], capsys)
-    assert code != 2 and "--company" not in out + err, out + err
+    assert code == 2 and "--company" in err, out + err
+    code, out, err = _run(["replay", str(folder), "--mode", "action", "--company", str(co)], capsys)
+    assert code != 2, out + err
     assert "action replay" in out + err

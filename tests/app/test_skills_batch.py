@@ -77,6 +77,12 @@ def test_batch_learns_first_then_fans_out_and_no_model_fails_fast(
         assert all(r["status"] == "pass" for r in rows)
         assert [r["tokens"] for r in rows][1:] == [0, 0, 0, 0]
         assert len({r["session"] for r in rows}) == 5
+        # The trace marks which actions came from the skill.
+        trace = Path(str(rows[1]["session"]) + ".html")
+        if not trace.is_absolute():
+            trace = tmp_path / trace
+        html = trace.read_text(encoding="utf-8")
+        assert '"source":"skill"' in html and '"source":"model"' not in html
 
         second = agentcorp([*batch, "--inputs", "more.jsonl", "--workers", "2"], tmp_path)
         assert second.returncode == 0, second.stdout + second.stderr

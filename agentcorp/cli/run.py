@@ -136,7 +136,8 @@ def _summary(results: list[TaskRun]) -> Table:
         table.add_row(
             r.name,
             r.status,
-            path_taken(r.mode, r.repaired_at) if r.mode else "",
+            # A skill that needed repair says from where: "model (skill repaired at step 3)".
+            r.mode if r.repaired_at is None else path_taken(r.mode, r.repaired_at),
             str(r.actions),
             str(r.tokens),
             f"{r.cost_usd:.4f}",

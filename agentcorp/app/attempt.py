@@ -76,6 +76,13 @@ class TaskRun:
     checks: list[dict[str, str]] = field(default_factory=list)
     #: After its skill diverged: the action (1-based) from which the steps or model took over.
     repaired_at: int | None = None
+    #: The instance's id in a batch (``task#n``, one per input row); empty for a lone task.
+    instance: str = ""
+
+    @property
+    def name(self) -> str:
+        """How reports name it: the instance id in a batch, else the task id."""
+        return self.instance or self.task_id
 
     @property
     def passed(self) -> bool:

@@ -59,11 +59,14 @@ class RunConfig(BaseModel):
     cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
     chromium: Path | None = None  # default: Debian's /usr/bin/chromium, else on PATH
+    #: ``--no-model``: no model at all, even when one is configured (hermetic runs: a skill
+    #: that diverges on a model-driven task fails at once instead of asking one).
+    use_model: bool = True
 
     @property
     def online(self) -> bool:
-        """A model is configured: a key for the provider, or an explicit base URL."""
-        return self.api_key is not None or self.base_url is not None
+        """A model is configured (a key for the provider, or an explicit base URL) and used."""
+        return self.use_model and (self.api_key is not None or self.base_url is not None)
 
     def describe(self) -> str:
         """Where model requests go (never the key)."""
@@ -116,6 +119,7 @@ _FIELDS = (
     "cache",
     "cache_dir",
     "chromium",
+    "use_model",
 )
 _ENV = {
     "provider": "AGENTCORP_PROVIDER",

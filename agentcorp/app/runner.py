@@ -330,7 +330,7 @@ class TaskRunner:
         return skill_key(task_skill_hash(self.company, task), task.inputs, task_input_names(task))
 
     def cached(self, task: Task) -> bool:
-        """Whether a cached action sequence exists for ``task`` (and the cache is on)."""
+        """Whether ``task`` has a skill for its inputs (and skills are on)."""
         cache = self.action_cache()
         return cache is not None and (cache.dir / f"{self.cache_key(task)}.json").is_file()
 
@@ -338,13 +338,13 @@ class TaskRunner:
         """How the task will run: skill, planned/model, recording (offline replay), scripted.
 
         Offline, a shipped recording (reviewed and committed with the company) goes before
-        the local action cache.
+        a learned skill.
         """
         base = self.base_mode(task)
         return "skill" if base != "recording" and self.cached(task) else base
 
     def base_mode(self, task: Task) -> str:
-        """How the task runs without the action cache."""
+        """How the task runs without a skill."""
         if self.client is not None:
             return "planned" if self.config.plan else "model"
         if self._recording(task) is not None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +27,7 @@ from agentcorp.app.config import LIVE_VIEW_ENV, PASSWORD_ENV, live_view_settings
 from agentcorp.app.report import audit_head
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
+from agentcorp.spec import parse_input_args
 from agentcorp.types import ActionStep, ModelCallStep, Step
 
 __all__ = ["parse_rate_limits", "run"]
@@ -128,16 +130,20 @@ def _summary(results: list[TaskRun]) -> Table:
     table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80)
     for r in results:
         detail = r.reason or ", ".join(f"{c['name']}: {c['status']}" for c in r.checks)
+        if r.instance:
+            shown = ", ".join(f"{k}={v}" for k, v in r.inputs.items())
+            detail = f"({shown}) {detail}"
         table.add_row(
-            r.task_id,
+            r.name,
             r.status,
-            r.mode,
+            # A skill that needed repair says from where: "model (skill repaired at step 3)".
+            r.mode if r.repaired_at is None else path_taken(r.mode, r.repaired_at),
             str(r.actions),
             str(r.tokens),
             f"{r.cost_usd:.4f}",
             f"{r.elapsed_s:.1f}",
             str(r.attempts),
-            detail[:80],
+            escape(detail[:80]),
         )
     return table
 
@@ -152,6 +158,25 @@ def run(
         list[str] | None,
         typer.Option("--task", metavar="ID", help="Run only this task id (repeatable)."),
     ] = None,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option("--input", metavar="KEY=VALUE", help="A run-time input value (repeatable)."),
+    ] = None,
+    inputs_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--inputs",
+            metavar="FILE",
+            help="Run --task once per row of FILE (CSV with a header row, or JSON Lines).",
+        ),
+    ] = None,
+    no_model: Annotated[
+        bool,
+        typer.Option(
+            "--no-model",
+            help="Use no model even if one is configured (a diverging skill fails at once).",
+        ),
+    ] = False,
     provider: Annotated[
         str | None,
         typer.Option(metavar="NAME", help="Model provider: xai (default), openai or custom."),
@@ -299,6 +324,8 @@ def run(
             workers=workers,  # checked by the library: one line, exit 2
             ray_address=ray,
             tasks=task,
+            inputs=parse_input_args(input_ or []),
+            inputs_file=inputs_file,
             resume=resume,
             observers=[progress],
             config_file=config,
@@ -316,6 +343,7 @@ def run(
             cache_dir=cache_dir,
             no_cache=no_cache,
             chromium=chromium,
+            **({"use_model": False} if no_model else {}),
         )
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))

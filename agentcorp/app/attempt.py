@@ -7,6 +7,7 @@ the same way, by passing a ``RunObserver`` to ``agentcorp.run(observers=[...])``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from agentcorp.actor.runner import TaskResult
 from agentcorp.app.runner import TaskRunner, model_names, task_input
 from agentcorp.errors import AgentcorpError, SetupError
 from agentcorp.spec import Company, Task
-from agentcorp.types import Step
+from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
 __all__ = [
     "RunObserver",
@@ -69,6 +70,9 @@ class TaskRun:
     elapsed_s: float = 0.0
     session: str | None = None
     checks: list[dict[str, str]] = field(default_factory=list)
+    # False when a model call had no known price: ``cost_usd`` then counts only the priced
+    # ones and reports show the cost as unknown, never as a plain figure.
+    cost_known: bool = True
 
     @property
     def passed(self) -> bool:
@@ -239,6 +243,9 @@ def run_attempt(
         o.attempt_started(task.id, runner.mode_for(task), attempt)
     runner.final_state = None
     gen = runner.run(task, attempt)
+    # What the attempt spent so far: a task that errors still reports the tokens, mode and
+    # time it used (the planner may have spent plenty before the error).
+    spent, actions, t0 = Usage(), 0, time.monotonic()
     try:
         while True:
             try:
@@ -246,6 +253,10 @@ def run_attempt(
             except StopIteration as stop:
                 result: TaskResult = stop.value
                 break
+            if isinstance(step, ModelCallStep):
+                spent = spent + step.usage
+            elif isinstance(step, ActionStep):
+                actions += 1
             if rec is not None:
                 rec.step(step)
             for o in observers:
@@ -255,7 +266,15 @@ def run_attempt(
             rec.error(exc)
         raise
     except AgentcorpError as exc:
-        result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+        result = TaskResult(
+            task.id,
+            "error",
+            f"{type(exc).__name__}: {exc}",
+            usage=spent,
+            actions=actions,
+            elapsed_s=time.monotonic() - t0,
+            mode=runner.mode_for(task),
+        )
     except BaseException:
         if rec is not None:
             rec.abort()
@@ -303,6 +322,7 @@ def run_instance(
         result.elapsed_s,
         str(session) if session is not None else None,
         [{"name": c.name, "status": c.status, "detail": c.detail} for c in result.checks],
+        result.usage.cost_known,
     )
 
 

@@ -7,6 +7,7 @@ the same way, by passing a ``RunObserver`` to ``agentcorp.run(observers=[...])``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from agentcorp.actor.runner import TaskResult
 from agentcorp.app.runner import TaskRunner, model_names, task_input
 from agentcorp.errors import AgentcorpError, SetupError
 from agentcorp.spec import Company, Task
-from agentcorp.types import Step
+from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
 __all__ = [
     "RunObserver",
@@ -78,6 +79,9 @@ class TaskRun:
     repaired_at: int | None = None
     #: The instance's id in a batch (``task#n``, one per input row); empty for a lone task.
     instance: str = ""
+    # False when a model call had no known price: ``cost_usd`` then counts only the priced
+    # ones and reports show the cost as unknown, never as a plain figure.
+    cost_known: bool = True
 
     @property
     def name(self) -> str:
@@ -241,6 +245,39 @@ def _audit_extra(runner: TaskRunner) -> dict[str, Any]:
     return {"audit": info} if info else {}
 
 
+@dataclass
+class _Spent:
+    """What an attempt used so far (kept when it ends in an error)."""
+
+    usage: Usage = field(default_factory=Usage)
+    actions: int = 0
+    t0: float = field(default_factory=time.monotonic)
+
+
+def _drain(
+    gen: Any,
+    task_id: str,
+    spent: _Spent,
+    rec: SessionObserver | None,
+    observers: Sequence[RunObserver],
+) -> TaskResult:
+    """Feed every step of the episode to the recorder and observers; its result."""
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            result: TaskResult = stop.value
+            return result
+        if isinstance(step, ModelCallStep):
+            spent.usage = spent.usage + step.usage
+        elif isinstance(step, ActionStep):
+            spent.actions += 1
+        if rec is not None:
+            rec.step(step)
+        for o in observers:
+            o.step(task_id, step)
+
+
 def run_attempt(
     runner: TaskRunner,
     task: Task,
@@ -257,23 +294,25 @@ def run_attempt(
         o.attempt_started(task.id, runner.mode_for(task), attempt)
     runner.final_state = None
     gen = runner.run(task, attempt)
+    # What the attempt spent so far: a task that errors still reports the tokens, mode and
+    # time it used (the planner may have spent plenty before the error).
+    spent = _Spent()
     try:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                result: TaskResult = stop.value
-                break
-            if rec is not None:
-                rec.step(step)
-            for o in observers:
-                o.step(task.id, step)
+        result = _drain(gen, task.id, spent, rec, observers)
     except SetupError as exc:
         if rec is not None:
             rec.error(exc)
         raise
     except AgentcorpError as exc:
-        result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+        result = TaskResult(
+            task.id,
+            "error",
+            f"{type(exc).__name__}: {exc}",
+            usage=spent.usage,
+            actions=spent.actions,
+            elapsed_s=time.monotonic() - spent.t0,
+            mode=runner.mode_for(task),
+        )
     except KeyboardInterrupt as exc:
         if rec is not None:
             rec.aborted(str(exc) or "interrupted")
@@ -326,6 +365,7 @@ def run_instance(
         str(session) if session is not None else None,
         [{"name": c.name, "status": c.status, "detail": c.detail} for c in result.checks],
         result.repaired_at,
+        cost_known=result.usage.cost_known,
     )
 
 

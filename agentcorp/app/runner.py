@@ -64,7 +64,13 @@ def make_client(config: RunConfig, company_name: str = "") -> Any:
 
     provider = provider_named(config.provider, config.base_url)
     key = config.api_key.get_secret_value() if config.api_key is not None else ""
-    return OpenAIClient(provider, api_key=key, timeout=config.timeout_s, company=company_name)
+    return OpenAIClient(
+        provider,
+        api_key=key,
+        timeout=config.timeout_s,
+        timeout_source=config.timeout_source,
+        company=company_name,
+    )
 
 
 def model_names(config: RunConfig, company: Company, task: Task, client: Any) -> dict[str, str]:

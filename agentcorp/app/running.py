@@ -8,6 +8,7 @@ killed at any moment continues with ``resume=True`` and every task ends exactly 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -220,19 +221,27 @@ def _preview_modes(probe: Any, instances: Sequence[Instance]) -> dict[str, str]:
     return out
 
 
-def _preflight(cfg: RunConfig, company: Company, env: Mapping[str, str]) -> None:
-    """Fail fast, before any sandbox starts, on a missing secret or a bad endpoint or key."""
-    from agentcorp.app.runner import make_client, secret_values
+def _preflight(
+    cfg: RunConfig, company: Company, env: Mapping[str, str], tasks: Sequence[Task] = ()
+) -> None:
+    """Fail fast, before any sandbox starts: a missing secret, a bad endpoint or key.
+
+    Also an actor model that does not take images (exit 3, one line naming it).
+    """
+    from agentcorp.app.runner import make_client, model_names, secret_values
+    from agentcorp.llm.capabilities import check_vision
 
     secret_values(company, env)
     client = make_client(cfg, company.company)
     if client is None:
         return
     try:
-        client.list_models()
-    except LLMError:
         # Some OpenAI-compatible servers lack /models; the first real call will tell.
-        pass
+        with contextlib.suppress(LLMError):
+            client.list_models()
+        actors = {model_names(cfg, company, t, client)["actor"] for t in tasks}
+        for actor in sorted(a for a in actors if a):
+            check_vision(client, actor, declared=cfg.vision)
     finally:
         client.close()
 
@@ -302,7 +311,7 @@ def run(
     # With skills off nothing is learned, so no row waits for the first.
     ready = probe.cached if cfg.cache else (lambda _t: True)
     instances = plan_instances(selected, inputs, ready, inputs_file)
-    _preflight(cfg, company, env)
+    _preflight(cfg, company, env, selected)
     folder, temporary = _run_folder(cfg.sessions)
     resumed = _prepare(folder, company, resume)
     folder.write_settings(company, cfg, live_view)

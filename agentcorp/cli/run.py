@@ -28,7 +28,7 @@ from agentcorp.app.report import audit_head
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
 from agentcorp.spec import parse_input_args
-from agentcorp.types import ActionStep, ModelCallStep, Step
+from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
 __all__ = ["parse_rate_limits", "run"]
 
@@ -64,6 +64,7 @@ class _Progress(RunObserver):
         self.action = ""
         self.tokens = 0
         self.usd = 0.0
+        self.usage = Usage()
 
     def run_started(self, plan: Any) -> None:
         # One line however long: scripts and tests read it as the first line.
@@ -75,7 +76,7 @@ class _Progress(RunObserver):
 
     def attempt_started(self, task_id: str, mode: str, attempt: int) -> None:
         self.task, self.started, self.step_no, self.action = task_id, time.monotonic(), 0, ""
-        self.tokens, self.usd = 0, 0.0
+        self.tokens, self.usd, self.usage = 0, 0.0, Usage()
         suffix = f" (attempt {attempt})" if attempt > 1 else ""
         shown = {
             "none": "no model, no recording, no steps",
@@ -94,12 +95,13 @@ class _Progress(RunObserver):
         elif isinstance(step, ModelCallStep):
             self.tokens += step.usage.total_tokens
             self.usd += step.usage.cost_usd
+            self.usage = self.usage + step.usage
         self._show()
 
     def _show(self) -> None:
         line = Text(
             f"  {self.task}  step {self.step_no}  {self.action}  tokens {self.tokens}  "
-            f"${self.usd:.4f}  {time.monotonic() - self.started:.1f}s"
+            f"${self.usage.cost_text()}  {time.monotonic() - self.started:.1f}s"
         )
         self.live.update(line, refresh=True)
 
@@ -140,7 +142,7 @@ def _summary(results: list[TaskRun]) -> Table:
             r.mode if r.repaired_at is None else path_taken(r.mode, r.repaired_at),
             str(r.actions),
             str(r.tokens),
-            f"{r.cost_usd:.4f}",
+            f"{r.cost_usd:.4f}" if r.cost_known else "unknown",
             f"{r.elapsed_s:.1f}",
             str(r.attempts),
             escape(detail[:80]),
@@ -302,6 +304,14 @@ def run(
             "$AGENTCORP_CHROMIUM, else /usr/bin/chromium).",
         ),
     ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="Per-request model timeout (default $AGENTCORP_TIMEOUT, else the config "
+            "file's timeout_s, else 60); a request that times out is not re-sent.",
+        ),
+    ] = None,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes (resumable)."""
     import agentcorp
@@ -344,6 +354,7 @@ def run(
             no_cache=no_cache,
             chromium=chromium,
             **({"use_model": False} if no_model else {}),
+            **({"timeout_s": timeout} if timeout is not None else {}),
         )
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))

@@ -50,7 +50,11 @@ code=$?
 set -e
 t1=$(date +%s)
 if [ "$code" != 0 ]; then
+  keep="${AGENTCORP_FRESH_KEEP:-/tmp/agentcorp-fresh-runs}"
+  rm -rf "$keep"; mkdir -p "$keep"
+  cp -r "$work/agentcorp/runs" "$work/out.log" "$keep/" 2>/dev/null || true
   tail -40 "$work/out.log" >&2
+  say "sessions and output kept in $keep"
   say "README command 1 exited $code on bare Debian 12"; exit 1
 fi
 passed=$(grep -rl '"status": *"pass' "$work/agentcorp/runs" --include=manifest.json 2>/dev/null | wc -l)

@@ -336,8 +336,8 @@ tasks:
     role: clerk
     description: press a key
     steps: [{key: "ctrl+a"}]
-    success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY"'],
-              stdout_contains: "k=a/1"}
+    success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY."'],
+              stdout_contains: "k=a."}
   - id: b
     role: clerk
     description: press a key
@@ -385,7 +385,7 @@ def test_default_runner_runs_spec_tasks_through_the_real_wiring(tmp_path: Path) 
         rows = {x.id: x for x in led.rows()}
     finally:
         led.close()
-    assert rows["a"].state == "passed"  # its check saw AGENTCORP_IDEMPOTENCY_KEY=a/1
+    assert rows["a"].state == "passed"  # its check saw AGENTCORP_IDEMPOTENCY_KEY=a
     assert rows["b"].state == "failed" and "k=b/2" in (rows["b"].detail or "")
     assert rows["c"].state == "error" and "skipped" in (rows["c"].detail or "")
 

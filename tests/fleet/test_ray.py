@@ -163,7 +163,7 @@ def test_node_removed_mid_task_completes_elsewhere_and_zombie_is_fenced(
         keys = [k for (k,) in con.execute("SELECT key FROM effects ORDER BY key")]
     finally:
         con.close()
-    assert keys == ["a/1/finish", "b/2/finish", "c/1/finish"]
+    assert keys == ["a/finish", "b/finish", "c/finish"]  # one per task, whatever the attempt
     check_exactly_once(ledger_path, log)
     # Put a desktop node back for the next test.
     nodes[:] = [n for n in nodes if n.node_id != removed["node"]]
@@ -341,3 +341,28 @@ def test_sample_company_on_the_cluster_killed_and_resumed(
     )
     states = check_exactly_once(ledger_of(run_dir))
     assert set(states.values()) == {"passed"} and len(states) == 9
+
+
+def test_effect_of_a_dead_attempt_is_honoured_on_the_cluster(
+    cluster: tuple[Any, list[Any], Path], tmp_path: Path
+) -> None:
+    """Issue 16 defect 5 on Ray: attempt 1 did its effect, then its driver died before the
+    result write; attempt 2 runs on a cluster actor and must not do it again."""
+    log = tmp_path / "episodes.jsonl"
+    world = tmp_path / "world.txt"
+    task = FleetTask("pay", payload={"log": str(log), "world": str(world)})
+    ledger_path = tmp_path / "run.db"
+    led = SqliteLedger(ledger_path)
+    led.ensure_tasks([task])
+    lease = led.lease("pay", "ray:slot9", "gone", 60)
+    led.start("pay", lease.epoch)
+    assert led.record_effect("pay/charge", "pay", lease.epoch)
+    world.write_text("pay charged by attempt 1\n")
+    led.complete_effect("pay/charge", "pay", lease.epoch, "charged by attempt 1")
+    led.close()  # ...and the driver is gone: no result was written
+    report = run_ray([task], ledger_path, "tests.fleet.runners:charge", _opts())
+    assert report.counts == {"passed": 1}
+    assert world.read_text().splitlines() == ["pay charged by attempt 1"]
+    honoured = [e for e in read_log(log) if e["event"] == "honoured"]
+    assert [(e["attempt"], e["outcome"]) for e in honoured] == [(2, "charged by attempt 1")]
+    check_exactly_once(ledger_path, log)

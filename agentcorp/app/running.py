@@ -374,7 +374,8 @@ def run(
     if cfg.sessions is not None:
         report.trace = write_traces(folder.root, results, _warn(observers))
     if temporary:
-        shutil.rmtree(folder.meta / "sandboxes", ignore_errors=True)
+        # Nothing was recorded and nothing can be resumed without --sessions: leave no trace.
+        shutil.rmtree(folder.root, ignore_errors=True)
     return report
 
 

@@ -198,7 +198,9 @@ class Sandboxes:
     def _home(self, name: str) -> Path | None:
         if self.state_root is None:
             return None
-        home = self.state_root / name
+        # Absolute: apps and services run in other working folders, and a relative home
+        # (`--sessions runs/demo`) would make `~/notes.txt` another file for each of them.
+        home = (self.state_root / name).absolute()
         try:
             home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

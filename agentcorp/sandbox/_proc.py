@@ -212,6 +212,11 @@ def _close_all() -> None:
             close()
 
 
+def close_all_sandboxes() -> None:
+    """Run every registered cleanup now (a run that must exit at once)."""
+    _close_all()
+
+
 def _on_signal(signum: int, frame: object) -> None:
     _close_all()
     signal.signal(signum, signal.SIG_DFL)

@@ -92,6 +92,7 @@ def start_service(
         raise SandboxError(f"service {spec.name!r}: empty command")
     env = clean_env()  # declared, never our own process's variables
     if home is not None:
+        home = home.absolute()  # the service runs in its own working folder
         env["HOME"] = str(home)
     for key, value in spec.env.items():
         value = resolve_secrets(str(value), secrets or {}, f"service {spec.name!r} env {key}")

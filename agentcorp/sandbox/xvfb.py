@@ -39,7 +39,14 @@ from agentcorp.sandbox._proc import (
 from agentcorp.sandbox._settle import settle_frames
 from agentcorp.sandbox.apps import AppSpec
 from agentcorp.sandbox.atspi import POPUP_ROLES, Accessible, AtspiTree, Snapshot
-from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
+from agentcorp.sandbox.base import (
+    Button,
+    Computer,
+    Frame,
+    SettleResult,
+    checkpoint,
+    interruptible_sleep,
+)
 from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.types import Box, Point
 
@@ -171,7 +178,9 @@ class XvfbDesktop(Computer):
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._closed = False
         self._own_home = home is None
-        self.home: Path = Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home
+        self.home: Path = (
+            Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home.absolute()
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         self._x: Any = None
         self._mss: Any = None
@@ -821,7 +830,15 @@ class XvfbDesktop(Computer):
 
     def _send_keys(self, value: str, delay: float, *, paced: bool = False) -> None:
         region = self.window_box() if paced else None
-        for ch in value:
+        try:
+            self._send_each(value, delay, paced, region)
+        finally:
+            self._x.sync()
+
+    def _send_each(self, value: str, delay: float, paced: bool, region: Box | None) -> None:
+        for i, ch in enumerate(value):
+            if i % 16 == 0:
+                checkpoint()  # a budget or an abort stops a long text part-way
             before = self.screenshot(region) if paced and region and region.w and region.h else None
             keycode, shift = self._keycode_for(_char_keysym(ch))
             self._press_keycode(keycode, shift)
@@ -831,7 +848,6 @@ class XvfbDesktop(Computer):
                 self._wait_quiet(region, before)
             if delay:
                 time.sleep(delay)
-        self._x.sync()
 
     def _wait_quiet(self, region: Box, before: Frame) -> None:
         """Wait until the window showed the key's effect and then stayed still a while."""
@@ -1030,7 +1046,7 @@ class XvfbDesktop(Computer):
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` pass (only when the model or a script asks for it)."""
         if seconds > 0:
-            time.sleep(seconds)
+            interruptible_sleep(seconds)
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return once two consecutive frames a few ms apart are equal (or ``timeout``)."""

@@ -168,6 +168,9 @@ StepPoint = Annotated[
         {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
     ),
 ]
+#: What kind of element a text target is; the same words on a button and a link differ.
+TargetRole = Literal["button", "link", "field", "menu", "text"]
+_ROLE_DOC = "What the target is (button, link, field, menu, text) when the same words show twice."
 # Visible text to aim at, or [x, y] screen pixels.
 Target = Annotated[str, AfterValidator(_visible)] | StepPoint
 
@@ -240,6 +243,12 @@ class Policy(_Model):
         default=None, description="Regexes on target text/context that need the approver's yes."
     )
     approver: Approver | None = Field(default=None, description="Who answers confirm requests.")
+    max_type_chars: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Longest text one type action may carry (None: 10000).",
+    )
 
 
 class SecretSpec(_Model):
@@ -378,18 +387,21 @@ class ClickStep(_Model):
     """Click a visible text or a point."""
 
     click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class DoubleClickStep(_Model):
     """Double-click a visible text or a point."""
 
     double_click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class RightClickStep(_Model):
     """Right-click a visible text or a point."""
 
     right_click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class TypeStep(_Model):

@@ -513,6 +513,7 @@ def _semantic_issues(ctx: _Ctx, base_dir: Path, check_files: bool) -> None:
         if isinstance(task, dict):
             _task_refs(ctx, i, task, roles, sandboxes, ids)
             _task_templates(ctx, i, task)
+            _page_checks(ctx, i, task, roles, sandboxes)
     _cycles(ctx, tasks, ids)
     _secret_uses(ctx, (), data, secrets)
     _budgets(ctx, data, tasks)
@@ -586,6 +587,43 @@ def _task_refs(
         for j, d in enumerate(deps):
             if isinstance(d, str) and d not in ids:
                 ctx.add(("tasks", i, "depends_on", j), f"unknown task {d!r}{did_you_mean(d, ids)}")
+
+
+def _page_checks(
+    ctx: _Ctx,
+    i: int,
+    task: dict[str, Any],
+    roles: dict[str, Any] | None,
+    sandboxes: dict[str, Any] | None,
+) -> None:
+    """``dom`` and ``js`` checks read a web page: refused on a task of a desktop sandbox."""
+    rname = task.get("role")
+    role = roles.get(rname) if roles is not None and isinstance(rname, str) else None
+    name = task.get("sandbox") or (role.get("sandbox") if isinstance(role, dict) else None)
+    sandbox = sandboxes.get(name) if sandboxes is not None and isinstance(name, str) else None
+    if not isinstance(sandbox, dict) or sandbox.get("kind") != "desktop":
+        return
+    for path, node in _check_leaves(("tasks", i, "success"), task.get("success")):
+        if node.get("check") in ("dom", "js"):
+            ctx.add(
+                (*path, "check"),
+                f"a {node['check']} check reads a web page; sandbox {name!r} is a desktop",
+            )
+
+
+def _check_leaves(path: Path_, node: Any) -> list[tuple[Path_, dict[str, Any]]]:
+    if not isinstance(node, dict):
+        return []
+    if "check" in node:
+        return [(path, node)]
+    out: list[tuple[Path_, dict[str, Any]]] = []
+    for key in ("all", "any"):
+        if isinstance(node.get(key), list):
+            for j, child in enumerate(node[key]):
+                out.extend(_check_leaves((*path, key, j), child))
+    if "not" in node:
+        out.extend(_check_leaves((*path, "not"), node["not"]))
+    return out
 
 
 def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:

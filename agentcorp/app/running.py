@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcorp.app.attempt import RunObserver, TaskRun, instance_of, path_taken
-from agentcorp.app.config import LiveViewSettings, RunConfig, resolve_config
+from agentcorp.app.config import PASSWORD_ENV, LiveViewSettings, RunConfig, resolve_config
 from agentcorp.app.episode import EPISODE, RunFolder, Station, to_episode_result
 from agentcorp.app.report import RunReport, write_traces
 from agentcorp.errors import ConfigError, LLMError
@@ -304,7 +304,9 @@ def run(
     )
     for o in observers:
         o.run_started(plan)
-    schedule = _schedule(backend, n, ray_address, env, rate_limits, lease_s, spare, episode)
+    # Workers read keys and the live view's password from their environment, never a file.
+    worker_env = {**env, PASSWORD_ENV: live_view.password} if live_view is not None else env
+    schedule = _schedule(backend, n, ray_address, worker_env, rate_limits, lease_s, spare, episode)
     inline = backend == "inline" and episode == EPISODE
     station = Station(folder, env, observers, live_view=live_view) if inline else None
     outcome: Any = None

@@ -207,7 +207,13 @@ class DesktopSlot:
             limiter=self._limiter,
             effects=self._effects,
         )
-        return asdict(run_episode(self._runner, task, ctx))
+        try:
+            return asdict(run_episode(self._runner, task, ctx))
+        except (SetupError, ConfigError) as exc:
+            # The node cannot run episodes, or the run's input is bad: the coordinator stops
+            # the run (exit 3 or 2) instead of retrying the task on every slot.
+            line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            return {"fatal": type(exc).__name__, "detail": line}
 
     def close(self) -> None:
         """Stop the sandbox."""
@@ -535,6 +541,9 @@ class _Coordinator:
                     self.drop_slot(s, "actor died")
                 continue
             self.flights.pop(ref, None)
+            if "fatal" in res:
+                cls = ConfigError if res["fatal"] == "ConfigError" else SetupError
+                raise cls(f"{f.slot}: {res['detail']}")
             result = EpisodeResult(**res)
             try:
                 self.ledger.finish(

@@ -160,6 +160,14 @@ class Computer(ABC):
         action) when given, so later stages can look only there.
         """
 
+    def check_editable_focus(self, label: str) -> None:  # noqa: B027  (optional check)
+        """Raise ``SandboxError`` when focus is known to be outside any editable element.
+
+        That is the ``into: label`` of a typing step having clicked something else. A
+        backend that cannot tell does nothing (the default); the desktop asks its
+        accessibility tree.
+        """
+
     def close(self) -> None:  # noqa: B027  (optional hook; a no-op for backends owning nothing)
         """Stop everything this backend started. Safe to call twice."""
 
@@ -277,6 +285,8 @@ def _execute(computer: Computer, a: Action) -> None:
     elif a.kind == "drag":
         computer.drag(a.path)
     elif a.kind == "type":
+        if a.into:
+            computer.check_editable_focus(a.into)
         computer.type(a.text or "")
     elif a.kind == "key":
         computer.key(a.keys or "")

@@ -611,7 +611,7 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
 
 
 def _texts(path: Path_, value: Any) -> list[tuple[Path_, Any]]:
-    """Every text inside a step, with its path: templates are rendered in all of them."""
+    """Every text inside a step or check, with its path: templates are rendered in all."""
     if isinstance(value, str):
         return [(path, value)]
     if isinstance(value, dict):

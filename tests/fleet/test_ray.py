@@ -273,6 +273,76 @@ def test_cli_run_on_the_cluster(
     check_exactly_once(ledger, company.parent / "episodes.jsonl")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_sample_company_on_the_cluster_killed_and_resumed(
+    cluster: tuple[Any, list[Any], Path], tmp_path: Path
+) -> None:
+    """``agentcorp run tasks/acme --ray ADDRESS``: the driver killed with -9, then resumed."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fleet.conftest_helpers import ledger_of
+
+    c, _, _ = cluster
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_PASSWORD")) and not k.startswith("AGENTCORP_")
+    }
+    env["AGENTCORP_CACHE_DIR"] = str(tmp_path / "cache")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "agentcorp", "run", str(ROOT / "tasks" / "acme")]
+    cmd += ["--ray", c.address, "--sessions", str(run_dir), "--lease", "10"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                con = sqlite3.connect(f"file:{ledger_of(run_dir)}?mode=ro", uri=True, timeout=5)
+                try:
+                    row = con.execute("SELECT COUNT(*) FROM tasks WHERE state='passed'")
+                    done = int(row.fetchone()[0])
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                done = 0
+            if done >= 2:
+                break
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+    r = subprocess.run(
+        [*cmd, "--resume", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(r.stdout)
+    assert doc["backend"] == "ray" and doc["resumed"] and doc["passed"]
+    assert (
+        sorted(t["id"] for t in doc["tasks"]) == sorted({t["id"] for t in doc["tasks"]})
+        and len(doc["tasks"]) == 9
+    )
+    states = check_exactly_once(ledger_of(run_dir))
+    assert set(states.values()) == {"passed"} and len(states) == 9
+
+
 def test_effect_of_a_dead_attempt_is_honoured_on_the_cluster(
     cluster: tuple[Any, list[Any], Path], tmp_path: Path
 ) -> None:

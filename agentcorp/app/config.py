@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agentcorp._io import UnsafeRead, read_text_bounded
-from agentcorp.errors import ConfigError
+from agentcorp.errors import ConfigError, SetupError
 
 __all__ = [
     "KEY_ENV",
@@ -207,7 +207,12 @@ def resolve_config(
     _timeout(values, settings.get("timeout_s"), env, file_timeout, where)
     _check_paths(values)
     prov = _provider(values)
-    key = env.get(KEY_ENV[prov], "").strip()
+    var = KEY_ENV[prov]
+    key = env.get(var, "").strip()
+    if var in env and not key:
+        # Set but empty is a key that went missing (a CI secret not passed on), never a
+        # request to run offline: that is what leaving the variable unset means.
+        raise SetupError(f"{var} is set but empty: give it the key, or unset it to run offline")
     values["api_key"] = key or None
     try:
         return RunConfig.model_validate(values)

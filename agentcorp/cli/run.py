@@ -319,8 +319,8 @@ def run(
     live = live_view_settings(live_view, vnc_password, vnc_port, web_port)
     if not lease > 0 or lease == float("inf"):
         raise ConfigError(f"--lease must be a positive number of seconds, got {lease}")
-    if spare < 0:
-        raise ConfigError(f"--spare must be 0 or more, got {spare}")
+    if not 0 <= spare <= 4096:
+        raise ConfigError(f"--spare must be 0 to 4096, got {spare}")
     if resume and sessions is None:
         raise ConfigError("--resume needs --sessions DIR (the run folder to continue)")
     # Wide enough for the summary table when stdout is a file or a pipe.

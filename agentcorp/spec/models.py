@@ -52,6 +52,7 @@ __all__ = [
     "LlmJudgeCheck",
     "Models",
     "NotCheck",
+    "Objective",
     "OpenUrlStep",
     "Policy",
     "Retry",
@@ -781,8 +782,37 @@ class Task(_Model):
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
 
 
+class Objective(_Model):
+    """What the company wants done; the manager turns it into a plan of tasks and runs it."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="Unique id: letters, digits, '-', '_', '.'.",
+    )
+    goal: str = Field(min_length=1, description="What to achieve; may use {inputs.name} variables.")
+    inputs: dict[str, Scalar] = Field(default_factory=dict, description="Template values.")
+    roles: list[str] = Field(
+        default_factory=list, description="Keys of the roles its plan may use (empty: any role)."
+    )
+    budgets: Budgets | None = Field(
+        default=None,
+        description="The most the whole plan may budget (<= the company's); the sum of its "
+        "tasks' budgets must fit.",
+    )
+    approval: bool = Field(
+        default=False, description="The plan waits for the company's approver before it runs."
+    )
+    max_rounds: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Plan rounds: the first plan plus replans after failures.",
+    )
+
+
 class Company(_Model):
-    """A whole AI-only company: roles, sandboxes, secrets, policy and tasks."""
+    """A whole AI-only company: roles, sandboxes, secrets, policy, tasks and objectives."""
 
     version: Literal[1] = Field(description="Spec version; always 1.")
     company: Name = Field(description="The company's name.")
@@ -796,6 +826,9 @@ class Company(_Model):
     roles: dict[str, Role] = Field(min_length=1, description="Roles by key.")
     sandboxes: dict[str, Sandbox] = Field(min_length=1, description="Sandboxes by key.")
     tasks: list[Task] = Field(min_length=1, description="The work, in file order.")
+    objectives: list[Objective] = Field(
+        default_factory=list, description="Goals the manager plans into tasks (docs/manager.md)."
+    )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
@@ -827,6 +860,15 @@ class Company(_Model):
         close = difflib.get_close_matches(task_id, [t.id for t in self.tasks], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise KeyError(f"unknown task {task_id!r}{hint}")
+
+    def objective(self, objective_id: str) -> Objective:
+        """The objective with this id; ``KeyError`` (with a did-you-mean) when there is none."""
+        for o in self.objectives:
+            if o.id == objective_id:
+                return o
+        close = difflib.get_close_matches(objective_id, [o.id for o in self.objectives], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"unknown objective {objective_id!r}{hint}")
 
     def task_sandbox(self, task: Task) -> str:
         """The sandbox key a task runs on: its own, else its role's."""

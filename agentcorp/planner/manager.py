@@ -161,6 +161,7 @@ class Manager:
         modes: OutputModes | None = None,
         max_tokens: int | None = None,
         approve: Approve | None = None,
+        check_files: bool = True,
     ) -> None:
         self.model = model
         self.company = company
@@ -169,6 +170,8 @@ class Manager:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.approve = approve
+        # Whether files copied into sandboxes must exist (a replay reads no company folder).
+        self.check_files = check_files
         self.modes = modes if modes is not None else output_modes(model)
         self.revision = 0
 
@@ -300,7 +303,10 @@ class Manager:
         would_be = self._would_be(objective, done, tasks)
         try:
             company = load_company_text(
-                json.dumps(would_be), "plan", base_dir=self.company.base_dir
+                json.dumps(would_be),
+                "plan",
+                base_dir=self.company.base_dir,
+                check_files=self.check_files,
             )
         except SpecError as exc:
             return [_issue_text(i.path, i.message, len(done), tasks) for i in exc.issues]

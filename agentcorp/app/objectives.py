@@ -30,7 +30,7 @@ from agentcorp.app.attempt import RunObserver, TaskRun
 from agentcorp.app.config import resolve_config
 from agentcorp.app.episode import EPISODE
 from agentcorp.app.running import load, run
-from agentcorp.errors import ConfigError, LLMError, RecordingError
+from agentcorp.errors import ConfigError, LLMError, RecordingError, SetupError
 from agentcorp.planner.manager import Approve, Manager, ManagerOutcome, TaskReport
 from agentcorp.spec import Company, Objective, Task, load_company, load_company_text
 from agentcorp.types import Action, ChatModel, ModelCallStep, PlanStep, Step, Usage
@@ -44,8 +44,6 @@ __all__ = [
     "run_objective",
 ]
 
-#: What ``agentcorp run --json`` says of an objective, besides ``passed``/``failed``.
-STATUSES = ("passed", "failed", "invalid", "denied", "error")
 
 
 @dataclass
@@ -234,7 +232,7 @@ def plan_objective(
     )
     chat, name, closing = _model(company, objective, cfg, model)
     if chat is None:
-        raise ConfigError(_NO_MODEL.format(id=objective.id))
+        raise SetupError(_no_model(company, objective))
     try:
         manager = Manager(chat, company, model_name=name)
         return _Record(None, (), "").drive(
@@ -245,10 +243,21 @@ def plan_objective(
             closing.close()
 
 
-_NO_MODEL = (
-    "objective {id!r}: no model configured and no shipped recording of its manager; "
-    "configure a model (--provider/--base-url or XAI_API_KEY)"
-)
+def _no_model(company: Company, objective: Objective) -> str:
+    """Why the objective cannot be planned offline (and what to do)."""
+    from agentcorp.record.find import stale_message
+
+    folder = company.base_dir / "recordings"
+    stale = (
+        stale_message(manager_task_id(objective.id), objective_hash(company, objective), folder)
+        if folder.is_dir()
+        else None
+    )
+    return (
+        f"objective {objective.id!r}: no model configured and no shipped recording of its "
+        "manager; configure a model (--provider/--base-url or XAI_API_KEY)"
+        + (f"; {stale}" if stale else "")
+    )
 
 
 def run_objective(
@@ -291,8 +300,7 @@ def run_objective(
     report = ObjectiveReport(objective.id, "error", run_dir=root)
     chat, name, closing = _model(company, objective, cfg, model)
     if chat is None:
-        report.reason = _NO_MODEL.format(id=objective.id)
-        return report
+        raise SetupError(_no_model(company, objective))
     recorder = _recorder(root, company, objective, name)
     rec = _Record(recorder, observers, manager_task_id(objective.id))
     manager = Manager(

@@ -15,6 +15,7 @@ and decision-replayed like any other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -137,7 +138,11 @@ def render_plan(plan: Mapping[str, Any]) -> str:
     lines = [f"Plan for objective {plan.get('objective', '?')}: {plan.get('summary', '')}".strip()]
     for t in plan.get("tasks", []):
         deps = ", ".join(t.get("depends_on", [])) or "nothing"
-        lines.append(f"- {t.get('id')} ({t.get('role')}), after {deps}: {t.get('description')}")
+        what = str(t.get("description", ""))
+        # An unvalidated plan (the model's, as written) may name inputs it lacks.
+        with contextlib.suppress(KeyError, TypeError):
+            what = render_template(what, t.get("inputs") or {})
+        lines.append(f"- {t.get('id')} ({t.get('role')}), after {deps}: {what}")
         if t.get("inputs"):
             lines.append(f"    inputs: {json.dumps(t['inputs'], sort_keys=True)}")
         if t.get("success") is not None:

@@ -34,19 +34,24 @@ _PATHS = {
     "planned": "model",
     "model": "model",
     "recording": "recording",
-    "cache": "cache",
+    "skill": "skill",
     "none": "nothing to run",
     "skipped": "skipped",
 }
 
 
-def path_taken(mode: str) -> str:
-    """The user-facing name of how a task ran: cache, steps, recording or model.
+def path_taken(mode: str, repaired_at: int | None = None) -> str:
+    """The user-facing name of how a task ran: skill, steps, recording or model.
 
-    ``cache+scripted`` (the cache diverged and the steps took over) reads
-    ``cache, then steps``.
+    After a skill diverged at action k and the model (or the steps) took over
+    (``skill+model``), it reads ``model (skill repaired at step k)``.
     """
-    return ", then ".join(_PATHS.get(part, part) for part in mode.split("+"))
+    parts = mode.split("+")
+    if parts[0] == "skill" and len(parts) > 1:
+        rest = ", then ".join(_PATHS.get(p, p) for p in parts[1:])
+        at = f" at step {repaired_at}" if repaired_at is not None else ""
+        return f"{rest} (skill repaired{at})"
+    return ", then ".join(_PATHS.get(part, part) for part in parts)
 
 
 @dataclass
@@ -69,6 +74,8 @@ class TaskRun:
     elapsed_s: float = 0.0
     session: str | None = None
     checks: list[dict[str, str]] = field(default_factory=list)
+    #: After its skill diverged: the action (1-based) from which the steps or model took over.
+    repaired_at: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -179,8 +186,12 @@ class SessionObserver:
         self.recorder.write(step)
 
     def abort(self) -> None:
-        """Drop the unfinished session (interrupted)."""
+        """Drop the unfinished session (it stays visibly incomplete)."""
         self.recorder.abort()
+
+    def aborted(self, why: str) -> None:
+        """Close the session with outcome ``aborted`` (Ctrl-C, SIGTERM): what ran is kept."""
+        self.recorder.finish_aborted(why, **_audit_extra(self.runner))
 
     def error(self, exc: BaseException) -> None:
         """Close the session as an environment error."""
@@ -256,6 +267,10 @@ def run_attempt(
         raise
     except AgentcorpError as exc:
         result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt as exc:
+        if rec is not None:
+            rec.aborted(str(exc) or "interrupted")
+        raise
     except BaseException:
         if rec is not None:
             rec.abort()
@@ -303,6 +318,7 @@ def run_instance(
         result.elapsed_s,
         str(session) if session is not None else None,
         [{"name": c.name, "status": c.status, "detail": c.detail} for c in result.checks],
+        result.repaired_at,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.errors import ConfigError
 
 __all__ = [
@@ -55,7 +56,7 @@ class RunConfig(BaseModel):
     timeout_s: float = Field(60.0, gt=0)
     max_replans: int = Field(2, ge=0, le=10)
     plan: bool = True
-    cache: bool = True  # the action cache (``--no-cache`` turns it off)
+    cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
     chromium: Path | None = None  # default: Debian's /usr/bin/chromium, else on PATH
 
@@ -72,10 +73,13 @@ class RunConfig(BaseModel):
         return f"{p.name} at {p.base_url}"
 
 
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the action cache lives by default (as ``agentcorp cache`` looks for it)."""
-    env = (os.environ if environ is None else environ).get("AGENTCORP_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "agentcorp" / "actions"
+def default_cache_dir(
+    company_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Where skills live by default (as ``agentcorp skills`` looks for them): beside the company."""
+    from agentcorp.grounding.cache import default_skills_dir
+
+    return default_skills_dir(company_dir, os.environ if environ is None else environ)
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,9 @@ _ENV = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text_bounded(path, 1 << 20, what="config file"))
+    except UnsafeRead:
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

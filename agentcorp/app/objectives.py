@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class ObjectiveReport:
     """How an objective ended: its status, the plan's rounds and every task run."""
@@ -320,7 +319,8 @@ def run_objective(
     except LLMError as exc:
         # The manager's model failed (after the client's own retries): the objective ends
         # here, recorded, with the one-line reason.
-        report.status, report.reason = "error", str(exc)
+        before = f"{report.reason}; then " if report.reason else ""
+        report.status, report.reason = "error", f"{before}the manager's model failed: {exc}"
     finally:
         report.manager_usage = rec.usage
         outcome = {"status": "pass" if report.passed else "fail", "reason": report.reason}

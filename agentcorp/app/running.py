@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from agentcorp.app.attempt import RunObserver, TaskRun, instance_of, path_taken
-from agentcorp.app.config import LiveViewSettings, RunConfig, resolve_config
+from agentcorp.app.config import PASSWORD_ENV, LiveViewSettings, RunConfig, resolve_config
 from agentcorp.app.episode import EPISODE, RunFolder, Station, to_episode_result
 from agentcorp.app.report import RunReport, write_traces
 from agentcorp.errors import ConfigError, LLMError
+from agentcorp.record.abort import abort_on_signals
+from agentcorp.record.recorder import finish_open_sessions
 from agentcorp.spec import Company, Task
 
 __all__ = ["MAX_WORKERS", "RunPlan", "load", "run"]
@@ -302,22 +304,32 @@ def run(
     )
     for o in observers:
         o.run_started(plan)
-    schedule = _schedule(backend, n, ray_address, env, rate_limits, lease_s, spare, episode)
+    # Workers read keys and the live view's password from their environment, never a file.
+    worker_env = {**env, PASSWORD_ENV: live_view.password} if live_view is not None else env
+    schedule = _schedule(backend, n, ray_address, worker_env, rate_limits, lease_s, spare, episode)
     inline = backend == "inline" and episode == EPISODE
     station = Station(folder, env, observers, live_view=live_view) if inline else None
-    try:
-        fleet_tasks = _fleet_tasks(company, selected, folder, per_task)
-        outcome = schedule(
-            fleet_tasks,
-            folder,
-            station,
-            _Notes(observers, backend),
-            source=str(Path(str(company.source)).resolve()),
-            budgets=_company_budget(company),
-        )
-    finally:
-        if station is not None:
-            station.close()
+    outcome: Any = None
+    aborted: KeyboardInterrupt | None = None
+    # Ctrl-C / SIGTERM: open sessions end as "aborted", the report says what ran, and the
+    # caller exits 130 / 143 (``RunReport.exit_code``); a watchdog bounds it to seconds.
+    with abort_on_signals():
+        try:
+            fleet_tasks = _fleet_tasks(company, selected, folder, per_task)
+            outcome = schedule(
+                fleet_tasks,
+                folder,
+                station,
+                _Notes(observers, backend),
+                source=str(Path(str(company.source)).resolve()),
+                budgets=_company_budget(company),
+            )
+        except KeyboardInterrupt as exc:
+            aborted = exc
+            finish_open_sessions(str(exc) or "interrupted")
+        finally:
+            if station is not None:
+                station.close()
     results = _results(folder, selected, per_task)
     for r in results:
         for o in observers:
@@ -333,6 +345,10 @@ def run(
         resumed=resumed,
         lost=int(getattr(outcome, "lost", 0)),
     )
+    if aborted is not None:
+        report.aborted = str(aborted) or "interrupted"
+        report.abort_code = int(getattr(aborted, "exit_code", 130))
+        return report  # no traces: an aborted run exits at once
     if cfg.sessions is not None:
         report.trace = write_traces(folder.root, results, _warn(observers))
     if temporary:

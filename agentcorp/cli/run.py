@@ -103,17 +103,19 @@ class _Progress(RunObserver):
 
     def attempt_ended(self, task_id: str, result: Any, session: Path | None) -> None:
         self.live.update(Text(""), refresh=True)
-        self._line(task_id, result.status, result.reason, result.mode, session)
+        via = path_taken(result.mode, result.repaired_at) if result.mode else ""
+        self._line(task_id, result.status, result.reason, via, session)
 
     def task_finished(self, run: TaskRun) -> None:
         if run.mode == "skipped" or run.attempts == 0:
-            self._line(run.task_id, run.status, run.reason, run.mode, None)
+            via = path_taken(run.mode, run.repaired_at) if run.mode else ""
+            self._line(run.task_id, run.status, run.reason, via, None)
 
-    def _line(self, task_id: str, status: str, reason: str, mode: str, session: Any) -> None:
+    def _line(self, task_id: str, status: str, reason: str, via: str, session: Any) -> None:
         mark = {"pass": "✔", "fail": "✘", "error": "!", "budget_exceeded": "$"}.get(status, "?")
         reason = f": {reason}" if reason else ""
         where = f"  [{session}]" if session else ""
-        via = f" (via {path_taken(mode)})" if mode else ""
+        via = f" (via {via})" if via else ""
         self.console.print(
             f"{mark} {task_id} {status}{reason}{via}{where}", highlight=False, markup=False
         )
@@ -227,12 +229,12 @@ def run(
         Path | None,
         typer.Option(
             metavar="DIR",
-            help="Action cache folder (default $AGENTCORP_CACHE_DIR or "
-            "~/.cache/agentcorp/actions).",
+            help="Skills folder (default $AGENTCORP_SKILLS_DIR, $AGENTCORP_CACHE_DIR or "
+            "COMPANY/.agentcorp/skills).",
         ),
     ] = None,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither run nor store cached action sequences.")
+        bool, typer.Option("--no-cache", help="Neither use nor learn skills.")
     ] = False,
     workers: Annotated[
         str,
@@ -358,7 +360,12 @@ def run(
             out.print(f"sessions: {report.run_dir}", markup=False)
         if report.trace is not None:
             out.print(f"trace: {report.trace}", markup=False)
-    return 0 if report.passed else 1
+    if report.aborted is not None:
+        err.print(
+            f"agentcorp: {report.aborted}; the open sessions are kept as aborted", markup=False
+        )
+    return int(report.exit_code)
+
 
 
 def _objectives(

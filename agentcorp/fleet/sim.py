@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentcorp._io import read_text_bounded
 from agentcorp.errors import ConfigError, FencedOut
 from agentcorp.fleet.ledger import MemoryLedger
 from agentcorp.fleet.model import TERMINAL, FleetTask
@@ -114,8 +115,8 @@ def load_durations(folder: str | Path) -> list[float]:
     out: list[float] = []
     for m in sorted(root.rglob("manifest.json")):
         try:
-            d = json.loads(m.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            d = json.loads(read_text_bounded(m, 16 << 20, what="manifest"))
+        except (OSError, ValueError, ConfigError, RecursionError) as exc:
             raise ConfigError(f"--durations-from: {m}: unreadable manifest ({exc})") from exc
         v = d.get("duration_s") if isinstance(d, dict) else None
         if isinstance(v, int | float) and v > 0 and math.isfinite(v):

@@ -7,13 +7,15 @@ boundary of the line as read (a space or punctuation, a lower-to-upper case chan
 to digit change, or the line's ends), so "View" does not match inside "review" and "12" does
 not match inside "1200". A match that only a *folded* comparison finds, or that needs a few
 edits, scores lower than an exact one, so a clear exact match wins over look-alikes.
+A target of punctuation only (``*``, ``+/-``) folds to nothing: it matches as written, as a
+whole token of the line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TextMatch", "find_matches", "fold", "similarity"]
+__all__ = ["TextMatch", "find_matches", "fold", "matchable", "similarity"]
 
 _PAIRS = (("rn", "m"), ("vv", "w"))
 _SINGLE = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "5": "s"})
@@ -25,6 +27,11 @@ def fold(text: str) -> str:
     for a, b in _PAIRS:
         s = s.replace(a, b)
     return s.translate(_SINGLE)
+
+
+def matchable(target: str) -> bool:
+    """Whether any text can match ``target`` (letters, digits or punctuation, not blank)."""
+    return bool(target.strip())
 
 
 def _levenshtein(a: str, b: str) -> int:
@@ -123,7 +130,7 @@ def find_matches(
     """
     want = fold(target)
     if not want:
-        return []
+        return _symbol_matches(target, line, min_score)
     keys, where, bounds = _units(line)
     if not keys:
         return []
@@ -173,3 +180,24 @@ def find_matches(
         if all(m.end <= k.start or m.start >= k.end for k in kept):
             kept.append(m)
     return kept
+
+
+def _symbol_matches(target: str, line: str, min_score: float) -> list[TextMatch]:
+    """Where a target of punctuation only (``*``, ``+/-``, ``%``) stands alone in ``line``.
+
+    Folding drops punctuation, so such a target is compared as written: it must be a whole
+    token of the line (spaces or the line's ends around it); "+" is not inside "+/-".
+    """
+    want = "".join(target.split())
+    if not want or min_score > 1.0:
+        return []
+    out: list[TextMatch] = []
+    start = line.find(want)
+    while start >= 0:
+        end = start + len(want)
+        before = line[start - 1] if start else " "
+        after = line[end] if end < len(line) else " "
+        if before.isspace() and after.isspace():
+            out.append(TextMatch(start, end, 1.0))
+        start = line.find(want, start + 1)
+    return out

@@ -39,6 +39,7 @@ __all__ = [
     "VisionVerdict",
     "check_vision",
     "digits_image",
+    "read_digits_image",
     "vision_from_metadata",
 ]
 
@@ -105,30 +106,62 @@ def _modalities(value: Any, found: list[bool]) -> None:
         found.append(any(str(v).lower() in ("image", "images", "vision") for v in value))
 
 
+def _segment_boxes(i: int, scale: int) -> dict[str, tuple[int, int, int, int]]:
+    """Where digit ``i``'s seven segments are drawn (the one layout, drawn and read)."""
+    w, h, t, gap = 10 * scale, 18 * scale, 2 * scale, 4 * scale  # box, stroke, margin
+    x0, y0 = gap + i * (w + gap), gap
+    mid = y0 + h // 2
+    return {
+        "a": (x0, y0, x0 + w, y0 + t),
+        "b": (x0 + w - t, y0, x0 + w, mid),
+        "c": (x0 + w - t, mid, x0 + w, y0 + h),
+        "d": (x0, y0 + h - t, x0 + w, y0 + h),
+        "e": (x0, mid, x0 + t, y0 + h),
+        "f": (x0, y0, x0 + t, mid),
+        "g": (x0, mid - t // 2, x0 + w, mid + t // 2),
+    }
+
+
 def digits_image(number: int, *, scale: int = 6) -> bytes:
     """A PNG of ``number`` in large black seven-segment digits on white (no font needed)."""
     text = str(number)
-    w, h, t = 10 * scale, 18 * scale, 2 * scale  # one digit's box and stroke
-    gap = 4 * scale
-    img = Image.new("RGB", (len(text) * (w + gap) + gap, h + 2 * gap), "white")
+    img = Image.new("RGB", (len(text) * 14 * scale + 4 * scale, 26 * scale), "white")
     draw = ImageDraw.Draw(img)
     for i, ch in enumerate(text):
-        x0, y0 = gap + i * (w + gap), gap
-        mid = y0 + h // 2
-        boxes = {
-            "a": (x0, y0, x0 + w, y0 + t),
-            "b": (x0 + w - t, y0, x0 + w, mid),
-            "c": (x0 + w - t, mid, x0 + w, y0 + h),
-            "d": (x0, y0 + h - t, x0 + w, y0 + h),
-            "e": (x0, mid, x0 + t, y0 + h),
-            "f": (x0, y0, x0 + t, mid),
-            "g": (x0, mid - t // 2, x0 + w, mid + t // 2),
-        }
+        boxes = _segment_boxes(i, scale)
         for seg in _SEGMENTS[ch]:
             draw.rectangle(boxes[seg], fill="black")
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def read_digits_image(png: bytes) -> str | None:
+    """The number in a ``digits_image`` picture, or None if it is not one.
+
+    What a model that sees the probe reads; the fake OpenAI server uses it to act as a vision
+    model, so a run's vision check works against it without scripting.
+    """
+    try:
+        img = Image.open(io.BytesIO(png)).convert("L")
+    except (OSError, ValueError):
+        return None
+    scale = img.height // 26
+    if scale < 1 or img.height != 26 * scale or (img.width - 4 * scale) % (14 * scale):
+        return None
+    lit_to_digit = {frozenset(v): k for k, v in _SEGMENTS.items()}
+    out = []
+    for i in range((img.width - 4 * scale) // (14 * scale)):
+        lit = frozenset(
+            seg
+            for seg, (x0, y0, x1, y1) in _segment_boxes(i, scale).items()
+            if int(img.getpixel(((x0 + x1) // 2, (y0 + y1) // 2))) < 128  # type: ignore[arg-type]
+        )
+        digit = lit_to_digit.get(lit)
+        if digit is None:
+            return None
+        out.append(digit)
+    return "".join(out) or None
 
 
 def check_vision(

@@ -62,6 +62,12 @@ _INVALID_MARKERS = (
     "maximum context",
     "too many tokens",
     "requested tokens",
+    # A server whose chat template cannot take the request's shape (e.g. content parts given
+    # to a template that concatenates strings) fails the same way every time.
+    "can only concatenate",
+    'not "list"',
+    "expected str",
+    "must be str",
 )
 
 

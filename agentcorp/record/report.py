@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from agentcorp._io import UnsafeRead, check_image_size
 from agentcorp.errors import ConfigError, RecordingError
 from agentcorp.record.session import Event, Session
 from agentcorp.types import (
@@ -144,6 +145,10 @@ def _frame_png(session: Session, ev: Event) -> tuple[str, bytes] | None:
     """(media type, bytes) to show for an observation: the model image, else the frame."""
     image = session.observation_image(ev)
     if image:
+        try:
+            check_image_size(image, where=f"{session.folder}: image of step {ev.step.step}")
+        except UnsafeRead as exc:
+            raise RecordingError(str(exc)) from None
         media = "image/png" if image.startswith(b"\x89PNG") else "image/jpeg"
         return media, image
     frame = session.observation_frame(ev)
@@ -391,6 +396,10 @@ def write_animation(
         if frame is not None:
             img = frame.pil().convert("RGB")
         elif raw:
+            try:
+                check_image_size(raw, where=f"{session.folder}: frame of step {t.step}")
+            except UnsafeRead:
+                continue  # shown as missing, like an unreadable frame
             with Image.open(io.BytesIO(raw)) as src:
                 img = src.convert("RGB")
         else:

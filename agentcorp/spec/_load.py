@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agentcorp._io import UnsafeRead, read_bounded
 from agentcorp.errors import SpecError, SpecIssue
 from agentcorp.spec._issues import did_you_mean, format_path
 from agentcorp.spec._yaml import (
@@ -154,9 +155,8 @@ def company_files(folder: str | os.PathLike[str]) -> list[Path]:
         if f.suffix not in _YAML_SUFFIXES or not f.is_file():
             continue
         try:
-            with f.open("rb") as fh:
-                head = fh.read(DEFAULT_MAX_BYTES).decode("utf-8", "replace")
-        except OSError:
+            head = read_bounded(f, DEFAULT_MAX_BYTES, root=folder).decode("utf-8", "replace")
+        except (OSError, UnsafeRead):
             continue
         if _COMPANY_LINE.search(head):
             out.append(f)
@@ -170,19 +170,11 @@ def _validate_file(
     path: Path, filename: str, max_bytes: int, max_nodes: int, base_dir: Path | None = None
 ) -> tuple[Company | None, list[SpecIssue]]:
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            # Refuse on the size alone: a 50 MB file is never read into memory.
-            return None, [
-                SpecIssue(
-                    filename,
-                    1,
-                    1,
-                    "",
-                    f"file is {size:,} bytes, over the {max_bytes:,}-byte limit for spec files",
-                )
-            ]
-        raw = path.read_bytes()
+        # Read through the bounded reader: ``stat`` says 0 for /dev/zero, a FIFO would block.
+        raw = read_bounded(path, max_bytes, root=path.parent, what="spec file")
+    except UnsafeRead as exc:
+        message = str(exc).removeprefix(f"{path}: ")
+        return None, [SpecIssue(filename, 1, 1, "", message)]
     except OSError as exc:
         return None, [SpecIssue(filename, 1, 1, "", f"cannot read: {exc.strerror or exc}")]
     text = decode(raw, filename, max_bytes)
@@ -628,7 +620,7 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
 
 
 def _texts(path: Path_, value: Any) -> list[tuple[Path_, Any]]:
-    """Every text inside a step, with its path: templates are rendered in all of them."""
+    """Every text inside a step or check, with its path: templates are rendered in all."""
     if isinstance(value, str):
         return [(path, value)]
     if isinstance(value, dict):

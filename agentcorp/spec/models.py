@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -168,6 +169,9 @@ StepPoint = Annotated[
         {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
     ),
 ]
+#: What kind of element a text target is; the same words on a button and a link differ.
+TargetRole = Literal["button", "link", "field", "menu", "text"]
+_ROLE_DOC = "What the target is (button, link, field, menu, text) when the same words show twice."
 # Visible text to aim at, or [x, y] screen pixels.
 Target = Annotated[str, AfterValidator(_visible)] | StepPoint
 
@@ -240,6 +244,12 @@ class Policy(_Model):
         default=None, description="Regexes on target text/context that need the approver's yes."
     )
     approver: Approver | None = Field(default=None, description="Who answers confirm requests.")
+    max_type_chars: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Longest text one type action may carry (None: 10000).",
+    )
 
 
 class SecretSpec(_Model):
@@ -293,6 +303,25 @@ class App(_Model):
         description="Start is complete when a window whose title contains this appears.",
     )
     timeout: Duration = Field(default=30.0, description="How long to wait for the window.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment for the app (it gets a clean one, never agentcorp's).",
+    )
+    type_delay: Duration | None = Field(
+        default=None,
+        description="Pause after each key typed into this app (e.g. 50ms); default adaptive.",
+    )
+
+    @field_validator("type_delay")
+    @classmethod
+    def _delay_range(cls, v: float | None) -> float | None:
+        return _check_type_delay(v)
+
+
+def _check_type_delay(v: float | None) -> float | None:
+    if v is not None and not 0 <= v <= 5:
+        raise ValueError(f"type_delay must be between 0 and 5s, got {v:g}s")
+    return v
 
 
 class Service(_Model):
@@ -330,6 +359,15 @@ class Sandbox(_Model):
         default_factory=list, description="Processes started before the sandbox."
     )
     policy: Policy | None = Field(default=None, description="Overrides of the role's policy.")
+    type_delay: Duration | None = Field(
+        default=None,
+        description="Pause after each typed key on this desktop (e.g. 50ms); default adaptive.",
+    )
+
+    @field_validator("type_delay")
+    @classmethod
+    def _delay_range(cls, v: float | None) -> float | None:
+        return _check_type_delay(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Sandbox:
@@ -350,18 +388,21 @@ class ClickStep(_Model):
     """Click a visible text or a point."""
 
     click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class DoubleClickStep(_Model):
     """Double-click a visible text or a point."""
 
     double_click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class RightClickStep(_Model):
     """Right-click a visible text or a point."""
 
     right_click: Target
+    role: TargetRole | None = Field(default=None, description=_ROLE_DOC)
 
 
 class TypeStep(_Model):

@@ -19,6 +19,7 @@ assert the exact number of HTTP attempts.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import itertools
 import json
@@ -40,6 +41,7 @@ from agentcorp.types import ChatResponse
 __all__ = ["FakeOpenAIServer", "FakeScriptError", "ReceivedRequest", "ScriptEntry", "load_script"]
 
 PURPOSE_HEADER = "x-agentcorp-purpose"
+PROBE = "probe"  # the purpose of agentcorp's vision probe (agentcorp.llm.capabilities)
 
 FAULTS = (
     "rate_limit",
@@ -133,6 +135,7 @@ class ReceivedRequest:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     refused: bool = False  # turned away by a server-wide option (reject_response_format)
+    seen_as_vision_model: bool = False  # a vision probe answered without a script entry
 
     @property
     def response_format(self) -> str:
@@ -417,6 +420,20 @@ def _drop_images(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_probe(body: dict[str, Any]) -> str:
+    """What a vision model answers to agentcorp's probe: the number in its picture."""
+    from agentcorp.llm.capabilities import read_digits_image
+
+    for m in body.get("messages") or []:
+        for part in m.get("content") or [] if isinstance(m, dict) else []:
+            url = part.get("image_url", {}).get("url", "") if isinstance(part, dict) else ""
+            if isinstance(url, str) and url.startswith("data:image/png;base64,"):
+                number = read_digits_image(base64.b64decode(url.split(",", 1)[1]))
+                if number:
+                    return number
+    return "I see no picture."
+
+
 def _matches(when: Mapping[str, Any], body: Any, purpose: str | None, images: int) -> bool:
     if not when:
         return True
@@ -598,6 +615,8 @@ class _State:
         for entry in self.entries:
             if entry.times is not None and self.used[entry.index] >= entry.times:
                 continue
+            if purpose == PROBE and entry.when.get("purpose") != PROBE:
+                continue  # a vision probe takes only entries written for it
             if _matches(entry.when, body, purpose, images):
                 self.used[entry.index] += 1
                 return entry
@@ -740,6 +759,14 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             entry = state.pick(seen, req.purpose, _count_images(seen))
             serial = next(state.serial)
+        if entry is None and req.purpose == PROBE:
+            # Unscripted, the fake is a vision model: it reads the probe's number (or, with
+            # drop_images, sees no picture), so a run's vision check needs no script entry.
+            req.seen_as_vision_model = True
+            req.status = 200
+            spec = {"content": _read_probe(seen)}
+            self._send(_json_reply(200, _completion(spec, seen, serial, _count_images(seen))))
+            return
         if entry is None:
             req.status = 400
             msg = (
@@ -876,7 +903,11 @@ class FakeOpenAIServer:
 
     def assert_complete(self) -> None:
         """Raise ``AssertionError`` unless every entry was used and every request matched."""
-        unmatched = [r.index for r in self.chat_requests if r.entry is None and not r.refused]
+        unmatched = [
+            r.index
+            for r in self.chat_requests
+            if r.entry is None and not (r.refused or r.seen_as_vision_model)
+        ]
         if unmatched:
             raise AssertionError(f"fake_openai: requests {unmatched} matched no script entry")
         if self.remaining:

@@ -43,13 +43,18 @@ ca=()
 [ -s /etc/ssl/certs/ca-certificates.crt ] && ca=(-v /etc/ssl/certs/ca-certificates.crt:/etc/host-ca.crt:ro -e PIP_CERT=/etc/host-ca.crt)
 t0=$(date +%s)
 set +e
-$ENGINE run --rm --init --network host "${ca[@]}" -v "$work/agentcorp:/src" -w /src "$IMAGE" \
+# Its own network namespace: its loopback services never meet the host's (outbound still works).
+$ENGINE run --rm --init "${ca[@]}" -v "$work/agentcorp:/src" -w /src "$IMAGE" \
   bash -c "$cmd" >"$work/out.log" 2>&1
 code=$?
 set -e
 t1=$(date +%s)
 if [ "$code" != 0 ]; then
+  keep="${AGENTCORP_FRESH_KEEP:-/tmp/agentcorp-fresh-runs}"
+  rm -rf "$keep"; mkdir -p "$keep"
+  cp -r "$work/agentcorp/runs" "$work/out.log" "$keep/" 2>/dev/null || true
   tail -40 "$work/out.log" >&2
+  say "sessions and output kept in $keep"
   say "README command 1 exited $code on bare Debian 12"; exit 1
 fi
 passed=$(grep -rl '"status": *"pass' "$work/agentcorp/runs" --include=manifest.json 2>/dev/null | wc -l)

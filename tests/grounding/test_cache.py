@@ -84,26 +84,26 @@ def test_concurrent_stores_never_leave_a_torn_file(tmp_path: Path) -> None:
     [
         ("{not json", "line 1: not JSON"),
         ("[]", "expected a JSON object"),
-        ('{"version": 9, "actions": []}', "unsupported cache version 9"),
-        ('{"version": 1}', "actions: missing or not a list"),
+        ('{"version": 9, "actions": []}', "unsupported skill version 9"),
+        ('{"version": 2}', "actions: missing or not a list"),
         (
-            '{"version": 1, "actions": [{"action": {"kind": "teleport"}}]}',
+            '{"version": 2, "actions": [{"action": {"kind": "teleport"}}]}',
             "actions[0].action.kind: unknown action kind 'teleport'",
         ),
         (
-            '{"version": 1, "actions": [{"action": {"kind": "click", "x": "1"}}]}',
+            '{"version": 2, "actions": [{"action": {"kind": "click", "x": "1"}}]}',
             "actions[0].action.x: expected an integer",
         ),
         (
-            '{"version": 1, "actions": [{"action": {"kind": "key", "bogus": 1}}]}',
+            '{"version": 2, "actions": [{"action": {"kind": "key", "bogus": 1}}]}',
             "actions[0].action.bogus: unknown field",
         ),
         (
-            '{"version": 1, "actions": [{"action": {"kind": "click"}, "anchor": {"box": [1]}}]}',
+            '{"version": 2, "actions": [{"action": {"kind": "click"}, "anchor": {"box": [1]}}]}',
             "actions[0].anchor.box: expected a box",
         ),
         (
-            '{"version": 1, "actions": [{"action": {"kind": "click"}, "post": {"changed": null,'
+            '{"version": 2, "actions": [{"action": {"kind": "click"}, "post": {"changed": null,'
             ' "thumb": 5}}]}',
             "actions[0].post.thumb: expected a string",
         ),
@@ -203,7 +203,7 @@ def test_written_file_is_plain_inspectable_json(tmp_path: Path) -> None:
     cache = ActionCache(tmp_path)
     path = cache.store("k", sample())
     doc = json.loads(path.read_text())
-    assert doc["version"] == 1 and doc["actions"][0]["anchor"]["text"] == "Customer"
+    assert doc["version"] == 2 and doc["actions"][0]["anchor"]["text"] == "Customer"
     assert doc["actions"][1]["action"] == {"kind": "type", "text": "Acme ${secrets.PIN} ÀÉ€ 你好"}
 
 

@@ -49,9 +49,11 @@ def test_part_of_a_longer_label_scores_below_a_whole_label() -> None:
     assert whole.score - part.score > 0.05
 
 
-def test_empty_or_garbage_targets_match_nothing() -> None:
+def test_empty_targets_match_nothing_and_punctuation_matches_as_written() -> None:
     assert find_matches("", "anything") == []
-    assert find_matches("!!!", "!!! ???") == []
+    # Issue 14: punctuation-only targets (a calculator's "*", "+/-") used to fold to nothing.
+    assert [(m.start, m.end) for m in find_matches("!!!", "!!! ???")] == [(0, 3)]
+    assert find_matches("!!!", "??? !!!!") == []
     assert find_matches("word", "") == []
     assert similarity("", "x") == 0.0
 

@@ -29,7 +29,8 @@ GOAL = EpisodeTask("save-memo", "Click the Save button.", role="Clerk", sandbox=
 
 def plan_scenario(client: OpenAIClient, model: str) -> tuple[list[Step], Plan | PlanError]:
     """Ask for a plan; return the steps and the plan, or the clean ``PlanError``."""
-    planner = Planner(client, model_name=model, max_reasks=1, max_tokens=256)
+    # Short replies and one re-ask: a small CPU server takes seconds per call.
+    planner = Planner(client, model_name=model, max_reasks=1, max_tokens=64)
     gen = planner.plan(TASK)
     steps: list[Step] = []
     try:
@@ -65,7 +66,7 @@ def episode_scenario(
         model=model,
         image_history=1,
         long_side=160,
-        max_tokens=96,
+        max_tokens=48,
         find_timeout=0.0,
         settle_timeout=0.1,
     )

@@ -116,7 +116,8 @@ def test_episode_against_an_endpoint_that_dies_is_exit_3(server: Any) -> None:
 
 def test_text_only_model_behind_an_image_dropping_server_is_refused(server: Any) -> None:
     srv, client = server(
-        [{"when": {"has_images": False}, "content": "It says 12."}], drop_images=True
+        [{"when": {"purpose": "probe", "has_images": False}, "content": "It says 12."}],
+        drop_images=True,
     )
     with client, pytest.raises(VisionUnsupported) as info:
         check_vision(client, "fake-actor", number=47)

@@ -16,9 +16,11 @@ from agentcorp.llm.capabilities import (
     VisionUnsupported,
     check_vision,
     digits_image,
+    read_digits_image,
     vision_from_metadata,
 )
 from agentcorp.testing.fake_openai import FakeOpenAIServer
+from agentcorp.types import ChatRequest
 
 Serve = Callable[..., FakeOpenAIServer]
 FAST = RetryPolicy(max_attempts=2, initial_wait=0.001, max_wait=0.002)
@@ -80,8 +82,8 @@ def test_probe_a_model_that_never_saw_the_picture(serve: Serve) -> None:
     # The server drops the image and the text-only model answers anyway.
     srv = serve(
         [
-            {"when": {"has_images": True}, "content": "47"},
-            {"when": {"has_images": False}, "content": "I think it is 12."},
+            {"when": {"purpose": "probe", "has_images": True}, "content": "47"},
+            {"when": {"purpose": "probe", "has_images": False}, "content": "I think it is 12."},
         ],
         drop_images=True,
     )
@@ -93,6 +95,7 @@ def test_probe_refused_by_the_server_is_text_only(serve: Serve) -> None:
     srv = serve(
         [
             {
+                "when": {"purpose": "probe"},
                 "fault": "status",
                 "status": 400,
                 "body": {"error": {"message": "image input is not supported by this model"}},
@@ -140,6 +143,25 @@ def test_unreachable_endpoint_is_not_a_vision_verdict() -> None:
 )
 def test_metadata_shapes(entry: dict[str, Any], want: bool | None) -> None:
     assert vision_from_metadata(entry) is want
+
+
+def test_unscripted_fake_server_is_a_vision_model(serve: Serve) -> None:
+    # Scripts written for the actor need no probe entry: the fake reads the probe's number,
+    # and entries without ``when: {purpose: probe}`` are never spent on a probe.
+    srv = serve([{"content": "for the actor"}])
+    with at(srv) as c:
+        assert check_vision(c, "any-model").how == "probe"
+        assert c.complete(ChatRequest(model="m", messages=[{"role": "user", "content": "x"}]))
+    assert srv.chat_requests[0].seen_as_vision_model
+    srv.assert_complete()
+    blind = serve([], drop_images=True)
+    assert "it answered 'I see no picture.'" in refused(blind, "any-model")
+
+
+@pytest.mark.parametrize("number", [10, 47, 99, 1234])
+def test_probe_digits_read_back(number: int) -> None:
+    assert read_digits_image(digits_image(number)) == str(number)
+    assert read_digits_image(b"not a png") is None
 
 
 def test_digits_image_is_a_png_of_the_right_size() -> None:

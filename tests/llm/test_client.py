@@ -275,6 +275,12 @@ def test_404_is_setup_error_and_400_is_not_retried(serve: Serve) -> None:
             "status": 503,
             "body": {"error": {"message": "bad", "type": "invalid_request_error"}},
         },
+        # llama.cpp's server with a chat template that cannot take content parts (images).
+        {
+            "fault": "server_error",
+            "status": 500,
+            "message": 'can only concatenate str (not "list") to str',
+        },
         # An error inside a 200 reply that says the request is invalid.
         {"fault": "garbage", "body": {"error": {"message": "Validation error: messages"}}},
     ],

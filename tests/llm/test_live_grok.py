@@ -16,7 +16,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 import agentcorp.llm
-from agentcorp.llm import XAI, OpenAIClient, RetryPolicy, UsageMeter, user_message
+from agentcorp.llm import XAI, OpenAIClient, RetryPolicy, UsageMeter, check_vision, user_message
+from agentcorp.planner import Plan, Planner, PlanTask
+from agentcorp.testing.drive import drive
 from agentcorp.types import ChatRequest
 
 pytestmark = [
@@ -39,6 +41,11 @@ CLICK = {
         },
     },
 }
+# A long, stable system prompt: xAI caches prompt prefixes, so the second call of the same
+# conversation (same x-grok-conv-id) should report cached tokens.
+SYSTEM = "You operate a computer through tools. Act, do not talk. " + " ".join(
+    f"Rule {i}: prefer visible buttons over guessing coordinates." for i in range(120)
+)
 
 
 def _screenshot() -> bytes:
@@ -58,46 +65,36 @@ def grok(monkeypatch: pytest.MonkeyPatch) -> OpenAIClient:
 
 
 def test_grok_clicks_the_button_it_sees(grok: OpenAIClient) -> None:
+    assert check_vision(grok, XAI.default_actor_model).takes_images
+    task = grok.bind(task="live-click")
     request = ChatRequest(
         model=XAI.default_actor_model,
         messages=[
-            {
-                "role": "system",
-                "content": "You operate a computer through tools. Act, do not talk.",
-            },
+            {"role": "system", "content": SYSTEM},
             user_message("Click the green OK button.", [_screenshot()]),
         ],
         tools=[CLICK],
         tool_choice="auto",
         max_tokens=300,
     )
-    resp = grok.complete(request)
+    resp = task.complete(request)
     assert resp.tool_calls, f"no tool call; the model said {resp.content!r}"
     call = resp.tool_calls[0]
     args = json.loads(call.arguments)
     assert call.name == "click" and {"x", "y"} <= set(args)
     assert resp.usage.prompt_tokens > 0 and resp.usage.images == 1
-    assert resp.usage.cost_usd > 0 and grok.meter.calls == 1
+    assert resp.usage.cost_known and resp.usage.cost_usd > 0
+    # The same conversation again: the prompt prefix should now come from xAI's cache.
+    again = task.complete(request)
+    assert again.usage.cached_tokens > 0, again.usage
+    assert again.usage.cost_usd < resp.usage.cost_usd
+    assert grok.meter.calls == 2
 
 
 def test_grok_structured_output(grok: OpenAIClient) -> None:
-    schema = {
-        "type": "object",
-        "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
-        "required": ["steps"],
-        "additionalProperties": False,
-    }
-    resp = grok.complete(
-        ChatRequest(
-            model=XAI.default_actor_model,
-            messages=[{"role": "user", "content": "Plan, in two short steps, saving a file."}],
-            response_format={
-                "type": "json_schema",
-                "json_schema": {"name": "plan", "schema": schema, "strict": True},
-            },
-            max_tokens=300,
-            purpose="plan",
-        )
-    )
-    plan = json.loads(resp.content or "")
-    assert isinstance(plan["steps"], list) and plan["steps"]
+    planner = Planner(grok.bind(task="live-plan"), model_name=XAI.default_planner_model)
+    _, plan = drive(planner.plan(PlanTask("save", "Save the open document with ctrl+s.")))
+    assert isinstance(plan, Plan)
+    # Grok takes json_schema: no fallback was needed.
+    modes = grok.notes["output_modes"]
+    assert modes.working(grok.endpoint, XAI.default_planner_model) == "json_schema"

@@ -32,6 +32,7 @@ from agentcorp.app.episode import EPISODE
 from agentcorp.app.running import load, run
 from agentcorp.errors import ConfigError, LLMError, RecordingError, SetupError
 from agentcorp.planner.manager import Approve, Manager, ManagerOutcome, TaskReport
+from agentcorp.record.replay import ReplayDivergence
 from agentcorp.spec import Company, Objective, Task, load_company, load_company_text
 from agentcorp.types import Action, ChatModel, ModelCallStep, PlanStep, Step, Usage
 
@@ -316,7 +317,7 @@ def run_objective(
     )
     try:
         _rounds(report, rec, manager, company, objective, inputs, root, run_kw)
-    except LLMError as exc:
+    except (LLMError, ReplayDivergence) as exc:
         # The manager's model failed (after the client's own retries): the objective ends
         # here, recorded, with the one-line reason.
         before = f"{report.reason}; then " if report.reason else ""
@@ -437,7 +438,7 @@ def replay_manager(session_path: str | os.PathLike[str]) -> tuple[bool, str, int
     Returns (reproduced, what differed or a summary, model calls served). The company the
     manager saw is read from the session (data only: nothing is started).
     """
-    from agentcorp.record.replay import RecordedChatModel, ReplayDivergence
+    from agentcorp.record.replay import RecordedChatModel
     from agentcorp.record.session import open_session
 
     session = open_session(session_path)

@@ -367,7 +367,6 @@ def run(
     return int(report.exit_code)
 
 
-
 def _objectives(
     path: Path, ids: list[str], progress: _Progress, out: Console, as_json: bool, **kw: Any
 ) -> int:

@@ -166,3 +166,20 @@ def test_plan_without_running(company: Path, serve: Any) -> None:
         "task 'hello' sets no budgets.usd: the objective's usd budget of 1 is shared "
         "by its tasks, so each task sets its part",
     ]
+
+
+def test_the_plan_runs_on_worker_processes(company: Path, tmp_path: Path, serve: Any) -> None:
+    # Worker processes load the plan's company from its file in the round's folder, with the
+    # original company's folder as base (the desk's ~/log.txt comes from there).
+    plan = {"tasks": [_task("greet", "Welcome Initech", "Welcome Initech")]}
+    client = serve([{"json": plan}])
+    with client:
+        report = run_objective(
+            company, "welcome", sessions=tmp_path / "run", model=client, environ={}, workers=2
+        )
+    assert report.status == "passed", report.to_json()
+    settings = json.loads(
+        (tmp_path / "run" / "welcome" / "round-1" / ".agentcorp" / "run.json").read_text()
+    )
+    assert settings["company_file"].endswith("round-1/plan.yaml")
+    assert settings["base_dir"] == str(company.parent.resolve())

@@ -407,9 +407,49 @@ def _rounds(
         report.reason = "; ".join(f"{r.task_id}: {r.reason or r.status}" for r in failed)
         if report.rounds >= objective.max_rounds:
             return
-        reports = [TaskReport(r.task_id, r.status, r.reason, list(r.checks)) for r in ran.values()]
+        reports = [
+            TaskReport(
+                r.task_id,
+                r.status,
+                r.reason,
+                list(r.checks),
+                "" if r.passed else _last_screen(r.session),
+            )
+            for r in ran.values()
+        ]
         tasks = [outcome.company.task(t) for t in ran]
         outcome = rec.drive(manager.replan(objective, inputs, outcome.plan, tasks, reports))
+
+
+def _last_screen(session: str | None) -> str:
+    """What the failed attempt last saw or said: the actor's last words, its error, the page.
+
+    Read from its recorded session (nothing when there is none); the manager gets it as
+    untrusted text.
+    """
+    from agentcorp.record.session import open_session
+    from agentcorp.types import ActionStep, ErrorStep
+
+    if not session:
+        return ""
+    try:
+        s = open_session(session)
+    except RecordingError:
+        return ""
+    parts: list[str] = []
+    for step in reversed(s.steps()):
+        if isinstance(step, ActionStep) and step.action.summary:
+            parts.append(f"the actor said: {step.action.summary}")
+        elif isinstance(step, ModelCallStep) and step.response.get("content"):
+            parts.append(f"the model said: {step.response['content']}")
+        elif isinstance(step, ErrorStep):
+            parts.append(f"error: {step.message}")
+        if parts:
+            break
+    url = (s.manifest.get("final_state") or {}).get("url")
+    if url:
+        parts.append(f"page: {url}")
+    return "; ".join(parts)[:600]
 
 
 def _write_plan(folder: Path, plan: Company, company: Company) -> Company:
@@ -475,8 +515,9 @@ def replay_manager(session_path: str | os.PathLike[str]) -> tuple[bool, str, int
                 prior = recorded[i - 1].plan
                 ran = [Task.model_validate(seen[t]) for t in plan.get("ran", [])]
                 reports = [TaskReport(**_report_args(r)) for r in plan["feedback"]["ran"]]
+                nonce = str(plan["feedback"].get("nonce") or "")
                 out = _Record(None, (), "").drive(
-                    manager.replan(objective, None, prior, ran, reports)
+                    manager.replan(objective, None, prior, ran, reports, nonce or None)
                 )
             replayed.append(out.plan)
             seen.update({t["id"]: t for t in plan.get("tasks", []) if isinstance(t, dict)})

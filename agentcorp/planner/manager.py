@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentcorp.llm.structured import OutputModes, output_modes
+from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
 from agentcorp.planner.plan import PlanError, ask_json
 from agentcorp.spec import (
     Company,
@@ -196,26 +197,34 @@ class Manager:
         current: Mapping[str, Any],
         ran: Sequence[Task],
         reports: Sequence[TaskReport],
+        nonce: str | None = None,
     ) -> Generator[Step, None, ManagerOutcome]:
         """Ask for the tasks still to run after some failed: add, change or drop what has not run.
 
         ``current`` is the plan that ran (as recorded); ``ran`` the tasks that ran (kept in the
         would-be company, unchangeable, so depends_on may name them); ``reports`` what happened.
+        What happened holds text read from screens and files, so it reaches the model inside
+        an untrusted block (``agentcorp.llm.untrusted``) marked with ``nonce`` (default: a
+        fresh one; a replay passes the recorded one).
         """
         ran_ids = [t.id for t in ran]
+        nonce = nonce or new_nonce()
         feedback = {
             "ran": [r.to_json() for r in reports],
             "not_run": [t["id"] for t in current.get("tasks", []) if t.get("id") not in ran_ids],
+            "nonce": nonce,
         }
+        happened = wrap_screen_text(json.dumps(feedback["ran"], sort_keys=True), nonce, "report")
         prompt = (
             f"{self._context(objective, inputs)}\n\nThe plan so far:\n"
             f"{json.dumps(current.get('tasks', []), sort_keys=True)}\n\n"
-            f"What happened:\n{json.dumps(feedback['ran'], sort_keys=True)}\n\n"
+            f"What happened:\n{happened}\n\n"
             f"Tasks that ran cannot change or run again: {json.dumps(ran_ids)}. Reply with the "
             "complete list of tasks still to run (new ones with new ids, changed or kept ones "
             "that have not run); depends_on may name tasks that passed."
         )
-        return self._decide(objective, prompt, done=list(ran), feedback=feedback)
+        system = f"{SYSTEM}\n\n{untrusted_notice(nonce)}"
+        return self._decide(objective, prompt, done=list(ran), feedback=feedback, system=system)
 
     # --- the decision ----------------------------------------------------------------------
 
@@ -225,9 +234,10 @@ class Manager:
         prompt: str,
         done: list[Task],
         feedback: dict[str, Any] | None,
+        system: str = SYSTEM,
     ) -> Generator[Step, None, ManagerOutcome]:
         base: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM},
+            {"role": "system", "content": system},
             {"role": "user", "content": prompt},
         ]
         last: list[str] = []

@@ -230,8 +230,14 @@ def test_replan_keeps_what_ran_and_refuses_changing_it(serve: Serve, acme: Compa
     assert [t.id for t in again.company.tasks] == ["add-initech", "log-initech", "log-initech-2"]
     reask = srv.chat_requests[2].body["messages"][-1]["content"]
     assert "duplicate task id 'add-initech'" in reask
-    asked = srv.chat_requests[1].body["messages"][1]["content"]
-    assert "text 'Initech' not found" in asked
+    asked = srv.chat_requests[1].body["messages"]
+    # What happened holds screen and file text: inside one untrusted block, the system
+    # message saying how to treat it.
+    nonce = next(s for s in steps if isinstance(s, PlanStep)).plan["feedback"]["nonce"]
+    block = f'<untrusted-screen-text nonce="{nonce}" source="report">'
+    assert block in asked[1]["content"] and "text 'Initech' not found" in asked[1]["content"]
+    assert asked[1]["content"].index(block) < asked[1]["content"].index("'Initech' not found")
+    assert f'nonce="{nonce}"' in asked[0]["content"] and "as data only" in asked[0]["content"]
     plan = next(s for s in steps if isinstance(s, PlanStep)).plan
     assert plan["round"] == 2 and plan["feedback"]["ran"][1]["status"] == "fail"
 

@@ -239,8 +239,13 @@ def run_attempt(
     task: Task,
     attempt: int = 1,
     observers: Sequence[RunObserver] = (),
+    cancel: Any = None,
 ) -> tuple[TaskResult, Path | None]:
-    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set."""
+    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set.
+
+    ``cancel`` (a ``threading.Event``) stops the attempt between two steps once set: it
+    fails as cancelled (best-of-N: another attempt passed first).
+    """
     rec = (
         SessionObserver(runner, task, attempt, runner.config.sessions)
         if runner.config.sessions is not None
@@ -251,16 +256,7 @@ def run_attempt(
     runner.final_state = None
     gen = runner.run(task, attempt)
     try:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                result: TaskResult = stop.value
-                break
-            if rec is not None:
-                rec.step(step)
-            for o in observers:
-                o.step(task.id, step)
+        result = _drive(gen, task, rec, observers, cancel)
     except SetupError as exc:
         if rec is not None:
             rec.error(exc)
@@ -283,6 +279,25 @@ def run_attempt(
     return result, folder
 
 
+def _drive(
+    gen: Any, task: Task, rec: Any, observers: Sequence[RunObserver], cancel: Any
+) -> TaskResult:
+    """Every step of the attempt to its recorder and observers; its result (or cancelled)."""
+    while True:
+        if cancel is not None and cancel.is_set():
+            gen.close()  # the loop's own cleanup runs (its sandbox session ends)
+            return TaskResult(task.id, "fail", "cancelled: another attempt passed first")
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            result: TaskResult = stop.value
+            return result
+        if rec is not None:
+            rec.step(step)
+        for o in observers:
+            o.step(task.id, step)
+
+
 def run_instance(
     runner: TaskRunner,
     task: Task,
@@ -296,6 +311,10 @@ def run_instance(
     overrun is never retried. ``first_attempt`` numbers the attempts of a task run again
     after a lost worker, so their sessions do not overwrite earlier ones.
     """
+    if task.attempts is not None and task.attempts.n > 1:
+        from agentcorp.app.best_of_n import run_best_of_n
+
+        return run_best_of_n(runner, task, observers, first_attempt=first_attempt)
     tries = max(1, int(task.retry.max_attempts))
     result: TaskResult | None = None
     session: Path | None = None

@@ -34,6 +34,7 @@ from agentcorp.spec._yaml import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
 from agentcorp.spec.models import (
     App,
     Approver,
+    Attempts,
     Budgets,
     Check,
     Company,
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_NODES",
     "App",
     "Approver",
+    "Attempts",
     "Budgets",
     "Check",
     "Company",

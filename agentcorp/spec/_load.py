@@ -521,6 +521,7 @@ def _semantic_issues(ctx: _Ctx, base_dir: Path, check_files: bool) -> None:
         if isinstance(task, dict):
             _task_refs(ctx, i, task, roles, sandboxes, ids)
             _task_templates(ctx, i, task)
+            _attempts(ctx, i, task, roles, sandboxes)
     _cycles(ctx, tasks, ids)
     _secret_uses(ctx, (), data, secrets)
     _budgets(ctx, data, tasks)
@@ -595,6 +596,54 @@ def _task_refs(
         for j, d in enumerate(deps):
             if isinstance(d, str) and d not in ids:
                 ctx.add(("tasks", i, "depends_on", j), f"unknown task {d!r}{did_you_mean(d, ids)}")
+
+
+def _attempts(
+    ctx: _Ctx,
+    i: int,
+    task: dict[str, Any],
+    roles: dict[str, Any] | None,
+    sandboxes: dict[str, Any] | None,
+) -> None:
+    """Best-of-N only where attempts cannot touch each other, picked by deterministic checks."""
+    attempts = task.get("attempts")
+    n = attempts.get("n") if isinstance(attempts, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 1:
+        return
+    where = ("tasks", i, "attempts")
+    role = roles.get(task.get("role")) if roles is not None else None  # type: ignore[arg-type]
+    name = task.get("sandbox") or (role.get("sandbox") if isinstance(role, dict) else None)
+    sandbox = sandboxes.get(name) if isinstance(name, str) and sandboxes else None
+    if isinstance(sandbox, dict):
+        services = sandbox.get("services")
+        if sandbox.get("kind") != "desktop":
+            ctx.add(
+                where,
+                f"best-of-N needs effects that stay in the sandbox; sandbox {name!r} is a "
+                "browser, whose pages live outside it",
+            )
+        elif isinstance(services, list) and services:
+            svc = services[0].get("name") if isinstance(services[0], dict) else "?"
+            ctx.add(
+                where,
+                f"best-of-N needs effects that stay in the sandbox; sandbox {name!r} starts "
+                f"service {svc!r}, shared by every attempt",
+            )
+    success = task.get("success")
+    if success is None or _only_judged(success):
+        ctx.add(where, "best-of-N picks the winner by deterministic success checks; add some")
+
+
+def _only_judged(tree: Any) -> bool:
+    """Whether a check tree decides nothing without a model (its only leaves are llm_judge)."""
+    if isinstance(tree, dict):
+        if "check" in tree:
+            return tree.get("check") == "llm_judge"
+        kids = [v for k in ("all", "any") for v in (tree.get(k) or [])] + (
+            [tree["not"]] if "not" in tree else []
+        )
+        return all(_only_judged(k) for k in kids)
+    return False
 
 
 def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:

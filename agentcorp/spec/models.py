@@ -35,6 +35,7 @@ __all__ = [
     "AnyCheck",
     "App",
     "Approver",
+    "Attempts",
     "Budgets",
     "Check",
     "ClickStep",
@@ -802,6 +803,15 @@ class Retry(_Model):
 Scalar = str | int | float | bool
 
 
+class Attempts(_Model):
+    """Best-of-N: independent rollouts in separate copies of the sandbox; first to pass wins."""
+
+    n: int = Field(default=1, ge=1, le=16, description="How many rollouts.")
+    parallel: bool = Field(
+        default=True, description="Run them at once (else one after another, stopping at a pass)."
+    )
+
+
 class Task(_Model):
     """One unit of work for a role, on a sandbox."""
 
@@ -821,6 +831,11 @@ class Task(_Model):
     success: Check | None = Field(default=None, description="Check tree deciding pass/fail.")
     budgets: Budgets | None = Field(default=None, description="Task budgets (<= the company's).")
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
+    attempts: Attempts | None = Field(
+        default=None,
+        description="Best-of-N rollouts, picked by the deterministic success checks (only on a "
+        "desktop sandbox without services: effects must stay inside the sandbox).",
+    )
 
 
 class Objective(_Model):

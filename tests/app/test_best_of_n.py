@@ -126,3 +126,19 @@ def test_shared_side_effects_are_refused_at_validate_time() -> None:
             "best-of-N picks the winner by deterministic success checks; add some",
         ),
     ]
+
+
+def test_attempts_change_the_task_hash_only_when_set(tmp_path: Path) -> None:
+    from agentcorp.spec import task_spec_hash
+
+    plain = load_company_text(
+        COMPANY.replace("    attempts: {n: 3, parallel: true}\n", ""), "c.yaml", check_files=False
+    )
+    one = load_company_text(
+        COMPANY.replace("{n: 3, parallel: true}", "{n: 1}"), "c.yaml", check_files=False
+    )
+    three = load_company_text(COMPANY, "c.yaml", check_files=False)
+    h = [task_spec_hash(c, c.task("write")) for c in (plain, one, three)]
+    # Rollouts change how a task runs, so its cache key and recording key; a task without
+    # them hashes as before the field existed (caches and shipped recordings still hold).
+    assert len(set(h)) == 3

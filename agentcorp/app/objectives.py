@@ -102,8 +102,18 @@ def manager_task_id(objective_id: str) -> str:
 
 
 def objective_hash(company: Company, objective: Objective) -> str:
-    """sha256 of everything the manager is shown: a changed company never replays a stale plan."""
-    doc = {"v": 1, "objective": objective.model_dump(mode="json"), "company": _company_doc(company)}
+    """sha256 of everything the manager is shown: a changed company, prompt or plan schema
+    never replays a stale plan."""
+    from agentcorp.planner.manager import SYSTEM, PlanShape
+
+    doc = {
+        "v": 1,
+        "objective": objective.model_dump(mode="json"),
+        "company": _company_doc(company),
+        # What the model is told besides: the instructions and the plan's schema.
+        "system": SYSTEM,
+        "schema": PlanShape.model_json_schema(by_alias=True),
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 

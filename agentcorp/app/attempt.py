@@ -260,9 +260,17 @@ def _drain(
     spent: _Spent,
     rec: SessionObserver | None,
     observers: Sequence[RunObserver],
+    cancel: Any = None,
 ) -> TaskResult:
-    """Feed every step of the episode to the recorder and observers; its result."""
+    """Feed every step of the episode to the recorder and observers; its result.
+
+    ``cancel`` (a ``threading.Event``), once set, ends the attempt between two steps as
+    cancelled (best-of-N: another attempt passed first).
+    """
     while True:
+        if cancel is not None and cancel.is_set():
+            gen.close()  # the loop's own cleanup runs (its sandbox session ends)
+            return TaskResult(task_id, "fail", "cancelled: another attempt passed first")
         try:
             step = next(gen)
         except StopIteration as stop:
@@ -283,8 +291,13 @@ def run_attempt(
     task: Task,
     attempt: int = 1,
     observers: Sequence[RunObserver] = (),
+    cancel: Any = None,
 ) -> tuple[TaskResult, Path | None]:
-    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set."""
+    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set.
+
+    ``cancel`` (a ``threading.Event``) stops the attempt between two steps once set: it
+    fails as cancelled (best-of-N: another attempt passed first).
+    """
     rec = (
         SessionObserver(runner, task, attempt, runner.config.sessions)
         if runner.config.sessions is not None
@@ -298,7 +311,7 @@ def run_attempt(
     # time it used (the planner may have spent plenty before the error).
     spent = _Spent()
     try:
-        result = _drain(gen, task.id, spent, rec, observers)
+        result = _drain(gen, task.id, spent, rec, observers, cancel)
     except SetupError as exc:
         if rec is not None:
             rec.error(exc)
@@ -342,6 +355,10 @@ def run_instance(
     overrun is never retried. ``first_attempt`` numbers the attempts of a task run again
     after a lost worker, so their sessions do not overwrite earlier ones.
     """
+    if task.attempts is not None and task.attempts.n > 1:
+        from agentcorp.app.best_of_n import run_best_of_n
+
+        return run_best_of_n(runner, task, observers, first_attempt=first_attempt)
     tries = max(1, int(task.retry.max_attempts))
     result: TaskResult | None = None
     session: Path | None = None

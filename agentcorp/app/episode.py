@@ -81,6 +81,8 @@ class RunFolder:
         data = {
             "company": company.company,
             "company_file": str(Path(company.source).resolve()),
+            # A company written elsewhere (a manager's plan) keeps the folder its paths point to.
+            "base_dir": str(Path(company.base_dir).resolve()),
             "config": config.model_dump(mode="json", exclude={"api_key"}),
             "live_view": (
                 {
@@ -132,7 +134,10 @@ class Station:
         settings = folder.read_settings()
         self.environ = environ
         self.observers = list(observers)
-        self.company = load_company(str(settings["company_file"]))
+        base = settings.get("base_dir")
+        self.company = load_company(
+            str(settings["company_file"]), base_dir=str(base) if isinstance(base, str) else None
+        )
         from agentcorp.app.config import KEY_ENV
 
         cfg = dict(settings["config"])

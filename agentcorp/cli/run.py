@@ -179,6 +179,15 @@ def run(
             help="Use no model even if one is configured (a diverging skill fails at once).",
         ),
     ] = False,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--objective",
+            metavar="ID",
+            help="Run this objective instead of the tasks: the manager plans it, the plan runs "
+            "(repeatable; see docs/manager.md).",
+        ),
+    ] = None,
     provider: Annotated[
         str | None,
         typer.Option(metavar="NAME", help="Model provider: xai (default), openai or custom."),
@@ -327,6 +336,30 @@ def run(
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     progress = _Progress(out, err, quiet_header=as_json)
+    if objective:
+        if task or resume:
+            raise ConfigError("--objective runs the objective's own plan: drop --task/--resume")
+        return _objectives(
+            path,
+            objective,
+            progress,
+            out,
+            as_json,
+            sessions=sessions,
+            workers=workers,
+            ray_address=ray,
+            observers=[progress],
+            config_file=config,
+            provider=provider,
+            base_url=base_url,
+            planner_model=planner_model,
+            actor_model=actor_model,
+            no_plan=no_plan,
+            audit=audit,
+            cache_dir=cache_dir,
+            no_cache=no_cache,
+            chromium=chromium,
+        )
     with progress.live:
         report = agentcorp.run(
             path,
@@ -371,3 +404,85 @@ def run(
             f"agentcorp: {report.aborted}; the open sessions are kept as aborted", markup=False
         )
     return int(report.exit_code)
+
+
+def _objectives(
+    path: Path, ids: list[str], progress: _Progress, out: Console, as_json: bool, **kw: Any
+) -> int:
+    """Each objective through ``agentcorp.run_objective``; its summary (or JSON) on stdout."""
+    import agentcorp
+    from agentcorp.app.running import load
+
+    company = load(path)
+    reports = []
+    with progress.live:
+        for oid in ids:
+            reports.append(agentcorp.run_objective(company, oid, **kw))
+    passed = all(r.passed for r in reports)
+    if as_json:
+        doc = {
+            "company": company.company,
+            "passed": passed,
+            "objectives": [r.to_json() for r in reports],
+        }
+        typer.echo(json.dumps(doc, sort_keys=True))
+    else:
+        for r in reports:
+            out.print(_summary(r.tasks))
+            line = (
+                f"objective {r.objective}: {r.status} in {r.rounds} round(s), "
+                f"{r.tokens} tokens, ${r.cost_usd:.4f}"
+            )
+            out.print(line + (f": {r.reason}" if r.reason else ""), markup=False)
+            for p in r.problems:
+                out.print(f"  problem: {p}", markup=False)
+            if r.session is not None:
+                out.print(f"manager session: {r.session}", markup=False)
+    return 0 if passed else 1
+
+
+@app.command()
+def plan(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="A company file, or a folder holding one company."),
+    ],
+    objective: Annotated[str, typer.Option("--objective", metavar="ID", help="The objective.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Model provider: xai (default), openai or custom."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="Any OpenAI-compatible endpoint.")
+    ] = None,
+    planner_model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Planner model name.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Config file (default: ./agentcorp.toml when present)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> int:
+    """Show the plan the manager makes for an objective, validated, without running it."""
+    from agentcorp.app.objectives import plan_objective
+    from agentcorp.planner.manager import render_plan
+
+    outcome = plan_objective(
+        path,
+        objective,
+        config_file=config,
+        provider=provider,
+        base_url=base_url,
+        planner_model=planner_model,
+    )
+    if as_json:
+        doc = {"status": outcome.status, "problems": outcome.problems, "plan": outcome.plan}
+        typer.echo(json.dumps(doc, sort_keys=True))
+    elif outcome.status == "accepted":
+        typer.echo(render_plan(outcome.plan))
+    else:
+        typer.echo(f"agentcorp: no valid plan for objective {objective!r}:", err=True)
+        for p in outcome.problems:
+            typer.echo(f"  {p}", err=True)
+    return 0 if outcome.status == "accepted" else 1

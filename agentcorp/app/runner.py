@@ -385,8 +385,12 @@ class TaskRunner:
                 mode=mode,
             )
         with self.sandboxes.session(self.company.task_sandbox(task)) as (computer, grounder):
-            gate = make_gate(self.company, task, self.vault, self.audit, computer)
             meter = self.company_meter.child(budgets_of(task.budgets), "task")
+            gate = make_gate(self.company, task, self.vault, self.audit, computer)
+            # With an operator console: a person may hold the sandbox; the clock then stops.
+            from agentcorp.console.client import controlled
+
+            gate = controlled(gate, meter.pause, self.audit)
             names = model_names(self.config, self.company, task, self.client)
             model: Any = None
             planner: Planner | None = None

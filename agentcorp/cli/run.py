@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -321,6 +322,19 @@ def run(
             "file's timeout_s, else 60); a request that times out is not re-sent.",
         ),
     ] = None,
+    console: Annotated[
+        str | None,
+        typer.Option(
+            "--console",
+            metavar="HOST:PORT",
+            help="Serve the operator console for this run (127.0.0.1:0 picks a free port); "
+            "its URL with a fresh token goes to stderr.",
+        ),
+    ] = None,
+    console_linger: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Keep the console up this long after the run ends."),
+    ] = 0.0,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes (resumable)."""
     import agentcorp
@@ -336,59 +350,66 @@ def run(
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     progress = _Progress(out, err, quiet_header=as_json)
-    if objective:
-        if task or resume:
-            raise ConfigError("--objective runs the objective's own plan: drop --task/--resume")
-        return _objectives(
-            path,
-            objective,
+    settings: dict[str, Any] = {
+        "provider": provider,
+        "base_url": base_url,
+        "planner_model": planner_model,
+        "actor_model": actor_model,
+        "no_plan": no_plan,
+        "audit": audit,
+        "cache_dir": cache_dir,
+        "no_cache": no_cache,
+        "chromium": chromium,
+        **({"timeout_s": timeout} if timeout is not None else {}),
+    }
+    observers: list[Any] = [progress]
+    operator = _start_console(console, err) if console is not None else None
+    if operator is not None:
+        observers.append(operator.observer)
+    try:
+        if objective:
+            if task or resume:
+                raise ConfigError("--objective runs the objective's own plan: drop --task/--resume")
+            return _objectives(
+                path,
+                objective,
+                progress,
+                out,
+                as_json,
+                sessions=sessions,
+                workers=workers,
+                ray_address=ray,
+                observers=observers,
+                config_file=config,
+                **settings,
+            )
+        report = _run_with(
             progress,
-            out,
-            as_json,
-            sessions=sessions,
-            workers=workers,
-            ray_address=ray,
-            observers=[progress],
-            config_file=config,
-            provider=provider,
-            base_url=base_url,
-            planner_model=planner_model,
-            actor_model=actor_model,
-            no_plan=no_plan,
-            audit=audit,
-            cache_dir=cache_dir,
-            no_cache=no_cache,
-            chromium=chromium,
+            operator,
+            console_linger,
+            lambda: agentcorp.run(
+                path,
+                sessions=sessions,
+                workers=workers,  # checked by the library: one line, exit 2
+                ray_address=ray,
+                tasks=task,
+                inputs=parse_input_args(input_ or []),
+                inputs_file=inputs_file,
+                resume=resume,
+                observers=observers,
+                config_file=config,
+                live_view=live,
+                rate_limits=parse_rate_limits(rate_limit or []),
+                lease_s=lease,
+                spare=spare,
+                **({"episode": episode} if episode else {}),
+                **({"use_model": False} if no_model else {}),
+                **settings,
+            ),
         )
-    with progress.live:
-        report = agentcorp.run(
-            path,
-            sessions=sessions,
-            workers=workers,  # checked by the library: one line, exit 2
-            ray_address=ray,
-            tasks=task,
-            inputs=parse_input_args(input_ or []),
-            inputs_file=inputs_file,
-            resume=resume,
-            observers=[progress],
-            config_file=config,
-            live_view=live,
-            rate_limits=parse_rate_limits(rate_limit or []),
-            lease_s=lease,
-            spare=spare,
-            **({"episode": episode} if episode else {}),
-            provider=provider,
-            base_url=base_url,
-            planner_model=planner_model,
-            actor_model=actor_model,
-            no_plan=no_plan,
-            audit=audit,
-            cache_dir=cache_dir,
-            no_cache=no_cache,
-            chromium=chromium,
-            **({"use_model": False} if no_model else {}),
-            **({"timeout_s": timeout} if timeout is not None else {}),
-        )
+    finally:
+        if operator is not None:
+            operator.close()
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
@@ -486,3 +507,22 @@ def plan(
         for p in outcome.problems:
             typer.echo(f"  {p}", err=True)
     return 0 if outcome.status == "accepted" else 1
+
+
+def _start_console(bind: str, err: Console) -> Any:
+    """The operator console, serving; its URL (with the token) on stderr."""
+    from agentcorp.console import Console as OperatorConsole
+
+    operator = OperatorConsole(bind).start()
+    err.print(f"console: {operator.url}", markup=False, soft_wrap=True)
+    return operator
+
+
+def _run_with(progress: Any, operator: Any, linger: float, run: Callable[[], Any]) -> Any:
+    """Run with the progress display; then let the console show the end for ``linger`` s."""
+    with progress.live:
+        report = run()
+    if operator is not None:
+        operator.finish()
+        time.sleep(max(0.0, linger))
+    return report

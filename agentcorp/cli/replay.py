@@ -86,6 +86,8 @@ def replay(
         raise ConfigError(f"--mode: {mode_name!r} is not one of {choices}") from None
     s = open_session(session)
     s.require_complete()
+    if s.manifest.get("kind") == "manager":
+        return _replay_manager(session, mode, as_json)
     if no_sandbox and mode is not Mode.decision:
         raise ConfigError("--no-sandbox applies to --mode decision only")
     if mode is Mode.decision:
@@ -136,6 +138,21 @@ def replay(
                 print(f"  step {o.step}: {o.status} {o.detail}{extra}")
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
     return report.exit_code
+
+
+def _replay_manager(session: Path, mode: Mode, as_json: bool) -> int:
+    """A manager's session: its plans re-made from the recorded replies (no model, no sandbox)."""
+    from agentcorp.app.objectives import replay_manager
+
+    if mode is not Mode.decision:
+        raise ConfigError(f"{session}: a manager's session replays in --mode decision only")
+    ok, detail, calls = replay_manager(session)
+    if as_json:
+        doc = {"mode": "decision", "ok": ok, "divergence": None if ok else detail}
+        print(json.dumps({**doc, "model_calls": calls}, indent=2))
+    else:
+        print(detail if ok else f"diverged: {detail}", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 @app.command()

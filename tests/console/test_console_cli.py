@@ -54,8 +54,9 @@ def test_run_acme_with_the_console(tmp_path: Path, chromium: Any) -> None:
         page = chromium.new_page(viewport={"width": 1300, "height": 900})
         page.goto(url)
         # (the page's CSP forbids eval, so no wait_for_function: poll the DOM from here)
+        # Tasks come with the run's start, their dependencies with the ledger's first read.
         for _ in range(300):
-            if page.locator("#dag g.node").count() >= 9:
+            if page.locator("#dag g.node").count() >= 9 and page.locator("#dag path.edge").count():
                 break
             time.sleep(0.1)
         ids = page.eval_on_selector_all("#dag g.node", "els => els.map(e => e.dataset.task)")

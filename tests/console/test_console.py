@@ -200,6 +200,8 @@ def test_console_with_worker_processes(tmp_path: Path, site: str, chromium: Any)
         thread.start()
         page = chromium.new_page()
         page.goto(console.url)
+        # A task parked in a worker shows its last frame, read from its session folder.
+        page.wait_for_selector(".card img", timeout=120_000)
         for _ in range(2):  # pay and refund each ask once, from a worker process
             page.wait_for_selector(".q[data-kind=approval] button.approve", timeout=120_000)
             page.locator(".q[data-kind=approval] button.approve").first.click()

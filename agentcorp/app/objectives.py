@@ -102,8 +102,10 @@ def manager_task_id(objective_id: str) -> str:
 
 
 def objective_hash(company: Company, objective: Objective) -> str:
-    """sha256 of everything the manager is shown: a changed company, prompt or plan schema
-    never replays a stale plan."""
+    """sha256 of everything the manager is shown (company, prompt, plan schema).
+
+    A change to any of them marks a shipped manager session stale instead of diverging.
+    """
     from agentcorp.planner.manager import SYSTEM, PlanShape
 
     doc = {

@@ -449,7 +449,12 @@ class DragStep(_Model):
 
 
 class WaitForStep(_Model):
-    """Wait until a text is visible."""
+    """Wait until a text is visible once the screen has settled.
+
+    The screen settles first (a page the last action started loading has loaded), so a text
+    still showing on the page being left never counts; a text already visible on the settled
+    screen returns at once. To let time pass instead, use ``wait``.
+    """
 
     wait_for: Annotated[str, AfterValidator(_visible)] = Field(
         description="Text that must appear on screen."

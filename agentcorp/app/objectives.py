@@ -405,6 +405,11 @@ def _rounds(
         plan_company = _write_plan(folder, outcome.company, company)
         if prev is not None:
             _carry_homes(prev, folder)
+        for o in rec.observers:
+            o.notice(
+                f"objective {objective.id}: round {report.rounds}: "
+                f"{len(outcome.to_run)} task(s): {', '.join(outcome.to_run)}"
+            )
         result = run(plan_company, sessions=folder, tasks=outcome.to_run, **run_kw)
         prev = folder
         for r in result.results:

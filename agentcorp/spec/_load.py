@@ -521,8 +521,8 @@ def _semantic_issues(ctx: _Ctx, base_dir: Path, check_files: bool) -> None:
         if isinstance(task, dict):
             _task_refs(ctx, i, task, roles, sandboxes, ids)
             _task_templates(ctx, i, task)
-            _attempts(ctx, i, task, roles, sandboxes)
             _page_checks(ctx, i, task, roles, sandboxes)
+            _attempts(ctx, i, task, roles, sandboxes)
     _cycles(ctx, tasks, ids)
     _secret_uses(ctx, (), data, secrets)
     _budgets(ctx, data, tasks)
@@ -599,6 +599,43 @@ def _task_refs(
                 ctx.add(("tasks", i, "depends_on", j), f"unknown task {d!r}{did_you_mean(d, ids)}")
 
 
+def _page_checks(
+    ctx: _Ctx,
+    i: int,
+    task: dict[str, Any],
+    roles: dict[str, Any] | None,
+    sandboxes: dict[str, Any] | None,
+) -> None:
+    """``dom`` and ``js`` checks read a web page: refused on a task of a desktop sandbox."""
+    rname = task.get("role")
+    role = roles.get(rname) if roles is not None and isinstance(rname, str) else None
+    name = task.get("sandbox") or (role.get("sandbox") if isinstance(role, dict) else None)
+    sandbox = sandboxes.get(name) if sandboxes is not None and isinstance(name, str) else None
+    if not isinstance(sandbox, dict) or sandbox.get("kind") != "desktop":
+        return
+    for path, node in _check_leaves(("tasks", i, "success"), task.get("success")):
+        if node.get("check") in ("dom", "js"):
+            ctx.add(
+                (*path, "check"),
+                f"a {node['check']} check reads a web page; sandbox {name!r} is a desktop",
+            )
+
+
+def _check_leaves(path: Path_, node: Any) -> list[tuple[Path_, dict[str, Any]]]:
+    if not isinstance(node, dict):
+        return []
+    if "check" in node:
+        return [(path, node)]
+    out: list[tuple[Path_, dict[str, Any]]] = []
+    for key in ("all", "any"):
+        if isinstance(node.get(key), list):
+            for j, child in enumerate(node[key]):
+                out.extend(_check_leaves((*path, key, j), child))
+    if "not" in node:
+        out.extend(_check_leaves((*path, "not"), node["not"]))
+    return out
+
+
 def _attempts(
     ctx: _Ctx,
     i: int,
@@ -637,44 +674,14 @@ def _attempts(
 
 def _only_judged(tree: Any) -> bool:
     """Whether a check tree decides nothing without a model (its only leaves are llm_judge)."""
-    return all(node.get("check") == "llm_judge" for _, node in _check_leaves((), tree))
-
-
-def _page_checks(
-    ctx: _Ctx,
-    i: int,
-    task: dict[str, Any],
-    roles: dict[str, Any] | None,
-    sandboxes: dict[str, Any] | None,
-) -> None:
-    """``dom`` and ``js`` checks read a web page: refused on a task of a desktop sandbox."""
-    rname = task.get("role")
-    role = roles.get(rname) if roles is not None and isinstance(rname, str) else None
-    name = task.get("sandbox") or (role.get("sandbox") if isinstance(role, dict) else None)
-    sandbox = sandboxes.get(name) if sandboxes is not None and isinstance(name, str) else None
-    if not isinstance(sandbox, dict) or sandbox.get("kind") != "desktop":
-        return
-    for path, node in _check_leaves(("tasks", i, "success"), task.get("success")):
-        if node.get("check") in ("dom", "js"):
-            ctx.add(
-                (*path, "check"),
-                f"a {node['check']} check reads a web page; sandbox {name!r} is a desktop",
-            )
-
-
-def _check_leaves(path: Path_, node: Any) -> list[tuple[Path_, dict[str, Any]]]:
-    if not isinstance(node, dict):
-        return []
-    if "check" in node:
-        return [(path, node)]
-    out: list[tuple[Path_, dict[str, Any]]] = []
-    for key in ("all", "any"):
-        if isinstance(node.get(key), list):
-            for j, child in enumerate(node[key]):
-                out.extend(_check_leaves((*path, key, j), child))
-    if "not" in node:
-        out.extend(_check_leaves((*path, "not"), node["not"]))
-    return out
+    if isinstance(tree, dict):
+        if "check" in tree:
+            return tree.get("check") == "llm_judge"
+        kids = [v for k in ("all", "any") for v in (tree.get(k) or [])] + (
+            [tree["not"]] if "not" in tree else []
+        )
+        return all(_only_judged(k) for k in kids)
+    return False
 
 
 def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:

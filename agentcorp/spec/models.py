@@ -210,9 +210,10 @@ class Budgets(_Model):
 class Approver(_Model):
     """Who approves an action matched by ``confirm``."""
 
-    kind: Literal["deny", "allow", "prompt", "webhook"] = Field(
+    kind: Literal["deny", "allow", "prompt", "webhook", "console"] = Field(
         default="deny",
-        description="deny (default), allow, prompt (ask on the terminal) or webhook.",
+        description="deny (default), allow, prompt (ask on the terminal), webhook, or console "
+        "(the run's operator console, `agentcorp run --console`; deny when none is running).",
     )
     url: str | None = Field(default=None, description="Webhook URL (kind: webhook).")
     timeout: Duration = Field(

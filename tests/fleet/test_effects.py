@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,42 +10,49 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from agentcorp.fleet.ledger import SqliteLedger
-from tests.fleet.conftest_helpers import check_exactly_once, write_company
+from tests.fleet.conftest_helpers import check_exactly_once, ledger_of, write_company
 from tests.fleet.runners import read_log
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cmd(company: Path, ledger: Path) -> list[str]:
+def _cmd(company: Path, run_dir: Path, workers: str) -> list[str]:
+    resume = ["--resume"] if ledger_of(run_dir).exists() else []
     return [
         sys.executable,
         "-m",
         "agentcorp",
-        "fleet",
         "run",
         str(company),
-        "--ledger",
-        str(ledger),
+        "--sessions",
+        str(run_dir),
         "--workers",
-        "1",
-        "--sandbox",
-        "none",
+        workers,
         "--lease",
         "0.5",
-        "--runner",
+        "--episode",
         "tests.fleet.runners:charge",
+        *resume,
     ]
 
 
-def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # in the coordinator; in a worker process
+def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path, workers: str) -> None:
     company = write_company(tmp_path / "co", 1)
-    ledger = tmp_path / "run.db"
+    run_dir = tmp_path / "run"
+    ledger = ledger_of(run_dir)
     log = company.parent / "episodes.jsonl"
     world = company.parent / "world.txt"
     env = {**os.environ, "FLEET_TEST_SLEEP": "3", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        _cmd(company, ledger), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        _cmd(company, run_dir, workers),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 90
@@ -56,7 +64,8 @@ def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> N
         # effect is done; its result is never written.
         worker = int(next(e["pid"] for e in read_log(log) if e["event"] == "effected"))  # type: ignore[call-overload]
         proc.kill()
-        os.kill(worker, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # inline: the episode died with it
+            os.kill(worker, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.stderr:
@@ -67,7 +76,7 @@ def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> N
     finally:
         led.close()
     r = subprocess.run(
-        _cmd(company, ledger),
+        _cmd(company, run_dir, workers),
         cwd=ROOT,
         env={**env, "FLEET_TEST_SLEEP": "0"},
         capture_output=True,

@@ -272,6 +272,17 @@ class AtspiTree:
                 out[key].extend((str(b), str(p)) for b, p in targets)
         return out
 
+    def range_extents(self, ref: tuple[str, str], start: int, end: int) -> Box | None:
+        """Screen box of an element's characters ``start:end`` (Text.GetRangeExtents)."""
+        with self._lock:
+            got = self._calls(
+                [(ref, "org.a11y.atspi.Text", "GetRangeExtents", "iiu", (start, end, 0))]
+            )[0]
+        if not got:
+            return None
+        x, y, w, h = (int(v) for v in got[:4]) if len(got) >= 4 else (int(v) for v in got[0])
+        return Box(x, y, w, h) if w > 0 and h > 0 else None
+
     def set_text(self, ref: tuple[str, str], text: str) -> bool:
         """Replace an editable element's text (EditableText.SetTextContents)."""
         with self._lock:

@@ -37,6 +37,11 @@ _JOIN, _DRAIN, _LEAVE, _CRASH, _EXPIRE, _FINISH, _WAVE, _WAKE = range(8)
 _DAY = 86400.0
 
 
+#: The biggest fleet and workload a simulation accepts (minutes of CPU at these sizes).
+MAX_NODES = 100_000
+MAX_TASKS = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """The fleet, the workload and the availability model of one simulation."""
@@ -68,10 +73,16 @@ class SimConfig:
     max_sim_s: float = 60 * _DAY
 
     def __post_init__(self) -> None:
-        if self.nodes < 1:
-            raise ConfigError(f"--nodes must be at least 1, got {self.nodes}")
-        if self.tasks < 1:
-            raise ConfigError(f"--tasks must be at least 1, got {self.tasks}")
+        # Ranges, not only signs: a 20-digit --nodes would otherwise run for ever.
+        for flag, value, top in (
+            ("--nodes", self.nodes, MAX_NODES),
+            ("--tasks", self.tasks, MAX_TASKS),
+            ("--slots-per-node", self.slots_per_node, 64),
+        ):
+            if not 1 <= value <= top:
+                raise ConfigError(f"{flag} must be 1 to {top:,}, got {value}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be 0 to 2**63-1, got {self.seed}")
         if not 0 < self.online_fraction <= 1:
             raise ConfigError(f"online fraction must be in (0, 1], got {self.online_fraction}")
 

@@ -345,8 +345,12 @@ def write_report(session: Session, out: str | Path) -> Path:
     path = Path(out)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; give the HTML file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(session), encoding="utf-8")
+    page = render_html(session)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
     return path
 
 
@@ -412,7 +416,15 @@ def write_animation(
         images.append(img)
     if not images:
         raise ConfigError(f"{session.folder}: no frames to animate")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_animation(images, path, fmt, ms_per_step)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the animation: {exc.strerror or exc}") from None
+    return path
+
+
+def _save_animation(images: list[Any], path: Path, fmt: str, ms_per_step: int) -> None:
     first, rest = images[0], images[1:]
     if fmt == "GIF":
         frames = [im.quantize(colors=128) for im in images]
@@ -434,4 +446,3 @@ def write_animation(
             loop=0,
             quality=70,
         )
-    return path

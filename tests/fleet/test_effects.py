@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from agentcorp.fleet.ledger import SqliteLedger
 from tests.fleet.conftest_helpers import check_exactly_once, ledger_of, write_company
@@ -16,8 +19,7 @@ from tests.fleet.runners import read_log
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cmd(company: Path, run_dir: Path) -> list[str]:
-    """``agentcorp run`` on the local pool (2 worker processes, one task) with ``charge``."""
+def _cmd(company: Path, run_dir: Path, workers: str) -> list[str]:
     resume = ["--resume"] if ledger_of(run_dir).exists() else []
     return [
         sys.executable,
@@ -28,7 +30,7 @@ def _cmd(company: Path, run_dir: Path) -> list[str]:
         "--sessions",
         str(run_dir),
         "--workers",
-        "2",
+        workers,
         "--lease",
         "0.5",
         "--episode",
@@ -37,7 +39,8 @@ def _cmd(company: Path, run_dir: Path) -> list[str]:
     ]
 
 
-def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # in the coordinator; in a worker process
+def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path, workers: str) -> None:
     company = write_company(tmp_path / "co", 1)
     run_dir = tmp_path / "run"
     ledger = ledger_of(run_dir)
@@ -45,7 +48,11 @@ def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> N
     world = company.parent / "world.txt"
     env = {**os.environ, "FLEET_TEST_SLEEP": "3", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        _cmd(company, run_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        _cmd(company, run_dir, workers),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 90
@@ -57,7 +64,8 @@ def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> N
         # effect is done; its result is never written.
         worker = int(next(e["pid"] for e in read_log(log) if e["event"] == "effected"))  # type: ignore[call-overload]
         proc.kill()
-        os.kill(worker, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # inline: the episode died with it
+            os.kill(worker, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.stderr:
@@ -68,7 +76,7 @@ def test_coordinator_kill_9_between_effect_and_result_write(tmp_path: Path) -> N
     finally:
         led.close()
     r = subprocess.run(
-        _cmd(company, run_dir),
+        _cmd(company, run_dir, workers),
         cwd=ROOT,
         env={**env, "FLEET_TEST_SLEEP": "0"},
         capture_output=True,

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel
 
+from agentcorp._io import UnsafeRead, read_bounded
 from agentcorp.grounding.base import Grounder
 from agentcorp.sandbox.base import Computer
 from agentcorp.spec import render_template
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 CheckStatus = Literal["pass", "fail", "error"]
+
+# A checked file is read whole; a sandbox file this big is not something a check reads.
+MAX_CHECKED_FILE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +230,10 @@ def _file_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
     p = _path(ctx, d.get("path"))
     if not p.exists():
         raise _CheckFailed(f"{d.get('path')} does not exist")
-    content = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        content = read_bounded(p, MAX_CHECKED_FILE_BYTES).decode("utf-8", errors="replace")
+    except (OSError, UnsafeRead) as exc:
+        raise _CheckFailed(f"{d.get('path')}: {exc}") from None
     if d.get("text") is not None:
         if str(d["text"]) not in content:
             raise _CheckFailed(f"{d.get('path')} does not contain {d['text']!r}")

@@ -18,11 +18,15 @@ The tree, with the CLI exit code each maps to::
     │       └── RealRequestBlocked      3  the test tripwire refused a real endpoint
     ├── SandboxError                    1  a backend failed while running
     │   ├── PolicyViolation             1  an action refused by policy outside a model turn
-    │   └── UnsupportedAction           1  this sandbox cannot perform that kind of action
+    │   ├── UnsupportedAction           1  this sandbox cannot perform that kind of action
+    │   └── ActionInterrupted           1  a long action stopped part-way (budget, abort)
     ├── LLMError                        1  the model endpoint failed after retries
     ├── BudgetExceeded                  1  a hard budget (steps/tokens/usd/wall clock) ran out
     └── FleetError                      1  ledger / scheduler / cluster failure
         └── FencedOut                   1  a stale worker tried to write a result
+
+    KeyboardInterrupt (not an AgentcorpError: no ``except AgentcorpError`` may swallow it)
+    └── RunAborted                 130/143  Ctrl-C or SIGTERM: 128 + the signal number
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "ActionInterrupted",
     "AgentcorpError",
     "BudgetExceeded",
     "ConfigError",
@@ -42,6 +47,7 @@ __all__ = [
     "QuotaExhausted",
     "RealRequestBlocked",
     "RecordingError",
+    "RunAborted",
     "SandboxError",
     "SandboxUnavailable",
     "SetupError",
@@ -130,6 +136,26 @@ class PolicyViolation(SandboxError):
 
 class UnsupportedAction(SandboxError):
     """The sandbox cannot perform this kind of action (e.g. ``open_url`` on a desktop)."""
+
+
+class ActionInterrupted(SandboxError):
+    """A long action (typing, waiting) stopped part-way: its budget ran out or the run aborts.
+
+    What it did so far stays done; the step reports failure, never success.
+    """
+
+
+class RunAborted(KeyboardInterrupt):
+    """The run was stopped by a signal: Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143).
+
+    A ``KeyboardInterrupt`` on purpose, so ``except AgentcorpError`` / ``except Exception``
+    blocks on the way up never swallow it; the run path finalises what ran and exits.
+    """
+
+    def __init__(self, signum: int, name: str = "") -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"aborted by {name or f'signal {signum}'}")
 
 
 class LLMError(AgentcorpError):

@@ -96,7 +96,9 @@ ActionKind = Literal[
     "done",
     "fail",
 ]
-ActionSource = Literal["model", "script", "cache", "replay"]
+#: Who decided an action: the model, a scripted step, a learned skill, a replayed session.
+#: ``cache`` is what sessions recorded before skills called a skill's actions.
+ActionSource = Literal["model", "script", "skill", "cache", "replay"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,6 +183,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "actions": s["actions"],
                 "acting_s": round(s["span_s"], 2),
                 "actions_per_s": round(s["actions"] / s["span_s"], 2),
+                "in_phases_s": round(sum(sum(ph.values()) for ph in s["phases"]) / 1000, 2),
             }
             for s in sessions
         },

@@ -56,6 +56,11 @@ class BudgetMeter:
         """Wall-clock seconds since this meter started."""
         return self._clock() - self.started
 
+    def pause(self, seconds: float) -> None:
+        """Take ``seconds`` off this meter's wall clock (a person held control meanwhile)."""
+        with self._lock:
+            self.started += max(0.0, seconds)
+
     def charge_step(self) -> None:
         """Count one actor step (an executed action)."""
         with self._lock:
@@ -85,6 +90,20 @@ class BudgetMeter:
         if reason is None and self.parent is not None:
             return self.parent.exceeded()
         return reason
+
+    def deadline(self) -> float | None:
+        """When (``time.monotonic()``) the tightest wall-clock budget runs out, or ``None``.
+
+        Long actions are bounded by it (``execute_action(..., deadline=...)``), so a budget
+        runs out during an action, not only between actions.
+        """
+        own = None
+        if self.limits.wall_clock_s is not None:
+            own = time.monotonic() + (self.limits.wall_clock_s - self.elapsed_s)
+        up = self.parent.deadline() if self.parent is not None else None
+        if own is None or up is None:
+            return own if up is None else up
+        return min(own, up)
 
     def snapshot(self, step: int, t: float, exceeded: str | None = None) -> BudgetStep:
         """A ``BudgetStep`` record of this meter's use."""

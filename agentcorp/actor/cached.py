@@ -1,27 +1,29 @@
-"""The action cache on the real run path: run again what passed before, hand over where it differs.
+"""Skills on the run path: replay what passed before for new inputs, hand over where not.
 
 ``run_task_cached`` wraps a task's normal run (scripted steps, planner + actor, or a shipped
-recording). With no cached sequence it runs the task normally and, when it passes, stores
-its grounded actions (``agentcorp.grounding.cache``) under ``cache_key(spec hash, inputs)``.
-With one, the actions are run first by ``CachedActor``: each through the same policy
-gate, redaction and step records as any other action (source ``cache``), its anchor checked
-before and its postcondition after. On the first divergence control goes to the task's
-scripted steps from the step that action belonged to (or to the planner/actor when the task
-was planned), and the repaired sequence is stored once the task passes.
+recording). With no skill for the task it runs normally and, when it passes, stores its
+grounded actions as a skill (``agentcorp.grounding.cache``), templated by value provenance
+(``agentcorp.grounding.provenance``) under ``skill_key`` (the spec without input values).
+With one, the skill is rendered with this instance's inputs and replayed by
+``CachedActor``: each action through the same policy gate, redaction and step records as any
+other (source ``skill``), its anchor checked before and its postcondition after, and no
+model call. On the first divergence control goes to the task's scripted steps from the step
+that action belonged to (or to the planner/actor when the task was planned); once the task
+passes, the repair is stored as a branch beside the others. With ``no_model`` a task that
+only a model could take over fails at once, naming the action and why.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agentcorp.actor.budget import BudgetMeter
 from agentcorp.actor.loop import Actor, ActorConfig, EpisodeTask, _State
-from agentcorp.actor.runner import TaskInput, TaskResult, TaskStatus, run_task
+from agentcorp.actor.runner import TaskInput, TaskResult, run_task
 from agentcorp.actor.script import ScriptStep, parse_step
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
@@ -29,15 +31,21 @@ from agentcorp.grounding.cache import (
     FORMAT_VERSION as CACHE_FORMAT,
 )
 from agentcorp.grounding.cache import (
+    REPEAT_LIMIT,
     ActionCache,
     ActionCacheError,
+    Anchor,
+    Branch,
     CachedAction,
     CacheRunner,
     Divergence,
+    Skill,
     _entry_json,
     entries_from_json,
     entries_from_steps,
+    perceptual_hash,
 )
+from agentcorp.grounding.provenance import Provenance, render_entries, templatize, unusable_because
 from agentcorp.planner.plan import Planner
 from agentcorp.policy.base import ActionGate
 from agentcorp.sandbox.base import Computer
@@ -45,6 +53,7 @@ from agentcorp.types import (
     Action,
     ActionResultStep,
     ActionStep,
+    Box,
     ChatModel,
     ErrorStep,
     ObservationStep,
@@ -62,16 +71,20 @@ __all__ = [
 ]
 
 _POINTER = ("click", "double_click", "right_click")
+#: Action sources that were not the scripted step grounding itself.
+_HANDED = ("model", "skill", "cache")
 
 
 @dataclass(frozen=True, slots=True)
 class CacheOutcome:
-    """How a cached run ended: ``done`` entries ran; ``divergence`` when it stopped early."""
+    """How a cached replay ended: ``done`` entries ran; ``divergence`` when it stopped early."""
 
     done: int
     divergence: Divergence | None
     entries: list[CachedAction]
     budget: str | None = None
+    #: The skill branch the replay ended on (0: the trunk).
+    branch: int = 0
 
 
 def _action_count(s: ScriptStep) -> int:
@@ -89,7 +102,8 @@ def _ok_sources(records: Sequence[Step]) -> list[str]:
     pending: str | None = None
     for st in records:
         if isinstance(st, ActionStep):
-            pending = None if st.action.kind in ("done", "fail") else st.source
+            # A zoom only looked: it is no action for the cache to repeat.
+            pending = None if st.action.kind in ("done", "fail", "zoom") else st.source
         elif isinstance(st, ActionResultStep):
             if st.ok and pending is not None:
                 out.append(pending)
@@ -109,8 +123,8 @@ def script_positions(script: Sequence[ScriptStep], sources: Sequence[str]) -> li
     for i, s in enumerate(script):
         if s.kind == "wait_for":
             continue  # no action, and never handed to the model (it fails the episode)
-        if p < len(sources) and sources[p] in ("model", "cache"):
-            while p < len(sources) and sources[p] in ("model", "cache"):
+        if p < len(sources) and sources[p] in _HANDED:
+            while p < len(sources) and sources[p] in _HANDED:
                 pos.append(i)
                 p += 1
             continue
@@ -130,7 +144,7 @@ def cache_sequence(
 ) -> tuple[list[CachedAction], list[int]]:
     """Entries with a ``wait_for`` entry put back where each scripted ``wait_for`` was.
 
-    A ``wait_for`` is no action in the loop's records, yet a cached run that skips it races the
+    A ``wait_for`` is no action in the loop's records, yet a replay that skips it races the
     page or dialog it waited for.
     """
     out: list[CachedAction] = []
@@ -150,36 +164,43 @@ def cache_sequence(
 
 
 class CachedActor(Actor):
-    """The actor loop running cached actions (source ``cache``) instead of deciding them."""
+    """The actor loop running a skill's actions (source ``skill``) instead of deciding them."""
 
     def run_cached(
         self,
         task: EpisodeTask,
         entries: Sequence[CachedAction],
+        forks: Sequence[tuple[int, int, Sequence[CachedAction]]] = (),
     ) -> Generator[Step, None, CacheOutcome]:
-        """Run ``entries`` until the end or the first divergence (nothing is retried)."""
+        """Replay ``entries`` until the end or the first divergence (nothing is retried).
+
+        ``forks`` are a skill's other branches (parent, at, sequence): where the screen does
+        not fit the branch being replayed, one forked there that fits is taken instead.
+        """
         self._task = task
         st = _State(frame=self.computer.screenshot(), image=b"")
         yield self._observe(st, st.frame, None)
-        rep = CacheRunner(entries, self.grounder)
-        n = len(rep.entries)
-        for i in range(n):
+        rep = CacheRunner(entries, self.grounder, forks=forks)
+        i = -1
+        while (i := i + 1) < len(rep.entries):
+            n = len(rep.entries)
             over = self.meter.exceeded()
             if over is not None:
                 yield self.meter.snapshot(st.step, time.time(), over)
-                return CacheOutcome(i, None, rep.entries, over)
+                return CacheOutcome(i, None, rep.entries, over, rep.branch)
             a = rep.entries[i].action
             if a.kind == "wait_for":
                 target = a.target or ""
                 found = yield from self._wait_for(st, target, a.seconds or 10.0)
                 if not found:
-                    return CacheOutcome(i, Divergence(i, f"'{target}' did not appear"), rep.entries)
+                    why = Divergence(i, f"'{target}' did not appear")
+                    return CacheOutcome(i, why, rep.entries, None, rep.branch)
                 continue
             # Anchors were taken on the redacted frames the records carry: compare like
             # with like, or a field holding a typed secret never matches.
             todo = rep.prepare(i, self.gate.redact_frame(st.frame, task.task_id))
             if isinstance(todo, Divergence):
-                return CacheOutcome(i, todo, rep.entries)
+                return CacheOutcome(i, todo, rep.entries, None, rep.branch)
             nxt = rep.entries[i + 1].action if i + 1 < n else None
             if (
                 todo.kind in _POINTER
@@ -195,7 +216,7 @@ class CachedActor(Actor):
             before = st.frame
             changed: Any = None
             error: str | None = None
-            gen = self._act(st, todo, "cache", f"cached action {i + 1}/{n} (anchor: {how})")
+            gen = self._act(st, todo, "skill", f"skill action {i + 1}/{n} (anchor: {how})")
             while True:
                 try:
                     rec = next(gen)
@@ -206,7 +227,7 @@ class CachedActor(Actor):
                     changed = rec.changed
                 yield rec
             if error is not None:
-                return CacheOutcome(i, Divergence(i, error), rep.entries)
+                return CacheOutcome(i, Divergence(i, error), rep.entries, None, rep.branch)
             bad = rep.verify(i, self.gate.redact_frame(st.frame, task.task_id), changed)
             # A busy app may draw after the screen looked settled: look again briefly.
             deadline = time.monotonic() + self.config.settle_timeout
@@ -218,9 +239,12 @@ class CachedActor(Actor):
                 )
                 if settled.frame.sha256 != st.frame.sha256:
                     yield self._observe(st, settled.frame, settled.changed)
-            if bad is not None:
-                return CacheOutcome(i + 1, bad, rep.entries)
-        return CacheOutcome(n, None, rep.entries)
+            if bad is not None and (
+                i + 1 >= len(rep.entries)
+                or rep.fork(i + 1, self.gate.redact_frame(st.frame, task.task_id)) is None
+            ):
+                return CacheOutcome(i + 1, bad, rep.entries, None, rep.branch)
+        return CacheOutcome(len(rep.entries), None, rep.entries, None, rep.branch)
 
 
 def cached_run_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict[str, Any]:
@@ -240,7 +264,7 @@ def cached_run_doc(entries: Sequence[CachedAction], config: ActorConfig) -> dict
 
 def entries_from_doc(doc: Any, where: str) -> tuple[list[CachedAction], ActorConfig]:
     """Parse ``cached_run_doc``'s output; ``ActionCacheError`` names ``where`` and the field."""
-    entries, _ = entries_from_json(doc, where)
+    entries, _ = entries_from_json(doc, where, versions=(1, CACHE_FORMAT))
     raw = doc.get("actor_config") if isinstance(doc, dict) else None
     if not isinstance(raw, dict):
         raise ActionCacheError(f"{where}.actor_config: expected an object")
@@ -251,34 +275,50 @@ def entries_from_doc(doc: Any, where: str) -> tuple[list[CachedAction], ActorCon
     return entries, config
 
 
-def _lookup(cache: ActionCache, key: str) -> tuple[list[CachedAction], dict[str, Any]] | None:
-    path = cache.dir / f"{key}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ActionCacheError(f"{path}: unreadable cache file: {exc}") from exc
-    return entries_from_json(data, str(path))
-
-
-def _positions_from(meta: dict[str, Any], n: int) -> list[int] | None:
-    raw = meta.get("script_positions")
-    if (
-        isinstance(raw, list)
-        and len(raw) == n
-        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in raw)
-    ):
-        return list(raw)
-    return None
-
-
 def _resume_at(div: Divergence, positions: Sequence[int]) -> int:
     """The scripted step to continue from after a divergence at ``div.index``."""
     p = positions[div.index]
     if div.acted and div.index + 1 < len(positions) and positions[div.index + 1] == p:
         return p  # the step's later actions did not run yet: redo the step
     return p + 1 if div.acted else p
+
+
+@dataclass
+class _Ctx:
+    """What every part of one skill-aware run shares."""
+
+    task: TaskInput
+    computer: Computer
+    cache: ActionCache
+    key: str
+    gate: ActionGate
+    meter: BudgetMeter
+    check_context: CheckContext
+    grounder: Grounder | None
+    config: ActorConfig
+    planner: Planner | None
+    normal: Callable[[Sequence[Any]], Generator[Step, None, TaskResult]]
+    script: list[ScriptStep]
+    inputs: dict[str, Any]
+    names: list[str]
+    secrets: dict[str, str]
+    secret_values: list[str]
+    meta: dict[str, Any]
+    no_model: bool
+    t0: float
+
+    def result(self, status: str, reason: str, mode: str = "skill", **kw: Any) -> TaskResult:
+        return TaskResult(
+            self.task.task_id,
+            status,  # type: ignore[arg-type]
+            reason,
+            kw.pop("checks", ()),
+            self.meter.usage,
+            self.meter.steps,
+            time.monotonic() - self.t0,
+            mode,
+            **kw,
+        )
 
 
 def run_task_cached(
@@ -297,19 +337,25 @@ def run_task_cached(
     max_replans: int = 2,
     fallback: Callable[[], Generator[Step, None, TaskResult]] | None = None,
     meta: dict[str, Any] | None = None,
-    secrets: Sequence[str] = (),
+    secrets: Sequence[str] | Mapping[str, str] = (),
+    input_names: Collection[str] | None = None,
+    no_model: bool = False,
 ) -> Generator[Step, None, TaskResult]:
-    """Run ``task`` from the action cache when it can, else normally; store it when it passes.
+    """Run ``task`` from its skill when it has one, else normally; learn it when it passes.
 
-    ``fallback`` is the task's normal run when it is not ``run_task`` (the offline replay of
-    a shipped recording); it is used only when there is nothing cached. The result's ``mode``
-    is ``cache`` when every action came from the cache, ``cache+<mode>`` after a hand-over.
-    A sequence holding any of ``secrets`` (a value typed literally instead of through a
-    ``${secrets.NAME}`` placeholder) is never written to disk.
+    The skill under ``key`` (``provenance.skill_key``: the task's spec without its input
+    values) is rendered with ``task.inputs`` and replayed with no model call. At the first
+    divergence the task's steps or the model take over from there (with ``no_model`` and
+    no steps the task fails at once, naming the action and why) and, once it passes, the
+    repaired branch is stored beside the others. ``fallback`` is the task's normal run when
+    it is not ``run_task`` (the offline replay of a shipped recording); it is used only when
+    there is no skill. ``secrets`` maps names to values (a bare list of values can only be refused:
+    a sequence holding one is then never stored); ``input_names`` are the inputs the task
+    uses (default all of ``task.inputs``). The result's ``mode`` is ``skill`` when every
+    action came from the skill, ``skill+<mode>`` after a hand-over (``repaired_at`` then
+    says from which action).
     """
-    t0 = time.monotonic()
     cfg = config or ActorConfig()
-    script = [parse_step(s, f"steps[{i}]") for i, s in enumerate(task.steps)]
 
     def normal(steps: Sequence[Any]) -> Generator[Step, None, TaskResult]:
         return run_task(
@@ -325,129 +371,247 @@ def run_task_cached(
             max_replans=max_replans,
         )
 
+    named = dict(secrets) if isinstance(secrets, Mapping) else {}
+    ctx = _Ctx(
+        task,
+        computer,
+        cache,
+        key,
+        gate,
+        meter,
+        check_context,
+        grounder,
+        cfg,
+        planner,
+        normal,
+        [parse_step(s, f"steps[{i}]") for i, s in enumerate(task.steps)],
+        dict(task.inputs),
+        sorted(input_names) if input_names is not None else sorted(task.inputs),
+        named,
+        list(named.values()) if named else [v for v in secrets if isinstance(v, str)],
+        dict(meta or {}),
+        no_model,
+        time.monotonic(),
+    )
+    skill = yield from _load(ctx)
+    if skill is None:
+        return (yield from _learn(ctx, fallback))
+    return (yield from _from_skill(ctx, skill))
+
+
+def _load(ctx: _Ctx) -> Generator[Step, None, tuple[Skill, Provenance] | None]:
+    """The usable skill for this instance, or None (a bad file is reported, not fatal)."""
     try:
-        found = _lookup(cache, key)
+        skill = ctx.cache.load(ctx.key)
+        if skill is None or not skill.trunk:
+            return None
+        prov = Provenance.from_meta(skill.meta, str(ctx.cache.dir / f"{ctx.key}.json"))
     except ActionCacheError as exc:
-        # A damaged cache file is no reason to fail the task: run it normally (and the
+        # A damaged skill file is no reason to fail the task: run it normally (and the
         # file is replaced when it passes).
         yield ErrorStep(0, time.time(), "ActionCacheError", str(exc))
-        found = None
-    if found is None or not found[0]:
-        records: list[Step] = []
-        gen = fallback() if fallback is not None else normal(task.steps)
-        first: TaskResult = yield from _collect(gen, records)
-        if first.status == "pass":
-            _store(
-                cache,
-                key,
-                records,
-                grounder,
-                script if planner is None else None,
-                0,
-                [],
-                [],
-                meta,
-                secrets,
-            )
-        return first
+        return None
+    if unusable_because(prov, ctx.inputs) is not None:
+        return None  # learned for another value of an input it never showed
+    return skill, prov
 
-    entries, stored_meta = found
-    positions = _positions_from(stored_meta, len(entries))
-    cached_doc = cached_run_doc(entries, cfg)
-    actor = CachedActor(computer, gate=gate, model=None, grounder=grounder, meter=meter, config=cfg)
-    episode = EpisodeTask(task.task_id, task.description, role=task.role, sandbox=task.sandbox)
-    cached_records: list[Step] = []
-    out = yield from _collect(actor.run_cached(episode, entries), cached_records)
-    if out.budget is not None:
-        return TaskResult(
-            task.task_id,
-            "budget_exceeded",
-            out.budget,
-            (),
-            meter.usage,
-            meter.steps,
-            time.monotonic() - t0,
-            "cache",
-        )
-    if out.divergence is None:
-        status: TaskStatus = "pass"
-        reason = ""
-        outcomes: tuple[CheckOutcome, ...] = ()
-        if task.success is not None:
-            check_status, checks = evaluate_steps(task.success, check_context, step=0)
-            yield from checks
-            outcomes = tuple(CheckOutcome(r.name, r.status, r.detail) for r in checks[:-1])
-            status = check_status
-            if status != "pass":
-                reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if o.status != "pass")[
-                    :500
-                ]
-        if status != "pass":
-            # The cached run looked right and still did not do the job: never trust it again.
-            cache.clear(key)
-            reason = f"cached run did not pass its checks (cache entry dropped): {reason}"
-        else:
-            cache.store(
-                key, out.entries, {**stored_meta, **(meta or {}), "script_positions": positions}
+
+def _learn(
+    ctx: _Ctx, fallback: Callable[[], Generator[Step, None, TaskResult]] | None
+) -> Generator[Step, None, TaskResult]:
+    records: list[Step] = []
+    gen = fallback() if fallback is not None else ctx.normal(ctx.task.steps)
+    first: TaskResult = yield from _collect(gen, records)
+    if first.status == "pass":
+        branch = _branch(ctx, records, ctx.script if ctx.planner is None else None, 0, [], [])
+        if branch is not None:
+            entries, positions, prov = branch
+            ctx.cache.save(
+                Skill(ctx.key, [Branch(entries, positions)], {**ctx.meta, **prov.to_meta()})
             )
-        return TaskResult(
-            task.task_id,
-            status,
-            reason,
-            outcomes,  # type: ignore[arg-type]
-            meter.usage,
-            meter.steps,
-            time.monotonic() - t0,
-            "cache",
-            cached_run=cached_doc,
-        )
+    return first
+
+
+def _from_skill(ctx: _Ctx, found: tuple[Skill, Provenance]) -> Generator[Step, None, TaskResult]:
+    skill, prov = found
+    trunk, cut = render_entries(skill.trunk, ctx.inputs, prov)
+    forks: list[tuple[int, int, Sequence[CachedAction]]] = []
+    for b in skill.branches[1:]:
+        rendered, bad = render_entries(b.entries, ctx.inputs, prov)
+        # A branch that cannot be rendered whole is left out (an empty one is never taken).
+        forks.append((b.parent or 0, b.at, rendered if bad is None else []))
+    cached_doc = cached_run_doc(trunk, ctx.config)
+    actor = CachedActor(
+        ctx.computer,
+        gate=ctx.gate,
+        model=None,
+        grounder=ctx.grounder,
+        meter=ctx.meter,
+        config=ctx.config,
+    )
+    t = ctx.task
+    episode = EpisodeTask(t.task_id, t.description, role=t.role, sandbox=t.sandbox)
+    out: CacheOutcome = yield from actor.run_cached(episode, trunk, forks)
+    if out.budget is not None:
+        return ctx.result("budget_exceeded", out.budget)
+    if out.divergence is None and cut is not None and out.branch == 0:
+        out = dataclasses.replace(out, divergence=cut)
+    if out.divergence is None:
+        return (yield from _checked(ctx, cached_doc))
+    return (yield from _hand_over(ctx, skill, prov, out, cached_doc))
+
+
+def _checked(ctx: _Ctx, cached_doc: dict[str, Any]) -> Generator[Step, None, TaskResult]:
+    """Every skill action replayed and checked: the task's own checks decide."""
+    status: str = "pass"
+    reason = ""
+    outcomes: tuple[CheckOutcome, ...] = ()
+    if ctx.task.success is not None:
+        check_status, checks = evaluate_steps(ctx.task.success, ctx.check_context, step=0)
+        yield from checks
+        outcomes = tuple(CheckOutcome(r.name, r.status, r.detail) for r in checks[:-1])
+        status = check_status
+        if status != "pass":
+            reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if o.status != "pass")
+    if status != "pass":
+        # The replay looked right and still did not do the job: never trust it again.
+        ctx.cache.clear(ctx.key)
+        reason = f"the skill's run did not pass its checks (skill dropped): {reason}"[:600]
+    return ctx.result(status, reason, checks=outcomes, cached_run=cached_doc)
+
+
+def _hand_over(
+    ctx: _Ctx,
+    skill: Skill,
+    prov: Provenance,
+    out: CacheOutcome,
+    cached_doc: dict[str, Any],
+) -> Generator[Step, None, TaskResult]:
+    """The skill diverged: steps or model take over from there, and the repair is learned."""
     div = out.divergence
-    note = f"cached run diverged at action {div.index + 1}/{len(entries)}: {div.reason}"
-    yield ErrorStep(0, time.time(), "CacheDivergence", note)
-    if planner is not None or not script:
-        resume = 0  # the planner/actor takes over from the screen as the cache left it
+    assert div is not None
+    n = len(out.entries)
+    note = f"skill diverged at action {div.index + 1}/{n}: {div.reason}"
+    yield ErrorStep(0, time.time(), "SkillDivergence", note)
+    skill.divergences[out.done] = skill.divergences.get(out.done, 0) + 1
+    times = skill.divergences[out.done]
+    ctx.cache.save(skill)
+    if times > REPEAT_LIMIT:
+        yield ErrorStep(
+            0,
+            time.time(),
+            "SkillUnstable",
+            f"the skill diverged {times} times at action {out.done + 1}; it grows no more there",
+        )
+    if ctx.no_model and not ctx.script:
+        # Hermetic: nothing but a model could take over a model-driven task.
+        return ctx.result(
+            "fail",
+            f"{note} (no model may take over: --no-model)",
+            cached_run=cached_doc,
+            repaired_at=div.index + 1,
+        )
+    positions = skill.branches[out.branch].positions
+    if ctx.planner is not None or not ctx.script:
+        resume = 0  # the planner/actor takes over from the screen as the skill left it
     elif positions is not None:
         resume = _resume_at(div, positions)
     elif out.done == 0 and not div.acted:
         resume = 0  # nothing ran yet: the whole script
     else:
-        cache.clear(key)
-        return TaskResult(
-            task.task_id,
+        return ctx.result(
             "fail",
-            f"{note}; the cached actions are not tied to "
-            "scripted steps, so nothing can take over (cache entry dropped)",
-            (),
-            meter.usage,
-            meter.steps,
-            time.monotonic() - t0,
-            "cache",
+            f"{note}; the skill's actions are not tied to scripted steps, so nothing can take over",
+            cached_run=cached_doc,
         )
-    done_entries = out.entries[: out.done]
-    done_pos = positions[: out.done] if positions is not None else [0] * out.done
     rest: list[Step] = []
-    result: TaskResult = yield from _collect(normal(task.steps[resume:]), rest)
-    mode = f"cache+{result.mode or 'scripted'}"
-    if result.status == "pass":
-        _store(
-            cache,
-            key,
-            rest,
-            grounder,
-            script[resume:] if planner is None else None,
-            resume,
-            done_entries,
-            done_pos,
-            meta,
-            secrets,
-        )
-        return dataclasses.replace(
-            result, mode=mode, elapsed_s=time.monotonic() - t0, cached_run=cached_doc
-        )
-    reason = f"{note}; then: {result.reason}" if result.reason else note
-    return dataclasses.replace(
-        result, mode=mode, reason=reason, elapsed_s=time.monotonic() - t0, cached_run=cached_doc
+    result: TaskResult = yield from _collect(ctx.normal(ctx.task.steps[resume:]), rest)
+    mode = f"skill+{result.mode or 'scripted'}"
+    common: dict[str, Any] = {
+        "mode": mode,
+        "elapsed_s": time.monotonic() - ctx.t0,
+        "cached_run": cached_doc,
+        "repaired_at": out.done + 1,
+    }
+    if result.status != "pass":
+        reason = f"{note}; then: {result.reason}" if result.reason else note
+        return dataclasses.replace(result, reason=reason, **common)
+    head_pos = positions[: out.done] if positions is not None else [0] * out.done
+    branch = _branch(
+        ctx,
+        rest,
+        ctx.script[resume:] if ctx.planner is None else None,
+        resume,
+        out.entries[: out.done],
+        head_pos,
     )
+    if branch is not None:
+        entries, new_pos, new_prov = branch
+        _anchor_fork(entries, out.done, rest)
+        grown = Branch(entries, new_pos, out.branch, out.done)
+        why = skill.grow(grown) if _same_binding(prov, new_prov) else "inputs bound differently"
+        if why is None:
+            ctx.cache.save(skill)
+        else:
+            yield ErrorStep(0, time.time(), "SkillNotGrown", f"repair not stored: {why}")
+    return dataclasses.replace(result, **common)
+
+
+def _anchor_fork(entries: list[CachedAction], at: int, records: Sequence[Step]) -> None:
+    """Give a branch's first action an anchor when it has none: the whole screen it began on.
+
+    A replay takes a branch only where its first action's anchor fits the screen; a key or
+    typing has no target, so the screen the repair started from stands in for one.
+    """
+    if at >= len(entries) or entries[at].anchor is not None:
+        return
+    frame = next(
+        (r.frame for r in records if isinstance(r, ObservationStep) and r.frame is not None),
+        None,
+    )
+    if frame is None:
+        return
+    w, h = frame.size
+    box = Box(0, 0, w, h)
+    # The 64-bit hash only (no thumbnail): the gist of the screen, which a caret or other
+    # input values typed elsewhere do not change.
+    entries[at] = dataclasses.replace(
+        entries[at], anchor=Anchor(box, perceptual_hash(frame, box), None, None)
+    )
+
+
+def _same_binding(a: Provenance, b: Provenance) -> bool:
+    """Whether a repair templated its inputs as the skill did (else its branch would lie)."""
+    return a.constants == b.constants and a.same == b.same
+
+
+def _branch(
+    ctx: _Ctx,
+    records: Sequence[Step],
+    script: Sequence[ScriptStep] | None,
+    offset: int,
+    head: Sequence[CachedAction],
+    head_pos: Sequence[int],
+) -> tuple[list[CachedAction], list[int] | None, Provenance] | None:
+    """``head`` (replayed, rendered) + what ``records`` did, templated; None if unsafe."""
+    entries = entries_from_steps(
+        [r for r in records if isinstance(r, ObservationStep | ActionStep | ActionResultStep)],
+        ctx.grounder,
+    )
+    positions: list[int] | None = None
+    if script is not None:
+        pos = script_positions(script, _ok_sources(records))
+        if pos is not None and len(pos) == len(entries):
+            entries, pos = cache_sequence(script, entries, pos)
+            positions = [p + offset for p in pos]
+    all_pos = [*head_pos, *positions] if positions is not None else None
+    try:
+        seq, prov = templatize([*head, *entries], ctx.inputs, ctx.secrets, ctx.names)
+    except ActionCacheError:
+        return None
+    if _holds_secret(seq, ctx.secret_values):
+        return None  # never on disk in clear text; the next run goes the normal way
+    return seq, all_pos, prov
 
 
 def _collect(gen: Generator[Step, None, Any], into: list[Step]) -> Generator[Step, None, Any]:
@@ -459,38 +623,6 @@ def _collect(gen: Generator[Step, None, Any], into: list[Step]) -> Generator[Ste
             return stop.value
         into.append(st)
         yield st
-
-
-def _store(
-    cache: ActionCache,
-    key: str,
-    records: Sequence[Step],
-    grounder: Grounder | None,
-    script: Sequence[ScriptStep] | None,
-    offset: int,
-    head: Sequence[CachedAction],
-    head_pos: Sequence[int],
-    meta: dict[str, Any] | None,
-    secrets: Sequence[str] = (),
-) -> None:
-    """Store ``head`` (run from the cache) + the actions ``records`` performed, with positions."""
-    entries = entries_from_steps(
-        [r for r in records if isinstance(r, ObservationStep | ActionStep | ActionResultStep)],
-        grounder,
-    )
-    positions: list[int] | None = None
-    if script is not None:
-        pos = script_positions(script, _ok_sources(records))
-        if pos is not None and len(pos) == len(entries):
-            entries, pos = cache_sequence(script, entries, pos)
-            positions = [p + offset for p in pos]
-    all_pos = [*head_pos, *positions] if positions is not None else None
-    doc_meta = {**(meta or {}), "script_positions": all_pos}
-    seq = [*head, *entries]
-    if _holds_secret(seq, secrets):
-        cache.clear(key)  # never on disk in clear text; the next run goes the normal way
-        return
-    cache.store(key, seq, doc_meta)
 
 
 def _holds_secret(entries: Sequence[CachedAction], secrets: Sequence[str]) -> bool:

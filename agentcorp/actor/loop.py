@@ -23,9 +23,9 @@ from typing import Any, Literal
 from agentcorp.actor.budget import BudgetMeter, Budgets
 from agentcorp.actor.script import ScriptStep, Target, parse_step, step_text
 from agentcorp.actor.tools import TOOL_SCHEMAS, ToolError, parse_tool_call
-from agentcorp.errors import AgentcorpError, BudgetExceeded, SetupError
+from agentcorp.errors import ActionInterrupted, AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
-from agentcorp.grounding.resolve import Ambiguous, resolve
+from agentcorp.grounding.resolve import resolve
 from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
 from agentcorp.policy.base import ActionGate, GateContext
 from agentcorp.record.canonical import canonical_request_hash, request_body
@@ -59,6 +59,9 @@ screenshot stale; every call's result says whether it ran. Each action may carry
 one short sentence on why. zoom(x, y, w, h) shows a region of the screenshot at full \
 resolution. When the task is complete call done(summary); if it cannot be done call \
 fail(reason). Type secrets only as ${secrets.NAME} placeholders; you never see their values."""
+
+#: The hint of a target that will be clicked, dragged or scrolled at.
+_ACT = Hint(purpose="act")
 
 Status = Literal["done", "failed", "budget_exceeded", "error"]
 
@@ -132,7 +135,10 @@ class _Batch:
     progress: bool = False  # some action ran
     error: bool = False  # some call was invalid, refused or failed
     result: EpisodeResult | None = None  # set by an allowed done/fail
-    changes: list[Box] = field(default_factory=list)  # what each action that ran changed
+    # (before, after) frames of each action that ran, diffed only when a later call needs
+    # it (a one-call reply pays nothing), into the boxes each one changed.
+    ran: list[tuple[Frame, Frame]] = field(default_factory=list)
+    changes: list[Box] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -145,6 +151,8 @@ class _State:
     last_box: Box | None = None  # the box of the last grounded target
     grounded: list[str] = field(default_factory=list)  # how this step's targets were found
     typing_into: tuple[str, Box | None] | None = None  # label and box of the field being typed in
+    # Why the last action failed, for the model: our prefix and the environment's own text.
+    failure: tuple[str, str] = ("", "")
     ground_ms: float = 0.0  # grounding time not yet charged to an action's phases
     model_ms: float = 0.0  # the model call that chose the next action
 
@@ -225,7 +233,8 @@ class Actor:
                 return EpisodeResult("failed", f"{step_text(s)}: {problem} (no model configured)")
             goal = (
                 f"Do exactly this one step of the task '{self._task.goal}': {step_text(s)}. "
-                f"Local grounding could not do it ({problem}). Call done when it is done."
+                "Local grounding could not do it: "
+                f"{self._untrusted(problem, 'grounding')}. Call done when it is done."
             )
             sub = yield from self._model_loop(st, goal)
             return None if sub.status == "done" else sub
@@ -242,7 +251,8 @@ class Actor:
     ) -> Generator[Step, None, tuple[list[Action], str | None]]:
         """The actions of one scripted step with its targets grounded, or the problem."""
         if s.kind in ("click", "double_click", "right_click"):
-            xy, problem = yield from self._resolve(st, s.target)
+            hint = Hint(role=s.role, purpose="act") if s.role else _ACT
+            xy, problem = yield from self._resolve(st, s.target, hint)
             return ([Action(s.kind, x=xy[0], y=xy[1], target=_text(s.target))] if xy else []), (
                 problem
             )
@@ -253,10 +263,10 @@ class Actor:
         if s.kind == "scroll":
             return (yield from self._script_scroll(st, s))
         if s.kind == "drag":
-            a, problem = yield from self._resolve(st, s.target)
+            a, problem = yield from self._resolve(st, s.target, _ACT)
             b: tuple[int, int] | None = None
             if a:
-                b, problem = yield from self._resolve(st, s.to)
+                b, problem = yield from self._resolve(st, s.to, _ACT)
             return ([Action("drag", path=(a, b), target=_text(s.target))] if a and b else []), (
                 problem
             )
@@ -270,7 +280,7 @@ class Actor:
         assert s.text is not None
         actions: list[Action] = []
         if s.into:
-            xy, problem = yield from self._resolve(st, s.into, Hint(role="field"))
+            xy, problem = yield from self._resolve(st, s.into, Hint(role="field", purpose="act"))
             if problem is not None or xy is None:
                 return [], problem
             actions = [Action("click", x=xy[0], y=xy[1], target=s.into)]
@@ -285,7 +295,7 @@ class Actor:
         xy: tuple[int, int] | None = (w // 2, h // 2)
         problem: str | None = None
         if s.target is not None:
-            xy, problem = yield from self._resolve(st, s.target)
+            xy, problem = yield from self._resolve(st, s.target, _ACT)
         if not xy:
             return [], problem
         ux, uy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[s.direction]
@@ -311,10 +321,13 @@ class Actor:
         deadline = time.monotonic() + self.config.find_timeout
         try:
             while True:
+                # The last look starts after the deadline: a slow look (a grounder loading
+                # its model) must not use up the whole wait on a screen from before it.
+                expired = time.monotonic() >= deadline
                 cands = self.grounder.locate(st.frame, target, hint)
                 if cands:
                     return self._pick(st, target, cands, hint)
-                if time.monotonic() >= deadline or isinstance(self.grounder, NullGrounder):
+                if expired or isinstance(self.grounder, NullGrounder):
                     return None, f"'{target}' not found on screen"
                 yield from self._refresh(st, 0.2)
         finally:
@@ -325,8 +338,6 @@ class Actor:
     ) -> tuple[tuple[int, int] | None, str | None]:
         """One candidate to act on, or why there is none (never a silent guess)."""
         chosen = resolve(cands, hint, target, self.config.ambiguity_margin)
-        if isinstance(chosen, Ambiguous):
-            return None, self._ambiguous(chosen)
         if not isinstance(chosen, Candidate):
             return None, str(chosen)
         st.last_box = chosen.box
@@ -337,23 +348,33 @@ class Actor:
         )
         return chosen.box.center, None
 
-    def _ambiguous(self, amb: Ambiguous) -> str:
-        """The ambiguity for the model: where the matches are, their screen text untrusted."""
-        where = ", ".join(str(c.box.center) for c in amb.candidates)
-        texts = "\n".join(f"{i}. {c.text}" for i, c in enumerate(amb.candidates, 1))
-        wrapped = wrap_screen_text(texts, self.config.untrusted_nonce, amb.candidates[0].source)
-        return (
-            f"'{amb.target}' is ambiguous: {len(amb.candidates)} matches at {where}; their text "
-            f"as read from the screen: {wrapped}"
-        )
+    def _untrusted(self, text: str, source: str) -> str:
+        """Environment text (it may quote the screen) as the model must get it."""
+        return wrap_screen_text(text, self.config.untrusted_nonce, source)
 
     def _wait_for(self, st: _State, target: str, timeout: float) -> Generator[Step, None, bool]:
+        """Whether ``target`` is visible on a settled screen within ``timeout``.
+
+        The screen settles first (a navigation the last action started has loaded), so a
+        text still showing on the page being left never counts; a text already visible on
+        the settled screen returns at once. To let time pass, use ``wait``.
+        """
         deadline = time.monotonic() + timeout
-        while not self.grounder.locate(st.frame, target, None):
-            if time.monotonic() >= deadline:
+        settled = self.computer.settle(min(timeout, self.config.settle_timeout), since=st.frame)
+        if settled.frame.sha256 != st.frame.sha256:
+            yield self._observe(st, settled.frame, settled.changed)
+        looked: str | None = None
+        while True:
+            expired = time.monotonic() >= deadline
+            # Reading an unchanged screen again finds nothing new and takes CPU from the app
+            # that is about to draw the text (OCR on a busy desktop).
+            if st.frame.sha256 != looked:
+                looked = st.frame.sha256
+                if self.grounder.locate(st.frame, target, None):
+                    return True
+            if expired:
                 return False
             yield from self._refresh(st, 0.2)
-        return True
 
     def _refresh(self, st: _State, pause: float) -> Generator[Step, None, None]:
         """Let a little time pass (the Computer's own wait) and observe again."""
@@ -411,6 +432,7 @@ class Actor:
         )
         reply = self.model.complete(request)
         self.meter.charge(reply.usage)
+        st.model_ms = reply.latency_ms  # charged to the first action the reply leads to
         body = request_body(request)
         yield ModelCallStep(
             st.step,
@@ -480,6 +502,8 @@ class Actor:
             text = yield from self._zoom(st, turn, action, reply.content, call.id)
             return text, "ok"
         if batch.progress:
+            batch.changes += [b for a, z in batch.ran if (b := _diff_box(a, z)) is not None]
+            batch.ran.clear()
             why = self._unforeseen(action, batch.changes)
             if why is not None:
                 return f"not run: {why}", "stale"
@@ -489,11 +513,13 @@ class Actor:
             st.model_ms = reply.latency_ms
         error = yield from self._act(st, action, "model", reply.content, call.id)
         if error is not None:
-            return f"Error: {error}", "error"
+            # Refusals and sandbox errors may quote the screen (a label, a title, what a field
+            # holds): the model gets them as untrusted text, after our own prefix.
+            prefix, raw = st.failure
+            source = "policy" if prefix else "computer"
+            return f"Error: {prefix}{self._untrusted(raw, source)}", "error"
         batch.progress = True
-        changed = _diff_box(before, st.shown or st.frame)
-        if changed is not None:
-            batch.changes.append(changed)
+        batch.ran.append((before, st.shown or st.frame))
         return f"ok: {_describe(action)}", "ok"
 
     def _finish(
@@ -507,6 +533,7 @@ class Actor:
         yield PolicyStep(st.step, time.time(), verdict.decision, verdict.rule, verdict.approver)
         if not verdict.allowed:
             why = verdict.message or f"denied by policy rule {verdict.rule or '?'}"
+            why = self._untrusted(why, "policy")
             return f"{action.kind} refused: {why}; call it again with another summary"
         status: Status = "done" if action.kind == "done" else "failed"
         batch.result = EpisodeResult(
@@ -640,6 +667,7 @@ class Actor:
         if not decision.allowed:
             why = decision.message or f"denied by policy rule {decision.rule or '?'}"
             yield ActionResultStep(st.step, time.time(), False, why)
+            st.failure = ("action denied: ", why)
             return f"action denied: {why}"
         self.meter.charge_step()
         before = st.frame
@@ -648,7 +676,7 @@ class Actor:
         st.model_ms = st.ground_ms = 0.0
         t0 = time.perf_counter()
         try:
-            execute_action(self.computer, action)
+            execute_action(self.computer, action, deadline=self.meter.deadline())
         except AgentcorpError as exc:
             if isinstance(exc, SetupError):
                 raise
@@ -661,6 +689,11 @@ class Actor:
                 act_ms,
                 phases={**phases, "act": round(act_ms, 2)},
             )
+            over = self.meter.exceeded() if isinstance(exc, ActionInterrupted) else None
+            if over is not None:
+                # The budget ran out mid-action: the episode ends as budget_exceeded.
+                raise BudgetExceeded(over) from exc
+            st.failure = ("", str(exc))
             return str(exc)
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)

@@ -17,7 +17,7 @@ from agentcorp.actor.loop import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.actor.script import parse_step, step_text
 from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
-from agentcorp.llm.untrusted import MARKER, untrusted_notice
+from agentcorp.llm.untrusted import untrusted_notice, wrap_screen_text
 from agentcorp.planner.plan import Plan, Planner, PlanTask
 from agentcorp.policy.base import ActionGate
 from agentcorp.sandbox.base import Computer
@@ -57,9 +57,11 @@ class TaskResult:
     mode: str = ""
     episode: EpisodeTask | None = None  # the last episode run, for the recording's manifest
     actor_config: ActorConfig | None = None
-    #: For a run from the action cache: the cached sequence as it was looked up
+    #: For a run from a skill: the rendered sequence as it was looked up
     #: (``{"version", "actions", "actor_config"}``), so a decision replay can redo it.
     cached_run: dict[str, Any] | None = None
+    #: After a skill diverged: the action (1-based) from which the steps or model took over.
+    repaired_at: int | None = None
 
 
 def run_task(
@@ -183,7 +185,5 @@ def _jsonable(value: Any) -> Any:
 
 
 def _for_planner(reason: str, nonce: str) -> str:
-    """The failure as the planner gets it: screen text in it stays marked as data."""
-    if MARKER not in reason:
-        return reason
-    return f"{reason}\n\n{untrusted_notice(nonce)}"
+    """The failure as the planner gets it: it may quote the screen, so it is marked as data."""
+    return f"{wrap_screen_text(reason, nonce, 'actor')}\n\n{untrusted_notice(nonce)}"

@@ -61,17 +61,18 @@ class ScriptStep:
     timeout: float = 10.0
     url: str | None = None
     seconds: float = 0.0
+    role: Literal["button", "link", "field", "menu", "text"] | None = None
 
 
 def parse_step(step: Any, where: str = "step") -> ScriptStep:
     """Read one step of the spec vocabulary; raises ``ValueError`` naming ``where`` and why."""
     match validate_step(step, where):
-        case ClickStep(click=target):
-            return ScriptStep("click", target=target)
-        case DoubleClickStep(double_click=target):
-            return ScriptStep("double_click", target=target)
-        case RightClickStep(right_click=target):
-            return ScriptStep("right_click", target=target)
+        case ClickStep(click=target, role=role):
+            return ScriptStep("click", target=target, role=role)
+        case DoubleClickStep(double_click=target, role=role):
+            return ScriptStep("double_click", target=target, role=role)
+        case RightClickStep(right_click=target, role=role):
+            return ScriptStep("right_click", target=target, role=role)
         case TypeStep(type=text, into=into):
             return ScriptStep("type", text=text, into=into)
         case KeyStep(key=keys):
@@ -97,7 +98,8 @@ def step_text(step: ScriptStep) -> str:
 
     match step.kind:
         case "click" | "double_click" | "right_click":
-            return f"{step.kind.replace('_', ' ')} {t(step.target)}"
+            role = f" ({step.role})" if step.role else ""
+            return f"{step.kind.replace('_', ' ')} {t(step.target)}{role}"
         case "type":
             into = f" into the field labelled '{step.into}'" if step.into else ""
             return f"type {step.text!r}{into}"

@@ -35,19 +35,24 @@ _PATHS = {
     "planned": "model",
     "model": "model",
     "recording": "recording",
-    "cache": "cache",
+    "skill": "skill",
     "none": "nothing to run",
     "skipped": "skipped",
 }
 
 
-def path_taken(mode: str) -> str:
-    """The user-facing name of how a task ran: cache, steps, recording or model.
+def path_taken(mode: str, repaired_at: int | None = None) -> str:
+    """The user-facing name of how a task ran: skill, steps, recording or model.
 
-    ``cache+scripted`` (the cache diverged and the steps took over) reads
-    ``cache, then steps``.
+    After a skill diverged at action k and the model (or the steps) took over
+    (``skill+model``), it reads ``model (skill repaired at step k)``.
     """
-    return ", then ".join(_PATHS.get(part, part) for part in mode.split("+"))
+    parts = mode.split("+")
+    if parts[0] == "skill" and len(parts) > 1:
+        rest = ", then ".join(_PATHS.get(p, p) for p in parts[1:])
+        at = f" at step {repaired_at}" if repaired_at is not None else ""
+        return f"{rest} (skill repaired{at})"
+    return ", then ".join(_PATHS.get(part, part) for part in parts)
 
 
 @dataclass
@@ -70,9 +75,18 @@ class TaskRun:
     elapsed_s: float = 0.0
     session: str | None = None
     checks: list[dict[str, str]] = field(default_factory=list)
+    #: After its skill diverged: the action (1-based) from which the steps or model took over.
+    repaired_at: int | None = None
+    #: The instance's id in a batch (``task#n``, one per input row); empty for a lone task.
+    instance: str = ""
     # False when a model call had no known price: ``cost_usd`` then counts only the priced
     # ones and reports show the cost as unknown, never as a plain figure.
     cost_known: bool = True
+
+    @property
+    def name(self) -> str:
+        """How reports name it: the instance id in a batch, else the task id."""
+        return self.instance or self.task_id
 
     @property
     def passed(self) -> bool:
@@ -183,8 +197,12 @@ class SessionObserver:
         self.recorder.write(step)
 
     def abort(self) -> None:
-        """Drop the unfinished session (interrupted)."""
+        """Drop the unfinished session (it stays visibly incomplete)."""
         self.recorder.abort()
+
+    def aborted(self, why: str) -> None:
+        """Close the session with outcome ``aborted`` (Ctrl-C, SIGTERM): what ran is kept."""
+        self.recorder.finish_aborted(why, **_audit_extra(self.runner))
 
     def error(self, exc: BaseException) -> None:
         """Close the session as an environment error."""
@@ -227,13 +245,59 @@ def _audit_extra(runner: TaskRunner) -> dict[str, Any]:
     return {"audit": info} if info else {}
 
 
+@dataclass
+class _Spent:
+    """What an attempt used so far (kept when it ends in an error)."""
+
+    usage: Usage = field(default_factory=Usage)
+    actions: int = 0
+    t0: float = field(default_factory=time.monotonic)
+
+
+def _drain(
+    gen: Any,
+    task_id: str,
+    spent: _Spent,
+    rec: SessionObserver | None,
+    observers: Sequence[RunObserver],
+    cancel: Any = None,
+) -> TaskResult:
+    """Feed every step of the episode to the recorder and observers; its result.
+
+    ``cancel`` (a ``threading.Event``), once set, ends the attempt between two steps as
+    cancelled (best-of-N: another attempt passed first).
+    """
+    while True:
+        if cancel is not None and cancel.is_set():
+            gen.close()  # the loop's own cleanup runs (its sandbox session ends)
+            return TaskResult(task_id, "fail", "cancelled: another attempt passed first")
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            result: TaskResult = stop.value
+            return result
+        if isinstance(step, ModelCallStep):
+            spent.usage = spent.usage + step.usage
+        elif isinstance(step, ActionStep):
+            spent.actions += 1
+        if rec is not None:
+            rec.step(step)
+        for o in observers:
+            o.step(task_id, step)
+
+
 def run_attempt(
     runner: TaskRunner,
     task: Task,
     attempt: int = 1,
     observers: Sequence[RunObserver] = (),
+    cancel: Any = None,
 ) -> tuple[TaskResult, Path | None]:
-    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set."""
+    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set.
+
+    ``cancel`` (a ``threading.Event``) stops the attempt between two steps once set: it
+    fails as cancelled (best-of-N: another attempt passed first).
+    """
     rec = (
         SessionObserver(runner, task, attempt, runner.config.sessions)
         if runner.config.sessions is not None
@@ -245,22 +309,9 @@ def run_attempt(
     gen = runner.run(task, attempt)
     # What the attempt spent so far: a task that errors still reports the tokens, mode and
     # time it used (the planner may have spent plenty before the error).
-    spent, actions, t0 = Usage(), 0, time.monotonic()
+    spent = _Spent()
     try:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                result: TaskResult = stop.value
-                break
-            if isinstance(step, ModelCallStep):
-                spent = spent + step.usage
-            elif isinstance(step, ActionStep):
-                actions += 1
-            if rec is not None:
-                rec.step(step)
-            for o in observers:
-                o.step(task.id, step)
+        result = _drain(gen, task.id, spent, rec, observers, cancel)
     except SetupError as exc:
         if rec is not None:
             rec.error(exc)
@@ -270,11 +321,15 @@ def run_attempt(
             task.id,
             "error",
             f"{type(exc).__name__}: {exc}",
-            usage=spent,
-            actions=actions,
-            elapsed_s=time.monotonic() - t0,
+            usage=spent.usage,
+            actions=spent.actions,
+            elapsed_s=time.monotonic() - spent.t0,
             mode=runner.mode_for(task),
         )
+    except KeyboardInterrupt as exc:
+        if rec is not None:
+            rec.aborted(str(exc) or "interrupted")
+        raise
     except BaseException:
         if rec is not None:
             rec.abort()
@@ -300,6 +355,10 @@ def run_instance(
     overrun is never retried. ``first_attempt`` numbers the attempts of a task run again
     after a lost worker, so their sessions do not overwrite earlier ones.
     """
+    if task.attempts is not None and task.attempts.n > 1:
+        from agentcorp.app.best_of_n import run_best_of_n
+
+        return run_best_of_n(runner, task, observers, first_attempt=first_attempt)
     tries = max(1, int(task.retry.max_attempts))
     result: TaskResult | None = None
     session: Path | None = None
@@ -322,7 +381,8 @@ def run_instance(
         result.elapsed_s,
         str(session) if session is not None else None,
         [{"name": c.name, "status": c.status, "detail": c.detail} for c in result.checks],
-        result.usage.cost_known,
+        result.repaired_at,
+        cost_known=result.usage.cost_known,
     )
 
 

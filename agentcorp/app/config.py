@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from agentcorp.errors import ConfigError
+from agentcorp._io import UnsafeRead, read_text_bounded
+from agentcorp.errors import ConfigError, SetupError
 
 __all__ = [
     "KEY_ENV",
@@ -61,14 +62,17 @@ class RunConfig(BaseModel):
     vision: bool | None = None
     max_replans: int = Field(2, ge=0, le=10)
     plan: bool = True
-    cache: bool = True  # the action cache (``--no-cache`` turns it off)
+    cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
     chromium: Path | None = None  # default: Debian's /usr/bin/chromium, else on PATH
+    #: ``--no-model``: no model at all, even when one is configured (hermetic runs: a skill
+    #: that diverges on a model-driven task fails at once instead of asking one).
+    use_model: bool = True
 
     @property
     def online(self) -> bool:
-        """A model is configured: a key for the provider, or an explicit base URL."""
-        return self.api_key is not None or self.base_url is not None
+        """A model is configured (a key for the provider, or an explicit base URL) and used."""
+        return self.use_model and (self.api_key is not None or self.base_url is not None)
 
     def describe(self) -> str:
         """Where model requests go (never the key)."""
@@ -78,10 +82,13 @@ class RunConfig(BaseModel):
         return f"{p.name} at {p.base_url}"
 
 
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the action cache lives by default (as ``agentcorp cache`` looks for it)."""
-    env = (os.environ if environ is None else environ).get("AGENTCORP_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "agentcorp" / "actions"
+def default_cache_dir(
+    company_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Where skills live by default (as ``agentcorp skills`` looks for them): beside the company."""
+    from agentcorp.grounding.cache import default_skills_dir
+
+    return default_skills_dir(company_dir, os.environ if environ is None else environ)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ _FIELDS = (
     "cache",
     "cache_dir",
     "chromium",
+    "use_model",
 )
 _ENV = {
     "provider": "AGENTCORP_PROVIDER",
@@ -134,7 +142,9 @@ _ENV = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text_bounded(path, 1 << 20, what="config file"))
+    except UnsafeRead:
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -197,7 +207,12 @@ def resolve_config(
     _timeout(values, settings.get("timeout_s"), env, file_timeout, where)
     _check_paths(values)
     prov = _provider(values)
-    key = env.get(KEY_ENV[prov], "").strip()
+    var = KEY_ENV[prov]
+    key = env.get(var, "").strip()
+    if var in env and not key:
+        # Set but empty is a key that went missing (a CI secret not passed on), never a
+        # request to run offline: that is what leaving the variable unset means.
+        raise SetupError(f"{var} is set but empty: give it the key, or unset it to run offline")
     values["api_key"] = key or None
     try:
         return RunConfig.model_validate(values)

@@ -32,11 +32,21 @@ class RunReport:
     audit: list[Path] = field(default_factory=list)  # the run's hash-chained audit logs
     resumed: bool = False
     lost: int = 0
+    #: Set when Ctrl-C or SIGTERM stopped the run: why, and the exit code (130, 143).
+    aborted: str | None = None
+    abort_code: int = 0
 
     @property
     def passed(self) -> bool:
-        """Every task instance passed."""
-        return bool(self.results) and all(r.passed for r in self.results)
+        """Every task instance passed (never for an aborted run)."""
+        return self.aborted is None and bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 every task passed, 1 one did not, 130/143 the run was aborted by a signal."""
+        if self.aborted is not None:
+            return self.abort_code or 130
+        return 0 if self.passed else 1
 
     def result(self, task_id: str) -> TaskRun:
         """The result of ``task_id`` (``KeyError`` when it was not part of the run)."""
@@ -56,6 +66,7 @@ class RunReport:
             "resumed": self.resumed,
             "wall_s": round(self.wall_s, 3),
             "lost": self.lost,
+            "aborted": self.aborted,
             "trace": str(self.trace) if self.trace else None,
             "audit": [{"path": str(p), "head": audit_head(p)} for p in self.audit],
             "tasks": [r.to_json() for r in self.results],
@@ -94,5 +105,20 @@ def write_traces(
         rows.append(IndexRow(r.task_id, r.status, r.mode, r.reason, link))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     index = root / f"run-{stamp}.html"
-    index.write_text(render_run_index(rows), encoding="utf-8")
+    try:
+        html = _run_report(root, results)
+    except AgentcorpError as exc:  # no ledger to read: the plain index still links the traces
+        if warn is not None:
+            warn(f"agentcorp: warning: plain run index: {exc}")
+        html = render_run_index(rows)
+    index.write_text(html, encoding="utf-8")
     return index
+
+
+def _run_report(root: Path, results: list[TaskRun]) -> str:
+    """The run report (DAG, timeline, phases, failures) with the run's own results over it."""
+    from agentcorp.record.run_report import load_run, overlay_results, render_run_report
+
+    view = load_run(root)
+    overlay_results(view, [r.to_json() for r in results])
+    return render_run_report(view)

@@ -33,7 +33,10 @@ from agentcorp.spec import (
     effective_models,
     effective_policy,
     render_description,
+    render_success,
     render_template,
+    task_input_names,
+    task_skill_hash,
     task_spec_hash,
 )
 from agentcorp.types import ActionStep, Step
@@ -199,12 +202,7 @@ def task_input(company: Company, task: Task) -> TaskInput:
         )
     else:
         sandbox_text = f"{sandbox_name}: a web browser at {sandbox.start_url or 'a blank page'}"
-    success = (
-        # Checks may name the task's inputs ({inputs.NAME}) like its steps and description.
-        _render(task.success.model_dump(by_alias=True, exclude_none=True, mode="json"), task.inputs)
-        if task.success is not None
-        else None
-    )
+    success = render_success(task)
     return TaskInput(
         task.id,
         render_description(task),
@@ -316,36 +314,43 @@ class TaskRunner:
             return []
         return [self.vault.value(n) for n in self.vault.names]
 
+    @property
+    def secret_map(self) -> dict[str, str]:
+        """Secret values by name, so a skill stores ``${secrets.NAME}`` in their place."""
+        if self.vault is None:
+            return {}
+        return {n: self.vault.value(n) for n in self.vault.names}
+
     def action_cache(self) -> Any:
         """The run's ``ActionCache``, or ``None`` with ``--no-cache``."""
         if not self.config.cache:
             return None
         from agentcorp.grounding.cache import ActionCache
 
-        return ActionCache(self.config.cache_dir or default_cache_dir())
+        return ActionCache(self.config.cache_dir or default_cache_dir(self.company.base_dir))
 
     def cache_key(self, task: Task) -> str:
-        """The task's action-cache key: its spec hash and its inputs."""
-        from agentcorp.grounding.cache import cache_key
+        """The task's skill key: its spec without input values (any row shares it)."""
+        from agentcorp.grounding.provenance import skill_key
 
-        return cache_key(task_spec_hash(self.company, task), task.inputs)
+        return skill_key(task_skill_hash(self.company, task), task.inputs, task_input_names(task))
 
     def cached(self, task: Task) -> bool:
-        """Whether a cached action sequence exists for ``task`` (and the cache is on)."""
+        """Whether ``task`` has a skill for its inputs (and skills are on)."""
         cache = self.action_cache()
         return cache is not None and (cache.dir / f"{self.cache_key(task)}.json").is_file()
 
     def mode_for(self, task: Task) -> str:
-        """How the task will run: cache, planned/model, recording (offline replay), scripted.
+        """How the task will run: skill, planned/model, recording (offline replay), scripted.
 
         Offline, a shipped recording (reviewed and committed with the company) goes before
-        the local action cache.
+        a learned skill.
         """
         base = self.base_mode(task)
-        return "cache" if base != "recording" and self.cached(task) else base
+        return "skill" if base != "recording" and self.cached(task) else base
 
     def base_mode(self, task: Task) -> str:
-        """How the task runs without the action cache."""
+        """How the task runs without a skill."""
         if self.client is not None:
             return "planned" if self.config.plan else "model"
         if self._recording(task) is not None:
@@ -380,8 +385,12 @@ class TaskRunner:
                 mode=mode,
             )
         with self.sandboxes.session(self.company.task_sandbox(task)) as (computer, grounder):
-            gate = make_gate(self.company, task, self.vault, self.audit, computer)
             meter = self.company_meter.child(budgets_of(task.budgets), "task")
+            gate = make_gate(self.company, task, self.vault, self.audit, computer)
+            # With an operator console: a person may hold the sandbox; the clock then stops.
+            from agentcorp.console.client import controlled
+
+            gate = controlled(gate, meter.pause, self.audit)
             names = model_names(self.config, self.company, task, self.client)
             model: Any = None
             planner: Planner | None = None
@@ -418,7 +427,9 @@ class TaskRunner:
                     config=cfg,
                     max_replans=self.config.max_replans,
                     meta={"task": task.id, "company": self.company.company},
-                    secrets=self.secret_list,
+                    secrets=self.secret_map,
+                    input_names=task_input_names(task),
+                    no_model=self.client is None,
                 )
             else:
                 gen = run_task(

@@ -63,12 +63,23 @@ def open_desktop(
     from agentcorp.sandbox.xvfb import XvfbDesktop
 
     spec = company.sandboxes[name]
-    apps = [AppSpec(a.name, list(a.command), a.wait_for_window) for a in spec.apps]
+    apps = [
+        AppSpec(
+            a.name,
+            list(a.command),
+            a.wait_for_window,
+            timeout=a.timeout,
+            env=dict(a.env),
+            type_delay=a.type_delay,
+        )
+        for a in spec.apps
+    ]
     files = _files(company, name)
     if home is not None:
         files = {d: src for d, src in files.items() if not Path(_expand(d, home)).exists()}
     return XvfbDesktop(
         screen=(spec.screen[0], spec.screen[1]),
+        type_delay=spec.type_delay,
         apps=apps,
         files=files,
         secrets=secrets,
@@ -187,7 +198,9 @@ class Sandboxes:
     def _home(self, name: str) -> Path | None:
         if self.state_root is None:
             return None
-        home = self.state_root / name
+        # Absolute: apps and services run in other working folders, and a relative home
+        # (`--sessions runs/demo`) would make `~/notes.txt` another file for each of them.
+        home = (self.state_root / name).absolute()
         try:
             home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -227,6 +240,22 @@ class Sandboxes:
             yield browser, make_grounder(browser, self._engine())
         finally:
             browser.close()
+
+    def home_of(self, name: str) -> Path | None:
+        """Where sandbox ``name`` keeps its home (None when it is a temporary folder)."""
+        return self._home(name)
+
+    def reopen(self, name: str) -> None:
+        """Close desktop ``name`` so the next task opens it afresh from its home.
+
+        Best-of-N replaced the home's files with the winner's: apps still holding the old
+        ones would save them back.
+        """
+        desk = self._desktops.pop(name, None)
+        self._grounders.pop(name, None)
+        if desk is not None:
+            with suppress(Exception):
+                desk.close()
 
     def _navigation_auditor(self, name: str) -> Callable[[str, bool, str | None], None] | None:
         audit = self.audit
@@ -291,10 +320,11 @@ class Sandboxes:
 
 
 def make_grounder(computer: Computer, engine: Any = None) -> Grounder:
-    """The grounder for ``computer``: the DOM first then OCR in a browser, OCR on a desktop.
+    """The grounder for ``computer``: the DOM (browser) or accessibility tree first, then OCR.
 
     ``engine`` is a shared ``OcrEngine`` so its model loads once per run.
     """
+    from agentcorp.grounding.atspi import AccessibleTree, AtspiGrounder
     from agentcorp.grounding.base import DomLocator
     from agentcorp.grounding.dom import CompositeGrounder, DomGrounder
     from agentcorp.grounding.ocr_grounder import OcrGrounder
@@ -302,6 +332,8 @@ def make_grounder(computer: Computer, engine: Any = None) -> Grounder:
     ocr = OcrGrounder(engine) if engine is not None else OcrGrounder()
     if isinstance(computer, DomLocator):
         return CompositeGrounder(DomGrounder(computer), ocr)
+    if isinstance(computer, AccessibleTree):
+        return CompositeGrounder(AtspiGrounder(computer), ocr)
     return ocr
 
 

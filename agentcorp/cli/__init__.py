@@ -34,15 +34,17 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except _EXITS as exc:
         return int(exc.exit_code)
-    except _ABORTS:
+    except _ABORTS as exc:
         print("agentcorp: aborted", file=sys.stderr)
-        return 130
+        return int(getattr(exc, "exit_code", 130))
     except Exception as exc:
         # typer vendors its own copy of click, so its usage errors are not click's classes:
-        # recognise them by shape (they know how to show themselves).
-        show = getattr(exc, "show", None)
-        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
-            show()
+        # recognise them by shape. One line, like every other bad input.
+        fmt = getattr(exc, "format_message", None)
+        if callable(fmt) and isinstance(getattr(exc, "exit_code", None), int):
+            where = getattr(getattr(exc, "ctx", None), "command_path", "agentcorp")
+            text = " ".join(str(fmt()).split())
+            print(f"{where}: error: {text} (see --help)", file=sys.stderr)
             return 2
         if os.environ.get("AGENTCORP_DEBUG"):
             raise

@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
+from agentcorp._io import read_bounded
 from agentcorp.cli._app import app
+from agentcorp.policy.audit import MAX_AUDIT_BYTES
 from agentcorp.policy.audit import verify as verify_log
 
 audit_app = typer.Typer(help="Inspect and verify audit logs.", no_args_is_help=True)
@@ -29,7 +31,7 @@ def verify(
     """Check every entry's hash and the chain linking them; name the first bad line."""
     problems = verify_log(path, expect_head=head)
     if not problems:
-        count = sum(1 for line in path.read_bytes().split(b"\n") if line)
+        count = sum(1 for line in read_bounded(path, MAX_AUDIT_BYTES).split(b"\n") if line)
         print(f"{path}: intact ({count} entries)")
         return 0
     first = problems[0]

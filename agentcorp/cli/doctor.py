@@ -1,8 +1,12 @@
-"""``agentcorp doctor``: checks that this machine (or image) can run sandboxes."""
+"""``agentcorp doctor [PATH]``: checks that this machine (or image) can run sandboxes.
+
+The checks live in ``agentcorp.sandbox.doctor``; this command only loads the company, prints
+one line per finding and exits 3 when a required piece is missing.
+"""
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,36 +14,26 @@ import typer
 from agentcorp.cli._app import app
 from agentcorp.errors import SandboxUnavailable
 
-# (program, Debian package, what needs it); the first group is required for any run.
-REQUIRED = [
-    ("Xvfb", "xvfb", "virtual desktop"),
-    ("openbox", "openbox", "window manager"),
-    ("tesseract", "tesseract-ocr", "OCR grounding"),
-]
-OPTIONAL = [
-    ("chromium", "chromium", "browser sandboxes"),
-    ("gnumeric", "gnumeric", "the sample company's spreadsheet"),
-    ("mousepad", "mousepad", "the sample company's text editor"),
-    ("x11vnc", "x11vnc", "--live-view"),
-    ("websockify", "python3-websockify", "--live-view in a browser"),
-]
-
 
 @app.command()
 def doctor(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A company file or folder: also check the programs it names."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only problems.")] = False,
 ) -> int:
-    """Check that the programs sandboxes need are installed; exit 3 if a required one is not."""
-    missing: list[str] = []
-    for group, required in ((REQUIRED, True), (OPTIONAL, False)):
-        for program, package, purpose in group:
-            path = shutil.which(program)
-            if path is None and required:
-                missing.append(f"{program} (apt-get install {package}) for {purpose}")
-            if path is None and not quiet:
-                typer.echo(f"missing  {program:<11} apt-get install {package}  ({purpose})")
-            elif not quiet:
-                typer.echo(f"ok       {program:<11} {path}")
+    """Check the programs and models sandboxes need; exit 3 if a required one is missing."""
+    from agentcorp.sandbox.doctor import diagnose, missing_required
+    from agentcorp.spec import load_company
+
+    findings = diagnose(load_company(path) if path is not None else None)
+    for f in findings:
+        if not quiet or not f.ok:
+            typer.echo(f.line())
+    missing = missing_required(findings)
     if missing:
-        raise SandboxUnavailable("missing: " + "; ".join(missing))
+        raise SandboxUnavailable(
+            "missing: " + "; ".join(f"{f.what} ({f.fix}) for {f.purpose}" for f in missing)
+        )
     return 0

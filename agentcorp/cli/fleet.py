@@ -77,8 +77,8 @@ def fleet_drain(
 
     from agentcorp.fleet.ledger import SqliteLedger
 
-    if in_s < 0:
-        raise ConfigError(f"--in must be 0 or more, got {in_s:g}")
+    if not 0 <= in_s <= 366 * 86400:  # NaN fails too
+        raise ConfigError(f"--in must be 0 to 31622400 seconds (a year), got {in_s:g}")
     led = SqliteLedger(_ledger(ledger), create=False)
     try:
         led.announce_drain(node, time.time() + in_s)

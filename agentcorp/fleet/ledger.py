@@ -14,6 +14,7 @@ write concurrently and a coordinator killed at any instant loses nothing committ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -106,7 +107,8 @@ CREATE TABLE IF NOT EXISTS attempts(
   worker TEXT, node TEXT, leased REAL, started REAL, ended REAL, outcome TEXT,
   PRIMARY KEY(task_id, attempt));
 CREATE TABLE IF NOT EXISTS effects(
-  key TEXT PRIMARY KEY, task_id TEXT NOT NULL, epoch INTEGER NOT NULL, at REAL NOT NULL);
+  key TEXT PRIMARY KEY, task_id TEXT NOT NULL, epoch INTEGER NOT NULL, at REAL NOT NULL,
+  outcome TEXT);
 CREATE TABLE IF NOT EXISTS buckets(
   name TEXT PRIMARY KEY, tokens REAL NOT NULL, stamp REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS drains(node TEXT PRIMARY KEY, leave_at REAL NOT NULL);
@@ -154,6 +156,7 @@ class SqliteLedger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             if fmt is not None:
                 self._db.execute(_DRAINS)
+                self._add_effect_outcomes()
             if fmt is None:
                 # One transaction: a process killed while creating leaves an empty file,
                 # never a half-made ledger.
@@ -171,6 +174,13 @@ class SqliteLedger:
         except ConfigError:
             self._db.close()
             raise
+
+    def _add_effect_outcomes(self) -> None:
+        """Ledgers made before effect outcomes were kept get the column (NULL: not known)."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(effects)")}
+        if "outcome" not in cols:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                self._db.execute("ALTER TABLE effects ADD COLUMN outcome TEXT")
 
     def _set_wal(self, timeout_s: float) -> None:
         # Switching a fresh file to WAL needs a moment of exclusive access and ignores the
@@ -381,22 +391,44 @@ class SqliteLedger:
     # --- side effects ---------------------------------------------------------------------
 
     def record_effect(self, key: str, task_id: str, epoch: int) -> bool:
-        """Claim a side effect by its idempotency key; False if it was done already.
+        """Claim a side effect by its idempotency key; False if it was claimed already.
 
-        Fenced: only the current lease holder may claim, so a zombie cannot act twice.
+        Fenced: only the current lease holder may claim, so a zombie cannot act twice. The
+        key carries no attempt number, so a claim made by an attempt that died (its worker
+        or its coordinator killed between the effect and the result write) is honoured by
+        every later attempt: they get False and read ``effect_outcome`` instead of acting.
         """
         with self._tx() as db:
-            row = db.execute(
-                "SELECT 1 FROM tasks WHERE id=? AND epoch=? AND state IN ('leased', 'running')",
-                (task_id, epoch),
-            ).fetchone()
-            if row is None:
-                raise self._fenced(task_id, epoch, f"side effect {key!r}")
+            self._check_holder(db, task_id, epoch, f"side effect {key!r}")
             cur = db.execute(
-                "INSERT OR IGNORE INTO effects VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO effects(key, task_id, epoch, at) VALUES (?, ?, ?, ?)",
                 (key, task_id, epoch, time.time()),
             )
             return cur.rowcount == 1
+
+    def complete_effect(self, key: str, task_id: str, epoch: int, outcome: str) -> None:
+        """Record what the claimed effect ``key`` did (once; fenced like the claim)."""
+        with self._tx() as db:
+            self._check_holder(db, task_id, epoch, f"side effect {key!r}")
+            cur = db.execute(
+                "UPDATE effects SET outcome=? WHERE key=? AND task_id=? AND outcome IS NULL",
+                (outcome, key, task_id),
+            )
+            if cur.rowcount != 1:
+                raise FleetError(f"side effect {key!r}: not claimed, or its outcome is recorded")
+
+    def effect_outcome(self, key: str) -> tuple[bool, str | None]:
+        """(claimed, recorded outcome): ``(True, None)`` means claimed and never completed."""
+        row = self._db.execute("SELECT outcome FROM effects WHERE key=?", (key,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
+    def _check_holder(self, db: sqlite3.Connection, task_id: str, epoch: int, what: str) -> None:
+        row = db.execute(
+            "SELECT 1 FROM tasks WHERE id=? AND epoch=? AND state IN ('leased', 'running')",
+            (task_id, epoch),
+        ).fetchone()
+        if row is None:
+            raise self._fenced(task_id, epoch, what)
 
     # --- shared rate limit ------------------------------------------------------------
 

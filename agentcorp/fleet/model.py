@@ -46,8 +46,9 @@ STATES: tuple[State, ...] = (
 )
 TERMINAL: frozenset[str] = frozenset({"passed", "failed", "error", "budget_exceeded"})
 
-#: Environment variable holding ``TASK/ATTEMPT`` while an episode runs; a step's key is
-#: ``TASK/ATTEMPT/STEP`` (see ``idempotency_key``).
+#: Environment variable holding the task id while an episode runs; a step's key is
+#: ``TASK/STEP`` (see ``idempotency_key``). The attempt is deliberately not part of it: a
+#: side effect done by an attempt that died is the same effect for the next attempt.
 IDEMPOTENCY_ENV = "AGENTCORP_IDEMPOTENCY_KEY"
 
 
@@ -96,7 +97,15 @@ class EffectStore(Protocol):
     """Where side effects are claimed by idempotency key, fenced on the lease epoch."""
 
     def record_effect(self, key: str, task_id: str, epoch: int) -> bool:
-        """True the first time ``key`` is claimed by the current lease holder."""
+        """True the first time ``key`` is claimed (by any attempt) by the lease holder."""
+        ...
+
+    def complete_effect(self, key: str, task_id: str, epoch: int, outcome: str) -> None:
+        """Record the outcome of the claimed effect ``key``."""
+        ...
+
+    def effect_outcome(self, key: str) -> tuple[bool, str | None]:
+        """(claimed, outcome); outcome ``None`` when the claimer died before recording it."""
         ...
 
 
@@ -125,22 +134,38 @@ class EpisodeContext:
             self.limiter.acquire(key, timeout_s)
 
     def claim_effect(self, step: int | str) -> bool:
-        """Claim the side effect of ``step`` under this lease; False if already done.
+        """Claim the side effect of ``step``; False if any attempt of this task claimed it.
 
+        True: do the effect now, then ``effect_done(step, outcome)``. False: do not do it
+        again; ``effect_outcome(step)`` says what it did, or ``None`` when the attempt that
+        claimed it died before recording that (re-check the world, never redo blindly).
         Raises ``FencedOut`` when this lease was superseded (the caller is a zombie).
         """
         if self.effects is None:
             return True
         return self.effects.record_effect(self.idempotency_key(step), self.task_id, self.epoch)
 
+    def effect_done(self, step: int | str, outcome: str = "done") -> None:
+        """Record what the effect of ``step`` (claimed by this attempt) did."""
+        if self.effects is not None:
+            self.effects.complete_effect(
+                self.idempotency_key(step), self.task_id, self.epoch, outcome
+            )
+
+    def effect_outcome(self, step: int | str) -> str | None:
+        """The recorded outcome of ``step``'s effect, ``None`` if none was recorded."""
+        if self.effects is None:
+            return None
+        return self.effects.effect_outcome(self.idempotency_key(step))[1]
+
     @property
     def idempotency_prefix(self) -> str:
-        """``TASK/ATTEMPT``, the value of ``AGENTCORP_IDEMPOTENCY_KEY`` during the episode."""
-        return f"{self.task_id}/{self.attempt}"
+        """``TASK``, the value of ``AGENTCORP_IDEMPOTENCY_KEY`` during the episode."""
+        return self.task_id
 
     def idempotency_key(self, step: int | str) -> str:
-        """The key a side-effecting step carries: task id + attempt + step."""
-        return f"{self.task_id}/{self.attempt}/{step}"
+        """The key a side-effecting step carries: task id + step, the same in every attempt."""
+        return f"{self.task_id}/{step}"
 
     def env(self) -> dict[str, str]:
         """Environment variables an episode's subprocesses and checks can read."""

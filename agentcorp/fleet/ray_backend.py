@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentcorp.errors import ConfigError, FencedOut, FleetError, SetupError
 from agentcorp.fleet._coord import (
-    RunReport,
+    ScheduleReport,
     coordinator_lock,
     resume,
     sync_external,
@@ -53,13 +56,67 @@ def import_ray() -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def loopback_head(ray: Any) -> Iterator[None]:
+    """While a local head starts and runs: bind every Ray server to 127.0.0.1, token auth on.
+
+    Ray's gRPC servers (GCS, raylet, workers, actors) listen on every interface unless Ray
+    believes it runs a one-machine cluster; we make it believe so for our own local head
+    only (a driver joining ``--ray ADDRESS`` must stay reachable by the cluster). Token
+    authentication is switched on with a fresh per-run token in a private folder, unless
+    the environment names one already (``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``).
+    Everything is restored afterwards.
+    """
+    import ray._private.ray_constants as rc
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    saved_env = {k: os.environ.get(k) for k in _HEAD_ENV}
+    saved_flag = rc.ENABLE_RAY_CLUSTER
+    folder: str | None = None
+    try:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        rc.ENABLE_RAY_CLUSTER = False
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+            folder = tempfile.mkdtemp(prefix="agentcorp-ray-auth-")
+            token = Path(folder) / "auth_token"
+            fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+        yield
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        rc.ENABLE_RAY_CLUSTER = saved_flag
+        # Config first, then the token cache (Ray's own order for a clean reset).
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_HEAD_ENV = (
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN_PATH",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RayOptions:
     """How to reach the cluster and run on it.
 
-    ``address=None`` starts a one-machine Ray bound to 127.0.0.1 with ``local_desktops``
-    slots. ``episode_timeout_factor`` bounds an episode at ``expected_s`` times it (plus a
-    lease) before its actor is killed and the task re-queued.
+    ``address=None`` starts a one-machine Ray with ``local_desktops`` slots, every server
+    bound to 127.0.0.1 and Ray's token authentication on (``loopback_head``). With an
+    ``address``, the cluster's own network exposure and authentication apply
+    (docs/safety.md, "Ray exposure"). ``episode_timeout_factor`` bounds an episode at
+    ``expected_s`` times it (plus a lease) before its actor is killed and the task re-queued.
     """
 
     address: str | None = None
@@ -150,7 +207,13 @@ class DesktopSlot:
             limiter=self._limiter,
             effects=self._effects,
         )
-        return asdict(run_episode(self._runner, task, ctx))
+        try:
+            return asdict(run_episode(self._runner, task, ctx))
+        except (SetupError, ConfigError) as exc:
+            # The node cannot run episodes, or the run's input is bad: the coordinator stops
+            # the run (exit 3 or 2) instead of retrying the task on every slot.
+            line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            return {"fatal": type(exc).__name__, "detail": line}
 
     def close(self) -> None:
         """Stop the sandbox."""
@@ -188,6 +251,20 @@ class LedgerKeeper:
         except FencedOut as exc:
             return f"fenced: {exc}"
 
+    def complete_effect(self, key: str, task_id: str, epoch: int, outcome: str) -> str:
+        """``ok`` or ``fenced: why`` / ``error: why``."""
+        try:
+            self._ledger.complete_effect(key, task_id, epoch, outcome)
+        except FencedOut as exc:
+            return f"fenced: {exc}"
+        except FleetError as exc:
+            return f"error: {exc}"
+        return "ok"
+
+    def effect_outcome(self, key: str) -> tuple[bool, str | None]:
+        """(claimed, outcome) of ``key``."""
+        return self._ledger.effect_outcome(key)
+
 
 class _RayEffects:
     def __init__(self, keeper: Any, timeout_s: float) -> None:
@@ -202,6 +279,20 @@ class _RayEffects:
         if got.startswith("fenced: "):
             raise FencedOut(got[len("fenced: ") :])
         return got == "first"
+
+    def complete_effect(self, key: str, task_id: str, epoch: int, outcome: str) -> None:
+        ray = import_ray()
+        ref = self._keeper.complete_effect.remote(key, task_id, epoch, outcome)
+        got = str(ray.get(ref, timeout=self._timeout))
+        if got.startswith("fenced: "):
+            raise FencedOut(got[len("fenced: ") :])
+        if got != "ok":
+            raise FleetError(got.removeprefix("error: "))
+
+    def effect_outcome(self, key: str) -> tuple[bool, str | None]:
+        ray = import_ray()
+        claimed, outcome = ray.get(self._keeper.effect_outcome.remote(key), timeout=self._timeout)
+        return bool(claimed), outcome
 
 
 class _RayLimiter:
@@ -263,7 +354,7 @@ class _Coordinator:
         tasks: Sequence[FleetTask],
         ref: str,
         opts: RayOptions,
-        report: RunReport,
+        report: ScheduleReport,
         note: Callable[[str, str], None],
     ) -> None:
         self.ray = ray
@@ -450,6 +541,9 @@ class _Coordinator:
                     self.drop_slot(s, "actor died")
                 continue
             self.flights.pop(ref, None)
+            if "fatal" in res:
+                cls = ConfigError if res["fatal"] == "ConfigError" else SetupError
+                raise cls(f"{f.slot}: {res['detail']}")
             result = EpisodeResult(**res)
             try:
                 self.ledger.finish(
@@ -493,7 +587,7 @@ def run_ray(
     budgets: Mapping[str, float] | None = None,
     source: str = "",
     on_event: Callable[[str, str], None] | None = None,
-) -> RunReport:
+) -> ScheduleReport:
     """Run ``tasks`` on a Ray cluster, resuming from ``ledger_path``.
 
     Connects to ``options.address`` (or starts a loopback-only local Ray), keeps one actor
@@ -515,11 +609,12 @@ def _run_ray(
     budgets: Mapping[str, float] | None,
     source: str,
     on_event: Callable[[str, str], None] | None,
-) -> RunReport:
+) -> ScheduleReport:
     note = on_event or (lambda kind, msg: None)
     t0 = time.monotonic()
     ledger = SqliteLedger(ledger_path)
     started = False
+    head = contextlib.ExitStack()
     try:
         # Actors belong to the driver that made them and die with it: leases held by a
         # previous driver's actors are void and can be re-queued at once.
@@ -534,21 +629,11 @@ def _run_ray(
             rate_limits=opts.rate_limits,
             spare_slots=opts.spare_slots,
         )
-        report = RunReport(counts={}, wall_s=0.0, resumed_finished=done)
+        report = ScheduleReport(counts={}, wall_s=0.0, resumed_finished=done)
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if opts.address:
-                kwargs["address"] = opts.address
-            else:
-                kwargs.update(
-                    _node_ip_address="127.0.0.1", resources={opts.resource: opts.local_desktops}
-                )
-            if opts.temp_dir:
-                kwargs["_temp_dir"] = opts.temp_dir
-            try:
-                ray.init(**kwargs)
-            except Exception as exc:
-                raise SetupError(f"cannot start or reach Ray: {exc}".splitlines()[0]) from exc
+            if not opts.address:
+                head.enter_context(loopback_head(ray))
+            _init_ray(ray, opts)
             started = True
         coord = _Coordinator(ray, ledger, policy, tasks, ref, opts, report, note)
         try:
@@ -568,7 +653,22 @@ def _run_ray(
     finally:
         if started:
             ray.shutdown()
+        head.close()
         ledger.close()
+
+
+def _init_ray(ray: Any, opts: RayOptions) -> None:
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if opts.address:
+        kwargs["address"] = opts.address
+    else:
+        kwargs.update(_node_ip_address="127.0.0.1", resources={opts.resource: opts.local_desktops})
+    if opts.temp_dir:
+        kwargs["_temp_dir"] = opts.temp_dir
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:
+        raise SetupError(f"cannot start or reach Ray: {exc}".splitlines()[0]) from exc
 
 
 def _loop(coord: _Coordinator, external: dict[str, int], opts: RayOptions, t0: float) -> None:

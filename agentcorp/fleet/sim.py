@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentcorp._io import read_text_bounded
 from agentcorp.errors import ConfigError, FencedOut
 from agentcorp.fleet.ledger import MemoryLedger
 from agentcorp.fleet.model import TERMINAL, FleetTask
@@ -34,6 +35,11 @@ __all__ = ["SimConfig", "SimReport", "load_durations", "simulate"]
 
 _JOIN, _DRAIN, _LEAVE, _CRASH, _EXPIRE, _FINISH, _WAVE, _WAKE = range(8)
 _DAY = 86400.0
+
+
+#: The biggest fleet and workload a simulation accepts (minutes of CPU at these sizes).
+MAX_NODES = 100_000
+MAX_TASKS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +73,16 @@ class SimConfig:
     max_sim_s: float = 60 * _DAY
 
     def __post_init__(self) -> None:
-        if self.nodes < 1:
-            raise ConfigError(f"--nodes must be at least 1, got {self.nodes}")
-        if self.tasks < 1:
-            raise ConfigError(f"--tasks must be at least 1, got {self.tasks}")
+        # Ranges, not only signs: a 20-digit --nodes would otherwise run for ever.
+        for flag, value, top in (
+            ("--nodes", self.nodes, MAX_NODES),
+            ("--tasks", self.tasks, MAX_TASKS),
+            ("--slots-per-node", self.slots_per_node, 64),
+        ):
+            if not 1 <= value <= top:
+                raise ConfigError(f"{flag} must be 1 to {top:,}, got {value}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be 0 to 2**63-1, got {self.seed}")
         if not 0 < self.online_fraction <= 1:
             raise ConfigError(f"online fraction must be in (0, 1], got {self.online_fraction}")
 
@@ -114,8 +126,8 @@ def load_durations(folder: str | Path) -> list[float]:
     out: list[float] = []
     for m in sorted(root.rglob("manifest.json")):
         try:
-            d = json.loads(m.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            d = json.loads(read_text_bounded(m, 16 << 20, what="manifest"))
+        except (OSError, ValueError, ConfigError, RecursionError) as exc:
             raise ConfigError(f"--durations-from: {m}: unreadable manifest ({exc})") from exc
         v = d.get("duration_s") if isinstance(d, dict) else None
         if isinstance(v, int | float) and v > 0 and math.isfinite(v):

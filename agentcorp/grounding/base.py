@@ -23,6 +23,9 @@ class Hint:
     near: str | None = None
     role: Literal["button", "field", "link", "text", "menu"] | None = None
     region: Box | None = None
+    #: "act" when the target will be clicked: a grounder that knows what can be acted on
+    #: then never offers the target's words inside a longer plain text (instructions).
+    purpose: Literal["read", "act"] = "read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class Candidate:
     box: Box
     text: str
     score: float
-    source: Literal["dom", "ocr", "cache"]
+    source: Literal["dom", "a11y", "ocr", "cache"]
 
 
 class Grounder(ABC):

@@ -1,23 +1,28 @@
-"""The action cache: run a task that passed once again, without asking any model.
+"""Skills: replay what a task did when it passed, for any new inputs, without any model.
 
-After a task passes, its grounded actions are stored with, for each one, the *anchor* it
-aimed at (the target's text, its box, a 64-bit perceptual hash of the pixels there) and its
-*postcondition* (the region that changed after it, a hash of that region afterwards, and
-optionally a text expected there). The next run of the same task with the same inputs
-runs them again: before each action the anchor is checked on the current frame (the hash at the
-stored box; if it differs, the target is found again by its text and the action moved with
-it); after it, the postcondition. The first divergence hands control back, with the index
-and reason, so the loop lets the planner/actor take over from that step and then stores the
-repaired sequence.
+After a task instance passes, its grounded actions are stored with, for each one, the
+*anchor* it aimed at (the target's text, its box, a 64-bit perceptual hash of the pixels
+there) and its *postcondition* (the region that changed after it, a hash of that region
+afterwards, and optionally a text expected there). Input values and secrets in what was
+typed or aimed at are stored as ``{inputs.NAME}`` / ``${secrets.NAME}`` templates
+(``agentcorp.grounding.provenance``), so the skill is keyed by the task's spec without its
+input values and serves every row of a batch. A replay checks each anchor on the current
+frame before the action (the hash at the stored box; if it differs, the target is found
+again by its text and the action moved with it) and the postcondition after it. The first
+divergence hands control back, with the index and reason, so the loop lets the steps or the
+model take over from there; the repaired sequence is stored as a *branch* forked at that
+action, and later replays take whichever branch fits the screen. A skill that keeps
+diverging at one action stops growing there (``REPEAT_LIMIT``) and says so.
 
-On disk: one JSON file per key in a directory, written atomically (temp file + rename).
-Keys come from ``cache_key(spec_hash, inputs)``.
+On disk: one JSON file per skill key in a folder, written atomically (temp file + rename);
+plain data, never code. A file that is corrupt, from another version or edited so that a
+click no longer lies in its anchor is a one-line ``ActionCacheError`` naming the field.
 
-Two ways to use it:
+Two ways to replay:
 
-- ``CacheRunner(entries, grounder)`` for a loop that acts itself (through its policy gate and
-  recorder): ``prepare(i, frame)`` gives the action to do or a ``Divergence``;
-  ``verify(i, frame_after, changed)`` checks the postcondition.
+- ``CacheRunner(entries, grounder, forks=...)`` for a loop that acts itself (through its
+  policy gate and recorder): ``prepare(i, frame)`` gives the action to do or a
+  ``Divergence``; ``verify(i, frame_after, changed)`` checks the postcondition.
 - ``run_cached(computer, entries, grounder)`` does it all on a ``Computer``.
 """
 
@@ -26,7 +31,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -38,6 +42,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.base import Grounder
 from agentcorp.grounding.ocr_grounder import frame_array
@@ -57,30 +62,44 @@ __all__ = [
     "ActionCache",
     "ActionCacheError",
     "Anchor",
+    "Branch",
     "CacheInfo",
     "CacheRunResult",
     "CacheRunner",
     "CachedAction",
     "Divergence",
     "Postcondition",
+    "Skill",
     "anchor_for",
-    "cache_key",
+    "default_skills_dir",
+    "describe",
     "entries_from_steps",
     "hamming",
     "perceptual_hash",
     "postcondition_for",
     "run_cached",
+    "skill_from_json",
     "thumb_diff",
     "thumbnail",
 ]
 
-FORMAT_VERSION = 1
+#: Version of skill files and of the action sequences sessions keep (``cached_run``).
+#: Version 2 added branches and input templates; version 1 sequences (no templates) are
+#: still read from old sessions, never from skill files.
+FORMAT_VERSION = 2
+#: A skill that diverged this many times at one step is reported and grows no more there.
+REPEAT_LIMIT = 3
+#: Most branches one skill keeps (the trunk included).
+MAX_BRANCHES = 16
 #: Bits (of 64) two perceptual hashes may differ by and still be "the same picture".
 HASH_TOLERANCE = 10
 #: Largest thumbnail cell change (0-255) a postcondition tolerates (a caret blink is ~10).
 THUMB_TOLERANCE = 24
 #: A postcondition region smaller than this (px²) only needs *some* change after the action.
 SMALL_CHANGE_PX = 20_000
+
+# A cached sequence is a few kilobytes; anything this big is not one of ours.
+MAX_CACHE_FILE_BYTES = 8 << 20
 
 
 class ActionCacheError(ConfigError):
@@ -232,20 +251,6 @@ def postcondition_for(
     return Postcondition(changed, thumbnail(frame_after, changed), expect_text)
 
 
-def cache_key(spec_hash: str, inputs: Mapping[str, Any] | None = None) -> str:
-    """The cache key of a task spec (its hash) run with ``inputs`` (JSON-able values)."""
-    try:
-        blob = json.dumps(
-            {"spec": spec_hash, "inputs": dict(inputs or {})},
-            sort_keys=True,
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ActionCacheError(f"cache key: inputs are not JSON-able: {exc}") from exc
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
 def _box_json(b: Box | None) -> list[int] | None:
     return None if b is None else [b.x, b.y, b.w, b.h]
 
@@ -304,75 +309,111 @@ def _str_or_none(v: Any, where: str) -> str | None:
     return v
 
 
+def _action_value(k: str, v: Any, where: str) -> Any:
+    """One field of a stored action, type-checked (``where`` names it in the error)."""
+    if k not in _ACTION_FIELDS:
+        raise _bad(where, "unknown field")
+    if k in ("x", "y", "dx", "dy"):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise _bad(where, f"expected an integer, got {v!r}")
+        return v
+    if k == "seconds":
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise _bad(where, f"expected a number, got {v!r}")
+        return v
+    if k == "path":
+        if not isinstance(v, list) or not all(_is_point(p) for p in v):
+            raise _bad(where, "expected a list of [x, y] points")
+        return tuple((p[0], p[1]) for p in v)
+    if k == "model_xy":
+        if not _is_point(v):
+            raise _bad(where, "expected [x, y]")
+        return (v[0], v[1])
+    if k == "kind":
+        return v
+    return _str_or_none(v, where)
+
+
+def _is_point(p: Any) -> bool:
+    return (
+        isinstance(p, list)
+        and len(p) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in p)
+    )
+
+
+def _action_from(a: Any, where: str) -> Action:
+    if not isinstance(a, dict):
+        raise _bad(where, "missing or not an object")
+    kind = a.get("kind")
+    if kind not in _KINDS:
+        raise _bad(f"{where}.kind", f"unknown action kind {kind!r}")
+    return Action(**{k: _action_value(k, v, f"{where}.{k}") for k, v in a.items()})
+
+
+def _anchor_from(an: Any, where: str) -> Anchor | None:
+    if an is None:
+        return None
+    if not isinstance(an, dict):
+        raise _bad(where, "expected an object")
+    box = _box_from(an.get("box"), f"{where}.box")
+    if box is None:
+        raise _bad(f"{where}.box", "missing")
+    ph = _str_or_none(an.get("phash"), f"{where}.phash")
+    if ph is None:
+        raise _bad(f"{where}.phash", "missing")
+    return Anchor(
+        box,
+        ph,
+        _str_or_none(an.get("text"), f"{where}.text"),
+        _str_or_none(an.get("thumb"), f"{where}.thumb"),
+    )
+
+
+def _post_from(po: Any, where: str) -> Postcondition | None:
+    if po is None:
+        return None
+    if not isinstance(po, dict):
+        raise _bad(where, "expected an object")
+    return Postcondition(
+        _box_from(po.get("changed"), f"{where}.changed"),
+        _str_or_none(po.get("thumb"), f"{where}.thumb"),
+        _str_or_none(po.get("expect_text"), f"{where}.expect_text"),
+    )
+
+
 def _entry_from(d: Any, where: str) -> CachedAction:
     if not isinstance(d, dict):
         raise _bad(where, f"expected an object, got {type(d).__name__}")
-    a = d.get("action")
-    if not isinstance(a, dict):
-        raise _bad(f"{where}.action", "missing or not an object")
-    kind = a.get("kind")
-    if kind not in _KINDS:
-        raise _bad(f"{where}.action.kind", f"unknown action kind {kind!r}")
-    kw: dict[str, Any] = {}
-    for k, v in a.items():
-        if k not in _ACTION_FIELDS:
-            raise _bad(f"{where}.action.{k}", "unknown field")
-        if k in ("x", "y", "dx", "dy"):
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise _bad(f"{where}.action.{k}", f"expected an integer, got {v!r}")
-        elif k == "seconds":
-            if not isinstance(v, int | float) or isinstance(v, bool):
-                raise _bad(f"{where}.action.{k}", f"expected a number, got {v!r}")
-        elif k == "path":
-            if not isinstance(v, list) or not all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(n, int) for n in p)
-                for p in v
-            ):
-                raise _bad(f"{where}.action.path", "expected a list of [x, y] points")
-            v = tuple((p[0], p[1]) for p in v)
-        elif k == "model_xy":
-            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) for n in v)):
-                raise _bad(f"{where}.action.model_xy", "expected [x, y]")
-            v = (v[0], v[1])
-        elif k != "kind":
-            v = _str_or_none(v, f"{where}.action.{k}")
-        kw[k] = v
-    anchor = None
-    if d.get("anchor") is not None:
-        an = d["anchor"]
-        if not isinstance(an, dict):
-            raise _bad(f"{where}.anchor", "expected an object")
-        box = _box_from(an.get("box"), f"{where}.anchor.box")
-        if box is None:
-            raise _bad(f"{where}.anchor.box", "missing")
-        ph = _str_or_none(an.get("phash"), f"{where}.anchor.phash")
-        if ph is None:
-            raise _bad(f"{where}.anchor.phash", "missing")
-        anchor = Anchor(
-            box,
-            ph,
-            _str_or_none(an.get("text"), f"{where}.anchor.text"),
-            _str_or_none(an.get("thumb"), f"{where}.anchor.thumb"),
+    action = _action_from(d.get("action"), f"{where}.action")
+    anchor = _anchor_from(d.get("anchor"), f"{where}.anchor")
+    # The anchor is what is checked before the click: a point outside it (a hand edit, a
+    # mix of two files) would click something never checked.
+    if (
+        anchor is not None
+        and action.x is not None
+        and action.y is not None
+        and not anchor.box.expand(8, 1 << 30, 1 << 30).contains(action.x, action.y)
+    ):
+        box = _box_json(anchor.box)
+        raise _bad(
+            f"{where}.action", f"point ({action.x}, {action.y}) is outside its anchor box {box}"
         )
-    post = None
-    if d.get("post") is not None:
-        po = d["post"]
-        if not isinstance(po, dict):
-            raise _bad(f"{where}.post", "expected an object")
-        post = Postcondition(
-            _box_from(po.get("changed"), f"{where}.post.changed"),
-            _str_or_none(po.get("thumb"), f"{where}.post.thumb"),
-            _str_or_none(po.get("expect_text"), f"{where}.post.expect_text"),
-        )
-    return CachedAction(Action(**kw), anchor, post)
+    return CachedAction(action, anchor, _post_from(d.get("post"), f"{where}.post"))
 
 
-def entries_from_json(data: Any, where: str) -> tuple[list[CachedAction], dict[str, Any]]:
-    """Parse a cache document; raises ``ActionCacheError`` naming ``where`` and the field."""
+def entries_from_json(
+    data: Any, where: str, versions: tuple[int, ...] = (FORMAT_VERSION,)
+) -> tuple[list[CachedAction], dict[str, Any]]:
+    """A skill document's trunk; raises ``ActionCacheError`` naming ``where`` and the field."""
     if not isinstance(data, dict):
         raise _bad(where, f"expected a JSON object, got {type(data).__name__}")
-    if data.get("version") != FORMAT_VERSION:
-        raise _bad(f"{where}: version", f"unsupported cache version {data.get('version')!r}")
+    if data.get("version") not in versions:
+        raise _bad(
+            f"{where}: version",
+            f"unsupported skill version {data.get('version')!r} (this agentcorp reads "
+            f"{', '.join(map(str, versions))}; `agentcorp skills forget` removes old ones)",
+        )
     acts = data.get("actions")
     if not isinstance(acts, list):
         raise _bad(f"{where}: actions", "missing or not a list")
@@ -380,6 +421,137 @@ def entries_from_json(data: Any, where: str) -> tuple[list[CachedAction], dict[s
     if not isinstance(meta, dict):
         raise _bad(f"{where}: meta", "expected an object")
     return [_entry_from(e, f"{where}: actions[{i}]") for i, e in enumerate(acts)], meta
+
+
+def _positions_from(v: Any, n: int, where: str) -> list[int] | None:
+    if v is None:
+        return None
+    if (
+        not isinstance(v, list)
+        or len(v) != n
+        or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in v)
+    ):
+        raise _bad(where, f"expected {n} step indexes (one per action) or null")
+    return list(v)
+
+
+@dataclass(slots=True)
+class Branch:
+    """One way through a task: a whole action sequence, and where it forks off its parent.
+
+    The trunk (branch 0) was learned first; a later branch was stored when a replay of
+    ``parent`` diverged before its action ``at`` and the model (or the steps) repaired it:
+    its first ``at`` actions are the parent's, the rest the repair. ``positions`` ties each
+    action to the scripted step it came from (None for a model-driven task).
+    """
+
+    entries: list[CachedAction]
+    positions: list[int] | None = None
+    parent: int | None = None
+    at: int = 0
+
+
+@dataclass(slots=True)
+class Skill:
+    """A task's learned actions, branch by branch, with where replays diverged."""
+
+    key: str
+    branches: list[Branch]
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: Per action index, how many replays diverged there (``REPEAT_LIMIT`` stops growth).
+    divergences: dict[int, int] = field(default_factory=dict)
+    stored_at: float = 0.0
+
+    @property
+    def trunk(self) -> list[CachedAction]:
+        """The first sequence learned."""
+        return self.branches[0].entries if self.branches else []
+
+    def grow(self, branch: Branch) -> str | None:
+        """Add ``branch`` beside the others; the reason when it is not added (else None)."""
+        if branch.parent is None or not 0 <= branch.parent < len(self.branches):
+            return f"branch parent {branch.parent!r} is not a branch of this skill"
+        same = [_entry_json(e) for e in branch.entries]
+        for b in self.branches:
+            if [_entry_json(e) for e in b.entries] == same:
+                return "an identical branch is stored already"
+        if self.divergences.get(branch.at, 0) > REPEAT_LIMIT:
+            return (
+                f"step {branch.at + 1} diverged {self.divergences[branch.at]} times; "
+                "the skill grows no more there"
+            )
+        if len(self.branches) >= MAX_BRANCHES:
+            return f"the skill holds {MAX_BRANCHES} branches already"
+        self.branches.append(branch)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The skill as its file's JSON document (plain data, no code)."""
+        trunk = self.branches[0] if self.branches else Branch([])
+        return {
+            "version": FORMAT_VERSION,
+            "key": self.key,
+            "stored_at": self.stored_at or time.time(),
+            "meta": {**self.meta, "script_positions": trunk.positions},
+            "actions": [_entry_json(e) for e in trunk.entries],
+            "branches": [
+                {
+                    "parent": b.parent,
+                    "at": b.at,
+                    "positions": b.positions,
+                    "actions": [_entry_json(e) for e in b.entries],
+                }
+                for b in self.branches[1:]
+            ],
+            "divergences": {str(k): v for k, v in sorted(self.divergences.items())},
+        }
+
+
+def _branch_from(d: Any, n_before: int, where: str) -> Branch:
+    if not isinstance(d, dict):
+        raise _bad(where, "expected an object")
+    acts = d.get("actions")
+    if not isinstance(acts, list):
+        raise _bad(f"{where}.actions", "missing or not a list")
+    entries = [_entry_from(e, f"{where}.actions[{i}]") for i, e in enumerate(acts)]
+    parent, at = d.get("parent"), d.get("at")
+    if not isinstance(parent, int) or isinstance(parent, bool) or not 0 <= parent < n_before:
+        raise _bad(f"{where}.parent", f"expected the index of an earlier branch, got {parent!r}")
+    if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at <= len(entries):
+        raise _bad(f"{where}.at", f"expected an action index, got {at!r}")
+    positions = _positions_from(d.get("positions"), len(entries), f"{where}.positions")
+    return Branch(entries, positions, parent, at)
+
+
+def skill_from_json(data: Any, where: str) -> Skill:
+    """A skill file's document as a ``Skill``; ``ActionCacheError`` names the field."""
+    trunk, meta = entries_from_json(data, where)
+    try:
+        positions = _positions_from(
+            meta.get("script_positions"), len(trunk), f"{where}: meta.script_positions"
+        )
+    except ActionCacheError:
+        positions = None  # positions only speed up a hand-over; the actions still replay
+    branches = [Branch(trunk, positions)]
+    raw = data.get("branches", [])
+    if not isinstance(raw, list):
+        raise _bad(f"{where}: branches", "expected a list")
+    for i, b in enumerate(raw):
+        branches.append(_branch_from(b, len(branches), f"{where}: branches[{i}]"))
+    div = data.get("divergences", {})
+    if not isinstance(div, dict) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in div.items()
+    ):
+        raise _bad(f"{where}: divergences", "expected an object of step index to count")
+    stored = data.get("stored_at")
+    return Skill(
+        str(data.get("key", "")),
+        branches,
+        {k: v for k, v in meta.items() if k != "script_positions"},
+        {int(k): v for k, v in div.items()},
+        float(stored) if isinstance(stored, int | float) else 0.0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +563,8 @@ class CacheInfo:
     actions: int
     stored_at: float
     meta: dict[str, Any]
+    branches: int = 1
+    divergences: dict[int, int] = field(default_factory=dict)
 
 
 class ActionCache:
@@ -404,35 +578,46 @@ class ActionCache:
             raise ActionCacheError(f"cache key {key!r}: use letters, digits, '-', '_' or '.'")
         return self.dir / f"{key}.json"
 
-    def lookup(self, key: str) -> list[CachedAction] | None:
-        """The stored sequence for ``key``, or None. A corrupt file raises a one-line error."""
+    def load(self, key: str) -> Skill | None:
+        """The skill stored under ``key``, or None. A bad file raises a one-line error."""
         path = self._path(key)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text_bounded(path, MAX_CACHE_FILE_BYTES, what="cache file")
         except FileNotFoundError:
             return None
+        except UnsafeRead as exc:
+            raise ActionCacheError(str(exc)) from None
         except OSError as exc:
             raise ActionCacheError(f"{path}: cannot read: {exc.strerror}") from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ActionCacheError(f"{path}: line {exc.lineno}: not JSON: {exc.msg}") from exc
-        return entries_from_json(data, str(path))[0]
+        except RecursionError:
+            raise ActionCacheError(f"{path}: nested too deeply") from None
+        return skill_from_json(data, str(path))
+
+    def lookup(self, key: str) -> list[CachedAction] | None:
+        """The trunk of the skill under ``key``, or None. A corrupt file raises a one-line error."""
+        skill = self.load(key)
+        return None if skill is None else skill.trunk
 
     def store(
         self, key: str, entries: Sequence[CachedAction], meta: Mapping[str, Any] | None = None
     ) -> Path:
-        """Write ``entries`` for ``key`` atomically (a reader sees the old or the new file)."""
-        path = self._path(key)
-        doc = {
-            "version": FORMAT_VERSION,
-            "key": key,
-            "stored_at": time.time(),
-            "meta": dict(meta or {}),
-            "actions": [_entry_json(e) for e in entries],
-        }
+        """Write a one-branch skill for ``key`` atomically (replacing what was there)."""
+        m = dict(meta or {})
+        positions = m.pop("script_positions", None)
+        pos = list(positions) if isinstance(positions, list) else None
+        return self.save(Skill(key, [Branch(list(entries), pos)], m))
+
+    def save(self, skill: Skill) -> Path:
+        """Write ``skill`` atomically (a reader sees the old or the new file, never half)."""
+        path = self._path(skill.key)
+        doc = skill.to_json()
+        doc["stored_at"] = time.time()
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{skill.key}.", suffix=".tmp", dir=self.dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(doc, fh, indent=1)
@@ -462,28 +647,97 @@ class ActionCache:
         return n
 
     def entries(self) -> list[CacheInfo]:
-        """Every stored sequence (unreadable files raise ``ActionCacheError``), newest first."""
+        """Every stored skill (unreadable files raise ``ActionCacheError``), newest first."""
         out: list[CacheInfo] = []
         if not self.dir.is_dir():
             return out
         for p in sorted(self.dir.glob("*.json")):
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ActionCacheError(f"{p}: unreadable cache file: {exc}") from exc
-            acts, meta = entries_from_json(data, str(p))
-            stored = data.get("stored_at")
+            skill = self.load(p.stem)
+            if skill is None:
+                continue  # removed meanwhile
             out.append(
                 CacheInfo(
                     p.stem,
                     p,
-                    len(acts),
-                    float(stored) if isinstance(stored, int | float) else 0.0,
-                    meta,
+                    len(skill.trunk),
+                    skill.stored_at,
+                    skill.meta,
+                    len(skill.branches),
+                    dict(skill.divergences),
                 )
             )
         out.sort(key=lambda i: -i.stored_at)
         return out
+
+    def forget(self, task: str | None = None) -> int:
+        """Remove the skills of ``task`` (every skill when None); how many were removed.
+
+        Files that cannot be read are removed with ``task=None`` only.
+        """
+        if task is None:
+            return self.clear()
+        n = 0
+        for info in self.entries():
+            if info.meta.get("task") == task:
+                info.path.unlink(missing_ok=True)
+                n += 1
+        return n
+
+
+def default_skills_dir(company_dir: Path | None, environ: Mapping[str, str]) -> Path:
+    """Where skills live: ``$AGENTCORP_SKILLS_DIR``, else beside the company.
+
+    ``<company folder>/.agentcorp/skills`` travels with the company (and so with a run
+    shipped to other nodes); with no company, ``~/.cache/agentcorp/skills``.
+    """
+    env = environ.get("AGENTCORP_SKILLS_DIR") or environ.get("AGENTCORP_CACHE_DIR")
+    if env:
+        return Path(env)
+    if company_dir is not None:
+        return company_dir / ".agentcorp" / "skills"
+    return Path.home() / ".cache" / "agentcorp" / "skills"
+
+
+def describe(skill: Skill) -> list[str]:
+    """A skill as lines of text: each branch, each action with its anchor and postcondition."""
+    lines: list[str] = []
+    for b_i, b in enumerate(skill.branches):
+        head = "trunk" if b.parent is None else f"branch {b_i} (from {b.parent} at {b.at + 1})"
+        lines.append(f"{head}: {len(b.entries)} actions")
+        for n, e in enumerate(b.entries):
+            if b.parent is not None and n < b.at:
+                continue  # the parent's actions, listed above
+            lines.append(f"  {n + 1:>3}  {_describe_entry(e)}")
+    for at, times in sorted(skill.divergences.items()):
+        flag = "  (grows no more there)" if times > REPEAT_LIMIT else ""
+        lines.append(f"diverged at action {at + 1}: {times} time{'s' if times != 1 else ''}{flag}")
+    return lines
+
+
+def _describe_entry(e: CachedAction) -> str:
+    a = e.action
+    what = {
+        k: v
+        for k, v in (
+            ("x", a.x),
+            ("y", a.y),
+            ("text", a.text),
+            ("keys", a.keys),
+            ("target", a.target),
+            ("url", a.url),
+        )
+        if v is not None
+    }
+    line = f"{a.kind:<12} {json.dumps(what, ensure_ascii=False)}"
+    if e.anchor is not None:
+        b = e.anchor.box
+        line += f"  anchor={e.anchor.text!r}@[{b.x},{b.y},{b.w},{b.h}]"
+    if e.post is not None and e.post.changed is not None:
+        b = e.post.changed
+        line += f"  post=[{b.x},{b.y},{b.w},{b.h}]"
+        if e.post.expect_text:
+            line += f" expects {e.post.expect_text!r}"
+    return line
 
 
 def entries_from_steps(
@@ -513,7 +767,7 @@ def entries_from_steps(
         elif isinstance(st, ActionStep):
             pending, anchor = None, None
             a = st.action
-            if a.kind in ("done", "fail"):
+            if a.kind in ("done", "fail", "zoom"):
                 continue
             pending = a
             if a.x is not None and a.y is not None and frame is not None:
@@ -580,10 +834,17 @@ class CacheRunner:
         entries: Sequence[CachedAction],
         grounder: Grounder | None = None,
         tolerance: int = HASH_TOLERANCE,
+        forks: Sequence[tuple[int, int, Sequence[CachedAction]]] = (),
     ) -> None:
         self.entries = list(entries)
         self.grounder = grounder
         self.tolerance = tolerance
+        # Branches 1.. of a skill as (parent, at, whole sequence): where a replay of the
+        # parent diverged before, what repaired it.
+        self._forks = [(p, at, list(seq)) for p, at, seq in forks]
+        #: The branch being replayed (0: the trunk) and the ones it went through.
+        self.branch = 0
+        self._lineage = {0}
         # How far the screen content moved at the last relocation; later anchors and
         # postconditions are looked for there too (the whole document moved, usually).
         self._drift = (0, 0)
@@ -596,7 +857,40 @@ class CacheRunner:
         return hamming(perceptual_hash(frame, box), an.phash) <= self.tolerance
 
     def prepare(self, i: int, frame: Any) -> Action | Divergence:
-        """The action to perform for entry ``i`` on ``frame``, or why it cannot be."""
+        """The action to perform for entry ``i`` on ``frame``, or why it cannot be.
+
+        When entry ``i`` does not fit the screen but a branch forked here fits, the replay
+        continues on that branch.
+        """
+        got = self._prepare(i, frame)
+        if isinstance(got, Divergence):
+            alt = self.fork(i, frame)
+            if alt is not None:
+                return alt
+        return got
+
+    def fork(self, i: int, frame: Any) -> Action | None:
+        """Switch to a branch forked at action ``i`` whose anchor fits ``frame``, if any.
+
+        Only a branch whose action ``i`` has an anchor confirmed on the screen is taken: an
+        action without one (a key, typing) says nothing about which branch this screen is.
+        """
+        for b, (parent, at, seq) in enumerate(self._forks, start=1):
+            if at != i or parent not in self._lineage or b in self._lineage or len(seq) <= i:
+                continue
+            if seq[i].anchor is None:
+                continue
+            saved = (self.entries, self._drift, dict(self.how))
+            self.entries = [*self.entries[:i], *seq[i:]]
+            got = self._prepare(i, frame)
+            if not isinstance(got, Divergence):
+                self.branch = b
+                self._lineage.add(b)
+                return got
+            self.entries, self._drift, self.how = saved
+        return None
+
+    def _prepare(self, i: int, frame: Any) -> Action | Divergence:
         e = self.entries[i]
         if e.anchor is None:
             self.how[i] = "none"
@@ -661,7 +955,9 @@ class CacheRunner:
         # same place; its content may differ (a path in a title, a clock).
         if region.w * region.h < SMALL_CHANGE_PX:
             an = self.entries[i].anchor
-            if an is None:
+            if an is None or _iou(changed, region) >= 0.5:
+                # The same small region changed as when learned; its content may show
+                # other data (a skill replayed with other inputs).
                 return None
             # A pointer action's small effect (a caret placed, a checkbox ticked) shows at
             # its target: until it does, the app has not handled the click yet.

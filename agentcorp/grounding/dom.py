@@ -25,8 +25,8 @@ ACTIONABLE_PREFERENCE = 0.1
 
 def _dom_score(target: str, text: str, role: str | None, how: str = "text") -> float:
     """How well an element's text fits: exact 1.0, the target inside a longer text less."""
-    if role == "field" and how != "caption":
-        return 1.0  # a field has no text of its own; it was found by its label
+    if role == "field" and not text:
+        return 1.0  # a field found by a name we were not told
     norm_t = " ".join(target.split()).casefold()
     norm_e = " ".join(text.split()).casefold()
     if norm_t == norm_e:
@@ -48,7 +48,8 @@ def _found(locator: DomLocator, target: str, role: str | None) -> list[tuple[Can
         ]
     out = []
     for c in find(target, role):
-        score = _dom_score(target, c["text"], role, c["how"])
+        name = str(c.get("name", c["text"]))
+        score = _dom_score(target, name, role, c["how"])
         out.append((Candidate(c["box"], c["text"], score, "dom"), bool(c["actionable"])))
     return out
 
@@ -65,11 +66,21 @@ class DomGrounder(Grounder):
         if not isinstance(locator, DomLocator):
             raise TypeError(f"{type(locator).__name__} has no dom_locate(target, role)")
         self.locator = locator
+        #: Boxes the last ``locate`` matched but refused as a place to act (see ``Hint``).
+        self.excluded: list[Box] = []
 
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Elements matching ``target`` (``frame`` is unused: the DOM is live), best first."""
         role = hint.role if hint is not None else None
         found = _found(self.locator, target, role)
+        self.excluded = []
+        if hint is not None and hint.purpose == "act":
+            # The words inside a longer plain text (the page's instructions) are no place to
+            # click: only the whole text of an element, or something that can be acted on.
+            want = " ".join(target.split()).casefold()
+            keep = [act or " ".join(c.text.split()).casefold() == want for c, act in found]
+            self.excluded = [c.box for (c, _), k in zip(found, keep, strict=True) if not k]
+            found = [f for f, k in zip(found, keep, strict=True) if k]
         if role is None and any(act for _, act in found):
             found = [
                 (c if act else replace(c, score=round(c.score - ACTIONABLE_PREFERENCE, 4)), act)
@@ -122,11 +133,18 @@ class CompositeGrounder(Grounder):
         self.grounders = grounders
 
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
-        """The first non-empty answer of the chain."""
+        """The first non-empty answer of the chain.
+
+        A place an earlier grounder refused (its ``excluded`` boxes: words inside the page's
+        instructions when the target is to be clicked) is not offered by a later one either.
+        """
+        refused: list[Box] = []
         for g in self.grounders:
             found = g.locate(frame, target, hint)
+            found = [c for c in found if not any(b.contains(*c.box.center) for b in refused)]
             if found:
                 return found
+            refused.extend(getattr(g, "excluded", None) or [])
         return []
 
     def update(self, frame: Any, changed: Box | None) -> None:

@@ -99,6 +99,7 @@ def detect_text_boxes(rgb: np.ndarray, min_h: int = 6, max_h: int = 64) -> list[
         bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 28))
     )
     bw = cv2.bitwise_and(bw, cv2.bitwise_not(cv2.bitwise_or(lines_h, lines_v)))
+    bw = _drop_outlines(cv2, bw)
     joined = cv2.morphologyEx(
         bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (6, 1))
     )
@@ -114,6 +115,36 @@ def detect_text_boxes(rgb: np.ndarray, min_h: int = 6, max_h: int = 64) -> list[
         raw.append([x, y, w, h])
     wall_cols = walls > 0
     return [Box(*b) for b in _merge_words(raw, wall_cols)]
+
+
+def _drop_outlines(cv2: Any, bw: np.ndarray) -> np.ndarray:
+    """Remove closed outlines around text: rounded button borders, radio and check marks.
+
+    A button's rounded border is too short to be taken out as a straight line, and joined to
+    its label it makes the whole row of buttons one box that reads as noise ("OK", "File" and
+    "Find and Replace" read as "nd a d Res"). An outline is a sparse component that encloses
+    other ink (at most 30 % of its box inked, ink inside), or a tall thin sparse arc.
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    drop: list[int] = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area > 0.3 * w * h:
+            continue
+        if h >= 22 and 2 * w <= h:
+            drop.append(i)  # the rounded end of a long button (its straight edges are gone)
+            continue
+        if h < 14 or w < 14:
+            continue
+        inner = bw[y + 3 : y + h - 3, x + 3 : x + w - 3]
+        own = labels[y + 3 : y + h - 3, x + 3 : x + w - 3] == i
+        if inner.size and np.count_nonzero(inner[~own]) >= 6:
+            drop.append(i)
+    if not drop:
+        return bw
+    out = bw.copy()
+    out[np.isin(labels, drop)] = 0
+    return out
 
 
 def _merge_words(boxes: list[list[int]], walls: np.ndarray) -> list[list[int]]:
@@ -168,117 +199,149 @@ def fuse_recogniser(model: Path, fuse: bool = True, latin_only: bool = False) ->
     """
     try:
         import onnx
-        from onnx import helper, numpy_helper
+        from onnx import numpy_helper
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise SetupError(f"OCR graph fusion needs onnx: pip install onnx ({exc})") from exc
     try:
         m = onnx.load(str(model))
     except Exception as exc:  # onnx raises protobuf's DecodeError and friends
         raise SetupError(f"OCR model {model} is unreadable: {exc}") from exc
-    g = m.graph
-    consts: dict[str, np.ndarray] = {}
-    nodes: list[Any] = []
-    for n in g.node:
-        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
-            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-        else:
-            nodes.append(n)
+    gr = _Graph(m.graph, numpy_helper)
+    count = 0
+    if fuse:
+        count += _fuse_hard_swish(gr)
+        count += _fold_conv_affine(gr, first=count)
+    if latin_only and _cut_classes(m, gr.consts, gr.producer):
+        count += 1
+    gr.rebuild(numpy_helper)
+    return m.SerializeToString(), count
 
-    def scalar(name: str, value: float | None = None) -> float | None:
-        t = consts.get(name)
+
+class _Graph:
+    """The recogniser's nodes with constants lifted out, and who produces and uses each tensor.
+
+    ``replace`` (node id -> new nodes) and ``drop`` (node ids) collect the rewrites decided.
+    """
+
+    def __init__(self, g: Any, numpy_helper: Any) -> None:
+        self.g = g
+        self.consts: dict[str, np.ndarray] = {}
+        self.nodes: list[Any] = []
+        for n in g.node:
+            if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
+                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+            else:
+                self.nodes.append(n)
+        self.producer = {o: n for n in self.nodes for o in n.output}
+        self.users: dict[str, list[Any]] = {}
+        for n in self.nodes:
+            for name in n.input:
+                self.users.setdefault(name, []).append(n)
+        self.replace: dict[int, list[Any]] = {}
+        self.drop: set[int] = set()
+
+    def scalar(self, name: str, value: float | None = None) -> float | None:
+        """The one-element constant ``name`` (equal to ``value`` when given), else None."""
+        t = self.consts.get(name)
         if t is None or t.size != 1:
             return None
         v = float(t.reshape(-1)[0])
         return v if value is None or abs(v - value) < 1e-6 else None
 
-    producer = {o: n for n in nodes for o in n.output}
-    users: dict[str, list[Any]] = {}
-    for n in nodes:
-        for name in n.input:
-            users.setdefault(name, []).append(n)
-
-    def only_user(name: str, op: str) -> Any:
-        us = users.get(name, [])
+    def only_user(self, name: str, op: str) -> Any:
+        """The single node reading ``name`` when it is an ``op``, else None."""
+        us = self.users.get(name, [])
         return us[0] if len(us) == 1 and us[0].op_type == op else None
 
-    replace: dict[int, list[Any]] = {}
-    drop: set[int] = set()
+    def rebuild(self, numpy_helper: Any) -> None:
+        """Write the kept and replacement nodes and the used constants back to the graph."""
+        kept: list[Any] = []
+        for n in self.nodes:
+            if id(n) in self.replace:
+                kept.extend(self.replace[id(n)])
+            elif id(n) not in self.drop:
+                kept.append(n)
+        used = {name for n in kept for name in n.input}
+        del self.g.node[:]
+        self.g.node.extend(kept)
+        self.g.initializer.extend(
+            numpy_helper.from_array(np.asarray(v), k) for k, v in self.consts.items() if k in used
+        )
+
+
+def _fuse_hard_swish(gr: _Graph) -> int:
+    """``Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(6)`` becomes ``x * HardSigmoid(x)``."""
+    from onnx import helper
+
     count = 0
-    scan = nodes if fuse else []
-    for n in scan:
+    for n in gr.nodes:
         if (
             n.op_type != "Clip"
             or len(n.input) != 3
-            or scalar(n.input[1], 0.0) is None
-            or scalar(n.input[2], 6.0) is None
+            or gr.scalar(n.input[1], 0.0) is None
+            or gr.scalar(n.input[2], 6.0) is None
         ):
             continue
-        add = producer.get(n.input[0])
+        add = gr.producer.get(n.input[0])
         if (
             add is None
             or add.op_type != "Add"
-            or scalar(add.input[1], 3.0) is None
-            or len(users.get(add.output[0], [])) != 1
+            or gr.scalar(add.input[1], 3.0) is None
+            or len(gr.users.get(add.output[0], [])) != 1
         ):
             continue
         x = add.input[0]
-        mul = only_user(n.output[0], "Mul")
+        mul = gr.only_user(n.output[0], "Mul")
         if mul is None or set(mul.input) != {x, n.output[0]}:
             continue
-        div = only_user(mul.output[0], "Div")
-        if div is None or scalar(div.input[1], 6.0) is None:
+        div = gr.only_user(mul.output[0], "Div")
+        if div is None or gr.scalar(div.input[1], 6.0) is None:
             continue
         gate = f"{x}__hsig"
-        replace[id(add)] = [
+        gr.replace[id(add)] = [
             helper.make_node("HardSigmoid", [x], [gate], alpha=1 / 6, beta=0.5),
             helper.make_node("Mul", [x, gate], [div.output[0]]),
         ]
-        drop.update((id(n), id(mul), id(div)))
+        gr.drop.update((id(n), id(mul), id(div)))
         count += 1
-    for n in scan:
-        if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in consts:
+    return count
+
+
+def _fold_conv_affine(gr: _Graph, first: int) -> int:
+    """A scalar ``Mul`` then ``Add`` right after a ``Conv`` is folded into its weights."""
+    count = 0
+    for n in gr.nodes:
+        if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in gr.consts:
             continue
-        mul = only_user(n.output[0], "Mul")
+        mul = gr.only_user(n.output[0], "Mul")
         if mul is None:
             continue
-        scale = scalar(next((i for i in mul.input if i != n.output[0]), ""))
-        add = only_user(mul.output[0], "Add")
+        scale = gr.scalar(next((i for i in mul.input if i != n.output[0]), ""))
+        add = gr.only_user(mul.output[0], "Add")
         if scale is None or add is None:
             continue
-        shift = scalar(next((i for i in add.input if i != mul.output[0]), ""))
+        shift = gr.scalar(next((i for i in add.input if i != mul.output[0]), ""))
         if shift is None:
             continue
-        w = consts[n.input[1]]
-        b = consts[n.input[2]] if len(n.input) > 2 and n.input[2] in consts else None
+        w = gr.consts[n.input[1]]
+        b = gr.consts[n.input[2]] if len(n.input) > 2 and n.input[2] in gr.consts else None
         if len(n.input) > 2 and b is None:
             continue
         bias = b if b is not None else np.zeros(w.shape[0], np.float32)
-        wname, bname = f"{n.input[1]}__folded{count}", f"{n.output[0]}__bias{count}"
-        consts[wname] = (w * scale).astype(w.dtype)
-        consts[bname] = (bias * scale + shift).astype(w.dtype)
+        # Names number every rewrite of the graph so far (the hard-swish ones included).
+        k = first + count
+        wname, bname = f"{n.input[1]}__folded{k}", f"{n.output[0]}__bias{k}"
+        gr.consts[wname] = (w * scale).astype(w.dtype)
+        gr.consts[bname] = (bias * scale + shift).astype(w.dtype)
         n.input[1] = wname
         if len(n.input) > 2:
             n.input[2] = bname
         else:
             n.input.append(bname)
         n.output[0] = add.output[0]
-        drop.update((id(mul), id(add)))
+        gr.drop.update((id(mul), id(add)))
         count += 1
-    if latin_only and _cut_classes(m, consts, producer):
-        count += 1
-    kept: list[Any] = []
-    for n in nodes:
-        if id(n) in replace:
-            kept.extend(replace[id(n)])
-        elif id(n) not in drop:
-            kept.append(n)
-    used = {name for n in kept for name in n.input}
-    del g.node[:]
-    g.node.extend(kept)
-    g.initializer.extend(
-        numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used
-    )
-    return m.SerializeToString(), count
+    return count
 
 
 def _cut_classes(m: Any, consts: dict[str, np.ndarray], producer: dict[str, Any]) -> bool:

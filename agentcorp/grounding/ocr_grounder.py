@@ -87,6 +87,7 @@ class OcrGrounder(Grounder):
         self._lock = threading.Lock()
         #: How the last frame was read: "cached", "incremental" or "full" (for benchmarks).
         self.last_read = ""
+        self._whole = False  # the lines held come from one full read (no merged re-reads)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -125,6 +126,12 @@ class OcrGrounder(Grounder):
                     return st.lines
             return self._update(px, changed, frame)
 
+    def reread(self, frame: Any) -> list[TextLine]:
+        """Read ``frame`` whole, dropping what partial re-reads had merged."""
+        px = frame_array(frame)
+        with self._lock:
+            return self._full(px, frame)
+
     def reset(self) -> None:
         """Forget the last frame, so the next one is read in full."""
         with self._lock:
@@ -134,6 +141,7 @@ class OcrGrounder(Grounder):
         lines = self.engine.read(px)
         self._state = _State(px, lines, source)
         self.last_read = "full"
+        self._whole = True
         return lines
 
     def _update(self, px: np.ndarray, changed: Box, source: Any = None) -> list[TextLine]:
@@ -154,6 +162,7 @@ class OcrGrounder(Grounder):
         lines = sorted([*kept, *fresh], key=lambda t: (t.box.y, t.box.x))
         self._state = _State(px, lines, source)
         self.last_read = "incremental"
+        self._whole = False
         return lines
 
     # --- locating ------------------------------------------------------------------------
@@ -162,6 +171,11 @@ class OcrGrounder(Grounder):
         """Candidates for ``target`` best first; see the module docstring for ``role="field"``."""
         lines = self.lines(frame)
         cands = self._match(lines, target)
+        if not cands and not self._whole:
+            # Lines merged from partial re-reads can lose a line a crop cut badly; before
+            # saying "not found", read this frame whole once (about a full read's cost).
+            lines = self.reread(frame)
+            cands = self._match(lines, target)
         if hint is not None:
             if hint.near:
                 cands = _prefer_near(cands, self._match(lines, hint.near))

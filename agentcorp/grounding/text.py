@@ -7,13 +7,15 @@ boundary of the line as read (a space or punctuation, a lower-to-upper case chan
 to digit change, or the line's ends), so "View" does not match inside "review" and "12" does
 not match inside "1200". A match that only a *folded* comparison finds, or that needs a few
 edits, scores lower than an exact one, so a clear exact match wins over look-alikes.
+A target of punctuation only (``*``, ``+/-``) folds to nothing: it matches as written, as a
+whole token of the line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TextMatch", "find_matches", "fold", "similarity"]
+__all__ = ["TextMatch", "find_matches", "fold", "matchable", "similarity"]
 
 _PAIRS = (("rn", "m"), ("vv", "w"))
 _SINGLE = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "5": "s"})
@@ -25,6 +27,11 @@ def fold(text: str) -> str:
     for a, b in _PAIRS:
         s = s.replace(a, b)
     return s.translate(_SINGLE)
+
+
+def matchable(target: str) -> bool:
+    """Whether any text can match ``target`` (letters, digits or punctuation, not blank)."""
+    return bool(target.strip())
 
 
 def _levenshtein(a: str, b: str) -> int:
@@ -103,6 +110,28 @@ def _units(line: str) -> tuple[str, list[int], set[int]]:
     return "".join(keys), where, bounds
 
 
+#: Letter pairs fonts draw as one ligature glyph, folded ("fi" folds to "fl"); OCR often
+#: reads such a glyph as nothing ("Scientific" -> "sc ienti c").
+_LIGATURES = ("ffl", "ff", "fl")
+
+
+def _without_ligatures(want: str) -> str:
+    """``want`` with its ligature pairs dropped ('' when it has none)."""
+    out = want
+    for pair in _LIGATURES:
+        out = out.replace(pair, "")
+    return out if out != want else ""
+
+
+def _distance(piece: str, want: str, lig: str) -> float:
+    """Edits from ``piece`` to ``want``; a ligature the read dropped costs half an edit."""
+    if piece == want:
+        return 0
+    if lig and piece == lig:
+        return 0.5
+    return _levenshtein(piece, want)
+
+
 def _whole(line: str, lo: int, hi: int, segments: list[tuple[int, int]]) -> bool:
     """Whether ``line[lo:hi]`` covers one whole segment (punctuation around aside)."""
     for a, b in segments:
@@ -123,13 +152,14 @@ def find_matches(
     """
     want = fold(target)
     if not want:
-        return []
+        return _symbol_matches(target, line, min_score)
     keys, where, bounds = _units(line)
     if not keys:
         return []
     raw_case = "".join(ch for ch in target if ch.isalnum())
     raw_target = raw_case.lower()
     edits = _allowed_edits(len(want))
+    lig = _without_ligatures(want)
     out: list[TextMatch] = []
     starts = sorted(b for b in bounds if b < len(keys))
     ends = sorted(b for b in bounds if b > 0)
@@ -141,10 +171,10 @@ def find_matches(
             # Up to 8 letters only substitutions count as misreads: "Customers" is not a
             # misread "Customer", it is another word.
             slack = edits if len(want) > 8 else 0
-            if n < len(want) - slack or n > len(want) + slack:
+            if not (len(want) - slack <= n <= len(want) + slack or (lig and n == len(lig))):
                 continue
             piece = keys[s:e]
-            d = 0 if piece == want else _levenshtein(piece, want)
+            d = _distance(piece, want, lig)
             if d > edits:
                 continue
             lo, hi = where[s], where[e - 1] + 1
@@ -173,3 +203,24 @@ def find_matches(
         if all(m.end <= k.start or m.start >= k.end for k in kept):
             kept.append(m)
     return kept
+
+
+def _symbol_matches(target: str, line: str, min_score: float) -> list[TextMatch]:
+    """Where a target of punctuation only (``*``, ``+/-``, ``%``) stands alone in ``line``.
+
+    Folding drops punctuation, so such a target is compared as written: it must be a whole
+    token of the line (spaces or the line's ends around it); "+" is not inside "+/-".
+    """
+    want = "".join(target.split())
+    if not want or min_score > 1.0:
+        return []
+    out: list[TextMatch] = []
+    start = line.find(want)
+    while start >= 0:
+        end = start + len(want)
+        before = line[start - 1] if start else " "
+        after = line[end] if end < len(line) else " "
+        if before.isspace() and after.isspace():
+            out.append(TextMatch(start, end, 1.0))
+        start = line.find(want, start + 1)
+    return out

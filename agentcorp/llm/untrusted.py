@@ -37,7 +37,7 @@ def wrap_screen_text(text: str, nonce: str, source: str = "screen") -> str:
     body = _MARKER_RE.sub(r"&lt;\1", text)
     n = _check(nonce)
     src = re.sub(r"[^a-z0-9_-]", "", source.lower()) or "screen"
-    return f'<{MARKER} nonce="{n}" source="{src}">\n{body}\n</{MARKER} nonce="{n}">'
+    return f'<{MARKER} nonce="{n}" source="{src}">{body}</{MARKER} nonce="{n}">'
 
 
 def untrusted_notice(nonce: str) -> str:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentcorp._io import UnsafeRead, read_bounded
 from agentcorp.errors import RecordingError
 from agentcorp.policy.secrets import Redactor
 
@@ -193,6 +194,61 @@ def _seq_hash(line: bytes) -> tuple[int, str]:
     return -1, hashlib.sha256(line).hexdigest()
 
 
+# An audit log is read whole to verify it; this is far beyond any run's log.
+MAX_AUDIT_BYTES = 1 << 30
+
+
+def _check_entry(
+    n: int, line: bytes, prev: str, want_seq: int
+) -> tuple[dict[str, Any] | None, AuditProblem | None]:
+    """Line ``n`` parsed, and the first problem with it (or ``None``)."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None, AuditProblem(n, "not valid JSON")
+    if not isinstance(entry, dict):
+        return None, AuditProblem(n, "not a JSON object")
+    missing = [k for k in ("seq", "prev", "hash", "kind") if k not in entry]
+    if missing:
+        return None, AuditProblem(n, f"missing field {missing[0]!r}")
+    try:
+        actual = entry_hash(entry)
+    except ValueError:
+        actual = ""
+    if entry["hash"] != actual:
+        return entry, AuditProblem(n, "hash mismatch: the entry was changed")
+    if entry["prev"] != prev:
+        return entry, AuditProblem(
+            n,
+            "prev does not match the previous entry's hash: an entry was "
+            "removed, inserted or rewritten before this line",
+        )
+    if entry["seq"] != want_seq:
+        return entry, AuditProblem(n, f"seq is {entry['seq']!r}, expected {want_seq}")
+    return entry, None
+
+
+def _read_lines(path: str | os.PathLike[str]) -> tuple[list[bytes], list[AuditProblem]]:
+    try:
+        raw = read_bounded(path, MAX_AUDIT_BYTES, root=Path(path).parent, what="audit log")
+    except UnsafeRead as exc:
+        raise RecordingError(f"{exc} (cannot read audit log)") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read audit log: {exc.strerror or exc}") from exc
+    problems: list[AuditProblem] = []
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines and lines != [b""]:
+        problems.append(AuditProblem(len(lines), "incomplete last entry (no newline)"))
+    else:
+        lines = []
+    if not lines:
+        # Every log starts with its run's first entry: an empty one proves nothing.
+        problems.append(AuditProblem(1, "empty: no entries (an audit log is never empty)"))
+    return lines, problems
+
+
 def verify(
     path: str | os.PathLike[str],
     expect_head: str | None = None,
@@ -202,74 +258,47 @@ def verify(
 
     ``checkpoints`` are entry hashes kept elsewhere (each session manifest's ``audit.head``):
     each must be the hash of an intact entry of the chain, so a log cut off before one shows.
-    Raises ``RecordingError`` when the file cannot be read at all.
+    Raises ``RecordingError`` when the file cannot be read at all (missing, not a regular
+    file, too big).
     """
-    wanted = [c for c in checkpoints if c]
+    lines, problems = _read_lines(path)
     seen: set[str] = set()
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read audit log: {exc.strerror or exc}") from exc
-    problems: list[AuditProblem] = []
     prev = GENESIS
     want_seq = 0
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    elif lines:
-        problems.append(AuditProblem(len(lines), "incomplete last entry (no newline)"))
-    last = 0
     for n, line in enumerate(lines, start=1):
-        last = n
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            if not any(p.line == n for p in problems):
-                problems.append(AuditProblem(n, "not valid JSON"))
-            continue
-        if not isinstance(entry, dict):
-            problems.append(AuditProblem(n, "not a JSON object"))
-            continue
-        missing = [k for k in ("seq", "prev", "hash", "kind") if k not in entry]
-        if missing:
-            problems.append(AuditProblem(n, f"missing field {missing[0]!r}"))
+        entry, problem = _check_entry(n, line, prev, want_seq)
+        if problem is not None and not any(p.line == n for p in problems):
+            problems.append(problem)
+        if entry is None:
             continue
         stated = entry["hash"]
-        try:
-            actual = entry_hash(entry)
-        except ValueError:
-            actual = ""
-        if stated != actual:
-            problems.append(AuditProblem(n, "hash mismatch: the entry was changed"))
-        elif entry["prev"] != prev:
-            problems.append(
-                AuditProblem(
-                    n,
-                    "prev does not match the previous entry's hash: an entry was "
-                    "removed, inserted or rewritten before this line",
-                )
-            )
-        elif entry["seq"] != want_seq:
-            problems.append(AuditProblem(n, f"seq is {entry['seq']!r}, expected {want_seq}"))
-        if stated == actual and isinstance(stated, str):
+        if isinstance(stated, str) and stated == _safe_hash(entry):
             seen.add(stated)
         prev = stated if isinstance(stated, str) else ""
         want_seq = (entry["seq"] + 1) if isinstance(entry["seq"], int) else want_seq + 1
+    last = max(len(lines), 1)
     if expect_head is not None and prev != expect_head:
         problems.append(
             AuditProblem(
-                max(last, 1),
+                last,
                 "the log does not end at the expected head hash "
                 "(entries were removed from the end or rewritten)",
             )
         )
-    for c in wanted:
+    for c in (c for c in checkpoints if c):
         if c not in seen:
             problems.append(
                 AuditProblem(
-                    max(last, 1),
+                    last,
                     f"checkpoint {c[:12]}… is not an intact entry of "
                     "the log (entries were removed from the end or rewritten)",
                 )
             )
     return sorted(problems, key=lambda p: p.line)
+
+
+def _safe_hash(entry: dict[str, Any]) -> str:
+    try:
+        return entry_hash(entry)
+    except ValueError:
+        return ""

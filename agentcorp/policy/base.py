@@ -26,7 +26,7 @@ class GateContext:
     task_id: str
     role: str
     sandbox: str
-    source: Literal["model", "script", "cache", "replay"]
+    source: Literal["model", "script", "skill", "cache", "replay"]
     url: str | None = None
     window_title: str | None = None
     window_class: str | None = None

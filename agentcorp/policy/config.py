@@ -24,7 +24,7 @@ __all__ = [
     "secrets_from_spec",
 ]
 
-ApproverKind = Literal["deny", "allow", "prompt", "webhook"]
+ApproverKind = Literal["deny", "allow", "prompt", "webhook", "console"]
 
 # Always forbidden, whatever the spec says: these leave the sandboxed session (VT switch,
 # killing X, the login/ctrl-alt-del handler) or open a host terminal.
@@ -47,7 +47,8 @@ class ApproverConfig:
     """Who answers confirmation rules.
 
     ``deny`` (the headless default), ``allow`` (and audit), ``prompt`` (a terminal) or
-    ``webhook`` (POST to ``url``, ``timeout`` seconds).
+    ``webhook`` (POST to ``url``, ``timeout`` seconds) or ``console`` (the run's operator
+    console; a denial when the run has none).
     """
 
     kind: ApproverKind = "deny"
@@ -55,9 +56,10 @@ class ApproverConfig:
     timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("deny", "allow", "prompt", "webhook"):
+        if self.kind not in ("deny", "allow", "prompt", "webhook", "console"):
             raise ConfigError(
-                f"policy.approver.kind: must be deny, allow, prompt or webhook, got {self.kind!r}"
+                "policy.approver.kind: must be deny, allow, prompt, webhook or console, "
+                f"got {self.kind!r}"
             )
         if self.kind == "webhook" and not self.url:
             raise ConfigError("policy.approver.url: required when kind is webhook")
@@ -102,6 +104,9 @@ class SecretSpec:
         return self.env or self.name
 
 
+DEFAULT_MAX_TYPE_CHARS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     """The effective policy for one task (company level merged with role and sandbox overrides).
@@ -118,8 +123,17 @@ class PolicyConfig:
     forbid_text: tuple[str, ...] = ()
     confirm: tuple[str, ...] = ()
     approver: ApproverConfig = field(default_factory=ApproverConfig)
+    #: The longest text one ``type`` action may carry: a model typing a megabyte is refused
+    #: before a key is pressed (and a long type is interrupted by the budget anyway).
+    max_type_chars: int = DEFAULT_MAX_TYPE_CHARS
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_type_chars, bool) or not (
+            isinstance(self.max_type_chars, int) and self.max_type_chars >= 1
+        ):
+            raise ConfigError(
+                f"policy.max_type_chars: must be a positive integer, got {self.max_type_chars!r}"
+            )
         for i, combo in enumerate(self.forbid_keys):
             try:
                 expand_pattern(combo)
@@ -142,6 +156,7 @@ class PolicyConfig:
             "forbid_keys": list(self.forbid_keys),
             "forbid_text": list(self.forbid_text),
             "confirm": list(self.confirm),
+            "max_type_chars": self.max_type_chars,
             "approver": {
                 "kind": self.approver.kind,
                 "url": self.approver.url,
@@ -166,6 +181,11 @@ class PolicyConfig:
             forbid_text=_strings(obj, "forbid_text"),
             confirm=_strings(obj, "confirm"),
             approver=ApproverConfig() if approver is None else _approver(approver),
+            max_type_chars=(
+                DEFAULT_MAX_TYPE_CHARS
+                if _get(obj, "max_type_chars") is None
+                else _get(obj, "max_type_chars")
+            ),
         )
 
 

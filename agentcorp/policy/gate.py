@@ -8,7 +8,8 @@ refused when
 2. it acts on a window or page outside ``allow_apps`` / ``allow_urls``;
 3. it opens, or types, a URL outside ``allow_urls`` (or with credentials, or a placeholder);
 4. it presses a forbidden key combination (baseline + ``forbid_keys``);
-5. it types text matching ``forbid_text`` (also across consecutive ``type`` actions);
+5. it types more than ``max_type_chars`` characters at once, or text matching
+   ``forbid_text`` (also across consecutive ``type`` actions);
 6. it types a ``${secrets.NAME}`` placeholder anywhere but a permitted field and domain;
 
 and then, if its target matches a ``confirm`` rule, the approver decides.
@@ -304,6 +305,13 @@ class PolicyGate(ActionGate):
         return None
 
     def _check_type(self, text: str, ctx: GateContext, into: str | None) -> _Refusal | None:
+        limit = self.config.max_type_chars
+        if len(text) > limit:
+            return _Refusal(
+                "max_type_chars",
+                f"the text is {len(text):,} characters; one type action may carry at most "
+                f"{limit:,} (split it, or raise policy.max_type_chars)",
+            )
         with self._lock:
             before = self._state.get(ctx.task_id, _TaskState()).typed
         bad = self._forbidden_text(text, "text", before)

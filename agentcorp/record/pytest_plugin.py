@@ -5,7 +5,8 @@ Mark a test with the session it replays and use the ``agentcorp_session`` fixtur
     @pytest.mark.agentcorp_session("sessions/fill-form")
     def test_fill_form(agentcorp_session):
         if agentcorp_session.should_record:
-            record_a_live_run(agentcorp_session.recorder(task_id=..., spec_hash=..., ...))
+            # a real run of the task through ``agentcorp.run``, its session kept here
+            agentcorp_session.record_task("company.yaml", "fill-form")
         agentcorp_session.replay()          # decision replay on the recorded frames
 
 Record modes follow vcrpy: ``none`` (the default, for CI) never records and fails when a
@@ -94,6 +95,38 @@ class SessionFixture:
         self._recorder = SessionRecorder(self.path, **kwargs)
         self._recorded.append(str(self.path))
         return self._recorder
+
+    def record_task(self, company: str | Path, task_id: str, **settings: Any) -> Any:
+        """Run ``task_id`` of ``company`` as ``agentcorp run`` does and keep its session here.
+
+        Goes through the application layer (``agentcorp.run``): the same sandboxes, modes,
+        policy and recorder as a real run; ``settings`` are its keyword arguments
+        (``base_url=``, ``environ=``...). Returns the run's ``TaskRun``; fails the test when
+        the task did not pass (a recording of a failure is not a regression test).
+        """
+        import tempfile
+
+        import agentcorp
+
+        if not self.should_record:
+            pytest.fail(
+                f"agentcorp: not recording {self.path} in record mode {self.record_mode!r}",
+                pytrace=False,
+            )
+        with tempfile.TemporaryDirectory(prefix="agentcorp-record-") as tmp:
+            report = agentcorp.run(company, sessions=tmp, tasks=[task_id], **settings)
+            result = report.result(task_id)
+            if not result.passed or result.session is None:
+                pytest.fail(
+                    f"agentcorp: {task_id} did not pass, nothing recorded: {result.reason}",
+                    pytrace=False,
+                )
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(result.session, self.path)
+        self._recorded.append(str(self.path))
+        return result
 
     def session(self) -> Any:
         """The recorded session, opened (fails the test clearly when it is missing)."""

@@ -18,6 +18,7 @@ import struct
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentcorp._io import UnsafeRead, read_bounded
 from agentcorp.errors import RecordingError
 from agentcorp.record.canonical import canonical_json, externalize_images
 from agentcorp.record.format import BLOBS, DELTA_KEY, EVENTS, FORMAT_VERSION, MANIFEST
@@ -41,7 +43,7 @@ from agentcorp.types import (
     step_to_dict,
 )
 
-__all__ = ["SessionRecorder", "write_atomic"]
+__all__ = ["SessionRecorder", "finish_open_sessions", "write_atomic"]
 
 _STOP = object()
 # A whole frame at least every this many stored frames, so reading one never chains far.
@@ -132,6 +134,8 @@ class SessionRecorder:
         # Model images that were blanked: original sha -> sha of the stored, blanked copy.
         self._image_alias: dict[str, str] = {}
         self._aliased = False
+        with _OPEN_LOCK:
+            _OPEN.add(self)
         # data: URL -> blob reference; the same screenshots ride along in every request.
         self._url_cache: dict[str, str] = {}
         self._pending_secret: ActionStep | None = None
@@ -385,6 +389,8 @@ class SessionRecorder:
         if self._finished:
             raise RecordingError(f"{self.folder}: session already finished")
         self._finished = True
+        with _OPEN_LOCK:
+            _OPEN.discard(self)
         self._close_writer()
         self._raise_if_failed()
         self._events.flush()
@@ -428,14 +434,44 @@ class SessionRecorder:
         """Stop without a manifest (the session stays visibly incomplete)."""
         if not self._finished:
             self._finished = True
+            with _OPEN_LOCK:
+                _OPEN.discard(self)
             self._close_writer()
             self._events.close()
+
+    def finish_aborted(self, reason: str, **extra: Any) -> Path | None:
+        """Finish with outcome ``aborted`` (Ctrl-C, SIGTERM): what ran stays replayable.
+
+        Returns the folder, or ``None`` if the session was already finished or the manifest
+        could not be written (the session then stays visibly incomplete).
+        """
+        if self._finished:
+            return None
+        try:
+            return self.finish({"status": "aborted", "reason": reason}, **extra)
+        except (RecordingError, OSError, ValueError):
+            return None
 
     def __enter__(self) -> SessionRecorder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.abort()
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.finish_aborted("interrupted (Ctrl-C or SIGTERM)")
+        else:
+            self.abort()
+
+
+# Every recorder not yet finished, so an abort can finalise the sessions of every thread.
+_OPEN: weakref.WeakSet[SessionRecorder] = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def finish_open_sessions(reason: str) -> list[Path]:
+    """Finish every open session of this process with outcome ``aborted``; their folders."""
+    with _OPEN_LOCK:
+        open_now = list(_OPEN)
+    return [p for p in (r.finish_aborted(reason) for r in open_now) if p is not None]
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -529,10 +565,10 @@ def capture_final_state(
         if not path.is_absolute():
             path = home / raw
         try:
-            if not path.is_file() or path.stat().st_size > _MAX_FINAL_FILE:
-                continue
-            data = path.read_bytes()
-        except OSError:
+            # Bounded, and never through a link out of the file's folder: a sandbox file
+            # linked to /etc/shadow must not land in the recording.
+            data = read_bounded(path, _MAX_FINAL_FILE, what="final file")
+        except (OSError, UnsafeRead):
             continue
         recorder.add_final_file(raw, data)
         kept.append(raw)

@@ -430,7 +430,12 @@ def action_replay(
     recorded_frame = _frame_before(session, 0)
     for i, ev in enumerate(events):
         step = ev.step
-        if not isinstance(step, ActionStep) or step.action.kind in ("done", "fail", "wait_for"):
+        if not isinstance(step, ActionStep) or step.action.kind in (
+            "done",
+            "fail",
+            "wait_for",
+            "zoom",
+        ):
             continue
         if step.step in denied:
             continue

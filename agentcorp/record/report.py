@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from agentcorp._io import UnsafeRead, check_image_size
 from agentcorp.errors import ConfigError, RecordingError
 from agentcorp.record.session import Event, Session
 from agentcorp.types import (
@@ -144,6 +145,10 @@ def _frame_png(session: Session, ev: Event) -> tuple[str, bytes] | None:
     """(media type, bytes) to show for an observation: the model image, else the frame."""
     image = session.observation_image(ev)
     if image:
+        try:
+            check_image_size(image, where=f"{session.folder}: image of step {ev.step.step}")
+        except UnsafeRead as exc:
+            raise RecordingError(str(exc)) from None
         media = "image/png" if image.startswith(b"\x89PNG") else "image/jpeg"
         return media, image
     frame = session.observation_frame(ev)
@@ -340,8 +345,12 @@ def write_report(session: Session, out: str | Path) -> Path:
     path = Path(out)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; give the HTML file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(session), encoding="utf-8")
+    page = render_html(session)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
     return path
 
 
@@ -391,6 +400,10 @@ def write_animation(
         if frame is not None:
             img = frame.pil().convert("RGB")
         elif raw:
+            try:
+                check_image_size(raw, where=f"{session.folder}: frame of step {t.step}")
+            except UnsafeRead:
+                continue  # shown as missing, like an unreadable frame
             with Image.open(io.BytesIO(raw)) as src:
                 img = src.convert("RGB")
         else:
@@ -403,7 +416,15 @@ def write_animation(
         images.append(img)
     if not images:
         raise ConfigError(f"{session.folder}: no frames to animate")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_animation(images, path, fmt, ms_per_step)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the animation: {exc.strerror or exc}") from None
+    return path
+
+
+def _save_animation(images: list[Any], path: Path, fmt: str, ms_per_step: int) -> None:
     first, rest = images[0], images[1:]
     if fmt == "GIF":
         frames = [im.quantize(colors=128) for im in images]
@@ -425,4 +446,3 @@ def write_animation(
             loop=0,
             quality=70,
         )
-    return path

@@ -10,6 +10,7 @@ events.jsonl, a blob whose bytes do not match its name) raises ``RecordingError`
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from agentcorp._io import UnsafeRead, check_image_size, read_bounded
 from agentcorp.errors import RecordingError
 from agentcorp.record.canonical import internalize_images
 from agentcorp.record.format import (
@@ -33,6 +35,11 @@ from agentcorp.record.format import (
 )
 from agentcorp.sandbox.base import Frame
 from agentcorp.types import ModelCallStep, ObservationStep, PlanStep, Step, step_from_dict
+
+# Caps on what a session folder may make us read: far above anything a real run writes.
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_EVENTS_BYTES = 512 << 20
+MAX_BLOB_BYTES = 64 << 20
 
 __all__ = ["Event", "Session", "open_session"]
 
@@ -119,9 +126,11 @@ class Session:
         """The bytes of blob ``sha``; ``RecordingError`` if missing or not matching its hash."""
         path = self.blob_path(sha)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
+            data = read_bounded(path, MAX_BLOB_BYTES, root=self.folder / BLOBS, what="blob")
+        except FileNotFoundError as exc:
             raise RecordingError(f"{path}: blob missing ({exc.strerror})") from exc
+        except UnsafeRead as exc:
+            raise RecordingError(str(exc)) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha:
             raise RecordingError(f"{path}: blob tampered: content hash is {actual[:12]}…")
@@ -136,7 +145,15 @@ class Session:
             return cached
         path = self.blob_path(f"{pixel_sha}.png")
         try:
-            with Image.open(path) as img:
+            raw = read_bounded(path, MAX_BLOB_BYTES, root=self.folder / BLOBS, what="frame")
+            check_image_size(raw, where=str(path))
+        except FileNotFoundError as exc:
+            raise RecordingError(f"{path}: frame missing ({exc.strerror})") from exc
+        except UnsafeRead as exc:
+            detail = str(exc).removeprefix(f"{path}: ")
+            raise RecordingError(f"{path}: frame unreadable: {detail}") from None
+        try:
+            with Image.open(io.BytesIO(raw)) as img:
                 delta = img.info.get(DELTA_KEY)
                 piece = img.convert("RGB")
         except (OSError, UnidentifiedImageError, ValueError) as exc:
@@ -232,10 +249,12 @@ class Session:
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
     path = folder / MANIFEST
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_MANIFEST_BYTES, root=folder, what="manifest").decode()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnsafeRead as exc:
+        raise RecordingError(str(exc)) from None
+    except UnicodeDecodeError as exc:
         raise RecordingError(f"{path}: unreadable: {exc}") from exc
     try:
         data = json.loads(text)
@@ -295,7 +314,7 @@ def _parse_events(
             raise RecordingError(f"{path}:{lineno}: _ref must map names to blob hashes")
         try:
             step = step_from_dict(obj)
-        except ValueError as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise RecordingError(f"{path}:{lineno}: {exc}") from None
         events.append(Event(lineno, step, refs))
     return events, reason
@@ -323,12 +342,12 @@ def open_session(folder: str | os.PathLike[str]) -> Session:
 
     events_path = root / EVENTS
     try:
-        data = events_path.read_bytes()
+        data = read_bounded(events_path, MAX_EVENTS_BYTES, root=root, what="event log")
     except FileNotFoundError:
         data = b""
         reason = reason or f"{events_path}: missing"
-    except OSError as exc:
-        raise RecordingError(f"{events_path}: unreadable: {exc.strerror}") from exc
+    except UnsafeRead as exc:
+        raise RecordingError(str(exc)) from None
     events, cut = _parse_events(events_path, data, migrations)
     reason = reason or cut
 

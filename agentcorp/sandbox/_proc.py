@@ -23,7 +23,7 @@ from pathlib import Path
 
 from agentcorp.errors import SandboxError, SandboxUnavailable
 
-__all__ = ["find_program", "spawn", "stop_process", "tune_allocator"]
+__all__ = ["INHERITED_ENV", "clean_env", "find_program", "spawn", "stop_process", "tune_allocator"]
 
 _PR_SET_PDEATHSIG = 1
 _libc: ctypes.CDLL | None = None
@@ -70,6 +70,21 @@ def tune_allocator() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
     except (OSError, AttributeError):
         pass
+
+
+#: What a started program inherits from our own process: where programs are, the locale,
+#: the time zone and who the user is. Nothing else: OpenCV sets ``QT_QPA_PLATFORM_PLUGIN_PATH``
+#: and ``QT_QPA_FONTDIR`` to its bundled plugins (every Qt app then aborts), and our own
+#: session bus, ``PYTHON*`` and credentials are none of an app's business.
+INHERITED_ENV = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR"})
+
+
+def clean_env(declared: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: ``INHERITED_ENV`` and ``LC_*`` from ours, then ``declared``."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    env.update(declared or {})
+    return env
 
 
 # Bare interpreter names in a command mean the Python agentcorp itself runs under, so a
@@ -195,6 +210,11 @@ def _close_all() -> None:
     for close in closers:
         with contextlib.suppress(Exception):
             close()
+
+
+def close_all_sandboxes() -> None:
+    """Run every registered cleanup now (a run that must exit at once)."""
+    _close_all()
 
 
 def _on_signal(signum: int, frame: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,11 @@ PACKAGES: dict[str, str] = {
     "openbox": "openbox",
     "Xvfb": "xvfb",
     "libreoffice": "libreoffice-calc",
+    "galculator": "galculator",
+    "featherpad": "featherpad",
+    "xedit": "x11-apps",
+    "xcalc": "x11-apps",
+    "dbus-daemon": "dbus-daemon",
 }
 
 
@@ -30,7 +35,10 @@ class AppSpec:
     ``command`` may use ``~`` for the sandbox's HOME. ``wait_for_window`` is a substring of
     the window title to wait for before the desktop counts as ready; ``maximize`` then
     asks the window manager to fill the screen with it. ``package`` overrides the Debian
-    package named when the program is missing.
+    package named when the program is missing. ``timeout`` (seconds) caps the wait for the
+    window (None: the desktop's default); ``env`` is added to the app's clean environment
+    (``~`` is the sandbox HOME); ``type_delay`` is the pause after each key typed into this
+    app's windows (None: adaptive).
     """
 
     name: str
@@ -39,6 +47,9 @@ class AppSpec:
     cwd: Path | None = None
     package: str | None = field(default=None)
     maximize: bool = False
+    timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    type_delay: float | None = None
 
     def debian_package(self) -> str:
         """The Debian package to suggest when the program is missing."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
-from agentcorp.errors import UnsupportedAction
+from agentcorp.errors import ActionInterrupted, UnsupportedAction
 from agentcorp.types import Action, Box, Point
 
 if TYPE_CHECKING:
@@ -157,6 +160,14 @@ class Computer(ABC):
         action) when given, so later stages can look only there.
         """
 
+    def check_editable_focus(self, label: str) -> None:  # noqa: B027  (optional check)
+        """Raise ``SandboxError`` when focus is known to be outside any editable element.
+
+        That is the ``into: label`` of a typing step having clicked something else. A
+        backend that cannot tell does nothing (the default); the desktop asks its
+        accessibility tree.
+        """
+
     def close(self) -> None:  # noqa: B027  (optional hook; a no-op for backends owning nothing)
         """Stop everything this backend started. Safe to call twice."""
 
@@ -170,6 +181,61 @@ class Computer(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# --- interruptible actions ----------------------------------------------------------------
+#
+# A long action (typing a page of text, a wait) checks ``checkpoint()`` between chunks, so
+# a budget that runs out, or a run being aborted, stops it part-way instead of after it.
+
+_abort_reason: str | None = None
+_local = threading.local()
+
+
+def abort_actions(reason: str) -> None:
+    """Make every running and future action in this process stop at its next checkpoint."""
+    global _abort_reason
+    _abort_reason = reason
+
+
+def clear_abort() -> None:
+    """Undo ``abort_actions`` (a new run in the same process)."""
+    global _abort_reason
+    _abort_reason = None
+
+
+def checkpoint() -> None:
+    """Raise ``ActionInterrupted`` if the run aborts or this thread's action deadline passed."""
+    if _abort_reason is not None:
+        raise ActionInterrupted(f"interrupted: {_abort_reason}")
+    deadline: float | None = getattr(_local, "deadline", None)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise ActionInterrupted("interrupted: the wall-clock budget ran out mid-action")
+
+
+@contextmanager
+def action_deadline(deadline: float | None) -> Iterator[None]:
+    """Bound this thread's actions by ``deadline`` (monotonic; ``None``: no deadline).
+
+    Within the block, ``checkpoint()`` fails once the deadline has passed.
+    """
+    before = getattr(_local, "deadline", None)
+    _local.deadline = deadline
+    try:
+        yield
+    finally:
+        _local.deadline = before
+
+
+def interruptible_sleep(seconds: float) -> None:
+    """``time.sleep`` that honours ``checkpoint()`` every 50 ms."""
+    end = time.monotonic() + seconds
+    while True:
+        checkpoint()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
 
 
 #: Action kinds that drive a ``Computer`` (the rest — wait_for, done, fail — are the loop's).
@@ -189,12 +255,20 @@ COMPUTER_ACTIONS = frozenset(
 )
 
 
-def execute_action(computer: Computer, a: Action) -> None:
+def execute_action(computer: Computer, a: Action, deadline: float | None = None) -> None:
     """Perform ``a`` on ``computer``: the one place an ``Action`` becomes ``Computer`` calls.
 
     Raises ``UnsupportedAction`` for a kind the computer cannot do (``open_url`` without a
-    browser, or a kind outside ``COMPUTER_ACTIONS``).
+    browser, or a kind outside ``COMPUTER_ACTIONS``), and ``ActionInterrupted`` when
+    ``deadline`` (monotonic) passes or the run aborts while it runs (backends check between
+    chunks of a long action).
     """
+    with action_deadline(deadline):
+        checkpoint()
+        _execute(computer, a)
+
+
+def _execute(computer: Computer, a: Action) -> None:
     if a.kind in ("click", "right_click", "double_click", "move", "scroll"):
         if a.x is None or a.y is None:
             raise UnsupportedAction(f"{a.kind} needs x and y")
@@ -211,6 +285,8 @@ def execute_action(computer: Computer, a: Action) -> None:
     elif a.kind == "drag":
         computer.drag(a.path)
     elif a.kind == "type":
+        if a.into:
+            computer.check_editable_focus(a.into)
         computer.type(a.text or "")
     elif a.kind == "key":
         computer.key(a.keys or "")

@@ -8,7 +8,6 @@ PID group. ``${secrets.NAME}`` in ``env`` values is resolved here from the secre
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,13 @@ from typing import IO
 import httpx
 
 from agentcorp.errors import SandboxError
-from agentcorp.sandbox._proc import register_cleanup, spawn, stop_process, unregister_cleanup
+from agentcorp.sandbox._proc import (
+    clean_env,
+    register_cleanup,
+    spawn,
+    stop_process,
+    unregister_cleanup,
+)
 from agentcorp.sandbox.secrets import resolve_secrets
 
 __all__ = ["Service", "ServiceSpec", "running_service", "start_service"]
@@ -85,8 +90,9 @@ def start_service(
     """
     if not spec.command:
         raise SandboxError(f"service {spec.name!r}: empty command")
-    env = dict(os.environ)
+    env = clean_env()  # declared, never our own process's variables
     if home is not None:
+        home = home.absolute()  # the service runs in its own working folder
         env["HOME"] = str(home)
     for key, value in spec.env.items():
         value = resolve_secrets(str(value), secrets or {}, f"service {spec.name!r} env {key}")

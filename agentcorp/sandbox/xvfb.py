@@ -28,6 +28,8 @@ import numpy as np
 
 from agentcorp.errors import SandboxError, SandboxUnavailable
 from agentcorp.sandbox._proc import (
+    clean_env,
+    find_program,
     register_cleanup,
     spawn,
     stop_process,
@@ -36,7 +38,15 @@ from agentcorp.sandbox._proc import (
 )
 from agentcorp.sandbox._settle import settle_frames
 from agentcorp.sandbox.apps import AppSpec
-from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
+from agentcorp.sandbox.atspi import POPUP_ROLES, Accessible, AtspiTree, Snapshot
+from agentcorp.sandbox.base import (
+    Button,
+    Computer,
+    Frame,
+    SettleResult,
+    checkpoint,
+    interruptible_sleep,
+)
 from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.types import Box, Point
 
@@ -119,6 +129,15 @@ class XvfbDesktop(Computer):
     a fresh Xvfb on a free display; an existing display is used only with
     ``allow_real_display=True``. ``secrets`` resolves ``${secrets.NAME}`` in ``type()``.
     ``xvfb``/``window_manager_command`` name the programs (tests point them elsewhere).
+    Apps get a clean, declared environment (``_proc.clean_env`` plus the desktop's own
+    variables and ``env``), never this process's.
+
+    ``accessibility=True`` gives the desktop its own session bus and AT-SPI registry and
+    starts apps with their accessibility bridges on, so ``accessibility()`` can read the tree
+    (names, roles, states, screen boxes) and typing can check itself; without ``dbus-daemon``
+    or ``at-spi2-core`` the desktop still runs and ``accessibility()`` is None (OCR only).
+    ``type_delay`` is the pause after each typed key in seconds (None: adaptive, see
+    ``type``).
 
     Call ``settle()`` between actions, as the actor loop does: a GTK app that is still
     processing keystrokes can drop a click that arrives a few milliseconds after them.
@@ -140,6 +159,8 @@ class XvfbDesktop(Computer):
         xvfb: str = "Xvfb",
         window_manager_command: Sequence[str] = ("openbox",),
         ready_timeout: float = 20.0,
+        accessibility: bool = True,
+        type_delay: float | None = None,
     ) -> None:
         w, h = screen
         if w < 1 or h < 1:
@@ -157,7 +178,9 @@ class XvfbDesktop(Computer):
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._closed = False
         self._own_home = home is None
-        self.home: Path = Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home
+        self.home: Path = (
+            Path(tempfile.mkdtemp(prefix="agentcorp-home-")) if home is None else home.absolute()
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         self._x: Any = None
         self._mss: Any = None
@@ -166,6 +189,20 @@ class XvfbDesktop(Computer):
         self._spare: list[int] = []
         self._original_map: dict[int, tuple[int, ...]] = {}
         self._wm_started = False
+        self._a11y: AtspiTree | None = None
+        self.a11y_problem: str | None = None if accessibility else "accessibility is off"
+        self._session_bus: str | None = None
+        self._a11y_bus: str | None = None
+        self._snap: tuple[int, object, Snapshot] | None = None
+        self._input_gen = 0
+        if type_delay is not None and not 0 <= type_delay <= 5:
+            raise SandboxError(f"type_delay must be between 0 and 5 seconds, got {type_delay!r}")
+        self.type_delay = type_delay
+        #: How long a click waits for a window covering its grounded target to go.
+        self.cover_wait = 1.0
+        self._targets: list[Box] = []
+        self._learned_delay = 0.0
+        self._app_delays: dict[int, float] = {}
         tune_allocator()
         register_cleanup(id(self), self.close)
         try:
@@ -178,10 +215,12 @@ class XvfbDesktop(Computer):
             self._connect()
             if window_manager and self._owns_display:
                 self._start_wm(window_manager_command, ready_timeout)
+            if accessibility:
+                self._start_accessibility(ready_timeout)
             self._env = self._app_env(env or {})
             self._install_files(files or {})
             for app in apps:
-                self.launch(app, timeout=ready_timeout)
+                self.launch(app, timeout=app.timeout or ready_timeout)
             if input_backend == "pyautogui":
                 self._pyautogui = _load_pyautogui(self.display)
         except BaseException:
@@ -263,21 +302,117 @@ class XvfbDesktop(Computer):
         self._find_spare_keycodes()
 
     def _start_wm(self, command: Sequence[str], timeout: float) -> None:
-        env = dict(os.environ, DISPLAY=self.display, HOME=str(self.home))
+        env = clean_env({"DISPLAY": self.display, "HOME": str(self.home)})
         proc = spawn(list(command), package="openbox", env=env, cwd=self.home)
         self._procs.append(("window manager", proc))
         self._wm_started = True
-        self._wait_x(lambda: self._wm_ready(), timeout, "the window manager", proc)
+        self._wait_wm_manages(timeout, proc)
 
-    def _wm_ready(self) -> bool:
-        return self._get_prop(self._root, "_NET_SUPPORTING_WM_CHECK") is not None
+    def _wait_wm_manages(self, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+        """Return once the window manager really manages windows: it reparents a probe.
 
-    def _app_env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "XDG_", "WAYLAND"))
-        }
+        Its ``_NET_SUPPORTING_WM_CHECK`` property is set before it handles map requests, so
+        an app mapping its window in that gap (xedit does) is never managed.
+        """
+        from Xlib import X, error
+
+        probe = self._root.create_window(
+            -100, -100, 8, 8, 0, X.CopyFromParent, X.InputOutput, X.CopyFromParent
+        )
+        probe.set_wm_name("agentcorp window manager probe")
+        probe.map()
+        self._x.sync()
+
+        mapped = [time.monotonic()]
+
+        def managed() -> bool:
+            try:
+                parent = probe.query_tree().parent
+            except error.XError:
+                return False
+            if int(parent.id) != int(self._root.id) or int(probe.id) in self._client_ids():
+                return True
+            if time.monotonic() - mapped[0] > 0.5:
+                # Mapped while the WM was between taking over the root and adopting the
+                # windows already there: map it again so the WM gets a map request.
+                probe.unmap()
+                probe.map()
+                self._x.sync()
+                mapped[0] = time.monotonic()
+            return False
+
+        try:
+            self._wait_x(managed, timeout, "the window manager to manage windows", proc)
+        finally:
+            with contextlib.suppress(error.XError):
+                probe.destroy()
+                self._x.sync()
+
+    def _start_accessibility(self, timeout: float) -> None:
+        """Start the desktop's own session bus and AT-SPI registry (a missing piece is noted)."""
+        try:
+            find_program("dbus-daemon", "dbus-daemon")
+            _a11y_bus_config()
+        except SandboxUnavailable as exc:
+            self.a11y_problem = str(exc)
+            return
         run = self.home / ".run"
         run.mkdir(mode=0o700, exist_ok=True)
+        base = {"DISPLAY": self.display, "HOME": str(self.home), "XDG_RUNTIME_DIR": str(run)}
+        r, wfd = os.pipe()
+        try:
+            proc = spawn(
+                ["dbus-daemon", "--session", "--nofork", f"--print-address={wfd}"],
+                package="dbus-daemon",
+                env=clean_env(base),
+                cwd=self.home,
+                pass_fds=(wfd,),
+            )
+        finally:
+            os.close(wfd)
+        self._procs.append(("session bus", proc))
+        try:
+            address = _read_line(r, timeout).strip()
+        finally:
+            os.close(r)
+        if not address:
+            raise SandboxError("the desktop's session bus (dbus-daemon) reported no address")
+        self._session_bus = address
+        # The accessibility bus is ours too (not at-spi-bus-launcher's child, which would
+        # outlive a kill -9 of this process); the registry is activated on it and exits
+        # with it. Apps find it by the variable (GTK) or the root window property (Qt).
+        from Xlib import Xatom
+
+        conf = _a11y_bus_config()
+        r, wfd = os.pipe()
+        try:
+            bus = spawn(
+                ["dbus-daemon", f"--config-file={conf}", "--nofork", f"--print-address={wfd}"],
+                package="at-spi2-core",
+                env=clean_env(base),
+                cwd=self.home,
+                pass_fds=(wfd,),
+            )
+        finally:
+            os.close(wfd)
+        self._procs.append(("at-spi bus", bus))
+        try:
+            a11y = _read_line(r, timeout).strip()
+        finally:
+            os.close(r)
+        if not a11y:
+            raise SandboxError("the desktop's accessibility bus (dbus-daemon) reported no address")
+        self._a11y_bus = a11y
+        self._root.change_property(self._atom("AT_SPI_BUS"), Xatom.STRING, 8, a11y.encode())
+        self._x.sync()
+        self._a11y = AtspiTree(a11y)
+        self.a11y_problem = None
+
+    def _app_env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        run = self.home / ".run"
+        run.mkdir(mode=0o700, exist_ok=True)
+        env = clean_env()
+        a11y = self._session_bus is not None
         env.update(
             DISPLAY=self.display,
             HOME=str(self.home),
@@ -285,12 +420,16 @@ class XvfbDesktop(Computer):
             XDG_DATA_HOME=str(self.home / ".local" / "share"),
             XDG_CACHE_HOME=str(self.home / ".cache"),
             XDG_RUNTIME_DIR=str(run),
-            # No session bus: apps must not find (and join) an instance on another desktop.
-            DBUS_SESSION_BUS_ADDRESS="disabled:",
-            NO_AT_BRIDGE="1",
+            # The desktop's own bus, or none: an app must never find (and join) an instance
+            # running on another desktop.
+            DBUS_SESSION_BUS_ADDRESS=self._session_bus or "disabled:",
+            NO_AT_BRIDGE="0" if a11y else "1",
+            AT_SPI_BUS_ADDRESS=self._a11y_bus or "",
             GDK_BACKEND="x11",
             GTK_OVERLAY_SCROLLING="0",
         )
+        if a11y:
+            env.update(QT_ACCESSIBILITY="1", QT_LINUX_ACCESSIBILITY_ALWAYS_ON="1")
         env.setdefault("LANG", "C.UTF-8")
         env.update(extra)
         return env
@@ -316,8 +455,12 @@ class XvfbDesktop(Computer):
             raise SandboxError(f"app {app.name!r}: empty command")
         argv = [_expand_home(a, self.home) for a in app.command]
         cwd = app.cwd if app.cwd is not None else self.home
-        proc = spawn(argv, package=app.debian_package(), env=self._env, cwd=cwd)
+        env = dict(self._env)
+        env.update({k: _expand_home(v, self.home) for k, v in app.env.items()})
+        proc = spawn(argv, package=app.debian_package(), env=env, cwd=cwd)
         self._procs.append((app.name, proc))
+        if app.type_delay is not None:
+            self._app_delays[proc.pid] = app.type_delay
         if app.wait_for_window:
             title = app.wait_for_window
             found: list[Any] = []
@@ -400,6 +543,9 @@ class XvfbDesktop(Computer):
             return
         self._closed = True
         unregister_cleanup(id(self))
+        if self._a11y is not None:
+            self._a11y.close()
+            self._a11y = None
         if self._x is not None and not self._owns_display_safe():
             self._restore_keymap()
         for _, proc in reversed(self._procs):
@@ -562,7 +708,15 @@ class XvfbDesktop(Computer):
         return Frame(rgb.tobytes(), w, h, (mon["left"], mon["top"]), t)
 
     def click(self, x: int, y: int, button: Button = "left") -> None:
-        """Move to (x, y) and click once with ``button``."""
+        """Move to (x, y) and click once with ``button``.
+
+        When the element at (x, y) was just grounded from the accessibility tree and another
+        window is on top of it there (an open menu, a dialog, another app), waits up to
+        ``cover_wait`` seconds for it to go, else raises ``SandboxError`` naming what covers
+        the target; nothing is clicked.
+        """
+        self._wait_uncovered(x, y)
+        self._input_gen += 1
         if self._pyautogui is not None:
             self._pyautogui.click(x, y, button=button)
             return
@@ -573,7 +727,9 @@ class XvfbDesktop(Computer):
         self._x.sync()
 
     def double_click(self, x: int, y: int) -> None:
-        """Move to (x, y) and double-click the left button."""
+        """Move to (x, y) and double-click the left button (covered targets as ``click``)."""
+        self._wait_uncovered(x, y)
+        self._input_gen += 1
         if self._pyautogui is not None:
             self._pyautogui.doubleClick(x, y)
             return
@@ -593,6 +749,7 @@ class XvfbDesktop(Computer):
 
     def drag(self, path: Sequence[Point]) -> None:
         """Press at ``path[0]``, move through every point (in small steps), release at the end."""
+        self._input_gen += 1
         pts = [self._on_screen(int(px), int(py)) for px, py in path]
         if len(pts) < 2:
             raise SandboxError("drag needs at least two points")
@@ -618,6 +775,7 @@ class XvfbDesktop(Computer):
 
     def scroll(self, x: int, y: int, dx: int, dy: int) -> None:
         """Scroll at (x, y) by wheel notches: ``dy`` > 0 down, ``dx`` > 0 right."""
+        self._input_gen += 1
         if self._pyautogui is not None:
             self._pyautogui.moveTo(x, y)
             if dy:
@@ -634,13 +792,241 @@ class XvfbDesktop(Computer):
         self._x.sync()
 
     def type(self, text: str) -> None:
-        """Type ``text`` exactly (Unicode included); ``${secrets.NAME}`` resolved here."""
+        """Type ``text`` exactly (Unicode included); ``${secrets.NAME}`` resolved here.
+
+        When the accessibility tree shows the focused element holds text, typing checks
+        itself: the element's text must show the insertion. On a mismatch the field's text
+        is put back (AT-SPI EditableText) and the text typed again with a longer pause after
+        each key (the pause then stays learnt for this desktop), at most ``_RETYPES`` times;
+        then the step fails with what the field shows. Keys typed into an element that holds
+        no text (a calculator's keypad) are paced: some apps drop keys that arrive during the
+        press animation of the key before.
+        """
         self._check_open()
+        self._input_gen += 1
         value = resolve_secrets(text, self._secrets)
-        for ch in value:
+        focus = self._focus_text()
+        delay = self._key_delay()
+        if focus is None:
+            # Keys into an element that holds no text are commands (a calculator's keypad):
+            # each waits until the app has drawn the one before (apps drop keys that arrive
+            # during a key's press animation). Without a tree nothing says which this is.
+            paced = self._a11y is not None and self.type_delay is None
+            self._send_keys(value, delay, paced=paced)
+            return
+        ref, before, editable = focus
+        for attempt in range(_RETYPES + 1):
+            self._send_keys(value, delay)
+            after = self._wait_text(ref, before, value)
+            if after is None or _landed(before, after, value):
+                self._learned_delay = max(self._learned_delay, delay if attempt else 0.0)
+                return
+            if attempt == _RETYPES or not editable or not self._restore_text(ref, before):
+                break
+            delay = max(0.02, delay * 2.5)
+        # With a secret in it, the field's text is not repeated (it may hold part of it).
+        shows = repr(after or "") if value == text else "other text"
+        raise SandboxError(f"typed {text!r} but the field shows {shows} after {attempt + 1} tries")
+
+    def _send_keys(self, value: str, delay: float, *, paced: bool = False) -> None:
+        region = self.window_box() if paced else None
+        try:
+            self._send_each(value, delay, paced, region)
+        finally:
+            self._x.sync()
+
+    def _send_each(self, value: str, delay: float, paced: bool, region: Box | None) -> None:
+        for i, ch in enumerate(value):
+            if i % 16 == 0:
+                checkpoint()  # a budget or an abort stops a long text part-way
+            before = self.screenshot(region) if paced and region and region.w and region.h else None
             keycode, shift = self._keycode_for(_char_keysym(ch))
             self._press_keycode(keycode, shift)
-        self._x.sync()
+            if delay or paced:
+                self._x.sync()
+            if before is not None and region is not None:
+                self._wait_quiet(region, before)
+            if delay:
+                time.sleep(delay)
+
+    def _wait_quiet(self, region: Box, before: Frame) -> None:
+        """Wait until the window showed the key's effect and then stayed still a while."""
+        t0 = time.monotonic()
+        last, still_since = before.rgb, t0
+        changed = False
+        while time.monotonic() - t0 < _KEY_SETTLE:
+            time.sleep(0.01)
+            cur = self.screenshot(region).rgb
+            now = time.monotonic()
+            if cur != last:
+                last, still_since, changed = cur, now, True
+            elif now - still_since >= (_KEY_QUIET if changed else _KEY_QUIET * 2):
+                return
+
+    def _key_delay(self) -> float:
+        """The pause after each key: the app's, else the desktop's, else what was learnt."""
+        pid = self._active_pid()
+        if pid is not None and pid in self._app_delays:
+            return self._app_delays[pid]
+        if self.type_delay is not None:
+            return self.type_delay
+        return self._learned_delay
+
+    def _active_pid(self) -> int | None:
+        win = self._active()
+        val = self._get_prop(win, "_NET_WM_PID") if win is not None else None
+        return int(val[0]) if val is not None and len(val) else None
+
+    def _focus_text(self) -> tuple[tuple[str, str], str, bool] | None:
+        """(element, its text, editable) for a focused element that holds text, else None."""
+        snap = self.accessibility()
+        if snap is None or self._a11y is None:
+            return None
+        node = snap.focused()
+        if node is None:
+            return None
+        text = self._a11y.text_of(node.ref)
+        if text is None or not node.editable:
+            return None
+        return node.ref, text, node.editable
+
+    def _wait_text(self, ref: tuple[str, str], before: str, value: str) -> str | None:
+        """The element's text once it shows ``value`` (or after a short while)."""
+        assert self._a11y is not None
+        deadline = time.monotonic() + _ECHO_TIMEOUT
+        after = self._a11y.text_of(ref)
+        while after is not None and not _landed(before, after, value):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+            after = self._a11y.text_of(ref)
+        return after
+
+    def _restore_text(self, ref: tuple[str, str], before: str) -> bool:
+        assert self._a11y is not None
+        return self._a11y.set_text(ref, before)
+
+    def _wait_uncovered(self, x: int, y: int) -> None:
+        cached = self._snap
+        if cached is None or cached[0] != self._input_gen or not self._wm_started:
+            return  # no element was grounded for this click: nothing to compare with
+        snap = cached[2]
+        deadline = time.monotonic() + self.cover_wait
+        while True:
+            cover = self._covering(snap, x, y)
+            if cover is None:
+                return
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"click at ({x}, {y}) not done: the target is covered by {cover}"
+                )
+            time.sleep(0.05)
+
+    def _covering(self, snap: Snapshot, x: int, y: int) -> str | None:
+        """What window is on top of the grounded element at (x, y), or None when nothing is."""
+        mine = [n for n in snap.nodes if n.box in self._targets and n.box.contains(x, y)]
+        if not mine:
+            return None
+        node = min(mine, key=lambda n: n.box.w * n.box.h)
+        top = self._top_window_at(x, y)
+        if top is None:
+            return None
+        win, box = top
+        # The element is in the top window when the window is its own (same frame) or one of
+        # its ancestors fills that window (a menu item inside an open menu popup).
+        chain = (node, *snap.ancestors(node))
+        if any(_same_window(up.box, box) for up in chain):
+            return None
+        if chain[-1].role not in _WINDOW_ROLES and not _is_popup(win) and _inside(node.box, box):
+            # The snapshot did not reach the element's window (a partial tree: Mousepad's
+            # text view stops at its scroll pane); an element lying wholly inside the top
+            # window is that window's. A popup over it is still caught above and below.
+            return None
+        in_menu = any(up.role in _POPUP_OWNERS or "menu" in up.role for up in chain)
+        if in_menu and _inside(node.box, box) and _is_popup(win):
+            return None  # an item of the open menu (a popup is not in the tree as a window)
+        title = self._title_in(win)
+        if _is_popup(win):
+            of = f" of {title!r}" if title else ""
+            return f"{_popup_name(snap, box)}{of} (an open menu or popup)"
+        return f"the window {title!r}" if title else _popup_name(snap, box)
+
+    def _top_window_at(self, x: int, y: int) -> tuple[Any, Box] | None:
+        """The topmost viewable top-level window (WM frame or popup) holding (x, y)."""
+        from Xlib import X, error
+
+        try:
+            children = self._root.query_tree().children
+        except error.XError:
+            return None
+        for win in reversed(children):  # query_tree lists bottom to top
+            try:
+                if win.get_attributes().map_state != X.IsViewable:
+                    continue
+                g = win.get_geometry()
+            except error.XError:
+                continue
+            box = Box(int(g.x), int(g.y), int(g.width), int(g.height))
+            if box.w > 1 and box.h > 1 and box.contains(x, y):
+                return win, box
+        return None
+
+    def _title_in(self, win: Any) -> str:
+        """The title of ``win`` or of the client window the WM framed in it."""
+        from Xlib import error
+
+        title = self._title(win)
+        if title:
+            return title
+        with contextlib.suppress(error.XError):
+            for child in win.query_tree().children:
+                title = self._title(child)
+                if title:
+                    return title
+        return ""
+
+    def accessibility(self, fresh_for: object | None = None) -> Snapshot | None:
+        """The accessibility tree now (cached until the next input), or None without one.
+
+        ``fresh_for`` keys the cache too (the grounder passes the frame it grounds on), so a
+        new frame after a change the desktop did not cause gets a new snapshot.
+        """
+        if self._a11y is None:
+            return None
+        cached = self._snap
+        if cached is not None and cached[0] == self._input_gen and cached[1] is fresh_for:
+            return cached[2]
+        snap = self._a11y.snapshot()
+        # What fields and displays hold is visible text too (OCR often misses it inside a
+        # field's border); a password field's content is never read.
+        fields = [
+            n.ref
+            for n in snap.nodes
+            if (n.editable or n.role == "text") and n.role != "password text"
+        ]
+        for ref, text in zip(fields, self._a11y.texts_of(fields), strict=True):
+            if text:
+                snap.texts[ref] = text
+        self._snap = (self._input_gen, fresh_for, snap)
+        return snap
+
+    def grounded(self, boxes: Sequence[Box]) -> None:
+        """Remember the elements grounding just found, for the covered-target check."""
+        self._targets = list(boxes)
+
+    def focused_element(self) -> Accessible | None:
+        """The element with keyboard focus per the accessibility tree (None: unknown)."""
+        snap = self.accessibility()
+        return snap.focused() if snap is not None else None
+
+    def check_editable_focus(self, label: str) -> None:
+        """Raise ``SandboxError`` unless focus is in an editable element (when the tree knows)."""
+        self._input_gen += 1  # the click that focused it may have been just now
+        node = self.focused_element()
+        if node is None or node.editable:
+            return
+        what = f"{node.role} {node.name!r}" if node.name else node.role or "an element"
+        raise SandboxError(f"into {label!r}: focus is on {what}, not an editable field")
 
     def key(self, combo: str) -> None:
         """Press a combination like ``"ctrl+s"``, ``"alt+F4"``, ``"Return"``, ``"ctrl+shift+t"``."""
@@ -660,11 +1046,12 @@ class XvfbDesktop(Computer):
         for kc in reversed(codes):
             self._fake(self._X.KeyRelease, kc)
         self._x.sync()
+        self._input_gen += 1
 
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` pass (only when the model or a script asks for it)."""
         if seconds > 0:
-            time.sleep(seconds)
+            interruptible_sleep(seconds)
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return once two consecutive frames a few ms apart are equal (or ``timeout``)."""
@@ -755,6 +1142,69 @@ class XvfbDesktop(Computer):
         self._fake(self._X.KeyRelease, keycode)
         if shift:
             self._fake(self._X.KeyRelease, shift_code)
+
+
+#: How often a mistyped text is typed again (each time with a longer pause per key).
+_RETYPES = 2
+#: How long typed text may take to show in the accessibility tree.
+_ECHO_TIMEOUT = 1.0
+#: A command key (into an element holding no text) waits until its window showed the key's
+#: effect and then stayed still ``_KEY_QUIET`` (at most ``_KEY_SETTLE``): galculator drops a
+#: key arriving during the press animation of the key before (an operator, or the same key
+#: again: "800" became "80"), and a fixed pause long enough for it slows every other app.
+_KEY_QUIET = 0.06
+_KEY_SETTLE = 0.8
+
+
+def _landed(before: str, after: str, value: str) -> bool:
+    """Whether ``after`` is ``before`` with ``value`` typed in (at any one place)."""
+    if not value:
+        return True
+    # One more occurrence than before; or the field is exactly it (typed over a selection).
+    return after.count(value) > before.count(value) or after == value
+
+
+#: Roles whose items show in a popup window of their own (menus, a combo box's list).
+_POPUP_OWNERS = frozenset({"combo box", "list", "list box", "popup menu"})
+_WINDOW_ROLES = frozenset({"frame", "window", "dialog", "alert", "file chooser"})
+
+
+def _inside(a: Box, b: Box) -> bool:
+    return b.x <= a.x and b.y <= a.y and a.right <= b.right and a.bottom <= b.bottom
+
+
+def _is_popup(win: Any) -> bool:
+    """Whether ``win`` is an override-redirect window (a menu, a tooltip, a completion)."""
+    try:
+        return bool(win.get_attributes().override_redirect)
+    except Exception:  # Xlib raises its own errors for a window that just went away
+        return False
+
+
+def _same_window(a: Box, b: Box) -> bool:
+    """Whether two boxes are one window (its frame with or without the WM's decorations)."""
+    return b.contains(*a.center) and abs(a.w - b.w) <= 40 and abs(a.h - b.h) <= 60
+
+
+def _popup_name(snap: Snapshot, box: Box) -> str:
+    """Name an untitled popup window by the accessible element that fills it."""
+    for n in snap.nodes:
+        if _same_window(n.box, box) and n.role in POPUP_ROLES:
+            return f"a {n.role} {n.name!r}" if n.name else f"a {n.role}"
+    return f"a popup window at ({box.x}, {box.y}, {box.w}x{box.h})"
+
+
+def _a11y_bus_config() -> str:
+    """at-spi2-core's configuration of the accessibility bus (it activates the registry)."""
+    for path in (
+        "/usr/share/defaults/at-spi2/accessibility.conf",
+        "/usr/local/share/defaults/at-spi2/accessibility.conf",
+    ):
+        if os.path.isfile(path):
+            return path
+    raise SandboxUnavailable(
+        "the AT-SPI accessibility bus configuration is missing (apt-get install at-spi2-core)"
+    )
 
 
 def _split_combo(combo: str) -> list[str]:

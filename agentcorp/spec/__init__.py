@@ -6,6 +6,13 @@ it): an invalid spec raises ``agentcorp.errors.SpecError`` (exit code 2) carryin
 """
 
 from agentcorp.errors import SpecError, SpecIssue
+from agentcorp.spec._inputs import (
+    InputRowError,
+    check_row,
+    parse_input_args,
+    read_input_rows,
+    with_inputs,
+)
 from agentcorp.spec._load import (
     company_files,
     load_company,
@@ -17,18 +24,23 @@ from agentcorp.spec._tools import (
     effective_models,
     effective_policy,
     render_description,
+    render_success,
     render_template,
+    task_input_names,
+    task_skill_hash,
     task_spec_hash,
 )
 from agentcorp.spec._yaml import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
 from agentcorp.spec.models import (
     App,
     Approver,
+    Attempts,
     Budgets,
     Check,
     Company,
     Defaults,
     Models,
+    Objective,
     Policy,
     Retry,
     Role,
@@ -45,11 +57,14 @@ __all__ = [
     "DEFAULT_MAX_NODES",
     "App",
     "Approver",
+    "Attempts",
     "Budgets",
     "Check",
     "Company",
     "Defaults",
+    "InputRowError",
     "Models",
+    "Objective",
     "Policy",
     "Retry",
     "Role",
@@ -60,6 +75,7 @@ __all__ = [
     "SpecIssue",
     "Step",
     "Task",
+    "check_row",
     "company_files",
     "company_json_schema",
     "effective_models",
@@ -67,8 +83,14 @@ __all__ = [
     "load_company",
     "load_company_text",
     "parse_duration",
+    "parse_input_args",
+    "read_input_rows",
     "render_description",
+    "render_success",
     "render_template",
+    "task_input_names",
+    "task_skill_hash",
     "task_spec_hash",
     "validate_paths",
+    "with_inputs",
 ]

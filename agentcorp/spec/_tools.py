@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,10 @@ __all__ = [
     "effective_models",
     "effective_policy",
     "render_description",
+    "render_success",
     "render_template",
+    "task_input_names",
+    "task_skill_hash",
     "task_spec_hash",
 ]
 
@@ -43,6 +47,36 @@ def render_description(task: Task) -> str:
     return render_template(task.description, task.inputs)
 
 
+#: Check fields holding a regular expression: an input value goes in as literal text.
+_REGEX_FIELDS = frozenset({"regex", "stdout_regex"})
+
+
+def _render_check(node: Any, inputs: Mapping[str, Any], key: str | None) -> Any:
+    if isinstance(node, str):
+        if key in _REGEX_FIELDS:
+            return TEMPLATE_RE.sub(lambda m: re.escape(render_template(m.group(0), inputs)), node)
+        return render_template(node, inputs)
+    if isinstance(node, Mapping):
+        return {k: _render_check(v, inputs, str(k)) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_render_check(v, inputs, key) for v in node]
+    return node
+
+
+def render_success(task: Task) -> dict[str, Any] | None:
+    """The task's success check tree as JSON, ``{inputs.NAME}`` filled in everywhere.
+
+    In a regex field the value is escaped, so ``a.b`` matches only ``a.b``: each instance
+    of a batch checks its own data, literally.
+    """
+    if task.success is None:
+        return None
+    doc = task.success.model_dump(by_alias=True, exclude_none=True, mode="json")
+    out = _render_check(doc, task.inputs, None)
+    assert isinstance(out, dict)
+    return out
+
+
 def _merge(base: Policy, over: Policy | None) -> Policy:
     if over is None:
         return base
@@ -59,6 +93,9 @@ def _merge(base: Policy, over: Policy | None) -> Policy:
         forbid_text=union(base.forbid_text, over.forbid_text),
         confirm=union(base.confirm, over.confirm),
         approver=over.approver if over.approver is not None else base.approver,
+        max_type_chars=(
+            over.max_type_chars if over.max_type_chars is not None else base.max_type_chars
+        ),
     )
 
 
@@ -112,7 +149,11 @@ def task_spec_hash(company: Company, task: Task) -> str:
     sandbox_name = company.task_sandbox(task)
     doc = {
         "v": 1,
-        "task": task.model_dump(mode="json", by_alias=True),
+        # ``attempts`` came later: unset, it is left out so earlier hashes (action caches,
+        # shipped recordings) still hold.
+        "task": task.model_dump(
+            mode="json", by_alias=True, exclude={"attempts"} if task.attempts is None else None
+        ),
         "role": {"key": task.role, **company.roles[task.role].model_dump(mode="json")},
         "sandbox": {
             "key": sandbox_name,
@@ -124,3 +165,35 @@ def task_spec_hash(company: Company, task: Task) -> str:
     }
     canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def task_skill_hash(company: Company, task: Task) -> str:
+    """The task's spec hash *without* its input values: what a learned skill is keyed by.
+
+    Same as ``task_spec_hash`` but the inputs contribute only their names and types, and the
+    description its template, so every instance of a batch (any row of values) shares it.
+    Anything else that shapes the run (steps, checks, role, sandbox and its apps, policy,
+    models) still changes it.
+    """
+    sandbox_name = company.task_sandbox(task)
+    shape = {k: type(v).__name__ for k, v in task.inputs.items()}
+    doc = {
+        "v": 1,
+        "task": {**task.model_dump(mode="json", by_alias=True), "inputs": shape},
+        "role": {"key": task.role, **company.roles[task.role].model_dump(mode="json")},
+        "sandbox": {
+            "key": sandbox_name,
+            **company.sandboxes[sandbox_name].model_dump(mode="json", by_alias=True),
+        },
+        "policy": effective_policy(company, task).model_dump(mode="json"),
+        "models": effective_models(company, task).model_dump(mode="json"),
+    }
+    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def task_input_names(task: Task) -> list[str]:
+    """The declared inputs the task actually uses (in its description, steps or checks)."""
+    doc = task.model_dump(mode="json", by_alias=True, exclude={"inputs"})
+    used = set(TEMPLATE_RE.findall(json.dumps(doc, ensure_ascii=False)))
+    return sorted(n for n in task.inputs if n in used)

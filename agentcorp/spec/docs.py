@@ -32,9 +32,11 @@ Wherever a command takes a spec, PATH may be a company file or a folder holding 
 
 - **Unknown keys are errors** (with a did-you-mean), everywhere.
 - **Durations** are seconds (`90`, `1.5`) or strings `90s`, `10m`, `2h`, `250ms`.
-- **Templates**: `{inputs.NAME}` (an identifier only) in a task's `description` and in step
-  texts is replaced by the task's `inputs`; other braces, such as JSON, are left alone. A
-  variable with no input is an error.
+- **Templates**: `{inputs.NAME}` (an identifier only) in a task's `description`, in step
+  texts and in its `success` checks is replaced by the task's `inputs` (in a `regex` the
+  value matches literally); other braces, such as JSON, are left alone. A variable with no
+  input is an error. At run time `--input NAME=VALUE` or `--inputs FILE` (CSV with a header
+  row, or JSON Lines) gives new values, checked against the declared inputs' types.
 - **Secrets**: `${secrets.NAME}` may appear only in typed text (a `type` step) and in a
   service's `env`; `NAME` must be declared under `secrets`. Values come from the environment
   at run time and never appear in logs, recordings or model payloads. A secret with

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from agentcorp.grounding.base import Candidate, Grounder, Hint
-from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult
+from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult, interruptible_sleep
 from agentcorp.types import Box, Point
 
 __all__ = ["FakeComputer", "Widget", "WidgetGrounder"]
@@ -196,7 +196,7 @@ class FakeComputer(Computer):
     def wait(self, seconds: float) -> None:
         """Record and really let ``seconds`` pass."""
         self.actions.append(("wait", seconds))
-        time.sleep(max(0.0, seconds))
+        interruptible_sleep(max(0.0, seconds))
 
     def goto(self, url: str) -> None:
         """Record and set ``url`` (so browser-only steps can be tested)."""

@@ -11,14 +11,15 @@ from agentcorp.actor import BudgetMeter, Budgets
 from agentcorp.actor.cached import entries_from_doc, run_task_cached
 from agentcorp.actor.runner import TaskInput, TaskResult
 from agentcorp.checks import CheckContext
-from agentcorp.grounding.cache import ActionCache, ActionCacheError, cache_key
+from agentcorp.grounding.cache import ActionCache, ActionCacheError
+from agentcorp.grounding.provenance import skill_key
 from agentcorp.policy.base import ActionGate, GateContext, GateDecision
 from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.types import Action, ActionStep, Box, ErrorStep, Step
 
 SUCCESS = {"check": "screen_contains", "text": "Saved"}
-KEY = cache_key("spec", {"x": 1})
+KEY = skill_key("spec", {"x": 1}, ["x"])
 
 
 def screen() -> FakeComputer:
@@ -42,7 +43,7 @@ class NoCachedSave(ActionGate):
 
     def check(self, action: Action, context: GateContext) -> GateDecision:
         self.seen.append((context.source, action.kind))
-        if context.source == "cache" and action.target == "Save":
+        if context.source == "skill" and action.target == "Save":
             return GateDecision(False, "denied", "test:no-cached-save", message="no cached saves")
         return GateDecision(True, "allowed")
 
@@ -79,19 +80,19 @@ def test_cached_actions_pass_the_gate_and_a_refusal_hands_over(tmp_path: Path) -
     gate = NoCachedSave()
     steps, again = run(screen(), cache, tmp_path, gate)
     assert again.status == "pass", again
-    assert again.mode == "cache+scripted"
+    assert again.mode == "skill+scripted"
     # the cached click + type ran, the cached Save was refused, the script's Save ran
     assert gate.seen == [
-        ("cache", "click"),
-        ("cache", "type"),
-        ("cache", "click"),
+        ("skill", "click"),
+        ("skill", "type"),
+        ("skill", "click"),
         ("script", "click"),
     ]
-    note = [s for s in steps if isinstance(s, ErrorStep) and s.error_type == "CacheDivergence"]
+    note = [s for s in steps if isinstance(s, ErrorStep) and s.error_type == "SkillDivergence"]
     assert len(note) == 1 and "action 3/3" in note[0].message
     assert "no cached saves" in note[0].message
     sources = [s.source for s in steps if isinstance(s, ActionStep)]
-    assert sources == ["cache", "cache", "cache", "script"]
+    assert sources == ["skill", "skill", "skill", "script"]
 
 
 def test_a_damaged_cache_file_is_reported_and_replaced(tmp_path: Path) -> None:
@@ -113,7 +114,7 @@ def test_a_damaged_cache_file_is_reported_and_replaced(tmp_path: Path) -> None:
         ("nope", "expected a JSON object"),
         ({"version": 1, "actions": []}, "actor_config: expected an object"),
         ({"version": 1, "actions": [], "actor_config": {"warp": 9}}, "unexpected keyword"),
-        ({"version": 7, "actions": [], "actor_config": {}}, "unsupported cache version"),
+        ({"version": 7, "actions": [], "actor_config": {}}, "unsupported skill version"),
     ],
 )
 def test_garbage_cached_run_is_one_clear_line(doc: object, message: str) -> None:

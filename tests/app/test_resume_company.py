@@ -114,7 +114,7 @@ def test_two_workers_a_worker_and_the_coordinator_killed_then_resumed(tmp_path: 
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         os.kill(busy[0], signal.SIGKILL)
-        _wait_for_passed(ledger_of(run_dir), 4, proc)
+        _wait_for_passed(ledger_of(run_dir), 3, proc)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:

@@ -1,9 +1,9 @@
 """The action cache on ``agentcorp run``'s real path, on real mousepad in our own Xvfb.
 
 1. A steps-only task passes offline and its grounded actions are cached.
-2. The same task again runs from the cache: every action has source ``cache``, no
-   scripted step is grounded and no model is called; the output says ``via cache``.
-3. The target text renamed: the cached run diverges at that action and the (fake, loopback)
+2. The same task again replays from its skill: every action has source ``skill``, no
+   scripted step is grounded and no model is called; the output says ``via skill``.
+3. The target text renamed: the replay diverges at that action and the (fake, loopback)
    model takes over from that step; the task passes and the cache is repaired.
 4. The repaired cache runs the renamed case with no model at all.
 """
@@ -113,12 +113,12 @@ def test_run_caches_runs_diverges_and_repairs(
     # 2. from the cache: no grounding by steps, no model
     code, out, err = _run([*base, "--sessions", str(tmp_path / "s2")], capsys)
     assert code == 0, out + err
-    assert "extend-review=cache" in out.splitlines()[0]
-    assert "✔ extend-review pass (via cache)" in err
+    assert "extend-review=skill" in out.splitlines()[0]
+    assert "✔ extend-review pass (via skill)" in err
     s = open_session(_session(tmp_path / "s2"))
     acts = [st for st in s.steps() if isinstance(st, ActionStep)]
     assert [a.action.kind for a in acts] == ["click", "key", "type", "key"]
-    assert {a.source for a in acts} == {"cache"}
+    assert {a.source for a in acts} == {"skill"}
     assert not any(isinstance(st, ModelCallStep) for st in s.steps())
     assert s.manifest["outcome"]["status"] == "pass"
     # A cached run is a replayable session too: the cached actions are redone on its frames.
@@ -163,19 +163,24 @@ def test_run_caches_runs_diverges_and_repairs(
         )
         calls = len(srv.chat_requests)
     assert code == 0, out + err
-    assert "✔ extend-review pass (via cache, then model)" in err
+    assert "✔ extend-review pass (via model (skill repaired at step 1))" in err
     assert calls == 3
     s = open_session(_session(tmp_path / "s3"))
     errors = [st for st in s.steps() if type(st).__name__ == "ErrorStep"]
-    assert any(
-        "cached run diverged at action 1/4" in str(getattr(e, "message", "")) for e in errors
-    ), errors
+    assert any("skill diverged at action 1/4" in str(getattr(e, "message", "")) for e in errors), (
+        errors
+    )
     doc = _cache_doc(cache)
-    kinds = [a["action"]["kind"] for a in doc["actions"]]  # type: ignore[index,union-attr]
-    keys = [a["action"].get("keys") for a in doc["actions"]]  # type: ignore[index,union-attr]
+    # The repair is a branch beside the trunk, forking at the first action.
+    trunk = [a["action"]["kind"] for a in doc["actions"]]  # type: ignore[index,union-attr]
+    assert trunk == ["click", "key", "type", "key"]
+    [branch] = doc["branches"]  # type: ignore[misc]
+    assert (branch["parent"], branch["at"]) == (0, 0)
+    kinds = [a["action"]["kind"] for a in branch["actions"]]
+    keys = [a["action"].get("keys") for a in branch["actions"]]
     assert kinds == ["key", "key", "key", "type", "key"], kinds
     assert keys[:2] == ["ctrl+End", "Up"]
-    assert doc["meta"]["script_positions"] == [0, 0, 1, 2, 3]  # type: ignore[index]
+    assert branch["positions"] == [0, 0, 1, 2, 3]
     # ... and so is one where the model took over from the cache.
     code, out, err = _run(["replay", str(s.folder), "--mode", "decision", "--no-sandbox"], capsys)
     assert code == 0, out + err
@@ -183,7 +188,7 @@ def test_run_caches_runs_diverges_and_repairs(
     # 4. the repaired cache runs the renamed case offline
     code, out, err = _run([*base, "--sessions", str(tmp_path / "s4")], capsys)
     assert code == 0, out + err
-    assert "✔ extend-review pass (via cache)" in err
+    assert "✔ extend-review pass (via skill)" in err
 
 
 @pytest.mark.slow
@@ -217,7 +222,8 @@ def test_cache_dir_garbage_is_one_line(tmp_path: Path) -> None:
 def test_path_names() -> None:
     assert path_taken("scripted") == "steps"
     assert path_taken("planned") == "model"
-    assert path_taken("cache+scripted") == "cache, then steps"
+    assert path_taken("skill+scripted", 3) == "steps (skill repaired at step 3)"
+    assert path_taken("skill") == "skill"
     assert path_taken("recording") == "recording"
 
 
@@ -275,8 +281,11 @@ def test_regrade_of_a_real_run_reevaluates_its_file_check(
     code, out, err = _run(["replay", str(folder), "--mode", "regrade"], capsys)
     assert code == 1, out + err
     assert "now fail, recorded pass" in out + err
-    # Live replays need no --company: the manifest names the company file. (Whether the
-    # live screen then matches is action replay's own business, tested in tests/record.)
+    # A live replay starts apps only from the company named with --company, never from the
+    # one the recording names. (Whether the live screen then matches is action replay's own
+    # business, tested in tests/record.)
     code, out, err = _run(["replay", str(folder), "--mode", "action"], capsys)
-    assert code != 2 and "--company" not in out + err, out + err
+    assert code == 2 and "--company" in err, out + err
+    code, out, err = _run(["replay", str(folder), "--mode", "action", "--company", str(co)], capsys)
+    assert code != 2, out + err
     assert "action replay" in out + err

@@ -125,3 +125,38 @@ def spec_sleepy(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
     time.sleep(float(os.environ.get("FLEET_TEST_SLEEP", "0.15")))
     _log(t, ctx, "end")
     return EpisodeResult("passed")
+
+
+def charge(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
+    """A real side effect, done at most once per task: one line appended to the "world" file.
+
+    After the effect it logs ``effected`` and sleeps (``payload["after_s"]`` or
+    ``FLEET_TEST_SLEEP``), the window in which a test kills the coordinator before the
+    result is written. A later attempt that finds the claim logs ``honoured`` instead.
+    """
+    payload = task.payload
+    if "run_dir" in payload:  # a task of ``agentcorp run``: files beside the company file
+        settings = Path(str(payload["run_dir"])) / ".agentcorp" / "run.json"
+        company_file = json.loads(settings.read_text(encoding="utf-8"))["company_file"]
+        folder = Path(company_file).parent
+        world, log = folder / "world.txt", folder / "episodes.jsonl"
+    elif "company_file" in payload:
+        folder = Path(str(payload["company_file"])).parent
+        world, log = folder / "world.txt", folder / "episodes.jsonl"
+    else:
+        world, log = Path(str(payload["world"])), Path(str(payload["log"]))
+    t = FleetTask(task.id, task.depends_on, task.company, payload={"log": str(log)})
+    _log(t, ctx, "start", key=os.environ.get("AGENTCORP_IDEMPOTENCY_KEY"))
+    if ctx.claim_effect("charge"):
+        fd = os.open(str(world), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{task.id} charged by attempt {ctx.attempt}\n".encode())
+        finally:
+            os.close(fd)
+        ctx.effect_done("charge", f"charged by attempt {ctx.attempt}")
+        _log(t, ctx, "effected")
+        time.sleep(float(payload.get("after_s", os.environ.get("FLEET_TEST_SLEEP", "0"))))
+    else:
+        _log(t, ctx, "honoured", outcome=ctx.effect_outcome("charge"))
+    _log(t, ctx, "end")
+    return EpisodeResult("passed")

@@ -85,12 +85,33 @@ def test_side_effects_are_claimed_once_and_fenced(ledger: SqliteLedger) -> None:
     ctx = EpisodeContext("a", lease.attempt, lease.epoch, "w", "h", effects=ledger)
     assert ctx.claim_effect(1) is True
     assert ctx.claim_effect(1) is False
-    assert ctx.idempotency_key(1) == "a/1/1"
-    assert ctx.env()["AGENTCORP_IDEMPOTENCY_KEY"] == "a/1"
-    assert idempotency_key(7, ctx.env()) == "a/1/7"
+    assert ctx.idempotency_key(1) == "a/1"
+    assert ctx.env()["AGENTCORP_IDEMPOTENCY_KEY"] == "a"
+    assert idempotency_key(7, ctx.env()) == "a/7"
+    ctx.effect_done(1, "charged 10 EUR")
     ledger.requeue("a", lease.epoch, "lost")
     with pytest.raises(FencedOut):
         ctx.claim_effect(2)
+    with pytest.raises(FencedOut):
+        ctx.effect_done(1, "again")
+
+
+def test_a_dead_attempts_claim_is_honoured_by_the_next(ledger: SqliteLedger) -> None:
+    """Issue 16 defect 5: the key has no attempt number, so attempt 2 never redoes it."""
+    first = ledger.lease("a", "w1", "h", 60)
+    one = EpisodeContext("a", first.attempt, first.epoch, "w1", "h", effects=ledger)
+    assert one.claim_effect("charge") is True
+    one.effect_done("charge", "charged")
+    assert one.claim_effect("mail") is True  # claimed, then the attempt dies before it is done
+    ledger.requeue("a", first.epoch, "lost: worker died")
+    second = ledger.lease("a", "w2", "h", 60)
+    two = EpisodeContext("a", second.attempt, second.epoch, "w2", "h", effects=ledger)
+    assert second.attempt == 2
+    assert two.claim_effect("charge") is False
+    assert two.effect_outcome("charge") == "charged"
+    assert two.claim_effect("mail") is False  # honoured: re-check the world, never redo
+    assert two.effect_outcome("mail") is None
+    assert two.claim_effect("other") is True
 
 
 def test_idempotency_key_outside_an_episode_is_a_clear_error() -> None:

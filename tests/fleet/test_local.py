@@ -336,8 +336,8 @@ tasks:
     role: clerk
     description: press a key
     steps: [{key: "ctrl+a"}]
-    success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY"'],
-              stdout_contains: "k=a/1"}
+    success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY."'],
+              stdout_contains: "k=a."}
   - id: b
     role: clerk
     description: press a key
@@ -385,7 +385,7 @@ def test_default_runner_runs_spec_tasks_through_the_real_wiring(tmp_path: Path) 
         rows = {x.id: x for x in led.rows()}
     finally:
         led.close()
-    assert rows["a"].state == "passed"  # its check saw AGENTCORP_IDEMPOTENCY_KEY=a/1
+    assert rows["a"].state == "passed"  # its check saw AGENTCORP_IDEMPOTENCY_KEY=a
     assert rows["b"].state == "failed" and "k=b/2" in (rows["b"].detail or "")
     assert rows["c"].state == "error" and "skipped" in (rows["c"].detail or "")
 
@@ -543,7 +543,7 @@ def test_orphaned_worker_is_a_zombie_and_its_late_write_is_fenced(tmp_path: Path
     run_dir = tmp_path / "run"
     ledger = ledger_of(run_dir)
     log = company.parent / "episodes.jsonl"
-    env = {**os.environ, "FLEET_TEST_SLEEP": "2.5", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "FLEET_TEST_SLEEP": "8", "PYTHONPATH": str(ROOT)}
     cmd = _fleet_cmd(company, run_dir)
     cmd[cmd.index("--lease") + 1] = "0.5"
     proc = subprocess.Popen(
@@ -577,3 +577,51 @@ def test_orphaned_worker_is_a_zombie_and_its_late_write_is_fenced(tmp_path: Path
     ends = [e for e in read_log(log) if e["event"] == "end"]
     assert sorted(int(e["epoch"]) for e in ends) == [1, 2]  # type: ignore[call-overload]
     check_exactly_once(ledger, log)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_drain_through_agentcorp_run_pauses_then_resume_finishes(
+    tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fleet drain`` of every node on a run of the one path (in-process and 2 workers)."""
+    import agentcorp
+    from agentcorp.cli import main
+
+    company = write_company(tmp_path / "co", 6)  # a chain: one task at a time
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("FLEET_TEST_SLEEP", "0.3")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+    def announce() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _passed(ledger_of(run_dir)) >= 2:
+                main(["fleet", "drain", "--ledger", str(run_dir), "--node", "*", "--in", "0"])
+                return
+            time.sleep(0.02)
+
+    th = threading.Thread(target=announce, daemon=True)
+    th.start()
+    first = agentcorp.run(
+        company,
+        sessions=run_dir,
+        workers=workers,
+        lease_s=2.0,
+        episode="tests.fleet.runners:spec_sleepy",
+    )
+    th.join(timeout=10)
+    assert not first.passed
+    left = [r for r in first.results if r.status != "pass"]
+    assert left and all("not finished" in r.reason and "--resume" in r.reason for r in left)
+    # The drain belonged to that run; resuming later finishes the rest, each task once.
+    again = agentcorp.run(
+        company,
+        sessions=run_dir,
+        workers=workers,
+        resume=True,
+        lease_s=2.0,
+        episode="tests.fleet.runners:spec_sleepy",
+    )
+    assert again.passed and again.resumed
+    states = check_exactly_once(ledger_of(run_dir), company.parent / "episodes.jsonl")
+    assert set(states.values()) == {"passed"} and len(states) == 6

@@ -92,8 +92,8 @@ def test_cli_simulate_json_and_garbage_flags() -> None:
     out = json.loads(r.stdout)
     assert out["lost"] == 0 and out["duplicates"] == 0 and out["tasks"] == 300
     for args, msg in [
-        (["--nodes", "0"], "--nodes must be at least 1"),
-        (["--tasks", "-5"], "--tasks must be at least 1"),
+        (["--nodes", "0"], "--nodes must be 1 to 100,000"),
+        (["--tasks", "-5"], "--tasks must be 1 to 1,000,000"),
     ]:
         bad = subprocess.run(
             [sys.executable, "-m", "agentcorp", "fleet", "simulate", *args],

@@ -49,9 +49,11 @@ def test_part_of_a_longer_label_scores_below_a_whole_label() -> None:
     assert whole.score - part.score > 0.05
 
 
-def test_empty_or_garbage_targets_match_nothing() -> None:
+def test_empty_targets_match_nothing_and_punctuation_matches_as_written() -> None:
     assert find_matches("", "anything") == []
-    assert find_matches("!!!", "!!! ???") == []
+    # Issue 14: punctuation-only targets (a calculator's "*", "+/-") used to fold to nothing.
+    assert [(m.start, m.end) for m in find_matches("!!!", "!!! ???")] == [(0, 3)]
+    assert find_matches("!!!", "??? !!!!") == []
     assert find_matches("word", "") == []
     assert similarity("", "x") == 0.0
 
@@ -68,3 +70,13 @@ def test_any_text_matches_itself_exactly(text: str) -> None:
         return
     m = best(text, text)
     assert m is not None and m.score == 1.0 and (m.start, m.end) == (0, len(text))
+
+
+def test_a_ligature_the_read_dropped_still_matches_below_an_exact_read() -> None:
+    # Issue 14: galculator's "Scientific Mode" menu item read beside its radio mark.
+    m = best("Scientific Mode", "O sc ienti c Mo de")
+    assert m is not None and 0.9 < m.score < 0.97
+    exact = best("Scientific Mode", "Scientific Mode")
+    assert exact is not None and exact.score > m.score
+    # Short words still need an exact read: "fly" is not a "y".
+    assert find_matches("fly", "y") == []

@@ -159,7 +159,7 @@ def test_report_escapes_hostile_text(tmp_path: Path) -> None:
     rec.finish("pass")
     page = render_html(open_session(tmp_path / "s"))
     assert "<img src=x" not in page and "</script><script>alert" not in page
-    data = page.split('id="trace-data">', 1)[1].split("</script>", 1)[0]
+    data = page.split("id='trace-data'>", 1)[1].split("</script>", 1)[0]
     parsed = json.loads(data)
     assert parsed["steps"][0]["action"]["text"] == "</script><img src=x onerror=alert(1)>"
     assert parsed["task"].startswith("</script>")

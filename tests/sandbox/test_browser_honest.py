@@ -246,3 +246,19 @@ def test_typing_into_a_list_chooses_the_option(browser: BrowserComputer, site: s
     assert _value(browser, "#s") == "Globex Corporation"
     with pytest.raises(SandboxError, match="has no option 'Initech'"):
         browser.type("Initech")
+
+
+def test_a_role_in_a_click_step_picks_the_button_over_the_link(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "list.html")
+    actor = Actor(browser, gate=AllowAll(), grounder=DomGrounder(browser))
+    browser._page.evaluate(
+        "() => document.querySelectorAll('button')[2].onclick = () => window.saved = 1"
+    )
+    _, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Save", "role": "button"}])))
+    assert res.status == "done", res
+    assert browser._page.evaluate("() => window.saved") == 1
+    again = Actor(browser, gate=AllowAll(), grounder=DomGrounder(browser))
+    _, res = drive(again.run(EpisodeTask("t", "x", steps=[{"click": "Save"}])))
+    assert res.status == "failed" and "ambiguous" in res.reason

@@ -27,7 +27,7 @@ def test_fifty_megabyte_file_is_refused_without_reading_it(
     assert code == 2
     size = big.stat().st_size
     assert err.splitlines()[0] == (
-        f"{big}:1:1: file is {size:,} bytes, over the 5,242,880-byte limit for spec files"
+        f"{big}:1:1: spec file is {size:,} bytes, over the 5,242,880-byte limit"
     )
     assert "Traceback" not in err
 

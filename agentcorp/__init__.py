@@ -27,10 +27,12 @@ __all__ = [
     "TaskRun",
     "__version__",
     "run",
+    "run_objective",
 ]
 
 _LAZY = {
     "run": "agentcorp.app.running",
+    "run_objective": "agentcorp.app.objectives",
     "RunReport": "agentcorp.app.report",
     "TaskRun": "agentcorp.app.attempt",
     "RunObserver": "agentcorp.app.attempt",

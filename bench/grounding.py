@@ -49,7 +49,7 @@ def p50(xs: list[float]) -> float:
 class TesseractGrounder(OcrGrounder):
     """The baseline: plain tesseract on the whole frame, words joined into its own lines."""
 
-    def _full(self, px: Any) -> list[TextLine]:
+    def _full(self, px: Any, source: Any = None) -> list[TextLine]:
         from PIL import Image
 
         with tempfile.NamedTemporaryFile(suffix=".png") as f:
@@ -86,6 +86,7 @@ class TesseractGrounder(OcrGrounder):
             result.append(TextLine(box, text, max(0.0, conf), tuple(chars)))
         self._state = None
         self.last_read = "full"
+        self._whole = True  # every read is whole: a miss needs no second full read
         return result
 
     def lines(self, frame: Any) -> list[TextLine]:

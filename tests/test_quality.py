@@ -64,3 +64,12 @@ def test_the_dead_code_check_finds_an_unused_helper(tmp_path: Path) -> None:
     )
     r = _run(sys.executable, "-m", "vulture", str(module), "--min-confidence", "60")
     assert r.returncode == 3 and "unused function 'unused'" in r.stdout, r.stdout + r.stderr
+
+
+def test_complexity_gate_is_on_for_the_package() -> None:
+    # C901 <= 15 is part of `ruff check` (pyproject), so test_ruff_clean enforces it.
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    assert "C90" in cfg["select"] and cfg["mccabe"]["max-complexity"] <= 15
+    assert not any("C90" in v for k, v in cfg["per-file-ignores"].items() if "agentcorp" in k)

@@ -44,3 +44,9 @@ _.not_  # spec NotCheck (YAML key "not")
 agentcorp_record_mode
 agentcorp_session
 _.replay  # the agentcorp_session fixture's method, called from users' tests
+
+# Fields the run report's Jinja2 template reads (agentcorp/record/assets/run_report.html).
+_.x2  # run_report.Edge
+_.y2  # run_report.Edge
+_.server_version  # console server: http.server reads it for the Server header
+_.sys_version  # console server: http.server reads it for the Server header

@@ -56,6 +56,11 @@ class BudgetMeter:
         """Wall-clock seconds since this meter started."""
         return self._clock() - self.started
 
+    def pause(self, seconds: float) -> None:
+        """Take ``seconds`` off this meter's wall clock (a person held control meanwhile)."""
+        with self._lock:
+            self.started += max(0.0, seconds)
+
     def charge_step(self) -> None:
         """Count one actor step (an executed action)."""
         with self._lock:

@@ -363,10 +363,15 @@ class Actor:
         settled = self.computer.settle(min(timeout, self.config.settle_timeout), since=st.frame)
         if settled.frame.sha256 != st.frame.sha256:
             yield self._observe(st, settled.frame, settled.changed)
+        looked: str | None = None
         while True:
             expired = time.monotonic() >= deadline
-            if self.grounder.locate(st.frame, target, None):
-                return True
+            # Reading an unchanged screen again finds nothing new and takes CPU from the app
+            # that is about to draw the text (OCR on a busy desktop).
+            if st.frame.sha256 != looked:
+                looked = st.frame.sha256
+                if self.grounder.locate(st.frame, target, None):
+                    return True
             if expired:
                 return False
             yield from self._refresh(st, 0.2)

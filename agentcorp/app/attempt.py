@@ -7,6 +7,7 @@ the same way, by passing a ``RunObserver`` to ``agentcorp.run(observers=[...])``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from agentcorp.actor.runner import TaskResult
 from agentcorp.app.runner import TaskRunner, model_names, task_input
 from agentcorp.errors import AgentcorpError, SetupError
 from agentcorp.spec import Company, Task
-from agentcorp.types import Step
+from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
 __all__ = [
     "RunObserver",
@@ -76,6 +77,16 @@ class TaskRun:
     checks: list[dict[str, str]] = field(default_factory=list)
     #: After its skill diverged: the action (1-based) from which the steps or model took over.
     repaired_at: int | None = None
+    #: The instance's id in a batch (``task#n``, one per input row); empty for a lone task.
+    instance: str = ""
+    # False when a model call had no known price: ``cost_usd`` then counts only the priced
+    # ones and reports show the cost as unknown, never as a plain figure.
+    cost_known: bool = True
+
+    @property
+    def name(self) -> str:
+        """How reports name it: the instance id in a batch, else the task id."""
+        return self.instance or self.task_id
 
     @property
     def passed(self) -> bool:
@@ -234,13 +245,59 @@ def _audit_extra(runner: TaskRunner) -> dict[str, Any]:
     return {"audit": info} if info else {}
 
 
+@dataclass
+class _Spent:
+    """What an attempt used so far (kept when it ends in an error)."""
+
+    usage: Usage = field(default_factory=Usage)
+    actions: int = 0
+    t0: float = field(default_factory=time.monotonic)
+
+
+def _drain(
+    gen: Any,
+    task_id: str,
+    spent: _Spent,
+    rec: SessionObserver | None,
+    observers: Sequence[RunObserver],
+    cancel: Any = None,
+) -> TaskResult:
+    """Feed every step of the episode to the recorder and observers; its result.
+
+    ``cancel`` (a ``threading.Event``), once set, ends the attempt between two steps as
+    cancelled (best-of-N: another attempt passed first).
+    """
+    while True:
+        if cancel is not None and cancel.is_set():
+            gen.close()  # the loop's own cleanup runs (its sandbox session ends)
+            return TaskResult(task_id, "fail", "cancelled: another attempt passed first")
+        try:
+            step = next(gen)
+        except StopIteration as stop:
+            result: TaskResult = stop.value
+            return result
+        if isinstance(step, ModelCallStep):
+            spent.usage = spent.usage + step.usage
+        elif isinstance(step, ActionStep):
+            spent.actions += 1
+        if rec is not None:
+            rec.step(step)
+        for o in observers:
+            o.step(task_id, step)
+
+
 def run_attempt(
     runner: TaskRunner,
     task: Task,
     attempt: int = 1,
     observers: Sequence[RunObserver] = (),
+    cancel: Any = None,
 ) -> tuple[TaskResult, Path | None]:
-    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set."""
+    """Run one attempt of ``task``, recorded under ``runner.config.sessions`` when set.
+
+    ``cancel`` (a ``threading.Event``) stops the attempt between two steps once set: it
+    fails as cancelled (best-of-N: another attempt passed first).
+    """
     rec = (
         SessionObserver(runner, task, attempt, runner.config.sessions)
         if runner.config.sessions is not None
@@ -250,23 +307,25 @@ def run_attempt(
         o.attempt_started(task.id, runner.mode_for(task), attempt)
     runner.final_state = None
     gen = runner.run(task, attempt)
+    # What the attempt spent so far: a task that errors still reports the tokens, mode and
+    # time it used (the planner may have spent plenty before the error).
+    spent = _Spent()
     try:
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                result: TaskResult = stop.value
-                break
-            if rec is not None:
-                rec.step(step)
-            for o in observers:
-                o.step(task.id, step)
+        result = _drain(gen, task.id, spent, rec, observers, cancel)
     except SetupError as exc:
         if rec is not None:
             rec.error(exc)
         raise
     except AgentcorpError as exc:
-        result = TaskResult(task.id, "error", f"{type(exc).__name__}: {exc}")
+        result = TaskResult(
+            task.id,
+            "error",
+            f"{type(exc).__name__}: {exc}",
+            usage=spent.usage,
+            actions=spent.actions,
+            elapsed_s=time.monotonic() - spent.t0,
+            mode=runner.mode_for(task),
+        )
     except KeyboardInterrupt as exc:
         if rec is not None:
             rec.aborted(str(exc) or "interrupted")
@@ -296,6 +355,10 @@ def run_instance(
     overrun is never retried. ``first_attempt`` numbers the attempts of a task run again
     after a lost worker, so their sessions do not overwrite earlier ones.
     """
+    if task.attempts is not None and task.attempts.n > 1:
+        from agentcorp.app.best_of_n import run_best_of_n
+
+        return run_best_of_n(runner, task, observers, first_attempt=first_attempt)
     tries = max(1, int(task.retry.max_attempts))
     result: TaskResult | None = None
     session: Path | None = None
@@ -319,6 +382,7 @@ def run_instance(
         str(session) if session is not None else None,
         [{"name": c.name, "status": c.status, "detail": c.detail} for c in result.checks],
         result.repaired_at,
+        cost_known=result.usage.cost_known,
     )
 
 

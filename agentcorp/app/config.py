@@ -54,16 +54,25 @@ class RunConfig(BaseModel):
     image_history: int = Field(3, ge=0, le=50)
     long_side: int = Field(1024, ge=256, le=4096)
     timeout_s: float = Field(60.0, gt=0)
+    # Where timeout_s came from (--timeout, AGENTCORP_TIMEOUT, the config file, default), so a
+    # timeout message can say which setting to raise.
+    timeout_source: str = "default"
+    # Whether the actor model takes images: None checks (vendor lineup, /models, a probe);
+    # false refuses the run up front; true skips the check.
+    vision: bool | None = None
     max_replans: int = Field(2, ge=0, le=10)
     plan: bool = True
     cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
     chromium: Path | None = None  # default: Debian's /usr/bin/chromium, else on PATH
+    #: ``--no-model``: no model at all, even when one is configured (hermetic runs: a skill
+    #: that diverges on a model-driven task fails at once instead of asking one).
+    use_model: bool = True
 
     @property
     def online(self) -> bool:
-        """A model is configured: a key for the provider, or an explicit base URL."""
-        return self.api_key is not None or self.base_url is not None
+        """A model is configured (a key for the provider, or an explicit base URL) and used."""
+        return self.use_model and (self.api_key is not None or self.base_url is not None)
 
     def describe(self) -> str:
         """Where model requests go (never the key)."""
@@ -111,11 +120,13 @@ _FIELDS = (
     "image_history",
     "long_side",
     "timeout_s",
+    "vision",
     "max_replans",
     "plan",
     "cache",
     "cache_dir",
     "chromium",
+    "use_model",
 )
 _ENV = {
     "provider": "AGENTCORP_PROVIDER",
@@ -175,6 +186,7 @@ def resolve_config(
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown setting {unknown[0]!r}{hint}")
     values, where = _file_values(config_file)
+    file_timeout = values.get("timeout_s")
     values.update({name: env[var] for name, var in _ENV.items() if env.get(var)})
     flags = {
         "provider": provider,
@@ -192,6 +204,7 @@ def resolve_config(
         values["plan"] = False
     if no_cache:
         values["cache"] = False
+    _timeout(values, settings.get("timeout_s"), env, file_timeout, where)
     _check_paths(values)
     prov = _provider(values)
     var = KEY_ENV[prov]
@@ -207,6 +220,20 @@ def resolve_config(
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def _timeout(
+    values: dict[str, Any], flag: Any, env: Mapping[str, str], file_value: Any, where: str
+) -> None:
+    """``--timeout`` over ``AGENTCORP_TIMEOUT`` over the file; the value and its source."""
+    from agentcorp.llm.client import resolve_timeout
+
+    try:
+        seconds, source = resolve_timeout(flag, env, file_value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("config timeout_s", f"{where}: timeout_s")) from None
+    values["timeout_s"] = seconds
+    values["timeout_source"] = f"{where} timeout_s" if source == "config timeout_s" else source
 
 
 def _file_values(config_file: Path | None) -> tuple[dict[str, Any], str]:

@@ -81,6 +81,8 @@ class RunFolder:
         data = {
             "company": company.company,
             "company_file": str(Path(company.source).resolve()),
+            # A company written elsewhere (a manager's plan) keeps the folder its paths point to.
+            "base_dir": str(Path(company.base_dir).resolve()),
             "config": config.model_dump(mode="json", exclude={"api_key"}),
             "live_view": (
                 {
@@ -108,7 +110,7 @@ class RunFolder:
     def write_result(self, run: TaskRun) -> None:
         """Write ``run`` atomically (a killed worker leaves the old file or the new one)."""
         self.results.mkdir(parents=True, exist_ok=True)
-        target = self.result_file(run.task_id)
+        target = self.result_file(run.name)
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(run.to_json(), sort_keys=True), encoding="utf-8")
         tmp.replace(target)
@@ -132,7 +134,10 @@ class Station:
         settings = folder.read_settings()
         self.environ = environ
         self.observers = list(observers)
-        self.company = load_company(str(settings["company_file"]))
+        base = settings.get("base_dir")
+        self.company = load_company(
+            str(settings["company_file"]), base_dir=str(base) if isinstance(base, str) else None
+        )
         from agentcorp.app.config import KEY_ENV
 
         cfg = dict(settings["config"])
@@ -173,8 +178,13 @@ class Station:
         self._runner = None
         self._stack.close()
 
-    def run(self, task_id: str, inputs: Mapping[str, Any] | None, ctx: Any) -> TaskRun:
-        """Run one task instance under the fleet context ``ctx`` and leave its result."""
+    def run(
+        self, task_id: str, inputs: Mapping[str, Any] | None, ctx: Any, instance: str = ""
+    ) -> TaskRun:
+        """Run one task instance under the fleet context ``ctx`` and leave its result.
+
+        ``instance`` names it in a batch (``task#n``); its result file is named after it.
+        """
         runner = self.runner()
         task = instance_of(company_task(self.company, task_id), inputs)
         tries = max(1, int(task.retry.max_attempts))
@@ -187,6 +197,7 @@ class Station:
         finally:
             runner.client = inner
         run.attempts += lease - 1
+        run.instance = instance
         self.folder.write_result(run)
         return run
 
@@ -233,7 +244,7 @@ def station(run_dir: str, worker: str = "") -> Station:
 
 
 def episode(task: Any, ctx: Any) -> Any:
-    """Run the fleet task ``task`` (payload: ``run_dir``, ``task_id``, ``inputs``).
+    """Run the fleet task ``task`` (payload: ``run_dir``, ``task_id``, ``inputs``, ``instance``).
 
     Every model call first takes a token of the fleet's shared rate limit
     (``ctx.acquire("llm")``). A failed attempt is retried in the same episode up to the
@@ -241,7 +252,11 @@ def episode(task: Any, ctx: Any) -> Any:
     """
     payload = dict(task.payload)
     st = station(str(payload["run_dir"]), str(getattr(ctx, "worker_id", "")))
-    return to_episode_result(st.run(str(payload["task_id"]), payload.get("inputs"), ctx))
+    return to_episode_result(
+        st.run(
+            str(payload["task_id"]), payload.get("inputs"), ctx, str(payload.get("instance", ""))
+        )
+    )
 
 
 def to_episode_result(run: TaskRun) -> Any:

@@ -105,5 +105,20 @@ def write_traces(
         rows.append(IndexRow(r.task_id, r.status, r.mode, r.reason, link))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     index = root / f"run-{stamp}.html"
-    index.write_text(render_run_index(rows), encoding="utf-8")
+    try:
+        html = _run_report(root, results)
+    except AgentcorpError as exc:  # no ledger to read: the plain index still links the traces
+        if warn is not None:
+            warn(f"agentcorp: warning: plain run index: {exc}")
+        html = render_run_index(rows)
+    index.write_text(html, encoding="utf-8")
     return index
+
+
+def _run_report(root: Path, results: list[TaskRun]) -> str:
+    """The run report (DAG, timeline, phases, failures) with the run's own results over it."""
+    from agentcorp.record.run_report import load_run, overlay_results, render_run_report
+
+    view = load_run(root)
+    overlay_results(view, [r.to_json() for r in results])
+    return render_run_report(view)

@@ -64,7 +64,13 @@ def make_client(config: RunConfig, company_name: str = "") -> Any:
 
     provider = provider_named(config.provider, config.base_url)
     key = config.api_key.get_secret_value() if config.api_key is not None else ""
-    return OpenAIClient(provider, api_key=key, timeout=config.timeout_s, company=company_name)
+    return OpenAIClient(
+        provider,
+        api_key=key,
+        timeout=config.timeout_s,
+        timeout_source=config.timeout_source,
+        company=company_name,
+    )
 
 
 def model_names(config: RunConfig, company: Company, task: Task, client: Any) -> dict[str, str]:
@@ -330,7 +336,7 @@ class TaskRunner:
         return skill_key(task_skill_hash(self.company, task), task.inputs, task_input_names(task))
 
     def cached(self, task: Task) -> bool:
-        """Whether a cached action sequence exists for ``task`` (and the cache is on)."""
+        """Whether ``task`` has a skill for its inputs (and skills are on)."""
         cache = self.action_cache()
         return cache is not None and (cache.dir / f"{self.cache_key(task)}.json").is_file()
 
@@ -338,13 +344,13 @@ class TaskRunner:
         """How the task will run: skill, planned/model, recording (offline replay), scripted.
 
         Offline, a shipped recording (reviewed and committed with the company) goes before
-        the local action cache.
+        a learned skill.
         """
         base = self.base_mode(task)
         return "skill" if base != "recording" and self.cached(task) else base
 
     def base_mode(self, task: Task) -> str:
-        """How the task runs without the action cache."""
+        """How the task runs without a skill."""
         if self.client is not None:
             return "planned" if self.config.plan else "model"
         if self._recording(task) is not None:
@@ -379,8 +385,12 @@ class TaskRunner:
                 mode=mode,
             )
         with self.sandboxes.session(self.company.task_sandbox(task)) as (computer, grounder):
-            gate = make_gate(self.company, task, self.vault, self.audit, computer)
             meter = self.company_meter.child(budgets_of(task.budgets), "task")
+            gate = make_gate(self.company, task, self.vault, self.audit, computer)
+            # With an operator console: a person may hold the sandbox; the clock then stops.
+            from agentcorp.console.client import controlled
+
+            gate = controlled(gate, meter.pause, self.audit)
             names = model_names(self.config, self.company, task, self.client)
             model: Any = None
             planner: Planner | None = None

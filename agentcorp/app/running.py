@@ -8,6 +8,7 @@ killed at any moment continues with ``resume=True`` and every task ends exactly 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcorp.app.attempt import RunObserver, TaskRun, instance_of, path_taken
+from agentcorp.app.batch import Instance, plan_instances
 from agentcorp.app.config import PASSWORD_ENV, LiveViewSettings, RunConfig, resolve_config
 from agentcorp.app.episode import EPISODE, RunFolder, Station, to_episode_result
 from agentcorp.app.report import RunReport, write_traces
@@ -93,24 +95,6 @@ def _select(company: Company, ids: Sequence[str] | None) -> list[Task]:
     return [t for t in order if t.id in wanted]
 
 
-def _instance_inputs(
-    tasks: Sequence[Task], inputs: Mapping[str, Any] | None
-) -> dict[str, dict[str, Any]]:
-    """Run-time input values per task: each task takes the ones it declares."""
-    if not inputs:
-        return {}
-    used = {k for t in tasks for k in t.inputs}
-    unknown = sorted(set(inputs) - used)
-    if unknown:
-        raise ConfigError(f"--input: no selected task has an input named {unknown[0]!r}")
-    out: dict[str, dict[str, Any]] = {}
-    for t in tasks:
-        mine = {k: v for k, v in inputs.items() if k in t.inputs}
-        if mine:
-            out[t.id] = mine
-    return out
-
-
 def _run_folder(sessions: Path | None) -> tuple[RunFolder, bool]:
     """The run folder (``--sessions``, else a fresh temporary one) and whether it is temporary."""
     if sessions is None:
@@ -164,22 +148,22 @@ def _prepare(folder: RunFolder, company: Company, resume: bool) -> bool:
     return False
 
 
-def _fleet_tasks(
-    company: Company, tasks: Sequence[Task], folder: RunFolder, inputs: Mapping[str, dict[str, Any]]
-) -> list[Any]:
+def _fleet_tasks(company: Company, instances: Sequence[Instance], folder: RunFolder) -> list[Any]:
     from agentcorp.fleet.model import FleetTask
 
-    selected = {t.id for t in tasks}
+    selected = {i.task.id for i in instances if not i.batch}
     out = []
-    for t in tasks:
+    for inst in instances:
+        t = inst.task
         tb = t.budgets
         usd = tb.usd if tb is not None and tb.usd is not None else 0.0
         wall = tb.wall_clock if tb is not None and tb.wall_clock is not None else None
         wall = wall if wall is not None else company.defaults.budgets.wall_clock
+        deps = tuple(d for d in dict.fromkeys(t.depends_on) if d in selected)
         out.append(
             FleetTask(
-                id=t.id,
-                depends_on=tuple(d for d in dict.fromkeys(t.depends_on) if d in selected),
+                id=inst.id,
+                depends_on=inst.after if inst.batch else deps,
                 company=company.company,
                 cost=float(usd),
                 expected_s=float(wall) if wall is not None else 600.0,
@@ -187,22 +171,35 @@ def _fleet_tasks(
                 payload={
                     "run_dir": str(folder.root.resolve()),
                     "task_id": t.id,
-                    "inputs": inputs.get(t.id, {}),
+                    "inputs": inst.inputs,
+                    "instance": inst.id if inst.batch else "",
                 },
-                # A sandbox's state (a desktop's apps and files, a back office's database
-                # and port) lives on one worker: its tasks run there, one at a time.
-                affinity=company.task_sandbox(t),
+                affinity=_affinity(company, inst),
             )
         )
     return out
 
 
-def _preview_modes(company: Company, cfg: RunConfig, tasks: Sequence[Task]) -> dict[str, str]:
-    """How each task will run, without opening anything."""
+def _affinity(company: Company, inst: Instance) -> str | None:
+    """The worker group an instance is tied to, if any.
+
+    A sandbox's state (a desktop's apps and files, a back office's database and port) lives
+    on one worker: its tasks run there, one at a time. The rows of a batch are independent
+    and spread over every worker, each with its own sandboxes, unless their sandbox runs
+    services (on fixed ports, one per machine).
+    """
+    name = company.task_sandbox(inst.task)
+    if inst.batch and not company.sandboxes[name].services:
+        return None
+    return name
+
+
+def _probe(company: Company, cfg: RunConfig) -> Any:
+    """A ``TaskRunner`` that opens nothing: how tasks would run, whether skills exist."""
     from agentcorp.app.runner import TaskRunner
     from agentcorp.app.sandboxes import Sandboxes
 
-    probe = TaskRunner(
+    return TaskRunner(
         company,
         cfg,
         Sandboxes(company, {}),
@@ -210,22 +207,41 @@ def _preview_modes(company: Company, cfg: RunConfig, tasks: Sequence[Task]) -> d
         client=object() if cfg.online else None,
         recordings=company.base_dir / "recordings",
     )
-    return {t.id: probe.mode_for(t) for t in tasks}
 
 
-def _preflight(cfg: RunConfig, company: Company, env: Mapping[str, str]) -> None:
-    """Fail fast, before any sandbox starts, on a missing secret or a bad endpoint or key."""
-    from agentcorp.app.runner import make_client, secret_values
+def _preview_modes(probe: Any, instances: Sequence[Instance]) -> dict[str, str]:
+    """How each task will run, without opening anything (a batch: its first row, counted)."""
+    out: dict[str, str] = {}
+    for inst in instances:
+        name = inst.task.id
+        n = sum(1 for i in instances if i.task.id == name)
+        key = f"{name} ×{n}" if inst.batch else name
+        if key not in out:
+            out[key] = probe.mode_for(instance_of(inst.task, inst.inputs))
+    return out
+
+
+def _preflight(
+    cfg: RunConfig, company: Company, env: Mapping[str, str], tasks: Sequence[Task] = ()
+) -> None:
+    """Fail fast, before any sandbox starts: a missing secret, a bad endpoint or key.
+
+    Also an actor model that does not take images (exit 3, one line naming it).
+    """
+    from agentcorp.app.runner import make_client, model_names, secret_values
+    from agentcorp.llm.capabilities import check_vision
 
     secret_values(company, env)
     client = make_client(cfg, company.company)
     if client is None:
         return
     try:
-        client.list_models()
-    except LLMError:
         # Some OpenAI-compatible servers lack /models; the first real call will tell.
-        pass
+        with contextlib.suppress(LLMError):
+            client.list_models()
+        actors = {model_names(cfg, company, t, client)["actor"] for t in tasks}
+        for actor in sorted(a for a in actors if a):
+            check_vision(client, actor, declared=cfg.vision)
     finally:
         client.close()
 
@@ -250,7 +266,8 @@ def run(
     workers: int | str = 1,
     ray_address: str | None = None,
     tasks: Sequence[str] | None = None,
-    inputs: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    inputs_file: str | os.PathLike[str] | None = None,
     resume: bool = False,
     observers: Sequence[RunObserver] = (),
     environ: Mapping[str, str] | None = None,
@@ -267,7 +284,9 @@ def run(
     ``sessions`` is the run folder (recorded sessions, traces, audit log, ledger); ``workers``
     local worker processes (each with its own displays) or a Ray cluster at ``ray_address``
     (``"auto"`` for the one this machine is part of); ``tasks`` selects task ids; ``inputs``
-    gives run-time input values to the tasks that declare them; ``resume`` continues the run
+    gives run-time input values to the tasks that declare them, or, as a list of rows, runs
+    one selected task once per row (a batch: ``agentcorp.app.batch``), as does
+    ``inputs_file`` (CSV with a header row, or JSON Lines); ``resume`` continues the run
     in ``sessions``. ``settings`` are ``RunConfig`` fields (``provider``, ``base_url``,
     ``planner_model``, ``no_plan``, ``no_cache``, ``cache_dir``...) over the environment
     (``environ``, default ``os.environ``, read once) over ``agentcorp.toml``.
@@ -288,15 +307,18 @@ def run(
     backend = _backend(n, ray_address, cfg, episode)
     company = load(path_or_company)
     selected = _select(company, tasks)
-    per_task = _instance_inputs(selected, inputs)
-    _preflight(cfg, company, env)
+    probe = _probe(company, cfg)
+    # With skills off nothing is learned, so no row waits for the first.
+    ready = probe.cached if cfg.cache else (lambda _t: True)
+    instances = plan_instances(selected, inputs, ready, inputs_file)
+    _preflight(cfg, company, env, selected)
     folder, temporary = _run_folder(cfg.sessions)
     resumed = _prepare(folder, company, resume)
     folder.write_settings(company, cfg, live_view)
     plan = RunPlan(
         company.company,
         folder.root,
-        _preview_modes(company, cfg, [instance_of(t, per_task.get(t.id)) for t in selected]),
+        _preview_modes(probe, instances),
         cfg.describe() if cfg.online else None,
         backend,
         n,
@@ -315,7 +337,7 @@ def run(
     # caller exits 130 / 143 (``RunReport.exit_code``); a watchdog bounds it to seconds.
     with abort_on_signals():
         try:
-            fleet_tasks = _fleet_tasks(company, selected, folder, per_task)
+            fleet_tasks = _fleet_tasks(company, instances, folder)
             outcome = schedule(
                 fleet_tasks,
                 folder,
@@ -330,7 +352,7 @@ def run(
         finally:
             if station is not None:
                 station.close()
-    results = _results(folder, selected, per_task)
+    results = _results(folder, instances)
     for r in results:
         for o in observers:
             o.task_finished(r)
@@ -352,7 +374,8 @@ def run(
     if cfg.sessions is not None:
         report.trace = write_traces(folder.root, results, _warn(observers))
     if temporary:
-        shutil.rmtree(folder.meta / "sandboxes", ignore_errors=True)
+        # Nothing was recorded and nothing can be resumed without --sessions: leave no trace.
+        shutil.rmtree(folder.root, ignore_errors=True)
     return report
 
 
@@ -417,7 +440,11 @@ def _schedule(
 
         def episode(task: Any, ctx: Any) -> Any:
             payload = dict(task.payload)
-            return to_episode_result(station.run(payload["task_id"], payload.get("inputs"), ctx))
+            return to_episode_result(
+                station.run(
+                    payload["task_id"], payload.get("inputs"), ctx, payload.get("instance", "")
+                )
+            )
 
         opts = InlineOptions(lease_s=lease_s, rate_limits=limits, spare_slots=spare)
         fn = episode if station is not None else ref
@@ -452,10 +479,8 @@ def _schedule(
     return {"inline": inline, "local": local, "ray": ray}[backend]
 
 
-def _results(
-    folder: RunFolder, tasks: Sequence[Task], inputs: Mapping[str, dict[str, Any]]
-) -> list[TaskRun]:
-    """Every selected task's ``TaskRun``: from its episode's result file, else the ledger."""
+def _results(folder: RunFolder, instances: Sequence[Instance]) -> list[TaskRun]:
+    """Every instance's ``TaskRun``: from its episode's result file, else the ledger."""
     from agentcorp.fleet.ledger import SqliteLedger
 
     led = SqliteLedger(folder.ledger, create=False)
@@ -464,10 +489,10 @@ def _results(
     finally:
         led.close()
     out = []
-    for t in tasks:
-        row = rows.get(t.id)
+    for inst in instances:
+        row = rows.get(inst.id)
         state = row.state if row is not None else "pending"
-        mine = folder.read_result(t.id)
+        mine = folder.read_result(inst.id)
         if mine is not None and _FROM_LEDGER.get(state, state) == mine.status:
             mine.attempts = max(mine.attempts, row.attempt if row is not None else 0)
             out.append(mine)
@@ -476,14 +501,15 @@ def _results(
         skipped = detail.startswith("skipped")
         out.append(
             TaskRun(
-                t.id,
+                inst.task.id,
                 "fail" if skipped or state not in _TERMINAL else _FROM_LEDGER.get(state, state),
                 "skipped" if skipped else "",
                 detail
                 if state in _TERMINAL
                 else f"not finished ({state}); run again with --resume",
-                {**t.inputs, **inputs.get(t.id, {})},
+                {**inst.task.inputs, **inst.inputs},
                 row.attempt if row is not None else 0,
+                instance=inst.id if inst.batch else "",
             )
         )
     return out

@@ -241,6 +241,22 @@ class Sandboxes:
         finally:
             browser.close()
 
+    def home_of(self, name: str) -> Path | None:
+        """Where sandbox ``name`` keeps its home (None when it is a temporary folder)."""
+        return self._home(name)
+
+    def reopen(self, name: str) -> None:
+        """Close desktop ``name`` so the next task opens it afresh from its home.
+
+        Best-of-N replaced the home's files with the winner's: apps still holding the old
+        ones would save them back.
+        """
+        desk = self._desktops.pop(name, None)
+        self._grounders.pop(name, None)
+        if desk is not None:
+            with suppress(Exception):
+                desk.close()
+
     def _navigation_auditor(self, name: str) -> Callable[[str, bool, str | None], None] | None:
         audit = self.audit
         if audit is None:

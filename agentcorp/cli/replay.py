@@ -86,6 +86,8 @@ def replay(
         raise ConfigError(f"--mode: {mode_name!r} is not one of {choices}") from None
     s = open_session(session)
     s.require_complete()
+    if s.manifest.get("kind") == "manager":
+        return _replay_manager(session, mode, as_json)
     if no_sandbox and mode is not Mode.decision:
         raise ConfigError("--no-sandbox applies to --mode decision only")
     if mode is Mode.decision:
@@ -138,22 +140,50 @@ def replay(
     return report.exit_code
 
 
+def _replay_manager(session: Path, mode: Mode, as_json: bool) -> int:
+    """A manager's session: its plans re-made from the recorded replies (no model, no sandbox)."""
+    from agentcorp.app.objectives import replay_manager
+
+    if mode is not Mode.decision:
+        raise ConfigError(f"{session}: a manager's session replays in --mode decision only")
+    ok, detail, calls = replay_manager(session)
+    if as_json:
+        doc = {"mode": "decision", "ok": ok, "divergence": None if ok else detail}
+        print(json.dumps({**doc, "model_calls": calls}, indent=2))
+    else:
+        print(detail if ok else f"diverged: {detail}", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 @app.command()
 def report(
-    session: Annotated[Path, typer.Argument(help="A recorded session folder.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path(
-        "trace.html"
-    ),
+    session: Annotated[
+        Path, typer.Argument(help="A recorded session folder, or a run folder (--sessions).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="The HTML file to write (trace.html; for a run folder RUN_DIR/report.html).",
+        ),
+    ] = None,
     gif: Annotated[
         Path | None, typer.Option("--gif", help="Also write an animation (.gif or .webp).")
     ] = None,
 ) -> int:
-    """Write a self-contained HTML trace of a session (and optionally a GIF/WebP)."""
+    """Write a self-contained HTML trace of a session, or the report of a whole run."""
     from agentcorp.record.report import write_animation, write_report
+    from agentcorp.record.run_report import is_run_folder, write_run_report
     from agentcorp.record.session import open_session
 
+    if is_run_folder(session):
+        if gif is not None:
+            raise ConfigError(f"--gif: {session} is a run folder; give one of its sessions")
+        print(write_run_report(session, output))
+        return 0
     s = open_session(session)
-    path = write_report(s, output)
+    path = write_report(s, output if output is not None else Path("trace.html"))
     if not s.complete:
         print(f"agentcorp: warning: {s.reason}", file=sys.stderr)
     print(path)

@@ -12,12 +12,14 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -26,7 +28,8 @@ from agentcorp.app.config import LIVE_VIEW_ENV, PASSWORD_ENV, live_view_settings
 from agentcorp.app.report import audit_head
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
-from agentcorp.types import ActionStep, ModelCallStep, Step
+from agentcorp.spec import parse_input_args
+from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
 __all__ = ["parse_rate_limits", "run"]
 
@@ -62,6 +65,7 @@ class _Progress(RunObserver):
         self.action = ""
         self.tokens = 0
         self.usd = 0.0
+        self.usage = Usage()
 
     def run_started(self, plan: Any) -> None:
         # One line however long: scripts and tests read it as the first line.
@@ -73,7 +77,7 @@ class _Progress(RunObserver):
 
     def attempt_started(self, task_id: str, mode: str, attempt: int) -> None:
         self.task, self.started, self.step_no, self.action = task_id, time.monotonic(), 0, ""
-        self.tokens, self.usd = 0, 0.0
+        self.tokens, self.usd, self.usage = 0, 0.0, Usage()
         suffix = f" (attempt {attempt})" if attempt > 1 else ""
         shown = {
             "none": "no model, no recording, no steps",
@@ -92,12 +96,13 @@ class _Progress(RunObserver):
         elif isinstance(step, ModelCallStep):
             self.tokens += step.usage.total_tokens
             self.usd += step.usage.cost_usd
+            self.usage = self.usage + step.usage
         self._show()
 
     def _show(self) -> None:
         line = Text(
             f"  {self.task}  step {self.step_no}  {self.action}  tokens {self.tokens}  "
-            f"${self.usd:.4f}  {time.monotonic() - self.started:.1f}s"
+            f"${self.usage.cost_text()}  {time.monotonic() - self.started:.1f}s"
         )
         self.live.update(line, refresh=True)
 
@@ -128,16 +133,20 @@ def _summary(results: list[TaskRun]) -> Table:
     table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80)
     for r in results:
         detail = r.reason or ", ".join(f"{c['name']}: {c['status']}" for c in r.checks)
+        if r.instance:
+            shown = ", ".join(f"{k}={v}" for k, v in r.inputs.items())
+            detail = f"({shown}) {detail}"
         table.add_row(
-            r.task_id,
+            r.name,
             r.status,
-            r.mode,
+            # A skill that needed repair says from where: "model (skill repaired at step 3)".
+            r.mode if r.repaired_at is None else path_taken(r.mode, r.repaired_at),
             str(r.actions),
             str(r.tokens),
-            f"{r.cost_usd:.4f}",
+            f"{r.cost_usd:.4f}" if r.cost_known else "unknown",
             f"{r.elapsed_s:.1f}",
             str(r.attempts),
-            detail[:80],
+            escape(detail[:80]),
         )
     return table
 
@@ -151,6 +160,34 @@ def run(
     task: Annotated[
         list[str] | None,
         typer.Option("--task", metavar="ID", help="Run only this task id (repeatable)."),
+    ] = None,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option("--input", metavar="KEY=VALUE", help="A run-time input value (repeatable)."),
+    ] = None,
+    inputs_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--inputs",
+            metavar="FILE",
+            help="Run --task once per row of FILE (CSV with a header row, or JSON Lines).",
+        ),
+    ] = None,
+    no_model: Annotated[
+        bool,
+        typer.Option(
+            "--no-model",
+            help="Use no model even if one is configured (a diverging skill fails at once).",
+        ),
+    ] = False,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--objective",
+            metavar="ID",
+            help="Run this objective instead of the tasks: the manager plans it, the plan runs "
+            "(repeatable; see docs/manager.md).",
+        ),
     ] = None,
     provider: Annotated[
         str | None,
@@ -277,6 +314,27 @@ def run(
             "$AGENTCORP_CHROMIUM, else /usr/bin/chromium).",
         ),
     ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="Per-request model timeout (default $AGENTCORP_TIMEOUT, else the config "
+            "file's timeout_s, else 60); a request that times out is not re-sent.",
+        ),
+    ] = None,
+    console: Annotated[
+        str | None,
+        typer.Option(
+            "--console",
+            metavar="HOST:PORT",
+            help="Serve the operator console for this run (127.0.0.1:0 picks a free port); "
+            "its URL with a fresh token goes to stderr.",
+        ),
+    ] = None,
+    console_linger: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Keep the console up this long after the run ends."),
+    ] = 0.0,
 ) -> int:
     """Run a company's tasks in dependency order on their sandboxes (resumable)."""
     import agentcorp
@@ -292,31 +350,66 @@ def run(
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     progress = _Progress(out, err, quiet_header=as_json)
-    with progress.live:
-        report = agentcorp.run(
-            path,
-            sessions=sessions,
-            workers=workers,  # checked by the library: one line, exit 2
-            ray_address=ray,
-            tasks=task,
-            resume=resume,
-            observers=[progress],
-            config_file=config,
-            live_view=live,
-            rate_limits=parse_rate_limits(rate_limit or []),
-            lease_s=lease,
-            spare=spare,
-            **({"episode": episode} if episode else {}),
-            provider=provider,
-            base_url=base_url,
-            planner_model=planner_model,
-            actor_model=actor_model,
-            no_plan=no_plan,
-            audit=audit,
-            cache_dir=cache_dir,
-            no_cache=no_cache,
-            chromium=chromium,
+    settings: dict[str, Any] = {
+        "provider": provider,
+        "base_url": base_url,
+        "planner_model": planner_model,
+        "actor_model": actor_model,
+        "no_plan": no_plan,
+        "audit": audit,
+        "cache_dir": cache_dir,
+        "no_cache": no_cache,
+        "chromium": chromium,
+        **({"timeout_s": timeout} if timeout is not None else {}),
+    }
+    observers: list[Any] = [progress]
+    operator = _start_console(console, err) if console is not None else None
+    if operator is not None:
+        observers.append(operator.observer)
+    try:
+        if objective:
+            if task or resume:
+                raise ConfigError("--objective runs the objective's own plan: drop --task/--resume")
+            return _objectives(
+                path,
+                objective,
+                progress,
+                out,
+                as_json,
+                sessions=sessions,
+                workers=workers,
+                ray_address=ray,
+                observers=observers,
+                config_file=config,
+                **settings,
+            )
+        report = _run_with(
+            progress,
+            operator,
+            console_linger,
+            lambda: agentcorp.run(
+                path,
+                sessions=sessions,
+                workers=workers,  # checked by the library: one line, exit 2
+                ray_address=ray,
+                tasks=task,
+                inputs=parse_input_args(input_ or []),
+                inputs_file=inputs_file,
+                resume=resume,
+                observers=observers,
+                config_file=config,
+                live_view=live,
+                rate_limits=parse_rate_limits(rate_limit or []),
+                lease_s=lease,
+                spare=spare,
+                **({"episode": episode} if episode else {}),
+                **({"use_model": False} if no_model else {}),
+                **settings,
+            ),
         )
+    finally:
+        if operator is not None:
+            operator.close()
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
@@ -332,3 +425,104 @@ def run(
             f"agentcorp: {report.aborted}; the open sessions are kept as aborted", markup=False
         )
     return int(report.exit_code)
+
+
+def _objectives(
+    path: Path, ids: list[str], progress: _Progress, out: Console, as_json: bool, **kw: Any
+) -> int:
+    """Each objective through ``agentcorp.run_objective``; its summary (or JSON) on stdout."""
+    import agentcorp
+    from agentcorp.app.running import load
+
+    company = load(path)
+    reports = []
+    with progress.live:
+        for oid in ids:
+            reports.append(agentcorp.run_objective(company, oid, **kw))
+    passed = all(r.passed for r in reports)
+    if as_json:
+        doc = {
+            "company": company.company,
+            "passed": passed,
+            "objectives": [r.to_json() for r in reports],
+        }
+        typer.echo(json.dumps(doc, sort_keys=True))
+    else:
+        for r in reports:
+            out.print(_summary(r.tasks))
+            line = (
+                f"objective {r.objective}: {r.status} in {r.rounds} round(s), "
+                f"{r.tokens} tokens, ${r.cost_usd:.4f}"
+            )
+            out.print(line + (f": {r.reason}" if r.reason else ""), markup=False)
+            for p in r.problems:
+                out.print(f"  problem: {p}", markup=False)
+            if r.session is not None:
+                out.print(f"manager session: {r.session}", markup=False)
+    return 0 if passed else 1
+
+
+@app.command()
+def plan(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="A company file, or a folder holding one company."),
+    ],
+    objective: Annotated[str, typer.Option("--objective", metavar="ID", help="The objective.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Model provider: xai (default), openai or custom."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="Any OpenAI-compatible endpoint.")
+    ] = None,
+    planner_model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Planner model name.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Config file (default: ./agentcorp.toml when present)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> int:
+    """Show the plan the manager makes for an objective, validated, without running it."""
+    from agentcorp.app.objectives import plan_objective
+    from agentcorp.planner.manager import render_plan
+
+    outcome = plan_objective(
+        path,
+        objective,
+        config_file=config,
+        provider=provider,
+        base_url=base_url,
+        planner_model=planner_model,
+    )
+    if as_json:
+        doc = {"status": outcome.status, "problems": outcome.problems, "plan": outcome.plan}
+        typer.echo(json.dumps(doc, sort_keys=True))
+    elif outcome.status == "accepted":
+        typer.echo(render_plan(outcome.plan))
+    else:
+        typer.echo(f"agentcorp: no valid plan for objective {objective!r}:", err=True)
+        for p in outcome.problems:
+            typer.echo(f"  {p}", err=True)
+    return 0 if outcome.status == "accepted" else 1
+
+
+def _start_console(bind: str, err: Console) -> Any:
+    """The operator console, serving; its URL (with the token) on stderr."""
+    from agentcorp.console import Console as OperatorConsole
+
+    operator = OperatorConsole(bind).start()
+    err.print(f"console: {operator.url}", markup=False, soft_wrap=True)
+    return operator
+
+
+def _run_with(progress: Any, operator: Any, linger: float, run: Callable[[], Any]) -> Any:
+    """Run with the progress display; then let the console show the end for ``linger`` s."""
+    with progress.live:
+        report = run()
+    if operator is not None:
+        operator.finish()
+        time.sleep(max(0.0, linger))
+    return report

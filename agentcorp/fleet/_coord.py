@@ -17,7 +17,7 @@ from agentcorp.fleet.model import TERMINAL, FleetTask
 from agentcorp.fleet.policy import RateLimit, SchedulerPolicy
 
 __all__ = [
-    "RunReport",
+    "ScheduleReport",
     "coordinator_lock",
     "holder_alive",
     "holder_id",
@@ -30,8 +30,11 @@ HOST = socket.gethostname()
 
 
 @dataclass(slots=True)
-class RunReport:
-    """How a fleet run ended: tasks per state and what happened on the way."""
+class ScheduleReport:
+    """How the scheduler ended a run: tasks per state and what happened on the way.
+
+    The application layer turns it into the user-facing ``agentcorp.RunReport``.
+    """
 
     counts: dict[str, int]
     wall_s: float

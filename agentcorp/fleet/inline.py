@@ -18,7 +18,7 @@ from typing import Any
 from agentcorp.errors import ConfigError, FencedOut
 from agentcorp.fleet._coord import (
     HOST,
-    RunReport,
+    ScheduleReport,
     coordinator_lock,
     holder_id,
     resume,
@@ -58,7 +58,7 @@ def run_inline(
     budgets: Mapping[str, float] | None = None,
     source: str = "",
     on_event: Callable[[str, str], None] | None = None,
-) -> RunReport:
+) -> ScheduleReport:
     """Run ``tasks`` to the end in this process, resuming from ``ledger_path``.
 
     Tasks run one at a time in dependency order (the policy's ready order). A task leased
@@ -82,7 +82,7 @@ def _run(
     budgets: Mapping[str, float] | None,
     source: str,
     on_event: Callable[[str, str], None] | None,
-) -> RunReport:
+) -> ScheduleReport:
     t0 = time.monotonic()
     note = on_event or (lambda kind, msg: None)
     policy, external, done = resume(
@@ -93,7 +93,7 @@ def _run(
         rate_limits=opts.rate_limits,
         spare_slots=opts.spare_slots,
     )
-    report = RunReport(counts={}, wall_s=0.0, resumed_finished=done)
+    report = ScheduleReport(counts={}, wall_s=0.0, resumed_finished=done)
     by_id = {t.id: t for t in tasks}
     limiter = SqliteRateLimiter(ledger, opts.rate_limits)
     wid = holder_id(NODE)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from agentcorp.errors import ConfigError, FleetError, SetupError
 from agentcorp.fleet._coord import (
     HOST,
-    RunReport,
+    ScheduleReport,
     coordinator_lock,
     resume,
     sync_external,
@@ -104,7 +104,7 @@ class _Pool:
     """The worker processes of one run; a dead one is buried and replaced."""
 
     def __init__(
-        self, ledger: SqliteLedger, ref: str, opts: LocalOptions, report: RunReport
+        self, ledger: SqliteLedger, ref: str, opts: LocalOptions, report: ScheduleReport
     ) -> None:
         self.ledger = ledger
         self.ref = ref
@@ -194,7 +194,7 @@ def run_local(
     budgets: Mapping[str, float] | None = None,
     source: str = "",
     on_event: Callable[[str, str], None] | None = None,
-) -> RunReport:
+) -> ScheduleReport:
     """Run ``tasks`` to the end on local worker processes, resuming from ``ledger_path``.
 
     Safe to kill at any moment and call again with the same ledger: finished tasks are not
@@ -214,7 +214,7 @@ def _run_local(
     budgets: Mapping[str, float] | None,
     source: str,
     on_event: Callable[[str, str], None] | None,
-) -> RunReport:
+) -> ScheduleReport:
     t0 = time.monotonic()
     note = on_event or (lambda kind, msg: None)
     ledger = SqliteLedger(ledger_path)
@@ -227,7 +227,7 @@ def _run_local(
             rate_limits=opts.rate_limits,
             spare_slots=opts.spare_slots,
         )
-        report = RunReport(counts={}, wall_s=0.0, resumed_finished=done)
+        report = ScheduleReport(counts={}, wall_s=0.0, resumed_finished=done)
         by_id = {t.id: _task_json(t) for t in tasks}
         pool = _Pool(ledger, ref, opts, report)
         try:
@@ -252,7 +252,7 @@ def _loop(
     external: dict[str, int],
     by_id: Mapping[str, dict[str, Any]],
     opts: LocalOptions,
-    report: RunReport,
+    report: ScheduleReport,
     note: Callable[[str, str], None],
 ) -> None:
     start_deadline = time.monotonic() + opts.start_timeout_s
@@ -302,7 +302,7 @@ def _apply_drains(
     pool: _Pool,
     policy: SchedulerPolicy,
     run_start: float,
-    report: RunReport,
+    report: ScheduleReport,
     note: Callable[[str, str], None],
 ) -> None:
     """Honour announced departures: stop leasing what cannot finish, re-queue at the time."""
@@ -339,7 +339,7 @@ def _task_json(t: FleetTask) -> dict[str, Any]:
 
 
 def _read(
-    w: _Worker, policy: SchedulerPolicy, report: RunReport, note: Callable[[str, str], None]
+    w: _Worker, policy: SchedulerPolicy, report: ScheduleReport, note: Callable[[str, str], None]
 ) -> None:
     while True:
         try:
@@ -372,7 +372,7 @@ def _read(
 
 
 def _give_back(
-    w: _Worker, ledger: SqliteLedger, policy: SchedulerPolicy, report: RunReport, why: str
+    w: _Worker, ledger: SqliteLedger, policy: SchedulerPolicy, report: ScheduleReport, why: str
 ) -> None:
     """Re-queue the lease a gone worker held, unless its result already landed."""
     if w.task is None:
@@ -392,7 +392,7 @@ def _bury(
     w: _Worker,
     ledger: SqliteLedger,
     policy: SchedulerPolicy,
-    report: RunReport,
+    report: ScheduleReport,
     note: Callable[[str, str], None],
 ) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -31,7 +31,7 @@ from typing import Any
 
 from agentcorp.errors import ConfigError, FencedOut, FleetError, SetupError
 from agentcorp.fleet._coord import (
-    RunReport,
+    ScheduleReport,
     coordinator_lock,
     resume,
     sync_external,
@@ -354,7 +354,7 @@ class _Coordinator:
         tasks: Sequence[FleetTask],
         ref: str,
         opts: RayOptions,
-        report: RunReport,
+        report: ScheduleReport,
         note: Callable[[str, str], None],
     ) -> None:
         self.ray = ray
@@ -587,7 +587,7 @@ def run_ray(
     budgets: Mapping[str, float] | None = None,
     source: str = "",
     on_event: Callable[[str, str], None] | None = None,
-) -> RunReport:
+) -> ScheduleReport:
     """Run ``tasks`` on a Ray cluster, resuming from ``ledger_path``.
 
     Connects to ``options.address`` (or starts a loopback-only local Ray), keeps one actor
@@ -609,7 +609,7 @@ def _run_ray(
     budgets: Mapping[str, float] | None,
     source: str,
     on_event: Callable[[str, str], None] | None,
-) -> RunReport:
+) -> ScheduleReport:
     note = on_event or (lambda kind, msg: None)
     t0 = time.monotonic()
     ledger = SqliteLedger(ledger_path)
@@ -629,7 +629,7 @@ def _run_ray(
             rate_limits=opts.rate_limits,
             spare_slots=opts.spare_slots,
         )
-        report = RunReport(counts={}, wall_s=0.0, resumed_finished=done)
+        report = ScheduleReport(counts={}, wall_s=0.0, resumed_finished=done)
         if not ray.is_initialized():
             if not opts.address:
                 head.enter_context(loopback_head(ray))

@@ -24,16 +24,16 @@ __all__ = [
     "NotFound",
     "OcrEngine",
     "OcrGrounder",
-    "cache_key",
     "entries_from_steps",
     "resolve",
     "run_cached",
+    "skill_key",
 ]
 
 _WHERE = {
     "ActionCache": "agentcorp.grounding.cache",
     "CacheRunner": "agentcorp.grounding.cache",
-    "cache_key": "agentcorp.grounding.cache",
+    "skill_key": "agentcorp.grounding.provenance",
     "entries_from_steps": "agentcorp.grounding.cache",
     "run_cached": "agentcorp.grounding.cache",
     "Ambiguous": "agentcorp.grounding.resolve",

@@ -46,6 +46,12 @@ _ACTIONABLE = frozenset(
 )
 
 
+def _fills(text: str, span: int) -> bool:
+    """Whether a match of ``span`` characters is (nearly) all of a one-line ``text``."""
+    shown = text.strip()
+    return "\n" not in shown and span >= 0.8 * len(shown)
+
+
 @runtime_checkable
 class AccessibleTree(Protocol):
     """A computer that can show its accessibility tree (``sandbox.atspi.Snapshot`` or None)."""
@@ -121,7 +127,10 @@ class AtspiGrounder(Grounder):
             if not text:
                 continue
             found = find_matches(target, text, self.min_score)
-            if found:
+            # The element's box is the target's place only when the target is (nearly) all
+            # it shows: words inside a longer or multi-line text (an editor's document) sit
+            # somewhere in that box, and its centre is another line. OCR finds those.
+            if found and _fills(text, found[0].end - found[0].start):
                 out.append(
                     Candidate(
                         n.box,

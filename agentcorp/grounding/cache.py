@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -72,7 +71,6 @@ __all__ = [
     "Postcondition",
     "Skill",
     "anchor_for",
-    "cache_key",
     "default_skills_dir",
     "describe",
     "entries_from_steps",
@@ -251,20 +249,6 @@ def postcondition_for(
         # Nothing, or only a caret moved/blinked: nothing checkable beyond the text.
         return Postcondition(None, None, expect_text)
     return Postcondition(changed, thumbnail(frame_after, changed), expect_text)
-
-
-def cache_key(spec_hash: str, inputs: Mapping[str, Any] | None = None) -> str:
-    """The cache key of a task spec (its hash) run with ``inputs`` (JSON-able values)."""
-    try:
-        blob = json.dumps(
-            {"spec": spec_hash, "inputs": dict(inputs or {})},
-            sort_keys=True,
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ActionCacheError(f"cache key: inputs are not JSON-able: {exc}") from exc
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def _box_json(b: Box | None) -> list[int] | None:

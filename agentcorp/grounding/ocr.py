@@ -99,6 +99,7 @@ def detect_text_boxes(rgb: np.ndarray, min_h: int = 6, max_h: int = 64) -> list[
         bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 28))
     )
     bw = cv2.bitwise_and(bw, cv2.bitwise_not(cv2.bitwise_or(lines_h, lines_v)))
+    bw = _drop_outlines(cv2, bw)
     joined = cv2.morphologyEx(
         bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (6, 1))
     )
@@ -114,6 +115,36 @@ def detect_text_boxes(rgb: np.ndarray, min_h: int = 6, max_h: int = 64) -> list[
         raw.append([x, y, w, h])
     wall_cols = walls > 0
     return [Box(*b) for b in _merge_words(raw, wall_cols)]
+
+
+def _drop_outlines(cv2: Any, bw: np.ndarray) -> np.ndarray:
+    """Remove closed outlines around text: rounded button borders, radio and check marks.
+
+    A button's rounded border is too short to be taken out as a straight line, and joined to
+    its label it makes the whole row of buttons one box that reads as noise ("OK", "File" and
+    "Find and Replace" read as "nd a d Res"). An outline is a sparse component that encloses
+    other ink (at most 30 % of its box inked, ink inside), or a tall thin sparse arc.
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    drop: list[int] = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area > 0.3 * w * h:
+            continue
+        if h >= 22 and 2 * w <= h:
+            drop.append(i)  # the rounded end of a long button (its straight edges are gone)
+            continue
+        if h < 14 or w < 14:
+            continue
+        inner = bw[y + 3 : y + h - 3, x + 3 : x + w - 3]
+        own = labels[y + 3 : y + h - 3, x + 3 : x + w - 3] == i
+        if inner.size and np.count_nonzero(inner[~own]) >= 6:
+            drop.append(i)
+    if not drop:
+        return bw
+    out = bw.copy()
+    out[np.isin(labels, drop)] = 0
+    return out
 
 
 def _merge_words(boxes: list[list[int]], walls: np.ndarray) -> list[list[int]]:

@@ -110,6 +110,28 @@ def _units(line: str) -> tuple[str, list[int], set[int]]:
     return "".join(keys), where, bounds
 
 
+#: Letter pairs fonts draw as one ligature glyph, folded ("fi" folds to "fl"); OCR often
+#: reads such a glyph as nothing ("Scientific" -> "sc ienti c").
+_LIGATURES = ("ffl", "ff", "fl")
+
+
+def _without_ligatures(want: str) -> str:
+    """``want`` with its ligature pairs dropped ('' when it has none)."""
+    out = want
+    for pair in _LIGATURES:
+        out = out.replace(pair, "")
+    return out if out != want else ""
+
+
+def _distance(piece: str, want: str, lig: str) -> float:
+    """Edits from ``piece`` to ``want``; a ligature the read dropped costs half an edit."""
+    if piece == want:
+        return 0
+    if lig and piece == lig:
+        return 0.5
+    return _levenshtein(piece, want)
+
+
 def _whole(line: str, lo: int, hi: int, segments: list[tuple[int, int]]) -> bool:
     """Whether ``line[lo:hi]`` covers one whole segment (punctuation around aside)."""
     for a, b in segments:
@@ -137,6 +159,7 @@ def find_matches(
     raw_case = "".join(ch for ch in target if ch.isalnum())
     raw_target = raw_case.lower()
     edits = _allowed_edits(len(want))
+    lig = _without_ligatures(want)
     out: list[TextMatch] = []
     starts = sorted(b for b in bounds if b < len(keys))
     ends = sorted(b for b in bounds if b > 0)
@@ -148,10 +171,10 @@ def find_matches(
             # Up to 8 letters only substitutions count as misreads: "Customers" is not a
             # misread "Customer", it is another word.
             slack = edits if len(want) > 8 else 0
-            if n < len(want) - slack or n > len(want) + slack:
+            if not (len(want) - slack <= n <= len(want) + slack or (lig and n == len(lig))):
                 continue
             piece = keys[s:e]
-            d = 0 if piece == want else _levenshtein(piece, want)
+            d = _distance(piece, want, lig)
             if d > edits:
                 continue
             lo, hi = where[s], where[e - 1] + 1

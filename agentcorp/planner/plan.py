@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,7 +36,9 @@ from agentcorp.record.canonical import canonical_request_hash, request_body
 from agentcorp.spec import models as spec
 from agentcorp.types import ChatModel, ChatRequest, ModelCallStep, PlanStep, Step
 
-__all__ = ["Plan", "PlanError", "PlanTask", "Planner"]
+__all__ = ["Plan", "PlanError", "PlanTask", "Planner", "ask_json"]
+
+T = TypeVar("T")
 
 
 class Plan(BaseModel):
@@ -135,97 +137,145 @@ class Planner:
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": prompt},
         ]
-        schema = Plan.model_json_schema(by_alias=True)
-        modes = self.modes
-        endpoint = endpoint_of(self.model)
-        problem = ""
-        turns: list[dict[str, Any]] = []  # the re-ask exchange after the base prompt
-        replies = 0
-        while replies <= self.max_reasks:
-            candidates = modes.candidates(endpoint, self.model_name)
-            if not candidates:
-                break
-            mode = candidates[0]
-            messages, fmt = shape_request(mode, base, schema, "plan")
-            request = ChatRequest(
-                model=self.model_name,
-                messages=messages + turns,
-                response_format=fmt,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                purpose="plan",
-            )
-            try:
-                reply = self.model.complete(request)
-            except RequestRejected as exc:
-                if mode == "prompt":
-                    raise  # even a plain request is refused: not a structured-output matter
-                modes.fails(endpoint, self.model_name, mode, f"HTTP {exc.status}: {exc.detail}")
-                turns = []
-                continue
-            body = request_body(request)
-            yield ModelCallStep(
-                0,
-                time.time(),
-                "plan",
-                reply.model or self.model_name,
-                canonical_request_hash(body),
-                body,
-                {"content": reply.content},
-                reply.usage,
-                reply.latency_ms,
-                reply.request_id,
-            )
-            text = reply.content or ""
-            outcome = self._read(text, mode, reply.finish_reason, endpoint)
-            if outcome is None:
-                turns = []  # the mode did not work; the next one starts afresh
-                continue
-            replies += 1
-            if isinstance(outcome, Plan):
-                dump = outcome.model_dump(mode="json", by_alias=True, exclude_none=True)
-                yield PlanStep(0, time.time(), dump, self.revision)
-                self.revision += 1
-                return outcome
-            problem = outcome
-            if replies <= self.max_reasks:
-                turns = [
-                    {"role": "assistant", "content": text},
-                    {
-                        "role": "user",
-                        "content": f"That reply is invalid: {problem}. Reply again with JSON "
-                        "only, matching the schema.",
-                    },
-                ]
-        if not problem:
-            problem = "the server refused every structured-output mode"
-        raise PlanError(
-            f"planner for task {task.task_id!r}: no valid plan after "
-            f"{replies} attempts; last problem: {problem}"
+        plan: Plan = yield from ask_json(
+            self.model,
+            base,
+            Plan.model_json_schema(by_alias=True),
+            _read_plan,
+            model_name=self.model_name,
+            modes=self.modes,
+            max_reasks=self.max_reasks,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            name="plan",
+            who=f"planner for task {task.task_id!r}",
         )
+        dump = plan.model_dump(mode="json", by_alias=True, exclude_none=True)
+        yield PlanStep(0, time.time(), dump, self.revision)
+        self.revision += 1
+        return plan
 
-    def _read(
-        self, text: str, mode: OutputMode, finish: str | None, endpoint: str
-    ) -> Plan | str | None:
-        """A reply read in ``mode``: the plan, the problem to re-ask about, or None.
 
-        None means the reply shows the server ignored the mode; it is then given up for the run.
-        """
-        modes = self.modes
-        strict = mode != "prompt"
+def _read_plan(raw: str) -> Plan | str:
+    try:
+        return Plan.model_validate_json(raw)
+    except ValidationError as exc:
+        return _first_errors(exc)
+
+
+def ask_json(
+    model: ChatModel,
+    base: list[dict[str, Any]],
+    schema: dict[str, Any],
+    read: Callable[[str], T | str],
+    *,
+    model_name: str,
+    modes: OutputModes,
+    max_reasks: int = 2,
+    temperature: float | None = 0.0,
+    max_tokens: int | None = None,
+    name: str = "plan",
+    who: str = "planner",
+) -> Generator[Step, None, T]:
+    """Ask ``model`` for JSON matching ``schema``; ``read`` makes a value (or a problem) of it.
+
+    The structured-output mode is negotiated (``agentcorp.llm.structured``) and remembered in
+    ``modes``; every problem ``read`` names goes back to the model, at most ``max_reasks``
+    times, then ``PlanError`` names ``who`` and the last problem. Each round trip is yielded
+    as a ``ModelCallStep`` (purpose ``name``).
+    """
+    endpoint = endpoint_of(model)
+    problem = ""
+    turns: list[dict[str, Any]] = []  # the re-ask exchange after the base prompt
+    replies = 0
+    while replies <= max_reasks:
+        candidates = modes.candidates(endpoint, model_name)
+        if not candidates:
+            break
+        mode = candidates[0]
+        messages, fmt = shape_request(mode, base, schema, name)
+        request = ChatRequest(
+            model=model_name,
+            messages=messages + turns,
+            response_format=fmt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            purpose=name,
+        )
         try:
-            raw = extract_json(text, strict=strict)
-        except JsonNotFound as exc:
-            if strict and finish != "length":
-                # A server that honours the mode cannot send this: it dropped the field.
-                modes.fails(endpoint, self.model_name, mode, f"reply was not JSON: {exc}")
-                return None
-            return str(exc)
-        modes.works(endpoint, self.model_name, mode)
-        try:
-            return Plan.model_validate_json(raw)
-        except ValidationError as exc:
-            return _first_errors(exc)
+            reply = model.complete(request)
+        except RequestRejected as exc:
+            if mode == "prompt":
+                raise  # even a plain request is refused: not a structured-output matter
+            modes.fails(endpoint, model_name, mode, f"HTTP {exc.status}: {exc.detail}")
+            turns = []
+            continue
+        body = request_body(request)
+        yield ModelCallStep(
+            0,
+            time.time(),
+            name,
+            reply.model or model_name,
+            canonical_request_hash(body),
+            body,
+            {"content": reply.content},
+            reply.usage,
+            reply.latency_ms,
+            reply.request_id,
+        )
+        text = reply.content or ""
+        outcome = _read_reply(text, mode, reply.finish_reason, endpoint, model_name, modes, read)
+        if outcome is None:
+            turns = []  # the mode did not work; the next one starts afresh
+            continue
+        replies += 1
+        if not isinstance(outcome, _Problem):
+            return outcome
+        problem = outcome.text
+        if replies <= max_reasks:
+            turns = [
+                {"role": "assistant", "content": text},
+                {
+                    "role": "user",
+                    "content": f"That reply is invalid: {problem}. Reply again with JSON "
+                    "only, matching the schema.",
+                },
+            ]
+    if not problem:
+        problem = "the server refused every structured-output mode"
+    raise PlanError(f"{who}: no valid plan after {replies} attempts; last problem: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    text: str
+
+
+def _read_reply(
+    text: str,
+    mode: OutputMode,
+    finish: str | None,
+    endpoint: str,
+    model_name: str,
+    modes: OutputModes,
+    read: Callable[[str], T | str],
+) -> T | _Problem | None:
+    """A reply read in ``mode``: the value, the problem to re-ask about, or None.
+
+    None means the reply shows the server ignored the mode; it is then given up for the run.
+    """
+    strict = mode != "prompt"
+    try:
+        raw = extract_json(text, strict=strict)
+    except JsonNotFound as exc:
+        if strict and finish != "length":
+            # A server that honours the mode cannot send this: it dropped the field.
+            modes.fails(endpoint, model_name, mode, f"reply was not JSON: {exc}")
+            return None
+        return _Problem(str(exc))
+    modes.works(endpoint, model_name, mode)
+    value = read(raw)
+    return _Problem(value) if isinstance(value, str) else value
 
 
 def _first_errors(exc: ValidationError, limit: int = 3) -> str:

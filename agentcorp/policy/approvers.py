@@ -25,9 +25,12 @@ from agentcorp.policy.secrets import Redactor
 from agentcorp.types import Action
 
 __all__ = [
+    "CONSOLE_TOKEN_ENV",
+    "CONSOLE_URL_ENV",
     "AllowAndAuditApprover",
     "Approval",
     "Approver",
+    "ConsoleApprover",
     "DenyApprover",
     "PendingAction",
     "TerminalApprover",
@@ -258,6 +261,56 @@ class WebhookApprover(Approver):
         return Approval(False, by_who, f"denied by webhook{why}")
 
 
+#: Where a run's operator console listens, and its token: set by the console for the run's
+#: processes (the coordinator and its workers inherit them), never written to a file.
+CONSOLE_URL_ENV = "AGENTCORP_CONSOLE_URL"
+CONSOLE_TOKEN_ENV = "AGENTCORP_CONSOLE_TOKEN"
+
+
+class ConsoleApprover(Approver):
+    """Asks the person watching the run's operator console (``agentcorp run --console``).
+
+    The pending action goes to the console as a webhook call would (same body, same reply);
+    the console shows it with Approve / Deny and answers when someone clicks or at the
+    timeout. With no console for this run, every action is denied with a reason saying so.
+    """
+
+    name = "console"
+
+    def __init__(
+        self,
+        timeout: float = 60.0,
+        redactor: Redactor | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        import os
+
+        env = os.environ if environ is None else environ
+        self._url, self._token = env.get(CONSOLE_URL_ENV, ""), env.get(CONSOLE_TOKEN_ENV, "")
+        self._timeout, self._redactor = timeout, redactor
+
+    def decide(self, pending: PendingAction) -> Approval:
+        """Wait for the console's answer; no console running is a denial."""
+        if not (self._url and self._token):
+            return Approval(False, "console", "no operator console for this run: denied")
+        # The console holds the decision until its own deadline: ours is a little later.
+        # One client per question: approvals are rare, and nothing is left open between them.
+        hook = WebhookApprover(
+            self._url.rstrip("/") + f"/api/approvals?timeout={self._timeout:g}",
+            self._timeout + 5.0,
+            self._redactor,
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
+        try:
+            got = hook.decide(pending)
+        finally:
+            hook.close()
+        by = got.by.removeprefix("webhook:")
+        by = "console" if by.startswith("http") else by
+        by = by if by.startswith("console") else f"console:{by}"
+        return Approval(got.approved, by, got.reason.replace("webhook", "console"))
+
+
 def make_approver(
     config: ApproverConfig, redactor: Redactor | None = None, stdin: TextIO | None = None
 ) -> Approver:
@@ -269,6 +322,8 @@ def make_approver(
     if config.kind == "webhook":
         assert config.url is not None  # ApproverConfig validated it
         return WebhookApprover(config.url, config.timeout, redactor)
+    if config.kind == "console":
+        return ConsoleApprover(config.timeout, redactor)
     return DenyApprover()
 
 

@@ -24,7 +24,7 @@ __all__ = [
     "secrets_from_spec",
 ]
 
-ApproverKind = Literal["deny", "allow", "prompt", "webhook"]
+ApproverKind = Literal["deny", "allow", "prompt", "webhook", "console"]
 
 # Always forbidden, whatever the spec says: these leave the sandboxed session (VT switch,
 # killing X, the login/ctrl-alt-del handler) or open a host terminal.
@@ -47,7 +47,8 @@ class ApproverConfig:
     """Who answers confirmation rules.
 
     ``deny`` (the headless default), ``allow`` (and audit), ``prompt`` (a terminal) or
-    ``webhook`` (POST to ``url``, ``timeout`` seconds).
+    ``webhook`` (POST to ``url``, ``timeout`` seconds) or ``console`` (the run's operator
+    console; a denial when the run has none).
     """
 
     kind: ApproverKind = "deny"
@@ -55,9 +56,10 @@ class ApproverConfig:
     timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("deny", "allow", "prompt", "webhook"):
+        if self.kind not in ("deny", "allow", "prompt", "webhook", "console"):
             raise ConfigError(
-                f"policy.approver.kind: must be deny, allow, prompt or webhook, got {self.kind!r}"
+                "policy.approver.kind: must be deny, allow, prompt, webhook or console, "
+                f"got {self.kind!r}"
             )
         if self.kind == "webhook" and not self.url:
             raise ConfigError("policy.approver.url: required when kind is webhook")

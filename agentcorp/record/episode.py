@@ -120,8 +120,8 @@ def loop_runner(
     Passing a changed ``config`` (say another system prompt) is how a prompt change is tested
     against a recording: the replay then fails at the first request that differs.
 
-    A run that ran from the action cache (manifest ``cached_run``) is redone the same way:
-    the cached actions first (``CachedActor``), then, if they diverged, the episode that
+    A run that ran from a skill (manifest ``cached_run``) is redone the same way:
+    the skill's actions first (``CachedActor``), then, if they diverged, the episode that
     took over.
     """
     part = session.actor_part()

@@ -19,12 +19,19 @@ def changed_box(before: Frame, after: Frame) -> Box | None:
         return Box(after.origin[0], after.origin[1], after.width, after.height)
     if before.rgb == after.rgb:
         return None
-    a = np.frombuffer(before.rgb, np.uint8).reshape(before.height, before.width, 3)
-    b = np.frombuffer(after.rgb, np.uint8).reshape(after.height, after.width, 3)
-    diff = (a != b).any(axis=2)
-    rows = np.flatnonzero(diff.any(axis=1))
-    cols = np.flatnonzero(diff.any(axis=0))
-    x0, x1, y0, y1 = int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+    w = after.width
+    # Rows compare as whole byte strings (one memcmp each); only the band of changed rows is
+    # compared further. A per-pixel pass over the whole frame cost ~70 ms at 1280x800.
+    rows_a = np.frombuffer(before.rgb, np.dtype((np.void, w * 3)))
+    rows_b = np.frombuffer(after.rgb, np.dtype((np.void, w * 3)))
+    rows = np.flatnonzero(rows_a != rows_b)
+    y0, y1 = int(rows[0]), int(rows[-1])
+    band = slice(y0 * w * 3, (y1 + 1) * w * 3)
+    a = np.frombuffer(before.rgb[band], np.uint8).reshape(y1 - y0 + 1, w, 3)
+    b = np.frombuffer(after.rgb[band], np.uint8).reshape(y1 - y0 + 1, w, 3)
+    # OR of the XOR down the band: contiguous passes, no per-pixel boolean reductions.
+    cols = np.flatnonzero(np.bitwise_or.reduce(a ^ b, axis=0).any(axis=1))
+    x0, x1 = int(cols[0]), int(cols[-1])
     return Box(after.origin[0] + x0, after.origin[1] + y0, x1 - x0 + 1, y1 - y0 + 1)
 
 

@@ -502,7 +502,10 @@ class BrowserComputer(Computer):
                 "scale": 1,
             }
         t = time.time()
-        img = Image.open(io.BytesIO(self._capture_bytes(params))).convert("RGB")
+        img: Image.Image = Image.open(io.BytesIO(self._capture_bytes(params)))
+        if img.mode != "RGB":  # JPEG decodes to RGB already: no second copy of the pixels
+            img = img.convert("RGB")
+        img.load()
         origin = (region.x, region.y) if region is not None else (0, 0)
         frame = Frame(img.tobytes(), img.width, img.height, origin, t)
         frame._pil = img

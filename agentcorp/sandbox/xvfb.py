@@ -937,6 +937,11 @@ class XvfbDesktop(Computer):
         chain = (node, *snap.ancestors(node))
         if any(_same_window(up.box, box) for up in chain):
             return None
+        if chain[-1].role not in _WINDOW_ROLES and not _is_popup(win) and _inside(node.box, box):
+            # The snapshot did not reach the element's window (a partial tree: Mousepad's
+            # text view stops at its scroll pane); an element lying wholly inside the top
+            # window is that window's. A popup over it is still caught above and below.
+            return None
         in_menu = any(up.role in _POPUP_OWNERS or "menu" in up.role for up in chain)
         if in_menu and _inside(node.box, box) and _is_popup(win):
             return None  # an item of the open menu (a popup is not in the tree as a window)
@@ -1161,6 +1166,7 @@ def _landed(before: str, after: str, value: str) -> bool:
 
 #: Roles whose items show in a popup window of their own (menus, a combo box's list).
 _POPUP_OWNERS = frozenset({"combo box", "list", "list box", "popup menu"})
+_WINDOW_ROLES = frozenset({"frame", "window", "dialog", "alert", "file chooser"})
 
 
 def _inside(a: Box, b: Box) -> bool:

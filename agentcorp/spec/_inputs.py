@@ -141,8 +141,11 @@ def with_inputs(task: Task, values: Mapping[str, Scalar]) -> Task:
     return task.model_copy(update={"inputs": dict(values)})
 
 
-def parse_input_args(task: Task, args: Sequence[str]) -> dict[str, Scalar]:
-    """``--input KEY=VALUE`` flags as one checked row (inputs not given keep the task's)."""
+def parse_input_args(args: Sequence[str]) -> dict[str, str]:
+    """``--input KEY=VALUE`` flags as a row of text values (``check_row`` types them).
+
+    The value is everything after the first ``=`` (it may hold ``=`` itself).
+    """
     row: dict[str, str] = {}
     for a in args:
         key, sep, value = a.partition("=")
@@ -151,7 +154,7 @@ def parse_input_args(task: Task, args: Sequence[str]) -> dict[str, Scalar]:
         if key.strip() in row:
             raise InputRowError(f"--input {key.strip()}: given twice")
         row[key.strip()] = value
-    return check_row(task, row, "--input", partial=True)
+    return row
 
 
 def _read_text(path: Path) -> str:

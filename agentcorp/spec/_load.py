@@ -86,8 +86,13 @@ def load_company(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_nodes: int = DEFAULT_MAX_NODES,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> Company:
-    """Load a company file, or the one company file in a folder; raise ``SpecError``."""
+    """Load a company file, or the one company file in a folder; raise ``SpecError``.
+
+    ``base_dir`` (default: the file's folder) is where its relative paths point: a company
+    written elsewhere (a manager's plan in a run folder) keeps the folder of the one it came from.
+    """
     p = Path(path)
     if p.is_dir():
         candidates = company_files(p)
@@ -106,7 +111,9 @@ def load_company(
                 ]
             )
         p = candidates[0]
-    company, issues = _validate_file(p, str(p), max_bytes, max_nodes)
+    company, issues = _validate_file(
+        p, str(p), max_bytes, max_nodes, Path(base_dir) if base_dir is not None else None
+    )
     if issues or company is None:
         raise SpecError(issues)
     return company
@@ -160,7 +167,7 @@ def company_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def _validate_file(
-    path: Path, filename: str, max_bytes: int, max_nodes: int
+    path: Path, filename: str, max_bytes: int, max_nodes: int, base_dir: Path | None = None
 ) -> tuple[Company | None, list[SpecIssue]]:
     try:
         # Read through the bounded reader: ``stat`` says 0 for /dev/zero, a FIFO would block.
@@ -173,7 +180,8 @@ def _validate_file(
     text = decode(raw, filename, max_bytes)
     if isinstance(text, SpecIssue):
         return None, [text]
-    company, issues = _validate_text(text, filename, path.parent, True, max_nodes)
+    base = base_dir if base_dir is not None else path.parent
+    company, issues = _validate_text(text, filename, base, True, max_nodes)
     if company is not None:
         company._source = path
     return company, issues
@@ -513,9 +521,12 @@ def _semantic_issues(ctx: _Ctx, base_dir: Path, check_files: bool) -> None:
         if isinstance(task, dict):
             _task_refs(ctx, i, task, roles, sandboxes, ids)
             _task_templates(ctx, i, task)
+            _page_checks(ctx, i, task, roles, sandboxes)
+            _attempts(ctx, i, task, roles, sandboxes)
     _cycles(ctx, tasks, ids)
     _secret_uses(ctx, (), data, secrets)
     _budgets(ctx, data, tasks)
+    _objectives(ctx, data, roles)
 
 
 def _declared_secrets(ctx: _Ctx) -> dict[str, dict[str, Any]]:
@@ -586,6 +597,91 @@ def _task_refs(
         for j, d in enumerate(deps):
             if isinstance(d, str) and d not in ids:
                 ctx.add(("tasks", i, "depends_on", j), f"unknown task {d!r}{did_you_mean(d, ids)}")
+
+
+def _page_checks(
+    ctx: _Ctx,
+    i: int,
+    task: dict[str, Any],
+    roles: dict[str, Any] | None,
+    sandboxes: dict[str, Any] | None,
+) -> None:
+    """``dom`` and ``js`` checks read a web page: refused on a task of a desktop sandbox."""
+    rname = task.get("role")
+    role = roles.get(rname) if roles is not None and isinstance(rname, str) else None
+    name = task.get("sandbox") or (role.get("sandbox") if isinstance(role, dict) else None)
+    sandbox = sandboxes.get(name) if sandboxes is not None and isinstance(name, str) else None
+    if not isinstance(sandbox, dict) or sandbox.get("kind") != "desktop":
+        return
+    for path, node in _check_leaves(("tasks", i, "success"), task.get("success")):
+        if node.get("check") in ("dom", "js"):
+            ctx.add(
+                (*path, "check"),
+                f"a {node['check']} check reads a web page; sandbox {name!r} is a desktop",
+            )
+
+
+def _check_leaves(path: Path_, node: Any) -> list[tuple[Path_, dict[str, Any]]]:
+    if not isinstance(node, dict):
+        return []
+    if "check" in node:
+        return [(path, node)]
+    out: list[tuple[Path_, dict[str, Any]]] = []
+    for key in ("all", "any"):
+        if isinstance(node.get(key), list):
+            for j, child in enumerate(node[key]):
+                out.extend(_check_leaves((*path, key, j), child))
+    if "not" in node:
+        out.extend(_check_leaves((*path, "not"), node["not"]))
+    return out
+
+
+def _attempts(
+    ctx: _Ctx,
+    i: int,
+    task: dict[str, Any],
+    roles: dict[str, Any] | None,
+    sandboxes: dict[str, Any] | None,
+) -> None:
+    """Best-of-N only where attempts cannot touch each other, picked by deterministic checks."""
+    attempts = task.get("attempts")
+    n = attempts.get("n") if isinstance(attempts, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 1:
+        return
+    where = ("tasks", i, "attempts")
+    role = roles.get(task.get("role")) if roles is not None else None  # type: ignore[arg-type]
+    name = task.get("sandbox") or (role.get("sandbox") if isinstance(role, dict) else None)
+    sandbox = sandboxes.get(name) if isinstance(name, str) and sandboxes else None
+    if isinstance(sandbox, dict):
+        services = sandbox.get("services")
+        if sandbox.get("kind") != "desktop":
+            ctx.add(
+                where,
+                f"best-of-N needs effects that stay in the sandbox; sandbox {name!r} is a "
+                "browser, whose pages live outside it",
+            )
+        elif isinstance(services, list) and services:
+            svc = services[0].get("name") if isinstance(services[0], dict) else "?"
+            ctx.add(
+                where,
+                f"best-of-N needs effects that stay in the sandbox; sandbox {name!r} starts "
+                f"service {svc!r}, shared by every attempt",
+            )
+    success = task.get("success")
+    if success is None or _only_judged(success):
+        ctx.add(where, "best-of-N picks the winner by deterministic success checks; add some")
+
+
+def _only_judged(tree: Any) -> bool:
+    """Whether a check tree decides nothing without a model (its only leaves are llm_judge)."""
+    if isinstance(tree, dict):
+        if "check" in tree:
+            return tree.get("check") == "llm_judge"
+        kids = [v for k in ("all", "any") for v in (tree.get(k) or [])] + (
+            [tree["not"]] if "not" in tree else []
+        )
+        return all(_only_judged(k) for k in kids)
+    return False
 
 
 def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
@@ -713,7 +809,7 @@ def _secret_uses(ctx: _Ctx, path: Path_, value: Any, secrets: dict[str, dict[str
                 )
 
 
-def _budgets(ctx: _Ctx, data: dict[str, Any], tasks: list[Any]) -> None:
+def _budgets(ctx: _Ctx, data: dict[str, Any], tasks: list[Any], kind: str = "tasks") -> None:
     defaults = data.get("defaults")
     company = defaults.get("budgets") if isinstance(defaults, dict) else None
     if not isinstance(company, dict):
@@ -730,10 +826,48 @@ def _budgets(ctx: _Ctx, data: dict[str, Any], tasks: list[Any]) -> None:
             if mine is not None and cap is not None and mine > cap:
                 shown = budgets[name]
                 ctx.add(
-                    ("tasks", i, "budgets", name),
+                    (kind, i, "budgets", name),
                     f"{shown} exceeds the company's budget of {company[name]} "
                     f"(defaults.budgets.{name})",
                 )
+
+
+def _objectives(ctx: _Ctx, data: dict[str, Any], roles: dict[str, Any] | None) -> None:
+    """Objective ids unique, their roles known, their goals' variables declared, budgets capped."""
+    objectives = data.get("objectives")
+    if not isinstance(objectives, list):
+        return
+    seen: dict[str, int] = {}
+    for i, obj in enumerate(objectives):
+        if not isinstance(obj, dict):
+            continue
+        oid = obj.get("id")
+        if isinstance(oid, str):
+            if oid in seen:
+                first = ctx.where(("objectives", seen[oid], "id"))[0]
+                ctx.add(
+                    ("objectives", i, "id"),
+                    f"duplicate objective id {oid!r} (first on line {first})",
+                )
+            seen.setdefault(oid, i)
+        used = obj.get("roles")
+        if roles is not None and isinstance(used, list):
+            for j, r in enumerate(used):
+                if isinstance(r, str) and r not in roles:
+                    ctx.add(
+                        ("objectives", i, "roles", j), f"unknown role {r!r}{did_you_mean(r, roles)}"
+                    )
+        raw = obj.get("inputs")
+        inputs: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        goal = obj.get("goal")
+        for m in TEMPLATE_RE.finditer(goal if isinstance(goal, str) else ""):
+            if m.group(1) not in inputs:
+                ctx.add(
+                    ("objectives", i, "goal"),
+                    f"template variable {{inputs.{m.group(1)}}} has no input {m.group(1)!r}"
+                    f"{did_you_mean(m.group(1), inputs)}",
+                )
+    _budgets(ctx, data, objectives, "objectives")
 
 
 def _budget_value(name: str, value: Any) -> float | None:

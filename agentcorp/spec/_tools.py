@@ -173,7 +173,11 @@ def task_spec_hash(company: Company, task: Task) -> str:
     sandbox_name = company.task_sandbox(task)
     doc = {
         "v": 1,
-        "task": task.model_dump(mode="json", by_alias=True),
+        # ``attempts`` came later: unset, it is left out so earlier hashes (action caches,
+        # shipped recordings) still hold.
+        "task": task.model_dump(
+            mode="json", by_alias=True, exclude={"attempts"} if task.attempts is None else None
+        ),
         "role": {"key": task.role, **company.roles[task.role].model_dump(mode="json")},
         "sandbox": {
             "key": sandbox_name,

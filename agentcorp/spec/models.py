@@ -35,6 +35,7 @@ __all__ = [
     "AnyCheck",
     "App",
     "Approver",
+    "Attempts",
     "Budgets",
     "Check",
     "ClickStep",
@@ -53,6 +54,7 @@ __all__ = [
     "LlmJudgeCheck",
     "Models",
     "NotCheck",
+    "Objective",
     "OpenUrlStep",
     "Policy",
     "Retry",
@@ -208,9 +210,10 @@ class Budgets(_Model):
 class Approver(_Model):
     """Who approves an action matched by ``confirm``."""
 
-    kind: Literal["deny", "allow", "prompt", "webhook"] = Field(
+    kind: Literal["deny", "allow", "prompt", "webhook", "console"] = Field(
         default="deny",
-        description="deny (default), allow, prompt (ask on the terminal) or webhook.",
+        description="deny (default), allow, prompt (ask on the terminal), webhook, or console "
+        "(the run's operator console, `agentcorp run --console`; deny when none is running).",
     )
     url: str | None = Field(default=None, description="Webhook URL (kind: webhook).")
     timeout: Duration = Field(
@@ -447,7 +450,12 @@ class DragStep(_Model):
 
 
 class WaitForStep(_Model):
-    """Wait until a text is visible."""
+    """Wait until a text is visible once the screen has settled.
+
+    The screen settles first (a page the last action started loading has loaded), so a text
+    still showing on the page being left never counts; a text already visible on the settled
+    screen returns at once. To let time pass instead, use ``wait``.
+    """
 
     wait_for: Annotated[str, AfterValidator(_visible)] = Field(
         description="Text that must appear on screen."
@@ -801,6 +809,15 @@ class Retry(_Model):
 Scalar = str | int | float | bool
 
 
+class Attempts(_Model):
+    """Best-of-N: independent rollouts in separate copies of the sandbox; first to pass wins."""
+
+    n: int = Field(default=1, ge=1, le=16, description="How many rollouts.")
+    parallel: bool = Field(
+        default=True, description="Run them at once (else one after another, stopping at a pass)."
+    )
+
+
 class Task(_Model):
     """One unit of work for a role, on a sandbox."""
 
@@ -820,10 +837,44 @@ class Task(_Model):
     success: Check | None = Field(default=None, description="Check tree deciding pass/fail.")
     budgets: Budgets | None = Field(default=None, description="Task budgets (<= the company's).")
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
+    attempts: Attempts | None = Field(
+        default=None,
+        description="Best-of-N rollouts, picked by the deterministic success checks (only on a "
+        "desktop sandbox without services: effects must stay inside the sandbox).",
+    )
+
+
+class Objective(_Model):
+    """What the company wants done; the manager turns it into a plan of tasks and runs it."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="Unique id: letters, digits, '-', '_', '.'.",
+    )
+    goal: str = Field(min_length=1, description="What to achieve; may use {inputs.name} variables.")
+    inputs: dict[str, Scalar] = Field(default_factory=dict, description="Template values.")
+    roles: list[str] = Field(
+        default_factory=list, description="Keys of the roles its plan may use (empty: any role)."
+    )
+    budgets: Budgets | None = Field(
+        default=None,
+        description="The most the whole plan may budget (<= the company's); the sum of its "
+        "tasks' budgets must fit.",
+    )
+    approval: bool = Field(
+        default=False, description="The plan waits for the company's approver before it runs."
+    )
+    max_rounds: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Plan rounds: the first plan plus replans after failures.",
+    )
 
 
 class Company(_Model):
-    """A whole AI-only company: roles, sandboxes, secrets, policy and tasks."""
+    """A whole AI-only company: roles, sandboxes, secrets, policy, tasks and objectives."""
 
     version: Literal[1] = Field(description="Spec version; always 1.")
     company: Name = Field(description="The company's name.")
@@ -837,6 +888,9 @@ class Company(_Model):
     roles: dict[str, Role] = Field(min_length=1, description="Roles by key.")
     sandboxes: dict[str, Sandbox] = Field(min_length=1, description="Sandboxes by key.")
     tasks: list[Task] = Field(min_length=1, description="The work, in file order.")
+    objectives: list[Objective] = Field(
+        default_factory=list, description="Goals the manager plans into tasks (docs/manager.md)."
+    )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
@@ -868,6 +922,15 @@ class Company(_Model):
         close = difflib.get_close_matches(task_id, [t.id for t in self.tasks], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise KeyError(f"unknown task {task_id!r}{hint}")
+
+    def objective(self, objective_id: str) -> Objective:
+        """The objective with this id; ``KeyError`` (with a did-you-mean) when there is none."""
+        for o in self.objectives:
+            if o.id == objective_id:
+                return o
+        close = difflib.get_close_matches(objective_id, [o.id for o in self.objectives], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"unknown objective {objective_id!r}{hint}")
 
     def task_sandbox(self, task: Task) -> str:
         """The sandbox key a task runs on: its own, else its role's."""

@@ -462,7 +462,7 @@ def test_a_zoom_before_actions_replays_and_is_never_cached(serve: Any, tmp_path:
         )
         outcomes.append((res.status, res.mode, fc.actions))
     assert outcomes[0][0] == "pass" and outcomes[0][2] == [("click", 160, 220, "left")]
-    assert outcomes[1] == ("pass", "cache", [("click", 160, 220, "left")])
+    assert outcomes[1] == ("pass", "skill", [("click", 160, 220, "left")])
     srv2.assert_complete()
 
 

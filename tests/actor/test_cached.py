@@ -11,14 +11,15 @@ from agentcorp.actor import BudgetMeter, Budgets
 from agentcorp.actor.cached import entries_from_doc, run_task_cached
 from agentcorp.actor.runner import TaskInput, TaskResult
 from agentcorp.checks import CheckContext
-from agentcorp.grounding.cache import ActionCache, ActionCacheError, cache_key
+from agentcorp.grounding.cache import ActionCache, ActionCacheError
+from agentcorp.grounding.provenance import skill_key
 from agentcorp.policy.base import ActionGate, GateContext, GateDecision
 from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
 from agentcorp.types import Action, ActionStep, Box, ErrorStep, Step
 
 SUCCESS = {"check": "screen_contains", "text": "Saved"}
-KEY = cache_key("spec", {"x": 1})
+KEY = skill_key("spec", {"x": 1}, ["x"])
 
 
 def screen() -> FakeComputer:

@@ -135,10 +135,13 @@ def charge(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
     result is written. A later attempt that finds the claim logs ``honoured`` instead.
     """
     payload = task.payload
-    if "run_dir" in payload:  # agentcorp run --episode: next to the company file
+    if "run_dir" in payload:  # a task of ``agentcorp run``: files beside the company file
         settings = Path(str(payload["run_dir"])) / ".agentcorp" / "run.json"
         company_file = json.loads(settings.read_text(encoding="utf-8"))["company_file"]
         folder = Path(company_file).parent
+        world, log = folder / "world.txt", folder / "episodes.jsonl"
+    elif "company_file" in payload:
+        folder = Path(str(payload["company_file"])).parent
         world, log = folder / "world.txt", folder / "episodes.jsonl"
     else:
         world, log = Path(str(payload["world"])), Path(str(payload["log"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agentcorp.grounding.atspi import AtspiGrounder, name_score
@@ -92,3 +94,20 @@ def test_click_on_a_target_under_an_open_menu_fails_naming_the_menu() -> None:
         item = resolve(g.locate(frame, "Paper Mode"), None, "Paper Mode")
         assert isinstance(item, Candidate)
         desk.click(*item.box.center)
+
+
+@pytest.mark.timeout(120)
+def test_words_inside_a_document_are_not_placed_at_the_text_views_centre(tmp_path: Path) -> None:
+    # A text view holding "Monday morning" on its third line: its box's centre is another
+    # line, so the tree must not claim that place (OCR finds the line); the click landed
+    # below the text and the typing went to a new line, every step "ok".
+    from agentcorp.grounding.ocr_grounder import OcrGrounder
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Quarterly report\nInvoice 2041 approved\nNext review: Monday morning\n")
+    apps = [AppSpec("pad", ["mousepad", str(notes)], "notes", timeout=60)]
+    with XvfbDesktop(apps=apps) as desk:
+        frame = desk.settle().frame
+        assert AtspiGrounder(desk).locate(frame, "Monday morning") == []
+        found = resolve(OcrGrounder().locate(frame, "Monday morning"), None, "Monday morning")
+        assert isinstance(found, Candidate) and found.box.h < 60

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from agentcorp.actor import Actor, EpisodeTask
-from agentcorp.grounding.cache import ActionCache, cache_key, entries_from_steps, run_cached
+from agentcorp.grounding.cache import ActionCache, entries_from_steps, run_cached
 from agentcorp.grounding.ocr_grounder import OcrGrounder
+from agentcorp.grounding.provenance import skill_key
 from agentcorp.grounding.resolve import resolve
 from agentcorp.policy.base import AllowAll
 from agentcorp.sandbox.apps import AppSpec
@@ -99,7 +100,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, grounder: OcrGrounder) ->
         grounder.reset()
         entries = entries_from_steps(records, grounder)
     cache = ActionCache(tmp / "cache")
-    key = cache_key("notes-spec", {"who": "lunch"})
+    key = skill_key("notes-spec", {"who": "lunch"}, ["who"])
     cache.store(key, entries, {"task": "notes"})
     yield cache, key
 

@@ -70,3 +70,13 @@ def test_any_text_matches_itself_exactly(text: str) -> None:
         return
     m = best(text, text)
     assert m is not None and m.score == 1.0 and (m.start, m.end) == (0, len(text))
+
+
+def test_a_ligature_the_read_dropped_still_matches_below_an_exact_read() -> None:
+    # Issue 14: galculator's "Scientific Mode" menu item read beside its radio mark.
+    m = best("Scientific Mode", "O sc ienti c Mo de")
+    assert m is not None and 0.9 < m.score < 0.97
+    exact = best("Scientific Mode", "Scientific Mode")
+    assert exact is not None and exact.score > m.score
+    # Short words still need an exact read: "fly" is not a "y".
+    assert find_matches("fly", "y") == []

@@ -262,8 +262,10 @@ def _start(chat_format: str | None, folder: Path) -> tuple[LlamaServer, subproce
         "127.0.0.1",
         "--port",
         str(port),
+        # The model's own context: chatml-function-calling HTML-escapes its prompt (every
+        # quote of a schema or tool list becomes five characters), so prompts run long.
         "--n_ctx",
-        "4096",
+        "8192",
         # One thread: llama.cpp's worker threads spin while they wait, so on a shared 2-core
         # machine a second thread makes each token many times slower, not faster.
         "--n_threads",

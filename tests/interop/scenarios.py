@@ -65,7 +65,7 @@ def episode_scenario(
     config = ActorConfig(
         model=model,
         image_history=1,
-        long_side=160,
+        long_side=96,
         max_tokens=48,
         find_timeout=0.0,
         settle_timeout=0.1,

@@ -39,7 +39,7 @@ def client_for(llama: LlamaServer) -> OpenAIClient:
     return OpenAIClient(
         custom(llama.base_url),
         retry=RetryPolicy(max_attempts=2, initial_wait=0.1, max_wait=0.5),
-        timeout=180,
+        timeout=420,
         timeout_source="test",
     )
 

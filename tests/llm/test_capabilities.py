@@ -152,7 +152,9 @@ def test_unscripted_fake_server_is_a_vision_model(serve: Serve) -> None:
     with at(srv) as c:
         assert check_vision(c, "any-model").how == "probe"
         assert c.complete(ChatRequest(model="m", messages=[{"role": "user", "content": "x"}]))
-    assert srv.chat_requests[0].seen_as_vision_model
+    probe, actor = [r for r in srv.requests if r.method == "POST"]
+    assert probe.seen_as_vision_model and probe.purpose == "probe" and probe.images == 1
+    assert [r.index for r in srv.chat_requests] == [actor.index]  # the scripted exchange
     srv.assert_complete()
     blind = serve([], drop_images=True)
     assert "it answered 'I see no picture.'" in refused(blind, "any-model")

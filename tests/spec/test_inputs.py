@@ -11,6 +11,7 @@ from agentcorp.errors import ConfigError
 from agentcorp.spec import (
     InputRowError,
     SpecError,
+    check_row,
     load_company_text,
     parse_input_args,
     read_input_rows,
@@ -146,16 +147,20 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_input_flags_fill_in_only_what_they_name() -> None:
-    assert parse_input_args(task(), ["name=Zoë=1", "seats=7"]) == {
+    row = parse_input_args(["name=Zoë=1", "seats=7"])
+    assert row == {"name": "Zoë=1", "seats": "7"}
+    assert check_row(task(), row, "--input", partial=True) == {
         "name": "Zoë=1",
         "seats": 7,
         "rate": 1.5,
         "vip": False,
     }
     with pytest.raises(InputRowError, match=r"--input 'name': expected KEY=VALUE"):
-        parse_input_args(task(), ["name"])
+        parse_input_args(["name"])
+    with pytest.raises(InputRowError, match=r"--input seats: given twice"):
+        parse_input_args(["seats=1", "seats=2"])
     with pytest.raises(InputRowError, match=r"--input: column 'nmae': .*has no such input"):
-        parse_input_args(task(), ["nmae=B"])
+        check_row(task(), {"nmae": "B"}, "--input", partial=True)
 
 
 def test_success_checks_are_rendered_per_instance_regex_literally() -> None:

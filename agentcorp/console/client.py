@@ -1,0 +1,85 @@
+"""The run's side of the console: control checks before actions, and help questions.
+
+The console's address and token reach the run's processes (the coordinator and its workers,
+local or Ray) through ``AGENTCORP_CONSOLE_URL`` / ``AGENTCORP_CONSOLE_TOKEN``; without them
+nothing here does anything. A console that cannot be reached never stops the agent: a control
+check then says "free" and a help question gets "no answer".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from agentcorp.policy.approvers import CONSOLE_TOKEN_ENV, CONSOLE_URL_ENV
+from agentcorp.policy.base import ActionGate
+
+__all__ = ["ConsoleClient", "console_client", "controlled"]
+
+
+class ConsoleClient:
+    """Talks to the run's console over HTTP with its token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def control(self, task_id: str, wait_s: float = 30.0) -> str | None:
+        """``None`` when nobody holds ``task_id``; else block until hand-back: the note."""
+        while True:
+            try:
+                r = httpx.post(
+                    f"{self.url}/api/control/{task_id}?wait={wait_s:g}",
+                    json={},
+                    headers=self._headers,
+                    timeout=wait_s + 10.0,
+                )
+                data = r.json() if r.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                return None
+            if not data.get("held"):
+                return None
+            if data.get("released"):
+                return str(data.get("note") or "control handed back")
+
+    def help(self, task_id: str, question: str, timeout_s: float) -> str:
+        """Ask the person at the console; their answer, or ``no answer`` after ``timeout_s``."""
+        try:
+            r = httpx.post(
+                f"{self.url}/api/help",
+                json={"task": task_id, "question": question, "timeout": timeout_s},
+                headers=self._headers,
+                timeout=timeout_s + 10.0,
+            )
+            data = r.json() if r.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return "no answer (the operator console could not be reached)"
+        answer = data.get("answer") if isinstance(data, dict) else None
+        if isinstance(answer, str) and answer:
+            return answer
+        return f"no answer ({data.get('reason') or 'timed out'})"
+
+
+def console_client(environ: Mapping[str, str] | None = None) -> ConsoleClient | None:
+    """The run's console client, or ``None`` when the run has no console."""
+    env = os.environ if environ is None else environ
+    url, token = env.get(CONSOLE_URL_ENV, ""), env.get(CONSOLE_TOKEN_ENV, "")
+    return ConsoleClient(url, token) if url and token else None
+
+
+def controlled(
+    gate: ActionGate,
+    pause: Callable[[float], None] | None = None,
+    audit: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> ActionGate:
+    """``gate`` behind the console's control leases when the run has a console."""
+    client = console_client(environ)
+    if client is None:
+        return gate
+    from agentcorp.console.lease import ControlGate
+
+    return ControlGate(gate, client.control, pause, audit)

@@ -61,6 +61,8 @@ class RunConfig(BaseModel):
     # false refuses the run up front; true skips the check.
     vision: bool | None = None
     max_replans: int = Field(2, ge=0, le=10)
+    #: How long ``request_help`` waits for a person's answer at the console.
+    help_timeout_s: float = Field(300.0, gt=0, le=86400)
     plan: bool = True
     cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
@@ -122,6 +124,7 @@ _FIELDS = (
     "timeout_s",
     "vision",
     "max_replans",
+    "help_timeout_s",
     "plan",
     "cache",
     "cache_dir",

@@ -401,10 +401,14 @@ class TaskRunner:
                 if self.config.plan:
                     planner = Planner(model, model_name=names["planner"])
             ctx = check_context(computer, grounder, model, names["judge"])
+            from agentcorp.console.client import console_client
+
+            helper = console_client()
             cfg = ActorConfig(
                 model=names["actor"],
                 image_history=self.config.image_history,
                 long_side=self.config.long_side,
+                ask_help=helper.asker(self.config.help_timeout_s) if helper else None,
             )
             ti = task_input(self.company, task)
             cache = self.action_cache()

@@ -62,6 +62,14 @@ class ConsoleClient:
             return answer
         return f"no answer ({data.get('reason') or 'timed out'})"
 
+    def asker(self, timeout_s: float) -> Callable[[str, str], str]:
+        """``ask(task_id, question) -> answer`` for the actor's ``request_help``."""
+
+        def ask(task_id: str, question: str) -> str:
+            return self.help(task_id, question, timeout_s)
+
+        return ask
+
 
 def console_client(environ: Mapping[str, str] | None = None) -> ConsoleClient | None:
     """The run's console client, or ``None`` when the run has no console."""

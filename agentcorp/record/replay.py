@@ -435,6 +435,7 @@ def action_replay(
             "fail",
             "wait_for",
             "zoom",
+            "request_help",
         ):
             continue
         if step.step in denied:

@@ -55,3 +55,32 @@ def test_webhook_answers_help_and_wins_over_a_silent_console(hook: str) -> None:
         asked = [a for a in console.state.snapshot()["audit"] if a["kind"] == "help.asked"]
         assert len(asked) == 2  # the console showed both questions
     assert webhook_asker("http://127.0.0.1:9/none", 2.0)("t", "q").startswith("no answer")
+
+
+def test_a_lease_lapses_without_heartbeats_and_is_audited() -> None:
+    import time
+
+    import httpx
+
+    with Console("127.0.0.1:0", lease_ttl_s=0.5) as console:
+        with console.state.cond:
+            console.state.task("job").status = "running"
+        headers = {
+            "Authorization": f"Bearer {console.server.token}",
+            "X-Agentcorp-Console": "1",
+        }
+        base = console.server.base_url
+        r = httpx.post(base + "/api/lease/job", json={"op": "take", "who": "ann"}, headers=headers)
+        assert r.status_code == 200 and r.json()["leases"]["job"]["holder"] == "console:ann"
+        client = console_client()
+        assert client is not None
+        # The agent's check waits while it is held, and is freed by the lapse, saying so.
+        assert "lapsed" in str(client.control("job", wait_s=5.0))
+        assert client.control("job") is None
+        kinds = [a["kind"] for a in console.state.snapshot()["audit"]]
+        assert "lease.lapsed" in kinds and "control.refused" in kinds
+        time.sleep(0.01)
+        late = httpx.post(
+            base + "/api/lease/job", json={"op": "heartbeat", "who": "ann"}, headers=headers
+        )
+        assert late.status_code == 409 and "holds no control lease" in late.json()["error"]

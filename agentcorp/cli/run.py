@@ -24,7 +24,7 @@ from agentcorp.app.config import (
     live_view_settings,
     parse_rate_limits,
 )
-from agentcorp.app.console import ConsoleProgress, summary_table
+from agentcorp.app.progress import TerminalProgress, summary_table
 from agentcorp.app.report import audit_head
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
@@ -231,7 +231,7 @@ def run(
     # Wide enough for the summary table when stdout is a file or a pipe.
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    progress = ConsoleProgress(out, err, quiet_header=as_json)
+    progress = TerminalProgress(out, err, quiet_header=as_json)
     settings: dict[str, Any] = {
         "provider": provider,
         "base_url": base_url,
@@ -310,7 +310,7 @@ def run(
 
 
 def _objectives(
-    path: Path, ids: list[str], progress: ConsoleProgress, out: Console, as_json: bool, **kw: Any
+    path: Path, ids: list[str], progress: TerminalProgress, out: Console, as_json: bool, **kw: Any
 ) -> int:
     """Each objective through ``agentcorp.run_objective``; its summary (or JSON) on stdout."""
     import agentcorp

@@ -1,6 +1,6 @@
 """The run on a terminal: the progress display (an observer) and the summary table.
 
-``ConsoleProgress`` subscribes to a run like any ``RunObserver`` (a web console does the
+``TerminalProgress`` subscribes to a run like any ``RunObserver`` (a web console does the
 same): the run's header on stdout, notices and one live progress line on stderr.
 """
 
@@ -19,10 +19,10 @@ from rich.text import Text
 from agentcorp.app.attempt import RunObserver, TaskRun, path_taken
 from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
-__all__ = ["ConsoleProgress", "summary_table"]
+__all__ = ["TerminalProgress", "summary_table"]
 
 
-class ConsoleProgress(RunObserver):
+class TerminalProgress(RunObserver):
     """The run's header on stdout; notices and one live progress line on stderr."""
 
     def __init__(self, out: Console, err: Console, quiet_header: bool = False) -> None:

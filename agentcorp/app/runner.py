@@ -366,6 +366,22 @@ class TaskRunner:
             return None
         return find_recording(task.id, task_spec_hash(self.company, task), self.recordings)
 
+    def _help_asker(self, task: Task) -> Callable[[str, str], str] | None:
+        """Who answers ``request_help``: the run's console and/or the task's webhook approver."""
+        from agentcorp.console.client import console_client, first_answer, webhook_asker
+
+        timeout = self.config.help_timeout_s
+        askers = []
+        helper = console_client()
+        if helper is not None:
+            askers.append(helper.asker(timeout))
+        approver = effective_policy(self.company, task).approver
+        if approver is not None and approver.kind == "webhook" and approver.url:
+            askers.append(webhook_asker(approver.url, timeout))
+        if not askers:
+            return None
+        return askers[0] if len(askers) == 1 else first_answer(*askers)
+
     def run(self, task: Task, attempt: int = 1) -> Generator[Step, None, TaskResult]:
         """Run one attempt of ``task``; a generator of step records returning the result."""
         mode = self.mode_for(task)
@@ -401,14 +417,11 @@ class TaskRunner:
                 if self.config.plan:
                     planner = Planner(model, model_name=names["planner"])
             ctx = check_context(computer, grounder, model, names["judge"])
-            from agentcorp.console.client import console_client
-
-            helper = console_client()
             cfg = ActorConfig(
                 model=names["actor"],
                 image_history=self.config.image_history,
                 long_side=self.config.long_side,
-                ask_help=helper.asker(self.config.help_timeout_s) if helper else None,
+                ask_help=self._help_asker(task),
             )
             ti = task_input(self.company, task)
             cache = self.action_cache()

@@ -17,7 +17,7 @@ from typing import Any
 from agentcorp.actor.runner import TaskResult
 from agentcorp.app.runner import TaskRunner, model_names, task_input
 from agentcorp.errors import AgentcorpError, SetupError
-from agentcorp.spec import Company, Task
+from agentcorp.spec import Company, Task, render_success
 from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
 __all__ = [
@@ -180,7 +180,7 @@ class SessionObserver:
             },
             secrets=runner.secret_list,
             budgets=task.budgets.model_dump(mode="json") if task.budgets else {},
-            task_spec=task.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            task_spec=_recorded_spec(task),
             extra={
                 "attempt": attempt,
                 "mode": runner.mode_for(task),
@@ -237,6 +237,17 @@ class SessionObserver:
             home, url = runner.final_state
             capture_final_state(self.recorder, task.success, home, url)
         self.recorder.finish({"status": result.status, "reason": result.reason}, **extra)
+
+
+def _recorded_spec(task: Task) -> dict[str, Any]:
+    """The task as the manifest keeps it: its checks as this instance ran them.
+
+    Inputs are filled in, so a regrade re-evaluates what was checked, not the template.
+    """
+    doc: dict[str, Any] = task.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if task.success is not None:
+        doc["success"] = render_success(task)
+    return doc
 
 
 def _audit_extra(runner: TaskRunner) -> dict[str, Any]:

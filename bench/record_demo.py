@@ -135,8 +135,8 @@ ONBOARDING: dict[str, Any] = {
                 {"key": "ctrl+a"},
                 {"type": "{inputs.file}"},
                 {"key": "Return"},
-                {"wait_for": "books-initech.gnumeric"},
-                {"wait_for": "Sum = 0"},
+                # The window's title, not the dialog's name field: the book was written.
+                {"wait_for": "books-initech.gnumeric - Gnumeric"},
             ],
             "success": {
                 "check": "command",

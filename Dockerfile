@@ -41,7 +41,7 @@ COPY sandboxes/docker/dpkg-slim.cfg /etc/dpkg/dpkg.cfg.d/agentcorp-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       python3 ca-certificates libatomic1 \
-      xvfb xauth x11-utils openbox xdotool \
+      xvfb xauth x11-utils openbox xdotool at-spi2-core dbus-daemon \
       chromium \
       tesseract-ocr tesseract-ocr-eng \
       gnumeric mousepad fonts-dejavu-core \

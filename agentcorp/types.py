@@ -93,6 +93,7 @@ ActionKind = Literal[
     "wait_for",
     "open_url",
     "zoom",
+    "request_help",
     "done",
     "fail",
 ]

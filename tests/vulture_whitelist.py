@@ -50,3 +50,11 @@ _.x2  # run_report.Edge
 _.y2  # run_report.Edge
 _.server_version  # console server: http.server reads it for the Server header
 _.sys_version  # console server: http.server reads it for the Server header
+
+# Public API used from users' tests (the pytest plugin's fixture), not from ours.
+_.record_task  # agentcorp_session.record_task(...) in a user's test
+
+# Fields of the `dom` check read from YAML (spec models are the YAML contract).
+_.equals
+_.at_least
+_.at_most

@@ -102,8 +102,9 @@ def _ok_sources(records: Sequence[Step]) -> list[str]:
     pending: str | None = None
     for st in records:
         if isinstance(st, ActionStep):
-            # A zoom only looked: it is no action for the cache to repeat.
-            pending = None if st.action.kind in ("done", "fail", "zoom") else st.source
+            # A zoom only looked, a help request only asked: no action for the cache to repeat.
+            looked = ("done", "fail", "zoom", "request_help")
+            pending = None if st.action.kind in looked else st.source
         elif isinstance(st, ActionResultStep):
             if st.ok and pending is not None:
                 out.append(pending)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import math
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from agentcorp.actor.budget import BudgetMeter, Budgets
 from agentcorp.actor.script import ScriptStep, Target, parse_step, step_text
-from agentcorp.actor.tools import TOOL_SCHEMAS, ToolError, parse_tool_call
+from agentcorp.actor.tools import HELP_SCHEMA, TOOL_SCHEMAS, ToolError, parse_tool_call
 from agentcorp.errors import ActionInterrupted, AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
 from agentcorp.grounding.resolve import resolve
@@ -93,6 +93,9 @@ class ActorConfig:
     # Marks screen text sent to the model as untrusted (agentcorp.llm.untrusted). Fresh per
     # config, so per run; kept in the session manifest so a decision replay sends the same.
     untrusted_nonce: str = field(default_factory=new_nonce)
+    #: ``ask_help(task_id, question) -> answer``: who answers ``request_help`` (the run's
+    #: operator console); ``None`` keeps the tool off the model's list.
+    ask_help: Callable[[str, str], str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +441,7 @@ class Actor:
         request = ChatRequest(
             model=cfg.model,
             messages=self._messages(goal, first_image, st.memory),
-            tools=TOOL_SCHEMAS,
+            tools=[*TOOL_SCHEMAS, HELP_SCHEMA] if cfg.ask_help is not None else TOOL_SCHEMAS,
             tool_choice="auto",
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
@@ -514,6 +517,9 @@ class Actor:
         if action.kind == "zoom":
             text = yield from self._zoom(st, turn, action, reply.content, call.id)
             return text, "ok"
+        if action.kind == "request_help":
+            text = yield from self._help(st, action, reply.content, call.id)
+            return text, "ok"
         if batch.progress:
             batch.changes += [b for a, z in batch.ran if (b := _diff_box(a, z)) is not None]
             batch.ran.clear()
@@ -555,6 +561,19 @@ class Actor:
             summary=action.summary or "",
         )
         return None
+
+    def _help(
+        self, st: _State, action: Action, reasoning: str | None, call_id: str
+    ) -> Generator[Step, None, str]:
+        """Park the task on a person's answer; nothing on the computer changes meanwhile."""
+        ask = self.config.ask_help
+        st.step += 1
+        yield ActionStep(st.step, time.time(), action, "model", reasoning, call_id)
+        t0 = time.perf_counter()
+        answer = ask(self._task.task_id, action.text or "") if ask is not None else "no answer"
+        yield ActionResultStep(st.step, time.time(), True, None, (time.perf_counter() - t0) * 1000)
+        # A person's words, not ours: marked untrusted like screen text.
+        return "answer from a person: " + self._untrusted(answer, "person")
 
     def _zoom(
         self, st: _State, turn: _Turn, action: Action, reasoning: str | None, call_id: str

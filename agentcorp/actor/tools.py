@@ -15,7 +15,14 @@ from typing import Any
 
 from agentcorp.types import Action, Point, ToolCall
 
-__all__ = ["TOOLS", "TOOL_SCHEMAS", "ParsedCall", "ToolError", "parse_tool_call"]
+__all__ = [
+    "HELP_SCHEMA",
+    "TOOLS",
+    "TOOL_SCHEMAS",
+    "ParsedCall",
+    "ToolError",
+    "parse_tool_call",
+]
 
 
 _INTENT = {
@@ -122,6 +129,16 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
     ),
 ]
 TOOLS = frozenset(t["function"]["name"] for t in TOOL_SCHEMAS)
+
+#: Offered only when the run has someone to ask (an operator console): the task waits for a
+#: person's answer, which comes back as this call's result ("no answer" after the timeout).
+HELP_SCHEMA = _fn(
+    "request_help",
+    "Ask the person running this company a question you cannot answer from the screen "
+    "(missing information, an unclear instruction). The task waits for their answer.",
+    {"question": {"type": "string", "minLength": 1, "maxLength": 2000}},
+    ["question"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +268,13 @@ def _zoom(name: str, args: dict[str, Any], size: Point) -> Action:
     return Action("zoom", x=x, y=y, region=(x, y, w, h), model_xy=(x, y))
 
 
+def _help(name: str, args: dict[str, Any], size: Point) -> Action:
+    question = " ".join(_str(args, "question").split())
+    if not question:
+        raise ValueError("question must not be empty")
+    return Action("request_help", text=question[:2000])
+
+
 def _done(name: str, args: dict[str, Any], size: Point) -> Action:
     return Action("done", summary=_str(args, "summary"))
 
@@ -269,6 +293,7 @@ _BUILDERS: dict[str, Callable[[str, dict[str, Any], Point], Action]] = {
     "drag": _drag,
     "wait": _wait,
     "zoom": _zoom,
+    "request_help": _help,
     "done": _done,
     "fail": _fail,
 }
@@ -288,7 +313,7 @@ def _build(name: str, args: dict[str, Any], size: Point) -> Action:
 
 def parse_tool_call(call: ToolCall, model_size: Point) -> ParsedCall | ToolError:
     """Validate one tool call against the schemas and the frame size the model saw."""
-    if call.name not in TOOLS:
+    if call.name not in TOOLS and call.name != "request_help":
         return ToolError(f"unknown tool {call.name!r}; available tools: {', '.join(sorted(TOOLS))}")
     try:
         args = json.loads(call.arguments or "{}")
@@ -296,7 +321,8 @@ def parse_tool_call(call: ToolCall, model_size: Point) -> ParsedCall | ToolError
         return ToolError(f"{call.name}: arguments are not valid JSON ({exc.msg} at {exc.pos})")
     if not isinstance(args, dict):
         return ToolError(f"{call.name}: arguments must be a JSON object")
-    props = next(t for t in TOOL_SCHEMAS if t["function"]["name"] == call.name)["function"]
+    schemas = [*TOOL_SCHEMAS, HELP_SCHEMA]
+    props = next(t for t in schemas if t["function"]["name"] == call.name)["function"]
     unknown = set(args) - set(props["parameters"]["properties"])
     if unknown:
         return ToolError(f"{call.name}: unknown argument(s) {sorted(unknown)}")

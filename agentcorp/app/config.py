@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "default_cache_dir",
     "in_container",
     "live_view_settings",
+    "parse_rate_limits",
     "resolve_config",
 ]
 
@@ -61,6 +63,8 @@ class RunConfig(BaseModel):
     # false refuses the run up front; true skips the check.
     vision: bool | None = None
     max_replans: int = Field(2, ge=0, le=10)
+    #: How long ``request_help`` waits for a person's answer at the console.
+    help_timeout_s: float = Field(300.0, gt=0, le=86400)
     plan: bool = True
     cache: bool = True  # skills (``--no-cache`` neither uses nor learns them)
     cache_dir: Path | None = None  # default ``default_cache_dir()``
@@ -122,6 +126,7 @@ _FIELDS = (
     "timeout_s",
     "vision",
     "max_replans",
+    "help_timeout_s",
     "plan",
     "cache",
     "cache_dir",
@@ -305,3 +310,22 @@ def live_view_settings(
     return LiveViewSettings(
         secret, vnc_port, web_port, "0.0.0.0" if in_container(root) else "127.0.0.1"
     )
+
+
+_RATE = re.compile(r"^(?:(?P<key>[A-Za-z0-9_.-]+)=)?(?P<rate>[0-9.]+)(?:/(?P<burst>[0-9.]+))?$")
+
+
+def parse_rate_limits(values: list[str]) -> dict[str, tuple[float, float]]:
+    """``[KEY=]RATE[/BURST]`` flags → ``{key: (rate, burst)}`` (``ConfigError`` on a bad one)."""
+    out: dict[str, tuple[float, float]] = {}
+    for v in values:
+        m = _RATE.match(v.strip())
+        try:
+            rate = float(m["rate"]) if m else 0.0
+            burst = float(m["burst"]) if m and m["burst"] else max(1.0, rate)
+        except ValueError:
+            m = None
+        if m is None or not 0 < rate < float("inf") or not 1 <= burst < float("inf"):
+            raise ConfigError(f"--rate-limit: expected [KEY=]RATE[/BURST] with RATE > 0, got {v!r}")
+        out[m["key"] or "llm"] = (rate, burst)
+    return out

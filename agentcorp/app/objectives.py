@@ -102,9 +102,9 @@ def manager_task_id(objective_id: str) -> str:
 
 
 def objective_hash(company: Company, objective: Objective) -> str:
-    """sha256 of everything the manager is shown.
+    """sha256 of everything the manager is shown (company, prompt, plan schema).
 
-    A changed company, prompt or plan schema never replays a stale plan.
+    A change to any of them marks a shipped manager session stale instead of diverging.
     """
     from agentcorp.planner.manager import SYSTEM, PlanShape
 
@@ -405,6 +405,11 @@ def _rounds(
         plan_company = _write_plan(folder, outcome.company, company)
         if prev is not None:
             _carry_homes(prev, folder)
+        for o in rec.observers:
+            o.notice(
+                f"objective {objective.id}: round {report.rounds}: "
+                f"{len(outcome.to_run)} task(s): {', '.join(outcome.to_run)}"
+            )
         result = run(plan_company, sessions=folder, tasks=outcome.to_run, **run_kw)
         prev = folder
         for r in result.results:

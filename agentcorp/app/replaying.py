@@ -1,4 +1,8 @@
-"""Sandboxes for replaying a recorded session live (``agentcorp replay``, with a sandbox)."""
+"""Replaying a recorded session (``agentcorp replay``): the mode's replayer and its sandbox.
+
+A live sandbox is built only from the company file the user names: a recording never
+chooses the apps and services replay starts.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from agentcorp.errors import ConfigError
 from agentcorp.grounding.base import Grounder
 from agentcorp.sandbox.base import Computer
 
-__all__ = ["live_sandbox"]
+__all__ = ["REPLAY_MODES", "live_sandbox", "replay_session"]
+
+#: What a replay re-runs: model decisions, recorded actions, or the success checks.
+REPLAY_MODES = ("decision", "action", "regrade")
 
 
 @contextmanager
@@ -45,3 +52,50 @@ def live_sandbox(session: Any, company_path: Path | None) -> Iterator[tuple[Comp
             yield computer, grounder
     finally:
         boxes.close()
+
+
+def _offline_grounder() -> Grounder:
+    """OCR on the recorded frames (the DOM is gone once a session is recorded)."""
+    try:
+        from agentcorp.grounding.ocr_grounder import OcrGrounder
+    except ImportError:
+        from agentcorp.grounding.base import NullGrounder
+
+        return NullGrounder()
+    return OcrGrounder()
+
+
+def replay_session(
+    s: Any,
+    mode: str,
+    *,
+    no_sandbox: bool = False,
+    company: Path | None = None,
+    out: Path | None = None,
+) -> Any:
+    """Replay the opened, complete session ``s`` in ``mode``; its ``ReplayReport``.
+
+    ``decision`` re-runs the loop on the recorded model replies (on the recorded frames with
+    ``no_sandbox``, else on a live sandbox built from ``company``); ``action`` re-executes
+    the recorded actions on a live sandbox; ``regrade`` re-runs the checks on the recording.
+    """
+    from agentcorp.record.replay import action_replay, decision_replay, regrade
+
+    if mode not in REPLAY_MODES:
+        raise ConfigError(f"--mode: {mode!r} is not one of {', '.join(REPLAY_MODES)}")
+    if no_sandbox and mode != "decision":
+        raise ConfigError("--no-sandbox applies to --mode decision only")
+    if mode == "decision":
+        from agentcorp.record.episode import RecordedGrounder, loop_runner
+
+        if no_sandbox:
+            recorded = RecordedGrounder(s, _offline_grounder())
+            return decision_replay(s, loop_runner(s, grounder=recorded))
+        with live_sandbox(s, company) as (computer, grounder):
+            return decision_replay(s, loop_runner(s, grounder=grounder), computer)
+    if mode == "action":
+        with live_sandbox(s, company) as (computer, grounder):
+            return action_replay(s, computer, grounder, out=out)
+    grounder = _offline_grounder()
+    read_text = getattr(grounder, "read_text", None)
+    return regrade(s, grounder=grounder, read_text=read_text if callable(read_text) else None)

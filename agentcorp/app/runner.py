@@ -366,6 +366,22 @@ class TaskRunner:
             return None
         return find_recording(task.id, task_spec_hash(self.company, task), self.recordings)
 
+    def _help_asker(self, task: Task) -> Callable[[str, str], str] | None:
+        """Who answers ``request_help``: the run's console and/or the task's webhook approver."""
+        from agentcorp.console.client import console_client, first_answer, webhook_asker
+
+        timeout = self.config.help_timeout_s
+        askers = []
+        helper = console_client()
+        if helper is not None:
+            askers.append(helper.asker(timeout))
+        approver = effective_policy(self.company, task).approver
+        if approver is not None and approver.kind == "webhook" and approver.url:
+            askers.append(webhook_asker(approver.url, timeout))
+        if not askers:
+            return None
+        return askers[0] if len(askers) == 1 else first_answer(*askers)
+
     def run(self, task: Task, attempt: int = 1) -> Generator[Step, None, TaskResult]:
         """Run one attempt of ``task``; a generator of step records returning the result."""
         mode = self.mode_for(task)
@@ -405,6 +421,7 @@ class TaskRunner:
                 model=names["actor"],
                 image_history=self.config.image_history,
                 long_side=self.config.long_side,
+                ask_help=self._help_asker(task),
             )
             ti = task_input(self.company, task)
             cache = self.action_cache()

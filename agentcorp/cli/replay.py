@@ -8,35 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from agentcorp.app.replaying import live_sandbox
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
-from agentcorp.grounding.base import Grounder
-
-
-class Mode(StrEnum):
-    """What a replay re-runs."""
-
-    decision = "decision"
-    action = "action"
-    regrade = "regrade"
-
-
-def _offline_grounder() -> Grounder:
-    """OCR on the recorded frames (the DOM is gone once a session is recorded)."""
-    try:
-        from agentcorp.grounding.ocr_grounder import OcrGrounder
-    except ImportError:
-        from agentcorp.grounding.base import NullGrounder
-
-        return NullGrounder()
-    return OcrGrounder()
 
 
 @app.command()
@@ -76,75 +54,30 @@ def replay(
     Recordings are data: replay starts apps or services only from the company file named
     with --company, never from one the recording names.
     """
-    from agentcorp.record.replay import action_replay, decision_replay, regrade
+    from agentcorp.app.replaying import replay_session
     from agentcorp.record.session import open_session
 
-    try:
-        mode = Mode(mode_name)
-    except ValueError:
-        choices = ", ".join(m.value for m in Mode)
-        raise ConfigError(f"--mode: {mode_name!r} is not one of {choices}") from None
     s = open_session(session)
     s.require_complete()
     if s.manifest.get("kind") == "manager":
-        return _replay_manager(session, mode, as_json)
-    if no_sandbox and mode is not Mode.decision:
-        raise ConfigError("--no-sandbox applies to --mode decision only")
-    if mode is Mode.decision:
-        from agentcorp.record.episode import loop_runner
-
-        if no_sandbox:
-            from agentcorp.record.episode import RecordedGrounder
-
-            recorded = RecordedGrounder(s, _offline_grounder())
-            report = decision_replay(s, loop_runner(s, grounder=recorded))
-        else:
-            with live_sandbox(s, company) as (computer, grounder):
-                report = decision_replay(s, loop_runner(s, grounder=grounder), computer)
-    elif mode is Mode.action:
-        with live_sandbox(s, company) as (computer, grounder):
-            report = action_replay(s, computer, grounder, out=out)
-    else:
-        grounder = _offline_grounder()
-        read_text = getattr(grounder, "read_text", None)
-        report = regrade(s, grounder=grounder, read_text=read_text if callable(read_text) else None)
+        return _replay_manager(session, mode_name, as_json)
+    report = replay_session(s, mode_name, no_sandbox=no_sandbox, company=company, out=out)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "mode": report.mode,
-                    "ok": report.ok,
-                    "divergence": report.divergence,
-                    "records": report.records,
-                    "model_calls": report.model_calls,
-                    "elapsed_s": round(report.elapsed_s, 4),
-                    "outcomes": [
-                        {
-                            "step": o.step,
-                            "status": o.status,
-                            "detail": o.detail,
-                            "frames": list(o.frames) if o.frames else None,
-                        }
-                        for o in report.outcomes
-                    ],
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(report.to_json(), indent=2))
     else:
         for o in report.outcomes:
-            if o.status != "matched" or mode is Mode.regrade:
+            if o.status != "matched" or mode_name == "regrade":
                 extra = f" [{o.frames[0]} | {o.frames[1]}]" if o.frames else ""
                 print(f"  step {o.step}: {o.status} {o.detail}{extra}")
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
-    return report.exit_code
+    return int(report.exit_code)
 
 
-def _replay_manager(session: Path, mode: Mode, as_json: bool) -> int:
+def _replay_manager(session: Path, mode: str, as_json: bool) -> int:
     """A manager's session: its plans re-made from the recorded replies (no model, no sandbox)."""
     from agentcorp.app.objectives import replay_manager
 
-    if mode is not Mode.decision:
+    if mode != "decision":
         raise ConfigError(f"{session}: a manager's session replays in --mode decision only")
     ok, detail, calls = replay_manager(session)
     if as_json:

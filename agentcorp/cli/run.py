@@ -9,7 +9,6 @@ library (``agentcorp.app.config``); see the README's "Running" section.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -18,137 +17,20 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from agentcorp.app.attempt import RunObserver, TaskRun, path_taken
-from agentcorp.app.config import LIVE_VIEW_ENV, PASSWORD_ENV, live_view_settings
+from agentcorp.app.config import (
+    LIVE_VIEW_ENV,
+    PASSWORD_ENV,
+    live_view_settings,
+    parse_rate_limits,
+)
+from agentcorp.app.progress import TerminalProgress, summary_table
 from agentcorp.app.report import audit_head
 from agentcorp.cli._app import app
 from agentcorp.errors import ConfigError
 from agentcorp.spec import parse_input_args
-from agentcorp.types import ActionStep, ModelCallStep, Step, Usage
 
-__all__ = ["parse_rate_limits", "run"]
-
-_RATE = re.compile(r"^(?:(?P<key>[A-Za-z0-9_.-]+)=)?(?P<rate>[0-9.]+)(?:/(?P<burst>[0-9.]+))?$")
-
-
-def parse_rate_limits(values: list[str]) -> dict[str, tuple[float, float]]:
-    """``[KEY=]RATE[/BURST]`` flags → ``{key: (rate, burst)}`` (``ConfigError`` on a bad one)."""
-    out: dict[str, tuple[float, float]] = {}
-    for v in values:
-        m = _RATE.match(v.strip())
-        try:
-            rate = float(m["rate"]) if m else 0.0
-            burst = float(m["burst"]) if m and m["burst"] else max(1.0, rate)
-        except ValueError:
-            m = None
-        if m is None or not 0 < rate < float("inf") or not 1 <= burst < float("inf"):
-            raise ConfigError(f"--rate-limit: expected [KEY=]RATE[/BURST] with RATE > 0, got {v!r}")
-        out[m["key"] or "llm"] = (rate, burst)
-    return out
-
-
-class _Progress(RunObserver):
-    """The run's header on stdout; notices and one live progress line on stderr."""
-
-    def __init__(self, out: Console, err: Console, quiet_header: bool = False) -> None:
-        self.out, self.console = out, err
-        self.quiet_header = quiet_header
-        self.live = Live(console=err, auto_refresh=False, transient=True)
-        self.task = ""
-        self.started = time.monotonic()
-        self.step_no = 0
-        self.action = ""
-        self.tokens = 0
-        self.usd = 0.0
-        self.usage = Usage()
-
-    def run_started(self, plan: Any) -> None:
-        # One line however long: scripts and tests read it as the first line.
-        target = self.console if self.quiet_header else self.out
-        target.print(plan.header(), markup=False, soft_wrap=True)
-
-    def notice(self, message: str) -> None:
-        self.console.print(message, markup=False, highlight=False)
-
-    def attempt_started(self, task_id: str, mode: str, attempt: int) -> None:
-        self.task, self.started, self.step_no, self.action = task_id, time.monotonic(), 0, ""
-        self.tokens, self.usd, self.usage = 0, 0.0, Usage()
-        suffix = f" (attempt {attempt})" if attempt > 1 else ""
-        shown = {
-            "none": "no model, no recording, no steps",
-            "planned": "planner + actor model",
-            "model": "actor model",
-        }.get(mode, mode)
-        self.console.print(f"▶ {task_id}: {shown}{suffix}", highlight=False, markup=False)
-        self._show()
-
-    def step(self, task_id: str, step: Step) -> None:
-        if isinstance(step, ActionStep):
-            self.step_no = step.step
-            a = step.action
-            what = a.target or a.keys or (repr(a.text) if a.text else "") or a.url or ""
-            self.action = f"{a.kind} {what}".strip()[:60]
-        elif isinstance(step, ModelCallStep):
-            self.tokens += step.usage.total_tokens
-            self.usd += step.usage.cost_usd
-            self.usage = self.usage + step.usage
-        self._show()
-
-    def _show(self) -> None:
-        line = Text(
-            f"  {self.task}  step {self.step_no}  {self.action}  tokens {self.tokens}  "
-            f"${self.usage.cost_text()}  {time.monotonic() - self.started:.1f}s"
-        )
-        self.live.update(line, refresh=True)
-
-    def attempt_ended(self, task_id: str, result: Any, session: Path | None) -> None:
-        self.live.update(Text(""), refresh=True)
-        via = path_taken(result.mode, result.repaired_at) if result.mode else ""
-        self._line(task_id, result.status, result.reason, via, session)
-
-    def task_finished(self, run: TaskRun) -> None:
-        if run.mode == "skipped" or run.attempts == 0:
-            via = path_taken(run.mode, run.repaired_at) if run.mode else ""
-            self._line(run.task_id, run.status, run.reason, via, None)
-
-    def _line(self, task_id: str, status: str, reason: str, via: str, session: Any) -> None:
-        mark = {"pass": "✔", "fail": "✘", "error": "!", "budget_exceeded": "$"}.get(status, "?")
-        reason = f": {reason}" if reason else ""
-        where = f"  [{session}]" if session else ""
-        via = f" (via {via})" if via else ""
-        self.console.print(
-            f"{mark} {task_id} {status}{reason}{via}{where}", highlight=False, markup=False
-        )
-
-
-def _summary(results: list[TaskRun]) -> Table:
-    table = Table(title="agentcorp run")
-    for col in ("task", "status", "mode", "actions", "tokens", "cost $", "time s", "tries"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=80)
-    for r in results:
-        detail = r.reason or ", ".join(f"{c['name']}: {c['status']}" for c in r.checks)
-        if r.instance:
-            shown = ", ".join(f"{k}={v}" for k, v in r.inputs.items())
-            detail = f"({shown}) {detail}"
-        table.add_row(
-            r.name,
-            r.status,
-            # A skill that needed repair says from where: "model (skill repaired at step 3)".
-            r.mode if r.repaired_at is None else path_taken(r.mode, r.repaired_at),
-            str(r.actions),
-            str(r.tokens),
-            f"{r.cost_usd:.4f}" if r.cost_known else "unknown",
-            f"{r.elapsed_s:.1f}",
-            str(r.attempts),
-            escape(detail[:80]),
-        )
-    return table
+__all__ = ["run"]
 
 
 @app.command()
@@ -349,7 +231,7 @@ def run(
     # Wide enough for the summary table when stdout is a file or a pipe.
     out = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 200)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    progress = _Progress(out, err, quiet_header=as_json)
+    progress = TerminalProgress(out, err, quiet_header=as_json)
     settings: dict[str, Any] = {
         "provider": provider,
         "base_url": base_url,
@@ -413,7 +295,7 @@ def run(
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
-        out.print(_summary(report.results))
+        out.print(summary_table(report.results))
         for log in report.audit:
             out.print(f"audit: {log} (head {audit_head(log)})", markup=False)
         if sessions is not None:
@@ -428,7 +310,7 @@ def run(
 
 
 def _objectives(
-    path: Path, ids: list[str], progress: _Progress, out: Console, as_json: bool, **kw: Any
+    path: Path, ids: list[str], progress: TerminalProgress, out: Console, as_json: bool, **kw: Any
 ) -> int:
     """Each objective through ``agentcorp.run_objective``; its summary (or JSON) on stdout."""
     import agentcorp
@@ -449,7 +331,7 @@ def _objectives(
         typer.echo(json.dumps(doc, sort_keys=True))
     else:
         for r in reports:
-            out.print(_summary(r.tasks))
+            out.print(summary_table(r.tasks))
             line = (
                 f"objective {r.objective}: {r.status} in {r.rounds} round(s), "
                 f"{r.tokens} tokens, ${r.cost_usd:.4f}"

@@ -45,6 +45,7 @@ class Console:
         self.state = ConsoleState()
         self.leases = LeaseBook(lease_ttl_s)
         self.server = ConsoleServer(self.state, self.leases, host, port)
+        self.leases.on_lapse = lambda kind, **fields: self.server.record(kind, **fields)
         self.poller = LedgerPoller(self.state)
         self.observer: ConsoleObserver = _Observer(self)
         self._saved: dict[str, str | None] = {}

@@ -17,7 +17,7 @@ import httpx
 from agentcorp.policy.approvers import CONSOLE_TOKEN_ENV, CONSOLE_URL_ENV
 from agentcorp.policy.base import ActionGate
 
-__all__ = ["ConsoleClient", "console_client", "controlled"]
+__all__ = ["ConsoleClient", "console_client", "controlled", "first_answer", "webhook_asker"]
 
 
 class ConsoleClient:
@@ -62,6 +62,14 @@ class ConsoleClient:
             return answer
         return f"no answer ({data.get('reason') or 'timed out'})"
 
+    def asker(self, timeout_s: float) -> Callable[[str, str], str]:
+        """``ask(task_id, question) -> answer`` for the actor's ``request_help``."""
+
+        def ask(task_id: str, question: str) -> str:
+            return self.help(task_id, question, timeout_s)
+
+        return ask
+
 
 def console_client(environ: Mapping[str, str] | None = None) -> ConsoleClient | None:
     """The run's console client, or ``None`` when the run has no console."""
@@ -83,3 +91,42 @@ def controlled(
     from agentcorp.console.lease import ControlGate
 
     return ControlGate(gate, client.control, pause, audit)
+
+
+def webhook_asker(url: str, timeout_s: float) -> Callable[[str, str], str]:
+    """``request_help`` through a webhook approver's URL.
+
+    POSTs ``{"kind": "help", "task": ID, "question": TEXT}``; a 2xx reply
+    ``{"answer": "..."}`` is the answer, anything else (or no reply in time) is no answer.
+    """
+
+    def ask(task_id: str, question: str) -> str:
+        body = {"kind": "help", "task": task_id, "question": question}
+        try:
+            r = httpx.post(url, json=body, timeout=timeout_s)
+            data = r.json() if 200 <= r.status_code < 300 else {}
+        except (httpx.HTTPError, ValueError):
+            return "no answer (the webhook could not be reached)"
+        answer = data.get("answer") if isinstance(data, dict) else None
+        return answer if isinstance(answer, str) and answer else "no answer (from the webhook)"
+
+    return ask
+
+
+def first_answer(*askers: Callable[[str, str], str]) -> Callable[[str, str], str]:
+    """Ask every one at once; the first real answer wins, else the last ``no answer``."""
+    import queue
+    import threading
+
+    def ask(task_id: str, question: str) -> str:
+        got: queue.Queue[str] = queue.Queue()
+        for a in askers:
+            threading.Thread(target=lambda a=a: got.put(a(task_id, question)), daemon=True).start()
+        answer = "no answer"
+        for _ in askers:
+            answer = got.get()
+            if not answer.startswith("no answer"):
+                return answer
+        return answer
+
+    return ask

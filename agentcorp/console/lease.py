@@ -54,13 +54,17 @@ class LeaseBook:
         self._leases: dict[str, Lease] = {}
         self._notes: dict[str, str] = {}
         self.ledger: Path | None = None
+        #: Told ``(kind, fields)`` when a lease lapses (the console audits it).
+        self.on_lapse: Any = None
 
     def held(self, task_id: str) -> Lease | None:
         """The live lease on ``task_id`` (a lapsed one is released here)."""
         with self.cond:
             lease = self._leases.get(task_id)
             if lease is not None and lease.expires < time.time():
-                self._drop(task_id, "lease lapsed (no heartbeat)")
+                self._drop(task_id, f"the lease of {lease.holder} lapsed (no heartbeat)")
+                if self.on_lapse is not None:
+                    self.on_lapse("lease.lapsed", task=task_id, by=lease.holder)
                 return None
             return lease
 

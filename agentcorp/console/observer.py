@@ -54,6 +54,7 @@ class ConsoleObserver(RunObserver):
         """Last frame, current step and intent, tokens and cost so far."""
         with self.state.cond:
             t = self.state.task(task_id)
+            t.live = True
             if not _apply_step(t, step):
                 return
             self.state.changed()
@@ -145,8 +146,62 @@ class LedgerPoller:
             moved = False
             for task_id, state, deps, detail in rows:
                 moved |= _merge_row(self.state.task(task_id), state, deps, detail)
+            # Tasks in worker processes: their steps are read from their session folders.
+            remote = [
+                t.id for t in self.state.tasks.values() if t.status == "running" and not t.live
+            ]
             if moved:
                 self.state.changed()
+        for task_id in remote:
+            self._read_session(root, task_id)
+
+    def _read_session(self, root: Path, task_id: str) -> None:
+        tail = _session_tail(root, task_id)
+        if tail is None:
+            return
+        with self.state.cond:
+            t = self.state.task(task_id)
+            if t.live or t.finished:
+                return
+            frame, t.step, t.intent, t.action, t.tokens, t.cost_usd = tail
+            if frame is not None and frame != t.frame:
+                t.frame, t.frame_no = frame, t.frame_no + 1
+            self.state.changed()
+
+
+_Tail = tuple[bytes | None, int, str, str, int, float]
+
+
+def _session_tail(root: Path, task_id: str) -> _Tail | None:
+    """The newest session of ``task_id`` (being written): last frame, step, intent, usage."""
+    from agentcorp.errors import AgentcorpError
+    from agentcorp.record.report import _frame_png
+    from agentcorp.record.session import open_session
+
+    folders = sorted(
+        (p for p in (root / task_id).glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime
+    )
+    if not folders:
+        return None
+    try:
+        s = open_session(folders[-1])
+    except AgentcorpError:
+        return None
+    t = TaskView(task_id)
+    last_obs = None
+    for ev in s.events:
+        if isinstance(ev.step, ObservationStep):
+            last_obs = ev
+        else:
+            _apply_step(t, ev.step)
+    frame = None
+    if last_obs is not None:
+        try:
+            got = _frame_png(s, last_obs)
+        except AgentcorpError:
+            got = None
+        frame = got[1] if got is not None else None
+    return frame, t.step, t.intent, t.action, t.tokens, t.cost_usd
 
 
 def _ledger_rows(db: Path) -> list[tuple[str, str, tuple[str, ...], str]]:

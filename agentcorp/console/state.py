@@ -36,6 +36,7 @@ class TaskView:
     reason: str = ""
     frame: bytes | None = None  # PNG or JPEG of the last observation
     frame_no: int = 0
+    live: bool = False  # steps arrive in this process (else read from its session folder)
 
     @property
     def finished(self) -> bool:

@@ -38,7 +38,6 @@ class ScheduleReport:
 
     counts: dict[str, int]
     wall_s: float
-    dispatched: int = 0
     lost: int = 0
     fenced: int = 0
     resumed_finished: int = 0

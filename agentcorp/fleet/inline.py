@@ -108,7 +108,6 @@ def _run(
         dispatches = policy.next_dispatches(time.monotonic())
         for d in dispatches:
             lease = ledger.lease(d.task_id, wid, HOST, opts.lease_s)
-            report.dispatched += 1
             ctx = EpisodeContext(
                 task_id=d.task_id,
                 attempt=lease.attempt,

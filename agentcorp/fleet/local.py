@@ -271,7 +271,6 @@ def _loop(
             w.task = (d.task_id, lease.epoch)
             expected = float(by_id[d.task_id]["expected_s"])
             w.deadline = time.monotonic() + expected * opts.episode_timeout_factor + opts.lease_s
-            report.dispatched += 1
             with contextlib.suppress(OSError):  # a dead worker shows up as EOF below
                 w.conn.send((by_id[d.task_id], lease.attempt, lease.epoch))
         write_decisions(ledger, policy)

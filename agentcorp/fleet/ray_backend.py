@@ -507,7 +507,6 @@ class _Coordinator:
             self.flights[ref] = _Flight(
                 d.task_id, lease.epoch, s.name, deadline, now + self.opts.lease_s / 3
             )
-            self.report.dispatched += 1
         write_decisions(self.ledger, self.policy)
 
     def lose(self, ref: Any, f: _Flight, why: str) -> None:

@@ -17,8 +17,6 @@ from agentcorp.fleet.model import EpisodeContext, EpisodeResult, FleetTask
 
 __all__ = ["command", "noop"]
 
-DEFAULT_EXPECTED_S = 600.0
-
 
 def noop(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
     """Do nothing and pass."""

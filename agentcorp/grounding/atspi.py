@@ -127,19 +127,25 @@ class AtspiGrounder(Grounder):
             if not text:
                 continue
             found = find_matches(target, text, self.min_score)
+            if not found:
+                continue
+            m = found[0]
             # The element's box is the target's place only when the target is (nearly) all
             # it shows: words inside a longer or multi-line text (an editor's document) sit
-            # somewhere in that box, and its centre is another line. OCR finds those.
-            if found and _fills(text, found[0].end - found[0].start):
-                out.append(
-                    Candidate(
-                        n.box,
-                        text[found[0].start : found[0].end],
-                        round(found[0].score - 0.05, 4),
-                        "a11y",
-                    )
-                )
+            # somewhere in that box, and its centre is another line. There the app says
+            # where those characters are drawn; when it cannot, OCR finds them.
+            box = n.box if _fills(text, m.end - m.start) else self._range_box(n, m.start, m.end)
+            if box is not None:
+                out.append(Candidate(box, text[m.start : m.end], round(m.score - 0.05, 4), "a11y"))
         return out
+
+    def _range_box(self, node: Any, start: int, end: int) -> Box | None:
+        """Where the element draws its characters ``start:end`` (inside its own box)."""
+        extents = getattr(self.tree, "text_extents", None)
+        box = extents(node.ref, start, end) if callable(extents) else None
+        if isinstance(box, Box) and box.w > 0 and box.h > 0 and node.box.contains(*box.center):
+            return box
+        return None
 
     def _fields(self, snap: Any, labels: list[Candidate]) -> list[Candidate]:
         """The editable element each label names (relations, own name, then geometry)."""

@@ -769,7 +769,7 @@ def entries_from_steps(
         elif isinstance(st, ActionStep):
             pending, anchor = None, None
             a = st.action
-            if a.kind in ("done", "fail", "zoom"):
+            if a.kind in ("done", "fail", "zoom", "request_help"):
                 continue
             pending = a
             if a.x is not None and a.y is not None and frame is not None:

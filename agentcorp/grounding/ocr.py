@@ -28,6 +28,7 @@ same icon twice on one screen) is answered from a small in-memory LRU keyed by i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -134,17 +135,26 @@ def _drop_outlines(cv2: Any, bw: np.ndarray) -> np.ndarray:
         if h >= 22 and 2 * w <= h:
             drop.append(i)  # the rounded end of a long button (its straight edges are gone)
             continue
-        if h < 14 or w < 14:
+        if h < 14 or w < h:
             continue
-        inner = bw[y + 3 : y + h - 3, x + 3 : x + w - 3]
-        own = labels[y + 3 : y + h - 3, x + 3 : x + w - 3] == i
-        if inner.size and np.count_nonzero(inner[~own]) >= 6:
+        if _encloses_a_word(labels[y + 3 : y + h - 3, x + 3 : x + w - 3], i, stats):
             drop.append(i)
     if not drop:
         return bw
     out = bw.copy()
     out[np.isin(labels, drop)] = 0
     return out
+
+
+def _encloses_a_word(inside: np.ndarray, own: int, stats: np.ndarray) -> bool:
+    """Whether the components inside an outline include two side by side (letters).
+
+    A glyph's own inner contour (the hole of a bold "0", the two of an "8") lies inside its
+    outer one too, but never beside another: only a label has letters next to each other.
+    """
+    ids = [int(v) for v in np.unique(inside) if v and v != own]
+    spans = sorted((int(stats[k][0]), int(stats[k][0] + stats[k][2])) for k in ids)
+    return any(b0 >= a1 for (_, a1), (b0, _) in itertools.pairwise(spans))
 
 
 def _merge_words(boxes: list[list[int]], walls: np.ndarray) -> list[list[int]]:

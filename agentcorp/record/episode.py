@@ -49,7 +49,17 @@ def episode_manifest(task: EpisodeTask, config: ActorConfig) -> dict[str, Any]:
     """The manifest entries that let a replay rebuild this episode (pass as ``extra=``)."""
     episode = {f.name: _plain(getattr(task, f.name)) for f in fields(EpisodeTask)}
     episode["steps"] = _plain(list(task.steps))
-    return {"episode": episode, "actor_config": _plain(asdict(config))}
+    actor = asdict(config)
+    # Who answered help is the run's, not the recording's: only whether the tool was offered
+    # (it is in every model request, so a replay must offer it too).
+    if actor.pop("ask_help", None) is not None:
+        actor["ask_help"] = True
+    return {"episode": episode, "actor_config": _plain(actor)}
+
+
+def _no_answer(task_id: str, question: str) -> str:
+    """``request_help`` in a replay: nobody is there to answer."""
+    return "no answer (a replayed session)"
 
 
 def episode_from_manifest(session: Session) -> tuple[EpisodeTask, ActorConfig]:
@@ -78,6 +88,8 @@ def episode_from_manifest(session: Session) -> tuple[EpisodeTask, ActorConfig]:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise RecordingError(f"{where}: actor_config has unknown keys {unknown}")
+    if "ask_help" in raw:
+        raw = {**raw, "ask_help": _no_answer if raw["ask_help"] is True else None}
     try:
         config = ActorConfig(**raw)
     except TypeError as exc:

@@ -126,6 +126,26 @@ class ReplayReport:
         """0 when reproduced, 1 when diverged."""
         return 0 if self.ok else 1
 
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (``agentcorp replay --json``)."""
+        return {
+            "mode": self.mode,
+            "ok": self.ok,
+            "divergence": self.divergence,
+            "records": self.records,
+            "model_calls": self.model_calls,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "outcomes": [
+                {
+                    "step": o.step,
+                    "status": o.status,
+                    "detail": o.detail,
+                    "frames": list(o.frames) if o.frames else None,
+                }
+                for o in self.outcomes
+            ],
+        }
+
     def summary(self) -> str:
         """One line for the terminal."""
         counts = {
@@ -435,6 +455,7 @@ def action_replay(
             "fail",
             "wait_for",
             "zoom",
+            "request_help",
         ):
             continue
         if step.step in denied:

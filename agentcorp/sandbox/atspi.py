@@ -261,16 +261,16 @@ class AtspiTree:
             got = self._calls([(ref, "org.a11y.atspi.Text", "GetText", "ii", (0, -1))])[0]
         return str(got[0]) if got else None
 
-    def relations(self, ref: tuple[str, str]) -> dict[str, list[tuple[str, str]]]:
-        """``labelled_by`` and ``label_for`` targets of an element."""
+    def range_extents(self, ref: tuple[str, str], start: int, end: int) -> Box | None:
+        """Screen box of an element's characters ``start:end`` (Text.GetRangeExtents)."""
         with self._lock:
-            got = self._calls([(ref, _ACC, "GetRelationSet", "", ())])[0]
-        out: dict[str, list[tuple[str, str]]] = {"labelled_by": [], "label_for": []}
-        for kind, targets in got[0] if got else ():
-            key = {_LABELLED_BY: "labelled_by", _LABEL_FOR: "label_for"}.get(int(kind))
-            if key:
-                out[key].extend((str(b), str(p)) for b, p in targets)
-        return out
+            got = self._calls(
+                [(ref, "org.a11y.atspi.Text", "GetRangeExtents", "iiu", (start, end, 0))]
+            )[0]
+        if not got:
+            return None
+        x, y, w, h = (int(v) for v in got[:4]) if len(got) >= 4 else (int(v) for v in got[0])
+        return Box(x, y, w, h) if w > 0 and h > 0 else None
 
     def set_text(self, ref: tuple[str, str], text: str) -> bool:
         """Replace an editable element's text (EditableText.SetTextContents)."""
@@ -278,12 +278,6 @@ class AtspiTree:
             got = self._calls(
                 [(ref, "org.a11y.atspi.EditableText", "SetTextContents", "s", (text,))]
             )[0]
-        return bool(got and got[0])
-
-    def grab_focus(self, ref: tuple[str, str]) -> bool:
-        """Ask the element to take keyboard focus (Component.GrabFocus)."""
-        with self._lock:
-            got = self._calls([(ref, "org.a11y.atspi.Component", "GrabFocus", "", ())])[0]
         return bool(got and got[0])
 
 

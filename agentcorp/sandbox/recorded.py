@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["RecordedCall", "RecordedFrame", "RecordedFramesComputer"]
 
 # Actions that do not change the screen by themselves, so they do not start a new epoch.
-_NO_EPOCH = frozenset({"done", "fail", "wait", "wait_for", "zoom"})
+_NO_EPOCH = frozenset({"done", "fail", "wait", "wait_for", "zoom", "request_help"})
 
 
 class RecordedFrame(Frame):

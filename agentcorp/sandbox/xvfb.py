@@ -850,7 +850,12 @@ class XvfbDesktop(Computer):
                 time.sleep(delay)
 
     def _wait_quiet(self, region: Box, before: Frame) -> None:
-        """Wait until the window showed the key's effect and then stayed still a while."""
+        """Wait until the window showed the key's effect and then stayed still a while.
+
+        A key whose effect never shows costs the whole ``_KEY_SETTLE``: on a busy machine an
+        app may take longer than any fixed quiet spell to draw a key, and a key sent before
+        it did is the one it drops.
+        """
         t0 = time.monotonic()
         last, still_since = before.rgb, t0
         changed = False
@@ -860,7 +865,7 @@ class XvfbDesktop(Computer):
             now = time.monotonic()
             if cur != last:
                 last, still_since, changed = cur, now, True
-            elif now - still_since >= (_KEY_QUIET if changed else _KEY_QUIET * 2):
+            elif changed and now - still_since >= _KEY_QUIET:
                 return
 
     def _key_delay(self) -> float:
@@ -1009,6 +1014,10 @@ class XvfbDesktop(Computer):
                 snap.texts[ref] = text
         self._snap = (self._input_gen, fresh_for, snap)
         return snap
+
+    def text_extents(self, ref: tuple[str, str], start: int, end: int) -> Box | None:
+        """Screen box of characters ``start:end`` of an element's text (None: unknown)."""
+        return self._a11y.range_extents(ref, start, end) if self._a11y is not None else None
 
     def grounded(self, boxes: Sequence[Box]) -> None:
         """Remember the elements grounding just found, for the covered-target check."""

@@ -139,6 +139,30 @@ def company_json_schema() -> dict[str, Any]:
     }
 
 
+# Fields added to the spec after hashes were first kept (recordings, caches, skills): while
+# unset they are left out of the hash, so adding one never invalidates what was recorded.
+_LATER_FIELDS = frozenset({"max_type_chars"})
+
+
+def _without_unset_later(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_unset_later(v)
+            for k, v in value.items()
+            if not (k in _LATER_FIELDS and v is None)
+        }
+    if isinstance(value, list):
+        return [_without_unset_later(v) for v in value]
+    return value
+
+
+def _hash(doc: dict[str, Any]) -> str:
+    canon = json.dumps(
+        _without_unset_later(doc), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
 def task_spec_hash(company: Company, task: Task) -> str:
     """sha256 of the canonical JSON of everything that shapes how a task runs.
 
@@ -163,8 +187,7 @@ def task_spec_hash(company: Company, task: Task) -> str:
         "models": effective_models(company, task).model_dump(mode="json"),
         "description": render_description(task),
     }
-    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    return _hash(doc)
 
 
 def task_skill_hash(company: Company, task: Task) -> str:
@@ -188,8 +211,7 @@ def task_skill_hash(company: Company, task: Task) -> str:
         "policy": effective_policy(company, task).model_dump(mode="json"),
         "models": effective_models(company, task).model_dump(mode="json"),
     }
-    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+    return _hash(doc)
 
 
 def task_input_names(task: Task) -> list[str]:

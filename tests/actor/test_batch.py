@@ -435,11 +435,12 @@ def test_a_zoom_before_actions_replays_and_is_never_cached(serve: Any, tmp_path:
     from agentcorp.actor.cached import run_task_cached
     from agentcorp.actor.runner import TaskInput
     from agentcorp.checks import CheckContext
-    from agentcorp.grounding.cache import ActionCache, cache_key
+    from agentcorp.grounding.cache import ActionCache
+    from agentcorp.grounding.provenance import skill_key
     from agentcorp.testing.drive import drive
 
     cache = ActionCache(tmp_path / "cache")
-    key = cache_key("spec", {"zoom": 1})
+    key = skill_key("spec", {"zoom": 1}, ["zoom"])
     task = TaskInput("t", "Save", success={"check": "screen_contains", "text": "Saved"})
     srv2, client2 = serve(script)
     outcomes = []

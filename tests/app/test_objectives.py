@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agentcorp.app.attempt import RunObserver
 from agentcorp.app.objectives import plan_objective, replay_manager, run_objective
 from agentcorp.llm import OpenAIClient, RetryPolicy, custom
 from agentcorp.policy.approvers import DenyApprover
@@ -62,6 +63,14 @@ def _task(tid: str, text: str, check: str, deps: list[str] | None = None) -> dic
     }
 
 
+class _Notes(RunObserver):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def notice(self, message: str) -> None:
+        self.lines.append(message)
+
+
 @pytest.fixture
 def company(tmp_path: Path) -> Path:
     folder = tmp_path / "co"
@@ -109,12 +118,19 @@ def test_failed_task_is_replanned_and_the_objective_passes(
             {"when": {"user_contains": "What happened"}, "json": second},
         ]
     )
+    notes = _Notes()
     with client:
         report = run_objective(
-            company, "welcome", sessions=tmp_path / "run", model=client, environ={}
+            company,
+            "welcome",
+            sessions=tmp_path / "run",
+            model=client,
+            environ={},
+            observers=[notes],
         )
     assert report.status == "passed", report.to_json()
     assert report.rounds == 2
+    assert "objective welcome: round 2: 2 task(s): sign-2, close" in notes.lines
     status = {t.task_id: t.status for t in report.tasks}
     assert status == {"greet": "pass", "sign": "fail", "sign-2": "pass", "close": "pass"}
     log = tmp_path / "run" / "welcome" / "round-2" / ".agentcorp" / "sandboxes" / "desk"

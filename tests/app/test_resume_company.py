@@ -85,7 +85,7 @@ def _wait_for_passed(ledger: Path, n: int, proc: subprocess.Popen[str]) -> None:
 def _resume_and_check(run_dir: Path, env: dict[str, str], cwd: Path, *extra: str) -> None:
     proc = _run(["--sessions", str(run_dir), "--resume", "--json", *extra], env, cwd)
     out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, out[-3000:] + err[-3000:]
     doc = json.loads(out)
     assert doc["passed"] and doc["resumed"]
     ids = [t["id"] for t in doc["tasks"]]
@@ -114,12 +114,14 @@ def test_two_workers_a_worker_and_the_coordinator_killed_then_resumed(tmp_path: 
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         os.kill(busy[0], signal.SIGKILL)
-        _wait_for_passed(ledger_of(run_dir), 3, proc)
+        # ...and the coordinator right after (tasks are left: the run must be unfinished).
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+    left = [t for t, s in _states(ledger_of(run_dir)).items() if s != "passed"]
+    assert left, "the run ended before it was killed"
     # A new run into the folder is refused: it holds an unfinished one.
     again = _run(["--sessions", str(run_dir)], env, tmp_path)
     _out, err = again.communicate(timeout=120)
@@ -143,4 +145,5 @@ def test_in_process_run_with_a_worker_killed_then_resumed(tmp_path: Path) -> Non
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert any(s != "passed" for s in _states(ledger_of(run_dir)).values())
     _resume_and_check(run_dir, env, tmp_path)

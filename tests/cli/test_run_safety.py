@@ -211,8 +211,8 @@ def test_live_view_port_garbage_is_exit_2_naming_the_flag(
 ) -> None:
     code = main(["run", str(ACME), "--live-view", "--vnc-password", "pw-123456", flag, value])
     out, err = capsys.readouterr()
-    errors = [ln for ln in (out + err).splitlines() if ln.startswith("Error")]
-    assert code == 2 and len(errors) == 1 and f"'{flag}'" in errors[0]
+    errors = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(errors) == 1 and f"'{flag}'" in errors[0], err
     assert "Traceback" not in out + err
 
 

@@ -179,3 +179,34 @@ def test_console_approve_deny_and_take_over_on_a_browser_task(
     run_audit = "".join(p.read_text() for p in run_dir.glob("audit-2*.jsonl"))
     assert "control held by a person" in run_audit
     assert '"approver": "console:console:operator"' in run_audit or "console:operator" in run_audit
+
+
+@pytest.mark.slow
+def test_console_with_worker_processes(tmp_path: Path, site: str, chromium: Any) -> None:
+    """--workers: states from the ledger, approvals from the workers reach the page."""
+    co = _company(tmp_path, site)
+    run_dir = tmp_path / "run"
+    out: list[Any] = []
+    with Console("127.0.0.1:0") as console:
+
+        def go() -> None:
+            out.append(
+                agentcorp.run(
+                    co, sessions=run_dir, observers=[console.observer], no_cache=True, workers=2
+                )
+            )
+
+        thread = threading.Thread(target=go, daemon=True)
+        thread.start()
+        page = chromium.new_page()
+        page.goto(console.url)
+        # A task parked in a worker shows its last frame, read from its session folder.
+        page.wait_for_selector(".card img", timeout=120_000)
+        for _ in range(2):  # pay and refund each ask once, from a worker process
+            page.wait_for_selector(".q[data-kind=approval] button.approve", timeout=120_000)
+            page.locator(".q[data-kind=approval] button.approve").first.click()
+            page.wait_for_timeout(300)
+        # (the page's CSP forbids eval, so no wait_for_function: poll the DOM from here)
+        _wait(lambda: page.locator("#dag g.node[data-status=pass]").count() == 3, "3 passes")
+        thread.join(120)
+    assert out and out[0].passed and out[0].backend == "local", out and out[0].to_json()

@@ -155,7 +155,10 @@ def charge(task: FleetTask, ctx: EpisodeContext) -> EpisodeResult:
             os.close(fd)
         ctx.effect_done("charge", f"charged by attempt {ctx.attempt}")
         _log(t, ctx, "effected")
-        time.sleep(float(payload.get("after_s", os.environ.get("FLEET_TEST_SLEEP", "0"))))
+        # A file beside the world reaches Ray actors, whose environment is the cluster's.
+        pause = world.with_name("after_s")
+        after = pause.read_text() if pause.exists() else os.environ.get("FLEET_TEST_SLEEP", "0")
+        time.sleep(float(payload.get("after_s", after)))
     else:
         _log(t, ctx, "honoured", outcome=ctx.effect_outcome("charge"))
     _log(t, ctx, "end")

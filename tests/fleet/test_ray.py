@@ -366,3 +366,57 @@ def test_effect_of_a_dead_attempt_is_honoured_on_the_cluster(
     honoured = [e for e in read_log(log) if e["event"] == "honoured"]
     assert [(e["attempt"], e["outcome"]) for e in honoured] == [(2, "charged by attempt 1")]
     check_exactly_once(ledger_path, log)
+
+
+def test_driver_kill_9_between_effect_and_result_write_on_the_cluster(
+    cluster: tuple[Any, list[Any], Path], tmp_path: Path
+) -> None:
+    """Issue 16 defect 5 for real: ``agentcorp run --ray`` killed with -9 right after an
+    episode's effect (its actors die with it), then resumed: the effect is not done again."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fleet.conftest_helpers import ledger_of, write_company
+
+    c, _, _ = cluster
+    company = write_company(tmp_path / "co", 1)
+    log = company.parent / "episodes.jsonl"
+    world = company.parent / "world.txt"
+    (company.parent / "after_s").write_text("30")  # the episode lingers after its effect
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "agentcorp", "run", str(company), "--ray", c.address]
+    cmd += ["--sessions", str(run_dir), "--lease", "5", "--episode", "tests.fleet.runners:charge"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not any(e["event"] == "effected" for e in read_log(log)):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the effect never happened"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+    (company.parent / "after_s").unlink()
+    r = subprocess.run(
+        [*cmd, "--resume"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert world.read_text().splitlines() == ["t00 charged by attempt 1"]
+    honoured = [e for e in read_log(log) if e["event"] == "honoured"]
+    assert [e["outcome"] for e in honoured] == ["charged by attempt 1"], [
+        (e["event"], e["attempt"]) for e in read_log(log)
+    ] + [r.stdout[-500:]]
+    check_exactly_once(ledger_of(run_dir), None)

@@ -27,10 +27,12 @@ TASK = PlanTask(
 GOAL = EpisodeTask("save-memo", "Click the Save button.", role="Clerk", sandbox="office")
 
 
-def plan_scenario(client: OpenAIClient, model: str) -> tuple[list[Step], Plan | PlanError]:
+def plan_scenario(
+    client: OpenAIClient, model: str, *, reasks: int = 1
+) -> tuple[list[Step], Plan | PlanError]:
     """Ask for a plan; return the steps and the plan, or the clean ``PlanError``."""
-    # Short replies and one re-ask: a small CPU server takes seconds per call.
-    planner = Planner(client, model_name=model, max_reasks=1, max_tokens=64)
+    # Short replies: a small CPU server takes seconds per call.
+    planner = Planner(client, model_name=model, max_reasks=reasks, max_tokens=64)
     gen = planner.plan(TASK)
     steps: list[Step] = []
     try:

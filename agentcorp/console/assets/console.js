@@ -62,7 +62,7 @@
       g.append(el("svg:title", {}, t.id + ": " + t.status));
       g.append(el("svg:rect", { x: p.x, y: p.y, width: 170, height: 40, rx: 6 }));
       g.append(el("svg:text", { x: p.x + 8, y: p.y + 17 }, t.id.length > 22 ? t.id.slice(0, 21) + "…" : t.id));
-      g.append(el("svg:text", { x: p.x + 8, y: p.y + 32 }, t.status + (held ? " (held by " + s.leases[t.id].holder + ")" : "")));
+      g.append(el("svg:text", { x: p.x + 8, y: p.y + 32 }, t.status + (held ? " · held" : "")));
       svg.append(g);
     });
     svg.setAttribute("width", w); svg.setAttribute("height", h);

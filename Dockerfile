@@ -57,6 +57,7 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin agent \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     AGENTCORP_SESSIONS=/data/sessions \
+    AGENTCORP_SKILLS_DIR=/data/skills \
     AGENTCORP_CHROMIUM=/usr/bin/chromium
 USER 10001:10001
 WORKDIR /home/agent

@@ -417,6 +417,14 @@ def _load(ctx: _Ctx) -> Generator[Step, None, tuple[Skill, Provenance] | None]:
     return skill, prov
 
 
+def _save(ctx: _Ctx, skill: Skill) -> Generator[Step, None, None]:
+    """Store ``skill``; a folder that cannot take it is a notice, never the task's outcome."""
+    try:
+        ctx.cache.save(skill)
+    except ActionCacheError as exc:
+        yield ErrorStep(0, time.time(), "SkillNotStored", str(exc))
+
+
 def _learn(
     ctx: _Ctx, fallback: Callable[[], Generator[Step, None, TaskResult]] | None
 ) -> Generator[Step, None, TaskResult]:
@@ -427,8 +435,8 @@ def _learn(
         branch = _branch(ctx, records, ctx.script if ctx.planner is None else None, 0, [], [])
         if branch is not None:
             entries, positions, prov = branch
-            ctx.cache.save(
-                Skill(ctx.key, [Branch(entries, positions)], {**ctx.meta, **prov.to_meta()})
+            yield from _save(
+                ctx, Skill(ctx.key, [Branch(entries, positions)], {**ctx.meta, **prov.to_meta()})
             )
     return first
 
@@ -496,7 +504,7 @@ def _hand_over(
     yield ErrorStep(0, time.time(), "SkillDivergence", note)
     skill.divergences[out.done] = skill.divergences.get(out.done, 0) + 1
     times = skill.divergences[out.done]
-    ctx.cache.save(skill)
+    yield from _save(ctx, skill)
     if times > REPEAT_LIMIT:
         yield ErrorStep(
             0,
@@ -552,7 +560,7 @@ def _hand_over(
         grown = Branch(entries, new_pos, out.branch, out.done)
         why = skill.grow(grown) if _same_binding(prov, new_prov) else "inputs bound differently"
         if why is None:
-            ctx.cache.save(skill)
+            yield from _save(ctx, skill)
         else:
             yield ErrorStep(0, time.time(), "SkillNotGrown", f"repair not stored: {why}")
     return dataclasses.replace(result, **common)

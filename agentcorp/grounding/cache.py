@@ -618,8 +618,14 @@ class ActionCache:
         path = self._path(skill.key)
         doc = skill.to_json()
         doc["stored_at"] = time.time()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{skill.key}.", suffix=".tmp", dir=self.dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{skill.key}.", suffix=".tmp", dir=self.dir)
+        except OSError as exc:
+            raise ActionCacheError(
+                f"{self.dir}: cannot store skills here: {exc.strerror or exc} "
+                "(set AGENTCORP_SKILLS_DIR or --cache-dir to a writable folder)"
+            ) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(doc, fh, indent=1)

@@ -125,22 +125,27 @@ def start_service(
     return service
 
 
-def _refuse_if_taken(name: str, url: str) -> None:
+def _refuse_if_taken(name: str, url: str, grace: float = 5.0) -> None:
     """Something that answers at ``url`` before we start is not our service.
 
     Without this, readiness would be taken from a stranger on the same port (another run's
     back office, say) while ours dies on "address in use", and the task would talk to the
-    wrong server: a silent wrong outcome.
+    wrong server: a silent wrong outcome. A stranger still going away (the service of a
+    worker that was just killed, dying with it) is given ``grace`` seconds to free the port.
     """
-    with (
-        httpx.Client(timeout=1.0, trust_env=False) as client,
-        contextlib.suppress(httpx.TransportError),
-    ):
-        client.get(url)
-        raise SandboxError(
-            f"service {name!r}: something else already answers at {url} (its port is in "
-            "use by another process); stop it or give the service another port"
-        )
+    deadline = time.monotonic() + grace
+    with httpx.Client(timeout=1.0, trust_env=False) as client:
+        while True:
+            try:
+                client.get(url)
+            except httpx.TransportError:
+                return
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"service {name!r}: something else already answers at {url} (its port is "
+                    "in use by another process); stop it or give the service another port"
+                )
+            time.sleep(0.1)
 
 
 def _wait_ready(service: Service) -> None:

@@ -150,3 +150,20 @@ def test_a_literal_secret_never_reaches_the_cache_file(tmp_path: Path) -> None:
     assert res.status == "pass"
     assert cache.lookup(KEY) is None
     assert not any("s3cr3t" in p.read_text() for p in tmp_path.rglob("*.json"))
+
+
+def test_a_skills_folder_that_cannot_be_written_is_a_notice_not_the_outcome(
+    tmp_path: Path,
+) -> None:
+    # A read-only company folder (an image's /opt/...): the task still passes; storing the
+    # skill is reported as one line, and the store itself is a clear one-line error.
+    from agentcorp.types import ErrorStep
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the skills folder would be")
+    cache = ActionCache(blocked / "skills")
+    steps, result = run(screen(), cache, tmp_path)
+    assert result.status == "pass"
+    notes = [s for s in steps if isinstance(s, ErrorStep) and s.error_type == "SkillNotStored"]
+    assert len(notes) == 1 and "cannot store skills here" in notes[0].message
+    assert "\n" not in notes[0].message

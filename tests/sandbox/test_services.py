@@ -145,3 +145,19 @@ def test_a_port_already_answering_is_refused_not_mistaken_for_ready(tmp_path: Pa
         )
         with pytest.raises(SandboxError, match=r"'ours': something else already answers at"):
             start_service(ours)
+
+
+def test_a_stranger_going_away_frees_the_port_within_the_grace(tmp_path: Path) -> None:
+    # The service of a worker that was just killed dies a moment later: ours then starts.
+    import threading
+
+    port = _port()
+    (tmp_path / "srv.py").write_text(SERVER)
+    spec = ServiceSpec(
+        "s", [sys.executable, "srv.py", str(port)], cwd=tmp_path,
+        ready_url=f"http://127.0.0.1:{port}/",
+    )  # fmt: skip
+    other = start_service(spec)
+    threading.Timer(1.0, other.stop).start()
+    with running_service(spec) as ours:
+        assert ours.pid != other.pid

@@ -18,8 +18,9 @@ during step 3; goal 0), ``pass_rate`` (of the rows; goal >= 0.95), ``speedup_vs_
 (median wall per instance, model path / skill path, over all tasks; goal >= 20), and
 ``skill_actions_per_s`` (actions replayed from skills per second of wall time), with the
 same per task. Wall per instance includes opening its sandbox session (for the web task a
-fresh Chromium per instance, as every task gets); ``episode_speedup_vs_model`` compares the
-episodes alone (first step record to last).
+fresh browser context and page per instance, in the Chromium the run's sandbox keeps, as every
+task gets); ``episode_speedup_vs_model`` compares the episodes alone (first step record to
+last).
 """
 
 from __future__ import annotations

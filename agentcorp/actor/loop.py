@@ -62,6 +62,8 @@ fail(reason). Type secrets only as ${secrets.NAME} placeholders; you never see t
 
 #: The hint of a target that will be clicked, dragged or scrolled at.
 _ACT = Hint(purpose="act")
+#: A look that a later one will repeat (``wait_for``'s polling): no costly "not found" checks.
+_POLL = Hint(thorough=False)
 
 Status = Literal["done", "failed", "budget_exceeded", "error"]
 
@@ -367,12 +369,23 @@ class Actor:
         if settled.frame.sha256 != st.frame.sha256:
             yield self._observe(st, settled.frame, settled.changed)
         looked: str | None = None
+        thorough: str | None = None
         while True:
             expired = time.monotonic() >= deadline
-            # Reading an unchanged screen again finds nothing new and takes CPU from the app
-            # that is about to draw the text (OCR on a busy desktop).
-            if st.frame.sha256 != looked:
-                looked = st.frame.sha256
+            # A frame is first looked at the quick way (a poll); once the screen stays the
+            # same (or the time is up) it is looked at the thorough way, once. Reading an
+            # unchanged screen again finds nothing new and takes CPU from the app that is
+            # about to draw the text (OCR on a busy desktop).
+            sha = st.frame.sha256
+            if sha != looked:
+                looked = sha
+                if self.grounder.locate(st.frame, target, _POLL):
+                    return True
+                still = False
+            else:
+                still = True
+            if (still or expired) and thorough != sha:
+                thorough = sha
                 if self.grounder.locate(st.frame, target, None):
                     return True
             if expired:

@@ -135,10 +135,13 @@ def open_browser(
     secrets: Mapping[str, str],
     chromium: str | None = None,
     on_navigation: Callable[[str, bool, str | None], None] | None = None,
+    shared: Any = None,
 ) -> Computer:
-    """A fresh headless Chromium on browser sandbox ``name`` (services already running).
+    """A fresh browser session on browser sandbox ``name`` (services already running).
 
     ``on_navigation(url, allowed, reason)`` hears every navigation decision (the audit log).
+    ``shared`` (a ``SharedChromium``) runs the session as a new browser context in that
+    Chromium instead of starting one.
     """
     from agentcorp.sandbox.browser import BrowserComputer
 
@@ -152,6 +155,7 @@ def open_browser(
         secrets=secrets,
         chromium=chromium,
         on_navigation=on_navigation,
+        shared=shared,
     )
 
 
@@ -160,10 +164,13 @@ class Sandboxes:
 
     A desktop (Xvfb, its apps, its home) lives for the whole run, so a file one task saved is
     open for the next. A browser sandbox's home and services (the back office and its
-    database) live for the run too, but each task gets a fresh Chromium: a new browser
-    session, as a person logging in for each job. ``state_root`` keeps every home under it
-    (``state_root/NAME``) instead of a temporary folder; ``live_offset`` shifts the live view
-    ports (one worker's desktops do not collide with another's).
+    database) live for the run too, but each task gets a fresh browser session (a new
+    context: no cookies, storage or pages of the task before), as a person logging in for
+    each job; the Chromium process behind those sessions is started once per sandbox and
+    shared, because starting it costs seconds a batch of rows would pay per row.
+    ``state_root`` keeps every home under it (``state_root/NAME``) instead of a temporary
+    folder; ``live_offset`` shifts the live view ports (one worker's desktops do not collide
+    with another's).
     """
 
     def __init__(
@@ -194,6 +201,7 @@ class Sandboxes:
         self._services: list[Any] = []
         self._ocr: Any = None
         self._grounders: dict[str, Grounder] = {}
+        self._chromium: dict[str, Any] = {}
 
     def _home(self, name: str) -> Path | None:
         if self.state_root is None:
@@ -235,11 +243,20 @@ class Sandboxes:
             self.secrets,
             self.chromium,
             on_navigation=self._navigation_auditor(name),
+            shared=self._shared_chromium(name),
         )
         try:
             yield browser, make_grounder(browser, self._engine())
         finally:
             browser.close()
+
+    def _shared_chromium(self, name: str) -> Any:
+        """Sandbox ``name``'s Chromium process, made on first use (started by its first page)."""
+        if name not in self._chromium:
+            from agentcorp.sandbox.browser import SharedChromium
+
+            self._chromium[name] = SharedChromium(self.chromium)
+        return self._chromium[name]
 
     def home_of(self, name: str) -> Path | None:
         """Where sandbox ``name`` keeps its home (None when it is a temporary folder)."""
@@ -307,6 +324,10 @@ class Sandboxes:
         for comp in self._desktops.values():
             with suppress(Exception):
                 comp.close()
+        for chromium in self._chromium.values():
+            with suppress(Exception):
+                chromium.close()
+        self._chromium.clear()
         for svc in reversed(self._services):
             with suppress(Exception):
                 svc.stop()

@@ -26,6 +26,10 @@ class Hint:
     #: "act" when the target will be clicked: a grounder that knows what can be acted on
     #: then never offers the target's words inside a longer plain text (instructions).
     purpose: Literal["read", "act"] = "read"
+    #: False for a poll, where a miss only means "look again at the next frame": a grounder
+    #: may then skip the costly re-checks that only guard a final "not found" (a whole-frame
+    #: re-read), so a wait sees the text on the first frame that shows it, not a read later.
+    thorough: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ import numpy as np
 
 from agentcorp._io import UnsafeRead, read_text_bounded
 from agentcorp.errors import ConfigError
-from agentcorp.grounding.base import Grounder
+from agentcorp.grounding.base import Grounder, Hint
 from agentcorp.grounding.ocr_grounder import frame_array
 from agentcorp.grounding.resolve import Ambiguous, NotFound, resolve
 from agentcorp.sandbox.base import Computer, Frame
@@ -284,6 +284,8 @@ def _entry_json(e: CachedAction) -> dict[str, Any]:
 
 
 _KINDS = set(get_args(ActionKind))
+#: A look a later one repeats (``wait_for`` polling): no costly "not found" checks.
+_POLL = Hint(thorough=False)
 _ACTION_FIELDS = {f.name: f for f in dataclasses.fields(Action)}
 
 
@@ -1058,8 +1060,11 @@ def run_cached(
                     rep.how,
                 )
             deadline = time.monotonic() + (a.seconds or settle_timeout)
-            while not grounder.locate(frame, a.target):
+            # Polls look the quick way; "did not appear" is said after a thorough look.
+            while not grounder.locate(frame, a.target, _POLL):
                 if time.monotonic() >= deadline:
+                    if grounder.locate(frame, a.target):
+                        break
                     return CacheRunResult(
                         i,
                         Divergence(i, f"'{a.target}' did not appear"),

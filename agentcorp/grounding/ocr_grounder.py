@@ -171,7 +171,7 @@ class OcrGrounder(Grounder):
         """Candidates for ``target`` best first; see the module docstring for ``role="field"``."""
         lines = self.lines(frame)
         cands = self._match(lines, target)
-        if not cands and not self._whole:
+        if not cands and not self._whole and (hint is None or hint.thorough):
             # Lines merged from partial re-reads can lose a line a crop cut badly; before
             # saying "not found", read this frame whole once (about a full read's cost).
             lines = self.reread(frame)

@@ -18,6 +18,7 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from agentcorp.sandbox.secrets import resolve_secrets
 from agentcorp.sandbox.services import Service, ServiceSpec, start_service
 from agentcorp.types import Box, Point
 
-__all__ = ["BrowserComputer", "ServiceSpec"]
+__all__ = ["BrowserComputer", "ServiceSpec", "SharedChromium"]
 
 _CHROMIUM_CANDIDATES = (
     "/usr/bin/chromium",
@@ -122,6 +123,69 @@ def url_allowed(url: str, allow_urls: Sequence[str]) -> bool:
 NavigationObserver = Callable[[str, bool, "str | None"], None]
 
 
+class SharedChromium:
+    """One headless Chromium process that several ``BrowserComputer`` sessions open pages in.
+
+    Starting Chromium costs seconds; a new browser context costs milliseconds and is as
+    isolated as a fresh browser (its own cookies, storage, cache and permissions), so a batch
+    of tasks on one sandbox shares the process and each session gets its own context.
+    Playwright's sync API is bound to the thread that started it: a session asked for from
+    another thread gets ``None`` from ``browser()`` and starts a private Chromium instead.
+    A Chromium that died is started again on the next ``browser()``.
+    """
+
+    def __init__(self, chromium: str | None = None, timeout: float = 20.0) -> None:
+        self._exe = find_chromium(chromium)
+        self._timeout_ms = timeout * 1000.0
+        self._thread = threading.get_ident()
+        self._pw: Any = None
+        self._browser: Any = None
+        self._closed = False
+        register_cleanup(id(self), self.close)
+
+    def browser(self) -> Any:
+        """The running Playwright ``Browser`` (started on first use), or ``None`` off-thread."""
+        if self._closed:
+            raise SandboxError("the shared browser is closed")
+        if threading.get_ident() != self._thread:
+            return None
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        from playwright.sync_api import Error, sync_playwright
+
+        self._stop()
+        tune_allocator()
+        try:
+            self._pw = sync_playwright().start()
+            self._browser = self._pw.chromium.launch(
+                executable_path=self._exe,
+                headless=True,
+                args=_CHROMIUM_ARGS,
+                timeout=self._timeout_ms,
+            )
+        except Error as exc:
+            self._stop()
+            raise SandboxError(f"Chromium did not start: {_one_line(exc)}") from exc
+        return self._browser
+
+    def _stop(self) -> None:
+        browser, pw, self._browser, self._pw = self._browser, self._pw, None, None
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                browser.close()
+        if pw is not None:
+            with contextlib.suppress(Exception):
+                pw.stop()
+
+    def close(self) -> None:
+        """Stop Chromium and its Playwright driver. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        unregister_cleanup(id(self))
+        self._stop()
+
+
 class BrowserComputer(Computer):
     """A headless Chromium page the actor drives like a screen.
 
@@ -134,6 +198,8 @@ class BrowserComputer(Computer):
     ``PolicyViolation`` (from ``goto``, or from the next call after the click that tried
     it). ``on_navigation(url, allowed, reason)`` is called for every navigation decision
     (the run's audit log). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
+    ``shared`` is a ``SharedChromium`` to open this session's own browser context in instead
+    of starting a Chromium; ``close`` then closes only that context.
     """
 
     def __init__(
@@ -150,6 +216,7 @@ class BrowserComputer(Computer):
         capture_quality: int = 90,
         timeout: float = 20.0,
         on_navigation: NavigationObserver | None = None,
+        shared: SharedChromium | None = None,
     ) -> None:
         w, h = screen
         if w < 1 or h < 1:
@@ -182,6 +249,8 @@ class BrowserComputer(Computer):
         self.type_retries = 2
         self._pw: Any = None
         self._browser: Any = None
+        self._context: Any = None
+        self._shared = shared
         self._own_home = home is None
         self.home: Path = (
             Path(tempfile.mkdtemp(prefix="agentcorp-browser-")) if home is None else home
@@ -204,14 +273,16 @@ class BrowserComputer(Computer):
         from playwright.sync_api import Error, sync_playwright
 
         try:
-            self._pw = sync_playwright().start()
-            self._browser = self._pw.chromium.launch(
-                executable_path=exe,
-                headless=True,
-                args=_CHROMIUM_ARGS,
-                timeout=self._timeout_ms,
-            )
-            self._context = self._browser.new_context(
+            browser = self._shared.browser() if self._shared is not None else None
+            if browser is None:
+                self._pw = sync_playwright().start()
+                self._browser = browser = self._pw.chromium.launch(
+                    executable_path=exe,
+                    headless=True,
+                    args=_CHROMIUM_ARGS,
+                    timeout=self._timeout_ms,
+                )
+            self._context = browser.new_context(
                 viewport={"width": self._screen[0], "height": self._screen[1]},
                 device_scale_factor=1,
                 accept_downloads=False,
@@ -376,6 +447,10 @@ class BrowserComputer(Computer):
             return
         self._closed = True
         unregister_cleanup(id(self))
+        if self._browser is None and self._context is not None:
+            # A context in a shared Chromium: closing it drops its pages, cookies and storage.
+            with contextlib.suppress(Exception):
+                self._context.close()
         if self._browser is not None:
             with contextlib.suppress(Exception):
                 self._browser.close()

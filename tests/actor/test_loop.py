@@ -326,3 +326,40 @@ def test_open_url_on_browser_like_computer() -> None:
     fc = desk()
     _, res = drive(actor(fc).run(EpisodeTask("t", "x", steps=[{"open_url": "http://x/"}])))
     assert res.status == "done" and fc.url == "http://x/"
+
+
+class _PollBlind:
+    """A grounder whose quick looks (polls) miss what its thorough look finds.
+
+    OCR that merged partial re-reads can lose a line until the frame is read whole.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.looks: list[bool] = []
+
+    def locate(self, frame: object, target: str, hint: Any = None) -> Any:
+        thorough = hint is None or hint.thorough
+        self.looks.append(thorough)
+        return self.inner.locate(frame, target, hint) if thorough else []
+
+
+def test_wait_for_on_a_still_screen_looks_thoroughly_at_once_not_at_the_timeout() -> None:
+    fc = desk()
+    g = _PollBlind(fc.widget_grounder())
+    steps = [{"click": "Save"}, {"wait_for": "Saved", "timeout": 60}]
+    _, res = drive(actor(fc, grounder=g).run(EpisodeTask("t1", "x", steps=steps)))
+    assert res.status == "done", res
+    # The first look at the settled screen is a poll; the screen then stays the same, so
+    # the next look is the thorough one, after one pause, not after 60 s of pauses.
+    assert [a for a in fc.actions if a[0] == "wait"] == [("wait", 0.2)]
+    assert g.looks[-2:] == [False, True]
+
+
+def test_wait_for_says_not_there_only_after_a_thorough_look() -> None:
+    fc = desk()
+    g = _PollBlind(fc.widget_grounder())
+    steps = [{"wait_for": "Nowhere", "timeout": 0.5}]
+    _, res = drive(actor(fc, grounder=g).run(EpisodeTask("t1", "x", steps=steps)))
+    assert res.status == "failed"
+    assert True in g.looks and g.looks[0] is False

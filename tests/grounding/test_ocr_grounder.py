@@ -133,3 +133,21 @@ def test_region_frames_report_screen_coordinates(engine: OcrEngine) -> None:
     assert not isinstance(inpart, Ambiguous | NotFound)
     assert abs(inpart.box.center[0] - whole.box.center[0]) <= 2
     assert abs(inpart.box.center[1] - whole.box.center[1]) <= 2
+
+
+def test_a_poll_that_misses_skips_the_whole_frame_reread_a_final_look_does_not() -> None:
+    inc = labels()["incremental"][0]
+    eng = CountingEngine()
+    g = OcrGrounder(eng)
+    g.lines(frame(inc["before"]))
+    full_area = eng.areas[-1]
+    after = frame(inc["after"])
+    assert g.locate(after, "No such words here", Hint(thorough=False)) == []
+    # Only the changed part was read: a poll's miss means "look at the next frame".
+    assert all(a < full_area for a in eng.areas[1:])
+    n = len(eng.areas)
+    assert g.locate(after, "No such words here") == []
+    # A final "not found" reads the frame whole first.
+    assert len(eng.areas) == n + 1 and eng.areas[-1] == full_area
+    # A poll still finds what the changed part shows.
+    assert g.locate(after, inc["targets"][0]["text"], Hint(thorough=False))

@@ -234,7 +234,7 @@ def test_coordinator_kill_9_at_random_points_then_resume(tmp_path: Path) -> None
         (["--workers", "99999999999999999999"], "--workers: expected 1 to"),
         (["--workers", "two"], "--workers: expected a whole number"),
         (["--lease", "-1"], "--lease must be a positive number"),
-        (["--spare", "-1"], "--spare must be 0 or more"),
+        (["--spare", "-1"], "--spare must be 0 to 4096, got -1"),
         (["--episode", "nocolon"], "expected MODULE:FUNCTION"),
         (["--episode", "no.such.module:fn"], "cannot import 'no.such.module'"),
         (["--rate-limit", "fast"], "--rate-limit: expected [KEY=]RATE[/BURST]"),
@@ -511,7 +511,7 @@ def test_drain_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[s
         main(["fleet", "drain", "--ledger", str(tmp_path / "run.db"), "--node", "w1", "--in", "-3"])
         == 2
     )
-    assert "--in must be 0 or more" in capsys.readouterr().err
+    assert "--in must be 0 to 31622400 seconds (a year), got -3" in capsys.readouterr().err
 
 
 def test_hung_episode_is_killed_and_rerun_whole(tmp_path: Path) -> None:

@@ -858,7 +858,12 @@ class XvfbDesktop(Computer):
             return None
         node = snap.focused()
         if node is None:
-            return []  # the focused app shows nothing over AT-SPI (Athena, Tk): OCR
+            win = self.window_box()
+            if win is not None and any(
+                n.role in _WINDOW_ROLES and _same_window(n.box, win) for n in snap.nodes
+            ):
+                return None  # the window is in the tree but reports no focus: commands
+            return []  # the active app shows nothing over AT-SPI (Athena, Tk): OCR
         refs = [
             n.ref
             for n in snap.nodes

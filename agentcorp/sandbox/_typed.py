@@ -21,6 +21,7 @@ from agentcorp.types import Box
 
 __all__ = [
     "Insertion",
+    "ends_in_bar",
     "insertion",
     "is_subsequence",
     "line_boxes",
@@ -30,7 +31,8 @@ __all__ = [
 ]
 
 #: OCR confuses these glyph groups on screen fonts; a dropped key never turns one into another.
-_CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "|": "1", "!": "1"})
+#: The upright bars are also how a text caret reads ("|", "l", "]"): see ``ends_in_bar``.
+_CONFUSABLE = str.maketrans({"o": "0", "l": "1", "i": "1", "|": "1", "!": "1", "[": "1", "]": "1"})
 
 
 def ocr_fold(text: str) -> str:
@@ -40,6 +42,15 @@ def ocr_fold(text: str) -> str:
     space key is the one mistake this check cannot see (the accessibility tree can).
     """
     return "".join(text.lower().translate(_CONFUSABLE).split())
+
+
+def ends_in_bar(value: str) -> bool:
+    """Whether ``value`` ends in a glyph a text caret reads as (an upright bar).
+
+    The caret stands right after what was typed, so a last "1" that was dropped reads back
+    as the caret: such a text is only trusted from a frame with the caret blinked off.
+    """
+    return ocr_fold(value)[-1:] == "1"
 
 
 def shows_more(before: str, after: str, value: str) -> bool:

@@ -959,7 +959,7 @@ class XvfbDesktop(Computer):
 
     def _ocr_check(self, value: str, before: Frame, after: Frame, changed: Box | None) -> _Seen:
         """Read the lines that changed, after and before; the text must show once more."""
-        if changed is None or changed.w <= _CARET_W:
+        if changed is None or _caret_only(changed):
             return _Seen(False, "", erase=_NOTHING)  # at most a caret blinked
         win = self.window_box() or Box(0, 0, *self._screen)
         area = Box(win.x, max(0, changed.y - 4), win.w, changed.h + 8)
@@ -968,10 +968,44 @@ class XvfbDesktop(Computer):
         shown = " | ".join(now)
         if _typed.ocr_fold(value) not in _typed.ocr_fold("".join(now)):
             return _Seen(False, shown, erase=self._ocr_erase(value, before, boxes, now))
+        if _typed.ends_in_bar(value):
+            bare = self._caret_off(after, boxes)
+            if bare is None:
+                return _Seen(False, f"{shown} (its last character or the caret: unknown)")
+            now = bare
+            if _typed.ocr_fold(value) not in _typed.ocr_fold("".join(now)):
+                return _Seen(False, " | ".join(now), self._ocr_erase(value, before, boxes, now))
         was = _typed.read_lines(before, boxes)
         if _typed.shows_more("".join(was), "".join(now), value):
             return _Seen(True, shown)
         return _Seen(False, shown)
+
+    def _caret_off(self, after: Frame, boxes: list[Box]) -> list[str] | None:
+        """The lines read from a frame with the caret blinked off (None: it never blinked).
+
+        Watches the lines until they differ from ``after`` in one narrow column only (the
+        caret came or went) and reads the one of the two frames with less ink there.
+        """
+        if not boxes:
+            return None
+        area = boxes[0]
+        for b in boxes[1:]:
+            area = area.union(b)
+        # The caret may stand just past the last glyph's box (the reading's crop pads it in).
+        area = area.expand(6, *self._screen)
+        first = after.crop(area)
+        deadline = time.monotonic() + _BLINK_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.04)
+            cur = self.screenshot(area)
+            d = changed_box(first, cur)
+            if d is None:
+                continue
+            if d.w > _CARET_W:
+                return None  # something besides the caret changed: no clean reading
+            off = cur if _ink(cur, d) < _ink(first, d) else first
+            return _typed.read_lines(off, boxes)
+        return None
 
     def _ocr_erase(self, value: str, before: Frame, boxes: list[Box], now: list[str]) -> _Erase:
         """How to take back what landed, when one line shows part of ``value`` typed in."""
@@ -993,54 +1027,65 @@ class XvfbDesktop(Computer):
         want = _typed.ocr_fold(value)
         if ins.removed or not ins.inserted or not _typed.is_subsequence(ins.inserted, want):
             return None
-        # Spaces do not show in a reading: up to every typed space may have landed too.
-        most = min(len(value), len(ins.inserted) + value.count(" "))
+        # Spaces do not show in a reading: up to every typed space may have landed too, and
+        # a caret read as a glyph may have hidden one more. Each BackSpace is checked
+        # against the line as it was, so none goes further than what was typed.
+        most = min(len(value), len(ins.inserted) + value.count(" ") + 1)
         return ("pixels", box, before, most)
 
     def _erase(self, seen: _Seen) -> bool:
-        """Take back what a mistyped text put in; True once the field is as it was."""
+        """Take back what a mistyped text put in; True once the field is as it was.
+
+        One BackSpace at a time, each waited for (its effect shows, at most
+        ``_ECHO_TIMEOUT``), stopping as soon as the field reads as before: never more than
+        ``most``, so text that was there before typing is never erased.
+        """
         if seen.erase is None:
             return False
         kind, where, old, most = seen.erase
         if kind == "none":
             return True
+        probe = self._erase_probe(kind, where, old)
+        if probe is None:
+            return False
+        look, restored, moved = probe
         backspace = self._keycode_for(self._keysym("BackSpace", "BackSpace"))[0]
+        prev = look()
         for _ in range(most):
             checkpoint()
             self._input_gen += 1
             self._fake(self._X.KeyPress, backspace)
             self._fake(self._X.KeyRelease, backspace)
             self._x.sync()
-            if kind == "text" and isinstance(where, tuple) and isinstance(old, str):
-                if self._wait_mirror(where, old):
+            deadline = time.monotonic() + _ECHO_TIMEOUT
+            while True:
+                cur = look()
+                if restored(cur):
                     return True
-            elif isinstance(where, Box) and isinstance(old, Frame) and self._looks_as(where, old):
-                return True
+                if moved(prev, cur) or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            prev = cur
         return False
 
-    def _wait_mirror(self, ref: tuple[str, str], old: str) -> bool:
-        assert self._a11y is not None
-        deadline = time.monotonic() + _ECHO_TIMEOUT
-        while True:
-            if self._a11y.text_of(ref) == old:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-
-    def _looks_as(self, box: Box, old: Frame) -> bool:
-        """Whether ``box`` shows what it showed in ``old`` (a blinking caret aside)."""
-        sx, sy = self._screen
-        region = Box(box.x, box.y, min(box.w, sx - box.x), min(box.h, sy - box.y))
-        was = old.crop(region)
-        deadline = time.monotonic() + _ECHO_TIMEOUT
-        while True:
-            diff = changed_box(was, self.screenshot(region))
-            if diff is None or diff.w <= _CARET_W:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+    def _erase_probe(
+        self, kind: str, where: object, old: object
+    ) -> tuple[Callable[[], Any], Callable[[Any], bool], Callable[[Any, Any], bool]] | None:
+        """(read the field, is it as before, did it change) for a mirror or a screen line."""
+        a11y = self._a11y
+        if kind == "text" and isinstance(where, tuple) and isinstance(old, str) and a11y:
+            ref = where
+            return (lambda: a11y.text_of(ref), lambda t: t == old, lambda a, b: a != b)
+        if kind == "pixels" and isinstance(where, Box) and isinstance(old, Frame):
+            sx, sy = self._screen
+            region = Box(where.x, where.y, min(where.w, sx - where.x), min(where.h, sy - where.y))
+            was = old.crop(region)
+            return (
+                lambda: self.screenshot(region),
+                lambda f: _caret_only(changed_box(was, f)),
+                lambda a, b: not _caret_only(changed_box(a, b)),
+            )
+        return None
 
     def _send_keys(self, value: str, delay: float, *, paced: bool = False) -> None:
         region = self.window_box() if paced else None
@@ -1381,6 +1426,23 @@ _KEY_SETTLE = 0.8
 _FIRST_DRAW = 0.3
 #: Widest difference (px) still taken for the same field: a caret that blinked meanwhile.
 _CARET_W = 3
+#: How long a check waits for the caret to blink (Tk: 0.9 s cycle; GTK: 1.2 s).
+_BLINK_WAIT = 1.4
+
+
+def _caret_only(diff: Box | None) -> bool:
+    """Whether two looks at a field differ at most by a caret that blinked."""
+    return diff is None or diff.w <= _CARET_W
+
+
+def _ink(frame: Frame, box: Box) -> float:
+    """How far ``box`` of ``frame`` is from the frame's usual colour (a drawn caret: far)."""
+    px = np.frombuffer(frame.rgb, np.uint8).reshape(frame.height, frame.width, 3)
+    ox, oy = frame.origin
+    part = px[box.y - oy : box.bottom - oy, box.x - ox : box.right - ox].astype(np.int16)
+    usual = np.median(px.reshape(-1, 3), axis=0)
+    return float(np.abs(part - usual).mean()) if part.size else 0.0
+
 
 #: How to erase a mistyped text: ("text", element, its text before, most BackSpaces) or
 #: ("pixels", line box, frame before, most BackSpaces); None when it cannot be known.

@@ -1048,18 +1048,33 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
   //    descendants with the same text are one place: the actionable one among them.
   const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'HEAD', 'TITLE', 'HTML',
     'BODY', 'OPTION']);
+  // A closed list shows only its chosen option, but innerText lists them all.
+  const shownText = (e) => {
+    if (e.tagName === 'SELECT') {
+      const o = e.selectedOptions && e.selectedOptions[0];
+      return o ? o.text : '';
+    }
+    if (!e.querySelector('select')) return e.innerText;
+    const parts = [];
+    const w = document.createTreeWalker(e, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {
+      acceptNode: (n) => n.nodeType === 1 && n.tagName === 'SELECT'
+        ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+    for (let n = w.nextNode(); n; n = w.nextNode()) if (n.nodeType === 3) parts.push(n.data);
+    for (const sel of e.querySelectorAll('select')) parts.push(shownText(sel));
+    return parts.join(' ');
+  };
   const holders = all.filter((e) => !SKIP.has(e.tagName) &&
-    squash(e.textContent).includes(wantSq) && matches(e.innerText));
+    squash(e.textContent).includes(wantSq) && matches(shownText(e)));
   const holderSet = new Set(holders);
   for (const e of holders) {
     let deepest = true;
     for (const c of e.children) if (holderSet.has(c)) { deepest = false; break; }
     if (!deepest) continue;
     let el = e;
-    const own = fold(e.innerText);
+    const own = fold(shownText(e));
     const up = e.parentElement && e.parentElement.closest(ACTIONABLE);
-    if (up && fold(up.innerText) === own && !isField(up)) el = up;
-    add(el, el.innerText, 'text');
+    if (up && fold(shownText(up)) === own && !isField(up)) el = up;
+    add(el, shownText(el), 'text');
   }
   // 2. Names that are not text: value of input buttons, aria-label, title, alt, placeholder,
   //    labels and aria-labelledby of fields.
@@ -1077,7 +1092,10 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     names.push([e.getAttribute('aria-label'), 'aria']);
     names.push([e.getAttribute('title'), 'title']);
     if (e.tagName === 'IMG') names.push([e.getAttribute('alt'), 'alt']);
-    if (e.tagName === 'INPUT' && !field) names.push([e.value, 'value']);
+    // Only a button-like input shows its value; a checkbox's or radio's value is invisible.
+    if (e.tagName === 'INPUT' && /^(submit|button|reset)$/i.test(e.type)) {
+      names.push([e.value, 'value']);
+    }
     for (const [name, how] of names) {
       // A label's trailing colon or required-mark is punctuation, not part of its name.
       if (name && matches(name)) { add(e, norm(name).replace(/[\s:*]+$/, ''), how); break; }

@@ -849,15 +849,16 @@ class BrowserComputer(Computer):
 
         One pass over the page (open shadow roots and same-origin frames, nested or
         scrolled, included: boxes are in viewport pixels, clipped to each frame's box; a
-        cross-origin frame's content is not seen here, OCR still reads it): the deepest elements whose
-        rendered text holds the target (an element and its descendants with the same text
-        are one place, the actionable one); fields by ``<label>``, ``aria-labelledby``,
-        ``aria-label`` and placeholder; buttons, links and images by value, aria-label, title
-        and alt; for ``role="field"`` with no named field, the nearest field right of (or
-        below) a caption holding the target. ``name`` is what matched and ``how`` says which;
-        ``text`` is what the element shows (its label for a field). ``role`` keeps one kind:
-        button/field/link/menu/text. Exact matches first; at most 20. With ``remember`` the
-        elements are kept so a click on one can check that nothing covers it.
+        cross-origin frame's content is not seen here, OCR still reads it): the deepest
+        elements whose rendered text holds the target (an element and its descendants with
+        the same text are one place, the actionable one); fields by ``<label>``,
+        ``aria-labelledby``, ``aria-label`` and placeholder; buttons, links and images by
+        value, aria-label, title and alt; for ``role="field"`` with no named field, the
+        nearest field right of (or below) a caption holding the target. ``name`` is what
+        matched and ``how`` says which; ``text`` is what the element shows (its label for a
+        field). ``role`` keeps one kind: button/field/link/menu/text. Exact matches first;
+        at most 20. With ``remember`` the elements are kept so a click on one can check that
+        nothing covers it.
         """
         self._check()
         if role is not None and role not in (*_ROLES, "text"):

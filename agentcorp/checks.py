@@ -153,11 +153,40 @@ def evaluate(tree: Any, ctx: CheckContext) -> tuple[CheckStatus, list[CheckOutco
     return status, leaves
 
 
+#: Checks that only read (files, databases, the screen, the page): reading again is harmless.
+PASSIVE = frozenset(
+    {"file_exists", "file_contains", "screen_contains", "url_matches", "sqlite", "dom", "js"}
+)
+#: How long a task's failing checks are read again when they only read: an app may write its
+#: file or database a moment after the last action's screen settled.
+CHECK_GRACE_S = 2.0
+
+
+def passive(tree: Any) -> bool:
+    """Whether every leaf of ``tree`` only reads (no command, request or model is run)."""
+    d = _as_dict(tree)
+    for key in ("all", "any"):
+        if key in d:
+            return all(passive(c) for c in d[key] or [])
+    if "not" in d:
+        return passive(d["not"])
+    return d.get("check") in PASSIVE
+
+
 def evaluate_steps(
-    tree: Any, ctx: CheckContext, step: int = 0
+    tree: Any, ctx: CheckContext, step: int = 0, grace_s: float = 0.0
 ) -> tuple[CheckStatus, list[CheckStep]]:
-    """``evaluate`` as ``CheckStep`` records, the last one (``success``) being the verdict."""
+    """``evaluate`` as ``CheckStep`` records, the last one (``success``) being the verdict.
+
+    With ``grace_s``, a tree that fails and only reads (``passive``) is read again until it
+    passes or ``grace_s`` has passed; a check that runs something is run once.
+    """
     status, leaves = evaluate(tree, ctx)
+    if status == "fail" and grace_s > 0 and passive(tree):
+        deadline = time.monotonic() + grace_s
+        while status == "fail" and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling what the app writes, not settling a screen
+            status, leaves = evaluate(tree, ctx)
     now = time.time()
     steps = [CheckStep(step, now, o.name, o.status, o.detail) for o in leaves]
     steps.append(

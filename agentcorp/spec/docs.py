@@ -69,7 +69,10 @@ A target is visible text or `[x, y]` screen pixels; `type` takes `into` (a field
 
 `success` is a tree: `{all: [...]}`, `{any: [...]}`, `{not: ...}`, or a leaf
 `{check: NAME, ...}` with NAME one of: @CHECKS@. A check that errors scores "error", never a
-crash; `llm_judge` runs only where a task asks for it.
+crash; `llm_judge` runs only where a task asks for it. A tree that fails and only reads
+(`file_exists`, `file_contains`, `screen_contains`, `url_matches`, `sqlite`, `dom`, `js`) is
+read again for up to 2 s, since an app may write its file or database a moment after the
+last action; a tree with `command`, `http` or `llm_judge` is evaluated once.
 
 ## Objects
 """

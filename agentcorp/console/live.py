@@ -221,6 +221,12 @@ class LiveBook:
         self._changed(False)
         return n
 
+    def pending(self, task_id: str) -> int:
+        """How many inputs wait for ``task_id``'s agent."""
+        with self.cond:
+            live = self._tasks.get(task_id)
+            return len(live.queue) if live is not None else 0
+
     def exchange(
         self,
         task_id: str,

@@ -420,3 +420,79 @@ def test_live_view_bad_inputs_get_clear_replies_and_are_audited(tmp_path: Path) 
     assert "hunter2" not in json.dumps(lines)
     typed_entry = [a for a in lines if a["kind"] == "person.action"][1]
     assert typed_entry["action"] == "type" and typed_entry["text_length"] == 16
+
+
+@pytest.mark.slow
+def test_the_agent_side_drains_inputs_and_ends_on_a_lapse_or_a_gone_console(
+    tmp_path: Path,
+) -> None:
+    """The parked agent's loop on a real desktop: inputs sent before it parked still run
+    after a hand-back, a lapsed lease ends it, and so does a console that went away."""
+    from agentcorp.console.client import ConsoleClient
+    from agentcorp.console.live import LiveDriver
+    from agentcorp.policy.audit import AuditLog
+    from agentcorp.sandbox.apps import AppSpec
+    from agentcorp.sandbox.xvfb import XvfbDesktop
+
+    (tmp_path / "notes.txt").write_text("Notes\n", encoding="utf-8")
+    home = tmp_path / "home"
+    desk = XvfbDesktop(
+        screen=(800, 600),
+        apps=[AppSpec("editor", ["mousepad", "~/notes.txt"], wait_for_window="notes")],
+        files={"~/notes.txt": tmp_path / "notes.txt"},
+        home=home,
+    )
+    audit = AuditLog(tmp_path / "audit.jsonl", fsync=False)
+    try:
+        with Console("127.0.0.1:0", lease_ttl_s=1.5) as console:
+            base, token = console.server.base_url, console.server.token
+            page = {"Authorization": f"Bearer {token}", "X-Agentcorp-Console": "1"}
+            with console.state.cond:
+                console.state.task("t").status = "running"
+            client = ConsoleClient(base, token)
+            driver = LiveDriver(desk, audit=audit)
+
+            def lease(op: str, **body: Any) -> Any:
+                return httpx.post(
+                    f"{base}/api/lease/t", json={"op": op, "who": "ann", **body}, headers=page
+                ).json()
+
+            # Inputs sent while the agent is still busy, then handed back before it parks.
+            key = lease("take")["key"]
+            for event in (
+                {"kind": "click", "x": 400, "y": 300},
+                {"kind": "key", "keys": "ctrl+End"},
+                {"kind": "type", "text": "Queued 7"},
+                {"kind": "key", "keys": "ctrl+s"},
+            ):
+                r = httpx.post(
+                    f"{base}/api/input/t",
+                    json={"who": "ann", "key": key, "event": event},
+                    headers=page,
+                )
+                assert r.status_code == 200, r.text
+            lease("release", note="did it myself")
+            # The agent's next check runs them first, then tells it to look again.
+            assert client.control("t", live=driver) == "did it myself"
+            assert "Queued 7" in (home / "notes.txt").read_text(encoding="utf-8")
+            assert client.control("t", live=driver) is None  # nothing held, nothing queued
+            # A lease whose holder went away (no heartbeat) lapses: the agent goes on.
+            lease("take")
+            assert "lapsed" in (client.control("t", live=driver) or "")
+            # A console that goes away mid-lease ends the live view too.
+            lease("take")
+            got: list[str | None] = []
+            agent = threading.Thread(target=lambda: got.append(client.control("t", live=driver)))
+            agent.start()
+            _wait(lambda: (console.server.live.snapshot().get("t") or {}).get("parked"), "park")
+            console.leases.ttl_s = 60.0
+            lease("heartbeat")
+        agent.join(30)
+        assert got == ["the operator console could not be reached"]
+    finally:
+        desk.close()
+        audit.close()
+    entries = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    people = [e for e in entries if e["kind"] == "person.action"]
+    assert [p["action"] for p in people] == ["click", "key", "type", "key"]
+    assert all(p["ok"] for p in people) and "Queued 7" not in json.dumps(entries)

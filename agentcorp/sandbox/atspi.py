@@ -254,6 +254,12 @@ class AtspiTree:
             got = self._calls([(r, "org.a11y.atspi.Text", "GetText", "ii", (0, -1)) for r in refs])
         return [str(g[0]) if g else None for g in got]
 
+    def states_of(self, ref: tuple[str, str]) -> frozenset[str] | None:
+        """An element's states now (one call), or None when it is gone."""
+        with self._lock:
+            got = self._calls([(ref, _ACC, "GetState", "", ())])[0]
+        return _states(got[0]) if got else None
+
     def text_of(self, ref: tuple[str, str]) -> str | None:
         """The text an element holds (its Text interface), or None when it has none."""
         with self._lock:

@@ -279,6 +279,7 @@ def run(
                 inputs_file=inputs_file,
                 resume=resume,
                 observers=observers,
+                console=operator,
                 config_file=config,
                 live_view=live,
                 rate_limits=parse_rate_limits(rate_limit or []),

@@ -237,6 +237,9 @@ class BrowserComputer(Computer):
         self._leave_pending = False
         self._hops: set[str] = set()
         self._nav_pending = False
+        # When the main frame last asked for a navigation that has not started loading yet
+        # (0: none). A form submission is requested before its request goes out.
+        self._nav_requested = 0.0
         self._main_frame_id = ""
         self._focus_frame: Any = None
         self._inflight: dict[int, float] = {}
@@ -307,7 +310,13 @@ class BrowserComputer(Computer):
         call returns), which Playwright's request events cannot: settle() uses this to wait
         for a form submission's new page instead of settling on the old one.
         """
+        old = getattr(self, "_cdp", None)
+        if old is not None:
+            # A second session on the page would deliver every event twice.
+            with contextlib.suppress(Exception):
+                old.detach()
         self._cdp = self._context.new_cdp_session(self._page)
+        self._cdp.on("Page.frameRequestedNavigation", self._on_requested)
         self._cdp.on("Page.frameStartedLoading", self._on_loading)
         self._cdp.on("Page.frameStoppedLoading", self._on_stopped)
         self._cdp.on("Page.domContentEventFired", self._on_stopped)
@@ -315,13 +324,30 @@ class BrowserComputer(Computer):
         tree = self._cdp.send("Page.getFrameTree")
         self._main_frame_id = str(tree["frameTree"]["frame"]["id"])
 
+    def _on_requested(self, params: dict[str, Any]) -> None:
+        if params.get("frameId") == self._main_frame_id:
+            self._nav_requested = time.monotonic()
+
     def _on_loading(self, params: dict[str, Any]) -> None:
         if params.get("frameId") == self._main_frame_id:
             self._nav_pending = True
+            self._nav_requested = 0.0
 
     def _on_stopped(self, params: dict[str, Any]) -> None:
         if "frameId" not in params or params.get("frameId") == self._main_frame_id:
             self._nav_pending = False
+            self._nav_requested = 0.0
+
+    def _navigating(self) -> bool:
+        """Whether the main frame is loading a new document or has just asked to.
+
+        A requested navigation that never starts loading (cancelled by the page, refused by
+        the route) stops counting after ``_REQUESTED_GRACE`` seconds.
+        """
+        if self._nav_pending:
+            return True
+        asked = self._nav_requested
+        return bool(asked) and time.monotonic() - asked < _REQUESTED_GRACE
 
     def _on_request(self, request: Any) -> None:
         self._inflight[id(request)] = time.monotonic()
@@ -590,15 +616,17 @@ class BrowserComputer(Computer):
         from playwright.sync_api import Error
 
         try:
-            data = self._cdp.send(
-                "Page.captureScreenshot", params, timeout=self._capture_timeout_ms
-            )
+            # A capture sent while a navigation commits can hang until its timeout (seen:
+            # every few form submissions, 5 s each), so the first try gives up early.
+            first = min(self._capture_timeout_ms, _FIRST_CAPTURE_TIMEOUT_MS)
+            data = self._cdp.send("Page.captureScreenshot", params, timeout=first)
             return base64.b64decode(data["data"])
         except Error:
             # A navigation can swap the page's renderer and detach our CDP session: attach
             # a fresh one and retry once, then fall back to Playwright's own capture.
             pass
         try:
+            self._until_idle(time.perf_counter() + self._capture_timeout_ms / 1000.0)
             self._attach_cdp()
             data = self._cdp.send(
                 "Page.captureScreenshot", params, timeout=self._capture_timeout_ms
@@ -792,7 +820,11 @@ class BrowserComputer(Computer):
             self._raise_violation()
             if animating:
                 left = max(0.0, deadline - time.perf_counter())
-                result = settle_frames(self.screenshot, left, since, interval=0.002, quiet=0.0)
+                # Frames compared while a navigation starts would be the old page's (and a
+                # capture as it commits can hang): stop and wait for the new page instead.
+                result = settle_frames(
+                    self.screenshot, left, since, interval=0.002, quiet=0.0, stop=self._navigating
+                )
                 frame, stable = result.frame, result.stable
                 spent += result.capture_ms
             else:
@@ -803,9 +835,10 @@ class BrowserComputer(Computer):
             self._raise_violation()
             # A navigation that began while we captured (a slow form submission) means the
             # screen is about to change: wait for it and settle again.
-            if not self._nav_pending or time.perf_counter() >= deadline:
+            if not self._navigating() or time.perf_counter() >= deadline:
                 break
         self._nav_pending = False
+        self._nav_requested = 0.0
         changed = changed_box(since, frame) if since is not None else None
         elapsed = (time.perf_counter() - t0) * 1000.0
         return SettleResult(frame, changed, elapsed, stable, spent)
@@ -829,7 +862,7 @@ class BrowserComputer(Computer):
             else:
                 now = time.monotonic()
                 young = any(now - t < self.request_grace for t in self._inflight.values())
-                if not self._nav_pending and not young:
+                if not self._navigating() and not young:
                     return animating
             self._page.wait_for_timeout(5)
         return animating
@@ -847,15 +880,18 @@ class BrowserComputer(Computer):
     ) -> list[dict[str, Any]]:
         """Visible elements for ``target`` as dicts (box, text, name, how, kind, actionable).
 
-        One pass over the page (open shadow roots included): the deepest elements whose
-        rendered text holds the target (an element and its descendants with the same text
-        are one place, the actionable one); fields by ``<label>``, ``aria-labelledby``,
-        ``aria-label`` and placeholder; buttons, links and images by value, aria-label, title
-        and alt; for ``role="field"`` with no named field, the nearest field right of (or
-        below) a caption holding the target. ``name`` is what matched and ``how`` says which;
-        ``text`` is what the element shows (its label for a field). ``role`` keeps one kind:
-        button/field/link/menu/text. Exact matches first; at most 20. With ``remember`` the
-        elements are kept so a click on one can check that nothing covers it.
+        One pass over the page (open shadow roots and same-origin frames, nested or
+        scrolled, included: boxes are in viewport pixels, clipped to each frame's box; a
+        cross-origin frame's content is not seen here, OCR still reads it): the deepest
+        elements whose rendered text holds the target (an element and its descendants with
+        the same text are one place, the actionable one); fields by ``<label>``,
+        ``aria-labelledby``, ``aria-label`` and placeholder; buttons, links and images by
+        value, aria-label, title and alt; for ``role="field"`` with no named field, the
+        nearest field right of (or below) a caption holding the target. ``name`` is what
+        matched and ``how`` says which; ``text`` is what the element shows (its label for a
+        field). ``role`` keeps one kind: button/field/link/menu/text. Exact matches first;
+        at most 20. With ``remember`` the elements are kept so a click on one can check that
+        nothing covers it.
         """
         self._check()
         if role is not None and role not in (*_ROLES, "text"):
@@ -888,15 +924,19 @@ class BrowserComputer(Computer):
     # --- reading the page (success checks) ---------------------------------------------
 
     def page_text(self) -> str:
-        """The page's rendered text, then the values of its visible form fields."""
+        """The page's rendered text, then the values of its visible form fields.
+
+        Same-origin frames follow the page, each the same way (cross-origin ones are unseen).
+        """
         self._check()
         return str(self._call("page_text", self._page.evaluate, _PAGE_TEXT_JS))
 
     def dom_read(self, selector: str, read: str, attribute: str | None = None) -> list[Any]:
         """Per element matching ``selector``: its text, value or ``attribute`` (or None).
 
-        ``read="count"`` returns one entry per match. ``ValueError`` when the page rejects the
-        selector.
+        Matches in the page come first, then those in its same-origin frames (nested too) in
+        document order. ``read="count"`` returns one entry per match. ``ValueError`` when the
+        page rejects the selector.
         """
         from playwright.sync_api import Error
 
@@ -926,22 +966,7 @@ class BrowserComputer(Computer):
     def focused_field(self) -> tuple[Box, bool] | None:
         """Box of the focused text input and whether it is a password field, or None."""
         self._check()
-        info = self._call(
-            "focused_field",
-            self._page.evaluate,
-            """() => {
-            const e = document.activeElement;
-            if (!e || e === document.body) return null;
-            const tag = e.tagName.toLowerCase();
-            const editable = tag === 'textarea' || e.isContentEditable ||
-                (tag === 'input' && !['button','submit','reset','checkbox','radio','file',
-                  'image','hidden','range','color'].includes((e.type || '').toLowerCase()));
-            if (!editable) return null;
-            const r = e.getBoundingClientRect();
-            return {x: r.x, y: r.y, w: r.width, h: r.height,
-                    password: tag === 'input' && (e.type || '').toLowerCase() === 'password'};
-        }""",
-        )
+        info = self._call("focused_field", self._page.evaluate, _FOCUSED_FIELD_JS)
         if not info:
             return None
         box = Box(int(info["x"]), int(info["y"]), max(1, int(info["w"])), max(1, int(info["h"])))
@@ -1009,27 +1034,56 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     '[role=treeitem],[onclick],[contenteditable=""],[contenteditable=true]';
   const actionable = (e) => e.matches(ACTIONABLE) ||
     (e.closest(ACTIONABLE) !== null) ||
-    window.getComputedStyle(e).cursor === 'pointer';
+    e.ownerDocument.defaultView.getComputedStyle(e).cursor === 'pointer';
+  // Where an element's document sits: the top page, or a same-origin frame whose content
+  // box offsets its coordinates and clips what of it can be seen.
+  const TOP = {ox: 0, oy: 0, clip: [0, 0, vw, vh]};
+  const place = new Map();
   const box = (e) => {
     if (e.checkVisibility && !e.checkVisibility({visibilityProperty: true})) return null;
-    const r = e.getBoundingClientRect();
-    if (r.width <= 0 || r.height <= 0) return null;
-    const x0 = Math.max(0, r.left), y0 = Math.max(0, r.top);
-    const x1 = Math.min(vw, r.right), y1 = Math.min(vh, r.bottom);
+    const q = e.getBoundingClientRect();
+    if (q.width <= 0 || q.height <= 0) return null;
+    const c = place.get(e) || TOP;
+    const r = {left: q.left + c.ox, top: q.top + c.oy, right: q.right + c.ox,
+      bottom: q.bottom + c.oy};
+    const x0 = Math.max(c.clip[0], r.left), y0 = Math.max(c.clip[1], r.top);
+    const x1 = Math.min(c.clip[2], r.right), y1 = Math.min(c.clip[3], r.bottom);
     if (x1 - x0 < 1 || y1 - y0 < 1) return null;
     return {x: x0, y: y0, w: x1 - x0, h: y1 - y0, r};
   };
-  // Every element, open shadow roots included.
+  // Every element, open shadow roots and same-origin frames (nested too) included.
   const all = [];
-  const walk = (root) => {
+  const walk = (root, c) => {
     for (const e of root.querySelectorAll('*')) {
       all.push(e);
-      if (e.shadowRoot) walk(e.shadowRoot);
+      if (c !== TOP) place.set(e, c);
+      if (e.shadowRoot) walk(e.shadowRoot, c);
+      if (e.tagName === 'IFRAME' || e.tagName === 'FRAME') {
+        const inner = frameView(e, c);
+        if (inner) walk(inner.doc, inner.c);
+      }
     }
   };
-  walk(document);
+  // A frame's document and placement, when its origin lets us in and some of it is shown.
+  const frameView = (f, c) => {
+    let doc = null;
+    try { doc = f.contentDocument; } catch (_) { doc = null; }
+    if (!doc || !doc.documentElement) return null;
+    if (f.checkVisibility && !f.checkVisibility({visibilityProperty: true})) return null;
+    const q = f.getBoundingClientRect();
+    const cs = f.ownerDocument.defaultView.getComputedStyle(f);
+    const pl = parseFloat(cs.paddingLeft) || 0, pt = parseFloat(cs.paddingTop) || 0;
+    const pr = parseFloat(cs.paddingRight) || 0, pb = parseFloat(cs.paddingBottom) || 0;
+    const ox = c.ox + q.left + f.clientLeft + pl, oy = c.oy + q.top + f.clientTop + pt;
+    const clip = [Math.max(c.clip[0], ox), Math.max(c.clip[1], oy),
+      Math.min(c.clip[2], ox + f.clientWidth - pl - pr),
+      Math.min(c.clip[3], oy + f.clientHeight - pt - pb)];
+    if (clip[2] - clip[0] < 1 || clip[3] - clip[1] < 1) return null;
+    return {doc, c: {ox, oy, clip}};
+  };
+  walk(document, TOP);
   const byId = (root, id) => (root.getElementById ? root.getElementById(id) : null) ||
-    document.getElementById(id);
+    (root.ownerDocument || document).getElementById(id);
   const labelledBy = (e) => norm((e.getAttribute('aria-labelledby') || '').split(/\s+/)
     .map((id) => id && byId(e.getRootNode(), id)).filter(Boolean)
     .map((l) => l.innerText || l.textContent).join(' '));
@@ -1048,18 +1102,34 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
   //    descendants with the same text are one place: the actionable one among them.
   const SKIP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'HEAD', 'TITLE', 'HTML',
     'BODY', 'OPTION']);
+  // A closed list shows only its chosen option, but innerText lists them all.
+  const shownText = (e) => {
+    if (e.tagName === 'SELECT') {
+      const o = e.selectedOptions && e.selectedOptions[0];
+      return o ? o.text : '';
+    }
+    if (!e.querySelector('select')) return e.innerText;
+    const parts = [];
+    const w = e.ownerDocument.createTreeWalker(e, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT,
+      {
+      acceptNode: (n) => n.nodeType === 1 && n.tagName === 'SELECT'
+        ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+    for (let n = w.nextNode(); n; n = w.nextNode()) if (n.nodeType === 3) parts.push(n.data);
+    for (const sel of e.querySelectorAll('select')) parts.push(shownText(sel));
+    return parts.join(' ');
+  };
   const holders = all.filter((e) => !SKIP.has(e.tagName) &&
-    squash(e.textContent).includes(wantSq) && matches(e.innerText));
+    squash(e.textContent).includes(wantSq) && matches(shownText(e)));
   const holderSet = new Set(holders);
   for (const e of holders) {
     let deepest = true;
     for (const c of e.children) if (holderSet.has(c)) { deepest = false; break; }
     if (!deepest) continue;
     let el = e;
-    const own = fold(e.innerText);
+    const own = fold(shownText(e));
     const up = e.parentElement && e.parentElement.closest(ACTIONABLE);
-    if (up && fold(up.innerText) === own && !isField(up)) el = up;
-    add(el, el.innerText, 'text');
+    if (up && fold(shownText(up)) === own && !isField(up)) el = up;
+    add(el, shownText(el), 'text');
   }
   // 2. Names that are not text: value of input buttons, aria-label, title, alt, placeholder,
   //    labels and aria-labelledby of fields.
@@ -1077,7 +1147,10 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     names.push([e.getAttribute('aria-label'), 'aria']);
     names.push([e.getAttribute('title'), 'title']);
     if (e.tagName === 'IMG') names.push([e.getAttribute('alt'), 'alt']);
-    if (e.tagName === 'INPUT' && !field) names.push([e.value, 'value']);
+    // Only a button-like input shows its value; a checkbox's or radio's value is invisible.
+    if (e.tagName === 'INPUT' && /^(submit|button|reset)$/i.test(e.type)) {
+      names.push([e.value, 'value']);
+    }
     for (const [name, how] of names) {
       // A label's trailing colon or required-mark is punctuation, not part of its name.
       if (name && matches(name)) { add(e, norm(name).replace(/[\s:*]+$/, ''), how); break; }
@@ -1134,20 +1207,61 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     name: c.text, how: c.how, kind: c.kind, actionable: c.act || c.kind !== 'text', index: i}));
 }"""
 
-_COVER_JS = r"""([x, y]) => {
-  const arr = window[Symbol.for('agentcorp.targets')] || [];
+# Frame placement shared by the scripts that map an element of a same-origin frame to the top
+# viewport: ``frameOffset(f)`` is where frame element ``f``'s content box starts in its own
+# document; ``toTop(e)`` the offset of ``e``'s document in the top viewport (null when ``e``
+# is not in this page any more).
+_FRAME_PLACE_JS = r"""
+  const frameOffset = (f) => {
+    const q = f.getBoundingClientRect();
+    const cs = f.ownerDocument.defaultView.getComputedStyle(f);
+    return [q.left + f.clientLeft + (parseFloat(cs.paddingLeft) || 0),
+      q.top + f.clientTop + (parseFloat(cs.paddingTop) || 0)];
+  };
+  const toTop = (e) => {
+    let ox = 0, oy = 0;
+    let w = e.ownerDocument && e.ownerDocument.defaultView;
+    while (w && w !== window) {
+      const f = w.frameElement;
+      if (!f || !f.isConnected) return null;
+      const [fx, fy] = frameOffset(f);
+      ox += fx; oy += fy;
+      w = f.ownerDocument.defaultView;
+    }
+    return w === window ? [ox, oy] : null;
+  };
+"""
+
+_COVER_JS = (
+    r"""([x, y]) => {
+  const arr = window[Symbol.for('agentcorp.targets')] || [];"""
+    + _FRAME_PLACE_JS
+    + r"""
   const inside = (e) => {
-    if (!e || !e.isConnected || e.ownerDocument !== document) return false;
+    if (!e || !e.isConnected) return false;
+    const o = toTop(e);
+    if (!o) return false;
     const r = e.getBoundingClientRect();
-    return r.left <= x && x < r.right && r.top <= y && y < r.bottom;
+    return r.left + o[0] <= x && x < r.right + o[0] && r.top + o[1] <= y && y < r.bottom + o[1];
   };
   const mine = arr.filter(inside);
   if (!mine.length) return null;
-  let hit = document.elementFromPoint(x, y);
-  while (hit && hit.shadowRoot) {
-    const inner = hit.shadowRoot.elementFromPoint(x, y);
-    if (!inner || inner === hit) break;
-    hit = inner;
+  // What a click at (x, y) reaches: into open shadow roots and same-origin frames.
+  let doc = document, px = x, py = y, hit = null;
+  for (;;) {
+    hit = doc.elementFromPoint(px, py);
+    while (hit && hit.shadowRoot) {
+      const inner = hit.shadowRoot.elementFromPoint(px, py);
+      if (!inner || inner === hit) break;
+      hit = inner;
+    }
+    if (!hit || !(hit.tagName === 'IFRAME' || hit.tagName === 'FRAME')) break;
+    let d = null;
+    try { d = hit.contentDocument; } catch (_) { d = null; }
+    if (!d) break;
+    const [fx, fy] = frameOffset(hit);
+    px -= fx; py -= fy;
+    doc = d;
   }
   if (!hit) return 'nothing (the point is outside the page)';
   for (const e of mine) {
@@ -1163,6 +1277,7 @@ _COVER_JS = r"""([x, y]) => {
   const text = (hit.innerText || '').replace(/\s+/g, ' ').trim();
   return what + (text ? ' "' + (text.length > 60 ? text.slice(0, 59) + '…' : text) + '"' : '');
 }"""
+)
 
 # What has the keyboard focus: the element typing goes to, followed into open shadow roots and
 # same-origin frames, kept in a page global so the text can be read back from the same element.
@@ -1248,37 +1363,108 @@ _RESTORE_JS = r"""([value, start, end]) => {
   return true;
 }"""
 
+# The page's document and, after it, those of its same-origin frames (nested too) that show.
+_DOCS_JS = r"""
+  const docs = [];
+  const visit = (d) => {
+    docs.push(d);
+    for (const f of d.querySelectorAll('iframe, frame')) {
+      let inner = null;
+      try { inner = f.contentDocument; } catch (_) { inner = null; }
+      if (inner && inner.documentElement && f.getClientRects().length) visit(inner);
+    }
+  };
+  visit(document);
+"""
+
+#: How long a navigation the page asked for may take to start loading before settle stops
+#: waiting for it (seconds).
+_REQUESTED_GRACE = 1.0
+#: The first try of a capture gives up after this (ms); the retry gets the full timeout.
+_FIRST_CAPTURE_TIMEOUT_MS = 1500.0
+
 # Whether CSS animations or transitions are running. The round trip itself is what settle
 # needs first: the action's events have been handled by then, and a capture that follows
 # is drawn from the DOM as they left it (captureScreenshot forces a fresh frame).
-_FRAMES_JS = """() => document.getAnimations().some((a) => a.playState === 'running')"""
+_FRAMES_JS = (
+    """() => {"""
+    + _DOCS_JS
+    + """
+  return docs.some((d) => d.getAnimations().some((a) => a.playState === 'running'));
+}"""
+)
 
-_PAGE_TEXT_JS = """() => {
-  const parts = [document.body ? document.body.innerText : ''];
-  for (const e of document.querySelectorAll('input, textarea, select')) {
-    const type = (e.type || '').toLowerCase();
-    if (type === 'hidden' || type === 'password' || !e.getClientRects().length) continue;
-    if (e.tagName === 'SELECT') {
-      const o = e.selectedOptions[0];
-      if (o) parts.push(o.text);
-    } else if (e.value) {
-      parts.push(e.value);
+_PAGE_TEXT_JS = (
+    """() => {"""
+    + _DOCS_JS
+    + r"""
+  const parts = [];
+  for (const d of docs) {
+    parts.push(d.body ? d.body.innerText : '');
+    for (const e of d.querySelectorAll('input, textarea, select')) {
+      const type = (e.type || '').toLowerCase();
+      if (type === 'hidden' || type === 'password' || !e.getClientRects().length) continue;
+      if (e.tagName === 'SELECT') {
+        const o = e.selectedOptions[0];
+        if (o) parts.push(o.text);
+      } else if (e.value) {
+        parts.push(e.value);
+      }
     }
   }
-  return parts.join('\\n');
+  return parts.join('\n');
 }"""
+)
 
-_DOM_READ_JS = """([sel, read, attr]) => {
-  const els = Array.from(document.querySelectorAll(sel));
+_DOM_READ_JS = (
+    """([sel, read, attr]) => {"""
+    + _DOCS_JS
+    + r"""
+  const els = docs.flatMap((d) => Array.from(d.querySelectorAll(sel)));
   if (read === 'count') return els.map(() => 1);
   return els.map(e => {
     if (read === 'text') return (e.innerText !== undefined ? e.innerText : e.textContent || '')
-      .replace(/\\s+/g, ' ').trim();
+      .replace(/\s+/g, ' ').trim();
     if (read === 'value') return e.value === undefined ? null : String(e.value);
     const v = e.getAttribute(attr);
     return v === null ? null : v;
   });
 }"""
+)
+
+# The focused text field's box in the top viewport (through open shadow roots and
+# same-origin frames) and whether it is a password field; null when no text field has focus.
+_FOCUSED_FIELD_JS = (
+    """() => {"""
+    + _FRAME_PLACE_JS
+    + r"""
+  let e = document.activeElement;
+  for (;;) {
+    if (e && e.shadowRoot && e.shadowRoot.activeElement) {
+      e = e.shadowRoot.activeElement;
+      continue;
+    }
+    if (e && (e.tagName === 'IFRAME' || e.tagName === 'FRAME')) {
+      let d = null;
+      try { d = e.contentDocument; } catch (_) { d = null; }
+      if (!d || !d.activeElement) return null;
+      e = d.activeElement;
+      continue;
+    }
+    break;
+  }
+  if (!e || e.tagName === 'BODY' || e.tagName === 'HTML') return null;
+  const tag = e.tagName.toLowerCase();
+  const editable = tag === 'textarea' || e.isContentEditable ||
+    (tag === 'input' && !['button','submit','reset','checkbox','radio','file',
+      'image','hidden','range','color'].includes((e.type || '').toLowerCase()));
+  if (!editable) return null;
+  const o = toTop(e) || [0, 0];
+  const r = e.getBoundingClientRect();
+  return {x: r.x + o[0], y: r.y + o[1], w: r.width, h: r.height,
+          password: tag === 'input' && (e.type || '').toLowerCase() === 'password'};
+}"""
+)
 
 
 _DATE_TYPES = ("date", "time", "datetime-local", "month", "week")

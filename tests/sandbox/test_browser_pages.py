@@ -1,0 +1,179 @@
+"""Page patterns the sample company does not have, on real Chromium: fields and buttons in
+same-origin frames, the page's own dialogs (confirm, prompt, alert), links that open a new
+tab, and a click on an option of a closed list. Each test is one defect class."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentcorp.actor import Actor, EpisodeTask
+from agentcorp.grounding.dom import DomGrounder
+from agentcorp.policy.base import AllowAll
+from agentcorp.sandbox.browser import BrowserComputer
+from agentcorp.testing.drive import drive
+
+STYLE = "<style>body{font-family:DejaVu Sans,sans-serif;margin:20px}</style>"
+FILLER = "".join(f"<p>Line {i}</p>" for i in range(40))
+PAGES = {
+    # A form inside a same-origin frame that writes its result into the page around it.
+    "framed.html": """<h1>Tools</h1><iframe src="city.html" style="width:420px;height:140px;
+      border:7px solid #999;padding:11px;margin-left:60px"></iframe><div id="out"></div>""",
+    "city.html": """<label>City <input id="city"></label>
+      <button onclick="parent.document.getElementById('out').textContent =
+        'City=' + document.getElementById('city').value">Save city</button>""",
+    # Frames in frames: the button sits two frames deep.
+    "nested.html": """<iframe src="middle.html" style="width:500px;height:300px;margin:40px"
+      ></iframe><div id="out"></div>""",
+    "middle.html": """<p>Middle</p><iframe src="deep.html" style="width:300px;height:150px;
+      margin-left:80px"></iframe>""",
+    "deep.html": """<button onclick="top.document.getElementById('out').textContent='deep'"
+      >Deep button</button>""",
+    # A frame scrolled inside: one button shows through its box, another is scrolled away.
+    "scrolled.html": """<iframe id="f" src="long.html" style="width:300px;height:120px"
+      ></iframe><div id="out"></div>""",
+    "long.html": f"""{FILLER}<button onclick="top.document.getElementById('out').textContent=
+      'shown'">Shown button</button>{FILLER}<button>Hidden button</button>""",
+    # A veil inside the frame over its button.
+    "veiled.html": """<iframe src="veil.html" style="width:400px;height:160px"></iframe>""",
+    "veil.html": """<button id="b">Pay</button><div style="position:fixed;inset:0;
+      background:rgba(0,0,0,.3)"></div>""",
+    # A password field inside a frame.
+    "login.html": """<iframe src="pw.html" style="width:400px;height:120px;margin-top:50px"
+      ></iframe>""",
+    "pw.html": """<label>PIN <input id="pin" type="password"></label>""",
+}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("pages")
+    for name, body in PAGES.items():
+        (root / name).write_text(f"<!doctype html><meta charset=utf-8>{STYLE}{body}", "utf-8")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, directory=str(root), **k)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(site: str) -> Iterator[BrowserComputer]:
+    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}) as b:
+        yield b
+
+
+def _open(b: BrowserComputer, site: str, page: str) -> None:
+    b.goto(f"{site}/{page}")
+    b.settle()
+
+
+def _out(b: BrowserComputer) -> str:
+    return str(b._page.eval_on_selector("#out", "e => e.textContent"))
+
+
+def _run(b: BrowserComputer, steps: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    actor = Actor(b, gate=AllowAll(), grounder=DomGrounder(b))
+    return drive(actor.run(EpisodeTask("t", "x", steps=steps)))
+
+
+# --- same-origin frames -------------------------------------------------------------------
+
+
+def test_type_into_and_click_inside_a_same_origin_frame(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "framed.html")
+    _, res = _run(browser, [{"type": "Paris", "into": "City"}, {"click": "Save city"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "City=Paris"
+
+
+def test_a_frame_element_box_is_in_viewport_coordinates(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "framed.html")
+    (found,) = browser.dom_find("Save city", "button")
+    frame = browser._page.eval_on_selector(
+        "iframe", "f => { const r = f.getBoundingClientRect(); return [r.left, r.top]; }"
+    )
+    inner = browser._page.frames[1].eval_on_selector(
+        "button", "b => { const r = b.getBoundingClientRect(); return [r.left, r.top]; }"
+    )
+    # border 7 + padding 11 between the frame's box and its content
+    assert found["box"].x == int(frame[0] + 18 + inner[0])
+    assert found["box"].y == int(frame[1] + 18 + inner[1])
+
+
+def test_nested_frames_are_walked_and_clicked(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "nested.html")
+    _, res = _run(browser, [{"click": "Deep button"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "deep"
+
+
+def test_a_frame_scrolled_inside_shows_only_what_its_box_shows(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "scrolled.html")
+    browser._page.frames[1].evaluate(
+        "() => document.querySelector('button').scrollIntoView({block: 'center'})"
+    )
+    assert browser.dom_find("Hidden button") == []
+    (shown,) = browser.dom_find("Shown button")
+    frame_box = browser._page.eval_on_selector(
+        "#f", "f => { const r = f.getBoundingClientRect(); return [r.top, r.bottom]; }"
+    )
+    assert frame_box[0] <= shown["box"].y and shown["box"].bottom <= frame_box[1] + 1
+    _, res = _run(browser, [{"click": "Shown button"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "shown"
+
+
+def test_a_covered_target_inside_a_frame_is_not_clicked(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "veiled.html")
+    browser.cover_wait = 0.2
+    try:
+        _, res = _run(browser, [{"click": "Pay"}])
+    finally:
+        browser.cover_wait = 1.0
+    assert res.status == "failed"
+    assert "covered by <div>" in res.reason
+
+
+def test_checks_read_text_and_elements_of_same_origin_frames(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "framed.html")
+    browser._page.frames[1].fill("#city", "Lyon")
+    assert "Save city" in browser.page_text()
+    assert "Lyon" in browser.page_text()
+    assert browser.dom_read("#city", "value") == ["Lyon"]
+
+
+def test_a_password_field_in_a_frame_is_known_to_the_gate(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "login.html")
+    browser._page.frames[1].focus("#pin")
+    got = browser.focused_field()
+    assert got is not None
+    box, password = got
+    assert password
+    assert box.y >= 50  # in viewport coordinates, below the frame's top margin

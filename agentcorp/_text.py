@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["visible"]
+__all__ = ["drop_format", "visible"]
 
 _UNSEEN = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
 
@@ -22,3 +22,12 @@ _UNSEEN = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
 def visible(text: str) -> bool:
     """Whether ``text`` holds at least one character that shows on screen."""
     return any(unicodedata.category(ch) not in _UNSEEN for ch in text)
+
+
+def drop_format(text: str) -> str:
+    """``text`` without format characters (zero-width spaces and joiners, soft hyphens...).
+
+    They draw nothing, so "one\u200bword" shows as "oneword": a text compared with what a
+    person sees must not keep them.
+    """
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")

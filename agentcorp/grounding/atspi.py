@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from agentcorp._text import drop_format
 from agentcorp.grounding.base import Candidate, Grounder, Hint
 from agentcorp.grounding.dom import _drop_nested
 from agentcorp.grounding.ocr_grounder import _prefer_near
@@ -67,7 +68,7 @@ class AccessibleTree(Protocol):
 
 def name_score(target: str, name: str) -> float:
     """How well an accessible name fits a target: 1.0 exact, 0.97 other case, lower inside."""
-    t, n = " ".join(target.split()), " ".join(name.split())
+    t, n = " ".join(drop_format(target).split()), " ".join(drop_format(name).split())
     if not t or not n:
         return 0.0
     if t == n:

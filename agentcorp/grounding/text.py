@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentcorp._text import visible
+from agentcorp._text import drop_format, visible
 
 __all__ = ["TextMatch", "find_matches", "fold", "matchable", "similarity"]
 
@@ -217,7 +217,7 @@ def _symbol_matches(target: str, line: str, min_score: float) -> list[TextMatch]
     Folding drops punctuation, so such a target is compared as written: it must be a whole
     token of the line (spaces or the line's ends around it); "+" is not inside "+/-".
     """
-    want = "".join(target.split())
+    want = "".join(drop_format(target).split())
     if not want or min_score > 1.0:
         return []
     out: list[TextMatch] = []

@@ -20,6 +20,9 @@ def test_punctuation_targets_match_whole_tokens_only() -> None:
     assert [(m.start, m.end) for m in find_matches("+/-", "0 . +/- =")] == [(4, 7)]
     assert [(m.start, m.end) for m in find_matches("%", "sqrt %")] == [(5, 6)]
     assert find_matches("*", "") == [] and find_matches("  ", "a b") == []
+    # A zero-width space copied along with the symbol draws nothing: "+" is still "+".
+    assert [(m.start, m.end) for m in find_matches("\u200b+", "7 8 9 + -")] == [(6, 7)]
+    assert find_matches("\u200b", "a \u200b b") == []
 
 
 def test_name_score_prefers_exact_names() -> None:

@@ -161,3 +161,17 @@ def test_into_follows_the_label_relation_not_the_nearest_field(tmp_path: Path) -
         assert got["Shipping address"].x > ship.right + 100
         assert got["Reference"].bottom < ref.y and got["Reference"].right < ref.x
         assert {n.box for n in entries} >= set(got.values())
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("form", ["labelled_form.py", "labelled_form_qt.py"])
+def test_an_app_is_in_the_tree_as_soon_as_the_desktop_is_ready(tmp_path: Path, form: str) -> None:
+    # An app registers with the accessibility bus a moment after its window shows. A first
+    # step grounded in that moment found no tree and fell back to OCR, whose geometry picks
+    # the decoy beside the label: the desktop is ready only once its apps are in the tree.
+    app = AppSpec("form", ["/usr/bin/python3", str(FORM_APP.parent / form)], "Labelled form")
+    for _ in range(2):
+        with XvfbDesktop(apps=[app]) as desk:
+            snap = desk.accessibility()
+            assert snap is not None
+            assert any(n.name == "Shipping address" for n in snap.nodes), snap.nodes

@@ -339,6 +339,8 @@ class Actor:
                 if cands:
                     return self._pick(st, target, cands, hint)
                 if expired or isinstance(self.grounder, NullGrounder):
+                    if hint is not None and hint.role == "field":
+                        return None, f"no field labelled '{target}' found on screen"
                     return None, f"'{target}' not found on screen"
                 yield from self._refresh(st, 0.2)
         finally:

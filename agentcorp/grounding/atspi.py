@@ -87,9 +87,14 @@ class AtspiGrounder(Grounder):
             raise TypeError(f"{type(tree).__name__} has no accessibility(fresh_for)")
         self.tree = tree
         self.min_score = min_score
+        #: Boxes a later grounder must not offer for the last ``locate`` (see
+        #: ``CompositeGrounder``): the editable elements, when the app said the label names
+        #: something that takes no text.
+        self.excluded: list[Box] = []
 
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Showing elements named ``target`` (or the field it labels), best first."""
+        self.excluded = []
         snap = self.tree.accessibility(fresh_for=frame)
         if snap is None:
             return []
@@ -165,6 +170,9 @@ class AtspiGrounder(Grounder):
         """
         editable = [n for n in snap.nodes if n.editable]
         related = self._related(snap, [n for n, _ in labels], editable)
+        if any(not fields for fields in related.values()):
+            # OCR's geometry after us would pick a field beside the label all the same.
+            self.excluded = [e.box for e in editable]
         best: dict[Box, Candidate] = {}
         for node, label in labels:
             if node.ref in related:

@@ -69,7 +69,13 @@ def test_type_into_a_label_lands_in_the_field_it_names(tmp_path: Path, form: str
             )
         )
         assert res.status == "done", res
-        want = {"decoy": "", "address": "12 Harbour Road", "reference": "PO-77", "tracking": ""}
+        want = {
+            "decoy": "",
+            "address": "12 Harbour Road",
+            "reference": "PO-77",
+            "tracking": "",
+            "notes": "",
+        }
         assert _fields(out, want) == want
         results = [s for s in steps if isinstance(s, ActionResultStep)]
         assert len(results) == 4 and all(r.ok for r in results)
@@ -100,5 +106,25 @@ def test_a_field_the_click_did_not_focus_fails_the_step_and_nothing_is_typed(
         assert res.status == "failed" and res.failed_step == 0, res
         assert "Tracking number" in res.reason and "did not focus" in res.reason, res.reason
         assert [r.ok for r in steps if isinstance(r, ActionResultStep)] == [True, False]
+        time.sleep(0.3)
+        assert not out.exists() or "=" not in out.read_text().replace("=\n", "")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("form", FORMS)
+def test_a_label_tied_to_a_check_box_names_no_field_and_nothing_is_typed(
+    tmp_path: Path, form: str
+) -> None:
+    # "Gift wrap" labels a check box; the notes field right beside the label is what
+    # geometry (the tree's, or OCR's after it) would have typed into, every step ok.
+    out = tmp_path / "form.txt"
+    with XvfbDesktop(apps=[_app(out, form)]) as desk:
+        actor = Actor(desk, gate=AllowAll(), grounder=make_grounder(desk))
+        steps, res = drive(
+            actor.run(EpisodeTask("t", "x", steps=[{"type": "yes", "into": "Gift wrap"}]))
+        )
+        assert res.status == "failed" and res.failed_step == 0, res
+        assert "no field labelled 'Gift wrap'" in res.reason, res.reason
+        assert not [r for r in steps if isinstance(r, ActionResultStep)]
         time.sleep(0.3)
         assert not out.exists() or "=" not in out.read_text().replace("=\n", "")

@@ -145,7 +145,7 @@ def test_into_follows_the_label_relation_not_the_nearest_field(tmp_path: Path) -
         snap = desk.accessibility()
         assert snap is not None, desk.a11y_problem
         entries = [n for n in snap.nodes if n.editable]
-        assert len(entries) == 4
+        assert len(entries) == 5
         label = {n.name: n for n in snap.nodes if n.role == "label" and n.name}
         g = AtspiGrounder(desk)
         frame = desk.screenshot()
@@ -161,6 +161,10 @@ def test_into_follows_the_label_relation_not_the_nearest_field(tmp_path: Path) -
         assert got["Shipping address"].x > ship.right + 100
         assert got["Reference"].bottom < ref.y and got["Reference"].right < ref.x
         assert {n.box for n in entries} >= set(got.values())
+        # "Gift wrap" labels a check box: no field, and OCR after the tree may not offer the
+        # notes field beside it either.
+        assert g.locate(frame, "Gift wrap", Hint(role="field")) == []
+        assert {n.box for n in entries} == set(g.excluded)
 
 
 @pytest.mark.timeout(120)

@@ -31,6 +31,7 @@ import httpx
 from pydantic import BaseModel
 
 from agentcorp._io import UnsafeRead, read_bounded
+from agentcorp._text import drop_format, visible
 from agentcorp.grounding.base import Grounder
 from agentcorp.sandbox.base import Computer
 from agentcorp.spec import render_template
@@ -277,6 +278,9 @@ def _file_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
 def _screen_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
     if ctx.computer is None:
         raise ValueError("screen_contains needs a live screen")
+    if d.get("text") is not None and not visible(str(d["text"])):
+        # A page's text may well hold a zero-width space: finding one checks nothing seen.
+        raise ValueError(f"text {d['text']!r} has no visible character: no screen can show it")
     if isinstance(ctx.computer, PageReader):
         # A page knows its text exactly; recognising its pixels could only lose some.
         return _text_matches(d, ctx.computer.page_text(), "page")
@@ -293,8 +297,10 @@ def _screen_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
 
 def _text_matches(d: Mapping[str, Any], text: str, where: str) -> str:
     if d.get("text") is not None:
-        want = " ".join(str(d["text"]).lower().split())
-        if want not in " ".join(text.lower().split()):
+        # Compared as shown: case and spacing aside, and without the characters that draw
+        # nothing ("one\u200bword" on a page reads "oneword").
+        want = " ".join(drop_format(str(d["text"])).lower().split())
+        if want not in " ".join(drop_format(text).lower().split()):
             raise _CheckFailed(f"{where} does not show {d['text']!r}")
         return f"{where} shows {d['text']!r}"
     if not re.search(str(d.get("regex")), text):

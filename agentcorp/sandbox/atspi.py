@@ -187,6 +187,12 @@ class AtspiTree:
 
     # --- the snapshot ---------------------------------------------------------------------
 
+    def app_count(self) -> int:
+        """How many apps are registered on the bus (0 when the registry does not answer)."""
+        with self._lock:
+            apps = self._calls([(_ROOT, _ACC, "GetChildren", "", ())])[0]
+        return len(apps[0]) if apps else 0
+
     def snapshot(self) -> Snapshot:
         """Every showing element of every registered app, with screen boxes."""
         t0 = time.perf_counter()

@@ -464,6 +464,7 @@ class XvfbDesktop(Computer):
         cwd = app.cwd if app.cwd is not None else self.home
         env = dict(self._env)
         env.update({k: _expand_home(v, self.home) for k, v in app.env.items()})
+        registered = self._a11y.app_count() if self._a11y is not None else None
         proc = spawn(argv, package=app.debian_package(), env=env, cwd=cwd)
         self._procs.append((app.name, proc))
         if app.type_delay is not None:
@@ -488,7 +489,23 @@ class XvfbDesktop(Computer):
                 # first keystroke goes to the app, but a WM that does not is no error.
                 with contextlib.suppress(SandboxError):
                     self._wait_x(lambda: self._active_id() == found[-1].id, 2.0, "focus")
+            if registered is not None:
+                self._wait_registered(registered)
         return proc
+
+    def _wait_registered(self, before: int) -> None:
+        """Wait briefly for a new app on the accessibility bus (its tree), if one comes.
+
+        An app registers a moment after its window shows (Qt apps reliably after); a first
+        step grounded in that moment would find no tree and fall back to OCR, whose
+        geometry can pick another field than the one a label names. An app with no bridge
+        (Athena) never registers: it costs ``_REGISTER_WAIT`` once, at start.
+        """
+        assert self._a11y is not None
+        deadline = time.monotonic() + _REGISTER_WAIT
+        while self._a11y.app_count() <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._input_gen += 1  # a tree read before this is stale
 
     def maximize(self, title: str | None = None, timeout: float = 5.0) -> None:
         """Ask the window manager to maximize a window (EWMH) and wait until it has."""
@@ -1519,6 +1536,9 @@ def _same_window(a: Box, b: Box) -> bool:
     return b.contains(*a.center) and abs(a.w - b.w) <= 40 and abs(a.h - b.h) <= 60
 
 
+#: How long a started app may take to register on the accessibility bus after its window
+#: shows (Qt apps take tens of ms; an app with no accessibility bridge pays all of it).
+_REGISTER_WAIT = 1.0
 #: How long an app may take to move the keyboard focus to the field a click landed on.
 _FOCUS_WAIT = 1.0
 

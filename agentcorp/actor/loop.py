@@ -159,6 +159,7 @@ class _State:
     # Why the last action failed, for the model: our prefix and the environment's own text.
     failure: tuple[str, str] = ("", "")
     ground_ms: float = 0.0  # grounding time not yet charged to an action's phases
+    notes: list[str] = field(default_factory=list)  # what the screen did beyond the last action
     model_ms: float = 0.0  # the model call that chose the next action
 
 
@@ -536,10 +537,16 @@ class Actor:
             # holds): the model gets them as untrusted text, after our own prefix.
             prefix, raw = st.failure
             source = "policy" if prefix else "computer"
-            return f"Error: {prefix}{self._untrusted(raw, source)}", "error"
+            return f"Error: {prefix}{self._untrusted(raw, source)}{self._noted(st)}", "error"
         batch.progress = True
         batch.ran.append((before, st.shown or st.frame))
-        return f"ok: {_describe(action)}", "ok"
+        return f"ok: {_describe(action)}{self._noted(st)}", "ok"
+
+    def _noted(self, st: _State) -> str:
+        """The last action's notes (a dialog the page showed, a new tab) as the model gets them."""
+        if not st.notes:
+            return ""
+        return "; meanwhile " + self._untrusted("; ".join(st.notes), "page")
 
     def _finish(
         self, st: _State, action: Action, reasoning: str | None, call_id: str, batch: _Batch
@@ -713,6 +720,7 @@ class Actor:
             if isinstance(exc, SetupError):
                 raise
             act_ms = (time.perf_counter() - t0) * 1000
+            st.notes = _take_notes(self.computer)
             yield ActionResultStep(
                 st.step,
                 time.time(),
@@ -720,6 +728,7 @@ class Actor:
                 str(exc),
                 act_ms,
                 phases={**phases, "act": round(act_ms, 2)},
+                notes=st.notes,
             )
             over = self.meter.exceeded() if isinstance(exc, ActionInterrupted) else None
             if over is not None:
@@ -730,6 +739,7 @@ class Actor:
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)
         t2 = time.perf_counter()
+        st.notes = _take_notes(self.computer)
         observation = self._observe(st, settled.frame, settled.changed)
         phases.update(
             act=(t1 - t0) * 1000,
@@ -746,6 +756,7 @@ class Actor:
             settled.elapsed_ms,
             settled.changed,
             phases={k: round(v, 2) for k, v in phases.items()},
+            notes=st.notes,
         )
         yield observation
         return None
@@ -846,6 +857,14 @@ def _call(obj: object, name: str) -> object:
         return fn()
     except AgentcorpError:
         return None
+
+
+def _take_notes(computer: Computer) -> list[str]:
+    """The computer's notes since the last action; none when it cannot say."""
+    try:
+        return [str(n) for n in computer.take_notes()]
+    except AgentcorpError:
+        return []
 
 
 def _str_or_none(value: object) -> str | None:

@@ -121,6 +121,9 @@ def url_allowed(url: str, allow_urls: Sequence[str]) -> bool:
 
 
 NavigationObserver = Callable[[str, bool, "str | None"], None]
+#: ``on_dialog(kind, message, answer)``: a dialog the page showed and how it was answered.
+DialogObserver = Callable[[str, str, str], None]
+DialogAnswer = Literal["accept", "dismiss"]
 
 
 class SharedChromium:
@@ -200,6 +203,14 @@ class BrowserComputer(Computer):
     (the run's audit log). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
     ``shared`` is a ``SharedChromium`` to open this session's own browser context in instead
     of starting a Chromium; ``close`` then closes only that context.
+
+    The page's own dialogs (``alert``, ``confirm``, ``prompt``, ``beforeunload``) are answered
+    at once as ``dialogs`` says ("accept": OK, a prompt gets its default value; "dismiss":
+    Cancel; an alert has only OK), so none can hang a step; each is told to ``on_dialog`` and
+    kept as a note (``take_notes``). A tab the page opens (``target=_blank``,
+    ``window.open``) comes to the front, as a person would look at it, and when it closes the
+    tab under it is in front again; both are notes too. A new tab whose first page the URL
+    policy refuses is closed.
     """
 
     def __init__(
@@ -217,6 +228,8 @@ class BrowserComputer(Computer):
         timeout: float = 20.0,
         on_navigation: NavigationObserver | None = None,
         shared: SharedChromium | None = None,
+        dialogs: DialogAnswer = "accept",
+        on_dialog: DialogObserver | None = None,
     ) -> None:
         w, h = screen
         if w < 1 or h < 1:
@@ -240,6 +253,16 @@ class BrowserComputer(Computer):
         self._main_frame_id = ""
         self._focus_frame: Any = None
         self._inflight: dict[int, float] = {}
+        if dialogs not in ("accept", "dismiss"):
+            raise SandboxError(f"dialogs must be 'accept' or 'dismiss', got {dialogs!r}")
+        self.dialogs: DialogAnswer = dialogs
+        #: Hears every dialog the page shows: ``(kind, message, answer)``.
+        self.on_dialog = on_dialog
+        self._notes: list[str] = []
+        self._opened: list[Any] = []  # tabs the page opened, not yet brought to the front
+        self._behind: list[Any] = []  # tabs under the front one, the last one on top
+        self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
+        self._tab_due = 0.0  # until when a tab the page is opening is waited for
         #: Requests younger than this (seconds) hold ``settle``; older ones (long polls,
         #: streams) do not.
         self.request_grace = 1.0
@@ -292,10 +315,8 @@ class BrowserComputer(Computer):
             # refused even without an allow list.
             self._context.route("**/*", self._route)
             self._page = self._context.new_page()
-            self._page.on("framenavigated", self._on_navigated)
-            self._page.on("request", self._on_request)
-            self._page.on("requestfinished", self._on_request_done)
-            self._page.on("requestfailed", self._on_request_done)
+            self._watch(self._page)
+            self._context.on("page", self._on_new_tab)
             self._attach_cdp()
         except Error as exc:
             raise SandboxError(f"Chromium did not start: {_one_line(exc)}") from exc
@@ -311,9 +332,122 @@ class BrowserComputer(Computer):
         self._cdp.on("Page.frameStartedLoading", self._on_loading)
         self._cdp.on("Page.frameStoppedLoading", self._on_stopped)
         self._cdp.on("Page.domContentEventFired", self._on_stopped)
+        self._cdp.on("Page.windowOpen", self._on_window_open)
         self._cdp.send("Page.enable")
         tree = self._cdp.send("Page.getFrameTree")
         self._main_frame_id = str(tree["frameTree"]["frame"]["id"])
+
+    def _watch(self, page: Any) -> None:
+        """Follow one tab's navigations, requests and dialogs."""
+        page.on("framenavigated", self._on_navigated)
+        page.on("request", self._on_request)
+        page.on("requestfinished", self._on_request_done)
+        page.on("requestfailed", self._on_request_done)
+        page.on("dialog", self._on_dialog)
+
+    # --- the page's dialogs and tabs ---------------------------------------------------
+
+    def take_notes(self) -> list[str]:
+        """What the page did beyond the action since the last call (dialogs, tabs); cleared.
+
+        The text in them comes from the page (untrusted); secret values are replaced by their
+        ``${secrets.NAME}`` placeholders.
+        """
+        notes, self._notes = self._notes, []
+        return notes
+
+    def _note(self, text: str) -> None:
+        for name, value in self._secrets.items():
+            if value:
+                text = text.replace(value, f"${{secrets.{name}}}")
+        self._notes.append(text)
+
+    def _on_dialog(self, dialog: Any) -> None:
+        """Answer a dialog the page showed, at once: an unanswered one would hang the page."""
+        kind = str(getattr(dialog, "type", "dialog"))
+        accept = self.dialogs == "accept" or kind == "alert"
+        default = str(getattr(dialog, "default_value", "") or "")
+        try:
+            if not accept:
+                dialog.dismiss()
+            elif kind == "prompt":
+                dialog.accept(default)
+            else:
+                dialog.accept()
+        except Exception:  # already answered, or its page is gone
+            pass
+        message = " ".join(str(getattr(dialog, "message", "")).split())
+        if len(message) > 200:
+            message = message[:199] + "…"
+        answer = _dialog_answer(kind, accept, default)
+        verb = "said" if kind == "alert" else "asked"
+        self._note(f"the page {verb} ({kind}) {message!r}: {answer}")
+        if self.on_dialog is not None:
+            # An observer's failure must not leave the dialog's page stuck or stop the step.
+            with contextlib.suppress(Exception):
+                self.on_dialog(kind, message, answer)
+
+    def _on_window_open(self, params: dict[str, Any]) -> None:
+        # The renderer is opening a tab: its page event follows, settle waits for it.
+        self._tab_due = time.monotonic() + 2.0
+
+    def _on_new_tab(self, page: Any) -> None:
+        if page is self._page or page in self._behind:
+            return
+        self._watch(page)
+        self._opened.append(page)
+        self._tab_due = 0.0
+
+    def _follow_tabs(self) -> None:
+        """Bring a tab the page opened to the front; when the front tab closed, go back."""
+        from playwright.sync_api import Error
+
+        while self._refused_tabs:
+            with contextlib.suppress(Error):
+                self._refused_tabs.pop().close()
+        while self._opened:
+            page = self._opened.pop(0)
+            if page.is_closed():
+                continue
+            self._behind.append(self._page)
+            self._front(page)
+            with contextlib.suppress(Error):
+                page.wait_for_load_state("domcontentloaded", timeout=min(self._timeout_ms, 5000))
+            self._note(f"a new tab opened ({page.url}); it is in front now")
+        if not self._page.is_closed():
+            return
+        while self._behind:
+            page = self._behind.pop()
+            if not page.is_closed():
+                self._front(page)
+                self._note(f"the tab in front closed; back to the tab before ({page.url})")
+                return
+
+    def _pause(self, ms: float) -> None:
+        """Let the page run for ``ms`` milliseconds (its events are delivered meanwhile)."""
+        from playwright.sync_api import Error
+
+        try:
+            self._page.wait_for_timeout(ms)
+        except Error:
+            # The front tab closed under us: the next look goes to the tab before it.
+            self._follow_tabs()
+
+    def _front(self, page: Any) -> None:
+        """Make ``page`` the tab every action, capture and DOM question goes to."""
+        from playwright.sync_api import Error
+
+        old = getattr(self, "_cdp", None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.detach()
+        self._page = page
+        self._focus_frame = None
+        self._nav_pending = False
+        with contextlib.suppress(Error):
+            page.bring_to_front()
+        with contextlib.suppress(Error):
+            self._attach_cdp()
 
     def _on_loading(self, params: dict[str, Any]) -> None:
         if params.get("frameId") == self._main_frame_id:
@@ -357,6 +491,10 @@ class BrowserComputer(Computer):
             top = request.frame.parent_frame is None
         if top:
             self._pending_violation = url
+            with contextlib.suppress(Error):
+                page = request.frame.page
+                if page is not self._page and str(page.url) in ("", "about:blank"):
+                    self._refused_tabs.append(page)
         # "No Content" to a navigation leaves the frame on the page it was showing.
         route.fulfill(status=204, body="")
 
@@ -528,6 +666,7 @@ class BrowserComputer(Computer):
     def _check(self) -> None:
         if self._closed:
             raise SandboxError("the browser is closed")
+        self._follow_tabs()
         self._raise_violation()
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -551,6 +690,7 @@ class BrowserComputer(Computer):
         """Capture the viewport (or ``region`` of it) through CDP."""
         if self._closed:
             raise SandboxError("the browser is closed")
+        self._follow_tabs()
         # optimizeForSpeed: Chromium's fast encoder settings take about a quarter off each
         # JPEG capture here (84 -> 60 ms at 1280x800 on a loaded machine).
         params: dict[str, Any] = {"captureBeyondViewport": False, "optimizeForSpeed": True}
@@ -646,7 +786,7 @@ class BrowserComputer(Computer):
                 raise SandboxError(
                     f"click at ({x}, {y}) not done: the target is covered by {cover}"
                 )
-            self._page.wait_for_timeout(50)
+            self._pause(50)
 
     def move(self, x: int, y: int) -> None:
         """Move the pointer to (x, y)."""
@@ -771,7 +911,7 @@ class BrowserComputer(Computer):
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             checkpoint()
-            self._page.wait_for_timeout(min(left, 0.1) * 1000.0)
+            self._pause(min(left, 0.1) * 1000.0)
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return as soon as the page is done with what the last action started.
@@ -820,6 +960,7 @@ class BrowserComputer(Computer):
 
         animating = True
         while time.perf_counter() < deadline:
+            self._follow_tabs()
             try:
                 # One round trip also delivers the events the action caused (a form
                 # submission's navigation) before we look at our flags.
@@ -829,9 +970,10 @@ class BrowserComputer(Computer):
             else:
                 now = time.monotonic()
                 young = any(now - t < self.request_grace for t in self._inflight.values())
-                if not self._nav_pending and not young:
+                tab_due = time.monotonic() < self._tab_due
+                if not self._nav_pending and not young and not tab_due:
                     return animating
-            self._page.wait_for_timeout(5)
+            self._pause(5)
         return animating
 
     def _xy(self, x: int, y: int) -> tuple[float, float]:
@@ -1458,6 +1600,17 @@ def _landed(before: Mapping[str, Any], after: Mapping[str, Any], line: str) -> b
         return line in got or _alnum(line) in _alnum(got)
     expected = old[: int(start)] + line + old[int(end) :]
     return got == expected or _alnum(got) == _alnum(expected)
+
+
+def _dialog_answer(kind: str, accept: bool, default: str) -> str:
+    """How a dialog was answered, in words."""
+    if kind == "alert":
+        return "OK"
+    if kind == "beforeunload":
+        return "accepted (the page was left)" if accept else "dismissed (the page stayed)"
+    if kind == "prompt" and accept:
+        return f"accepted with its default value {default!r}" if default else "accepted empty"
+    return "accepted" if accept else "dismissed"
 
 
 def _page_error(exc: BaseException) -> str:

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from agentcorp.actor import Actor, EpisodeTask
+from agentcorp.actor import Actor, ActorConfig, EpisodeTask
 from agentcorp.grounding.dom import DomGrounder
 from agentcorp.policy.base import AllowAll
 from agentcorp.sandbox.browser import BrowserComputer
 from agentcorp.testing.drive import drive
+from agentcorp.testing.scripted import ScriptedLLM, tool_reply
+from agentcorp.types import ActionResultStep
 
 STYLE = "<style>body{font-family:DejaVu Sans,sans-serif;margin:20px}</style>"
 FILLER = "".join(f"<p>Line {i}</p>" for i in range(40))
@@ -46,6 +48,20 @@ PAGES = {
     "login.html": """<iframe src="pw.html" style="width:400px;height:120px;margin-top:50px"
       ></iframe>""",
     "pw.html": """<label>PIN <input id="pin" type="password"></label>""",
+    # The page's own dialogs.
+    "dialogs.html": """<button onclick="document.getElementById('out').textContent =
+        confirm('Really delete?') ? 'Deleted' : 'Kept'">Delete all</button>
+      <button onclick="document.getElementById('out').textContent =
+        'Name=' + prompt('Your name?', 'Ada')">Sign</button>
+      <button onclick="alert('Saved'); document.getElementById('out').textContent='after'"
+        >Save</button>
+      <button onclick="alert('Your PIN is 4711')">Show PIN</button><div id="out"></div>""",
+    # Links and buttons that open tabs; the new tab can close itself.
+    "tabs.html": """<h1>Tools</h1><a href="report.html" target="_blank">Open report</a>
+      <button onclick="window.open('report.html')">Pop report</button>
+      <button onclick="window.open('http://example.org/x')">Pop elsewhere</button>""",
+    "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
+      <button onclick="window.close()">Close report</button>""",
 }
 
 
@@ -73,7 +89,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(site: str) -> Iterator[BrowserComputer]:
-    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}) as b:
+    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}, allow_urls=[f"{site}/*"]) as b:
         yield b
 
 
@@ -177,3 +193,123 @@ def test_a_password_field_in_a_frame_is_known_to_the_gate(
     box, password = got
     assert password
     assert box.y >= 50  # in viewport coordinates, below the frame's top margin
+
+
+# --- the page's own dialogs ---------------------------------------------------------------
+
+
+def _notes(steps: list[Any]) -> list[str]:
+    return [n for s in steps if isinstance(s, ActionResultStep) for n in s.notes]
+
+
+def test_a_confirm_is_accepted_and_the_step_says_so(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "dialogs.html")
+    steps, res = _run(browser, [{"click": "Delete all"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "Deleted"
+    assert _notes(steps) == ["the page asked (confirm) 'Really delete?': accepted"]
+
+
+def test_dialogs_dismiss_answers_cancel(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "dialogs.html")
+    browser.dialogs = "dismiss"
+    try:
+        steps, res = _run(browser, [{"click": "Delete all"}])
+    finally:
+        browser.dialogs = "accept"
+    assert res.status == "done", res.reason
+    assert _out(browser) == "Kept"
+    assert _notes(steps) == ["the page asked (confirm) 'Really delete?': dismissed"]
+
+
+def test_a_prompt_gets_its_default_and_an_alert_never_hangs(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "dialogs.html")
+    steps, res = _run(browser, [{"click": "Sign"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "Name=Ada"
+    assert _notes(steps) == [
+        "the page asked (prompt) 'Your name?': accepted with its default value 'Ada'"
+    ]
+    steps, res = _run(browser, [{"click": "Save"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "after"
+    assert _notes(steps) == ["the page said (alert) 'Saved': OK"]
+
+
+def test_a_dialog_reaches_the_model_as_untrusted_page_text_without_secrets(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "dialogs.html")
+    x, y = browser.dom_find("Show PIN")[0]["box"].center
+    model = ScriptedLLM([tool_reply("click", x=x, y=y), tool_reply("done", summary="ok")])
+    config = ActorConfig(long_side=800)
+    actor = Actor(browser, gate=AllowAll(), model=model, config=config)
+    steps, res = drive(actor.run(EpisodeTask("t", "show the pin")))
+    assert res.status == "done", res.reason
+    assert _notes(steps) == ["the page said (alert) 'Your PIN is ${secrets.PIN}': OK"]
+    last = model.calls[-1].messages
+    tool = next(m for m in last if m.get("role") == "tool")
+    assert tool["content"].startswith("ok: click at")
+    nonce = config.untrusted_nonce
+    assert f'nonce="{nonce}" source="page">the page said (alert)' in tool["content"]
+    assert "4711" not in str(last)
+
+
+def test_every_dialog_is_told_to_the_observer(browser: BrowserComputer, site: str) -> None:
+    seen: list[tuple[str, str, str]] = []
+    _open(browser, site, "dialogs.html")
+    browser.on_dialog = lambda *a: seen.append(a)
+    try:
+        x, y = browser.dom_find("Delete all")[0]["box"].center
+        browser.click(x, y)
+        browser.settle()
+    finally:
+        browser.on_dialog = None
+    assert _out(browser) == "Deleted"
+    assert seen == [("confirm", "Really delete?", "accepted")]
+    assert browser.take_notes() == ["the page asked (confirm) 'Really delete?': accepted"]
+    assert browser.take_notes() == []
+
+
+# --- tabs the page opens ------------------------------------------------------------------
+
+
+def test_a_link_to_a_new_tab_brings_it_to_the_front_and_back_when_it_closes(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "tabs.html")
+    steps, res = _run(
+        browser,
+        [
+            {"click": "Open report"},
+            {"wait_for": "Quarterly report", "timeout": 5},
+            {"type": "fine", "into": "Comment"},
+        ],
+    )
+    assert res.status == "done", res.reason
+    assert browser.url == f"{site}/report.html"
+    assert browser._page.eval_on_selector("#c", "e => e.value") == "fine"
+    assert _notes(steps) == [f"a new tab opened ({site}/report.html); it is in front now"]
+    steps, res = _run(browser, [{"click": "Close report"}, {"click": "Pop report"}])
+    assert res.status == "done", res.reason
+    assert _notes(steps) == [
+        f"the tab in front closed; back to the tab before ({site}/tabs.html)",
+        f"a new tab opened ({site}/report.html); it is in front now",
+    ]
+    assert browser.url == f"{site}/report.html"
+    browser._page.close()
+    assert browser.dom_find("Pop report")  # the tab before is in front again
+
+
+def test_a_new_tab_the_policy_refuses_is_closed_and_the_step_fails(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "tabs.html")
+    _, res = _run(browser, [{"click": "Pop elsewhere"}])
+    assert res.status == "error"
+    assert "navigation to http://example.org/x blocked" in res.reason
+    browser.settle()
+    assert browser.url == f"{site}/tabs.html"
+    assert len(browser._context.pages) == 1

@@ -334,7 +334,7 @@ class Actor:
                 if cands:
                     return self._pick(st, target, cands, hint)
                 if expired or isinstance(self.grounder, NullGrounder):
-                    return None, f"'{target}' not found on screen"
+                    return None, self._not_found(target)
                 yield from self._refresh(st, 0.2)
         finally:
             st.ground_ms += (time.perf_counter() - t0) * 1000.0
@@ -353,6 +353,14 @@ class Actor:
             f" score {chosen.score:g}"
         )
         return chosen.box.center, None
+
+    def _not_found(self, target: str) -> str:
+        """Why ``target`` was not found: the grounder's explanation when it has one."""
+        try:
+            why = self.grounder.why_not(target)
+        except AgentcorpError:
+            why = None
+        return why or f"'{target}' not found on screen"
 
     def _untrusted(self, text: str, source: str) -> str:
         """Environment text (it may quote the screen) as the model must get it."""

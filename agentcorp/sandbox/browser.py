@@ -1026,6 +1026,28 @@ class BrowserComputer(Computer):
             )
         return out
 
+    def dom_why_not(self, target: str) -> str | None:
+        """Why a target ``dom_find`` did not find cannot be acted on, when the page knows.
+
+        Today: the target is an option of a visible closed list (``<select>``), which shows
+        only its chosen option; the way to choose it is to type it into the list.
+        """
+        self._check()
+        got = self._call("dom_why_not", self._page.evaluate, _WHY_NOT_JS, target)
+        if not isinstance(got, dict):
+            return None
+        option, name = str(got.get("option", "")), str(got.get("name", ""))
+        if name:
+            return (
+                f"'{option}' is an option of the closed list '{name}': "
+                f"use `type: {option}, into: {name}`"
+            )
+        shows = str(got.get("shows", ""))
+        return (
+            f"'{option}' is an option of a closed list (it shows '{shows}'): click the list, "
+            f"then type '{option}'"
+        )
+
     def dom_locate(self, target: str, role: str | None = None) -> list[tuple[Box, str]]:
         """``dom_find`` as ``(box, text)`` pairs (the ``DomLocator`` contract), not remembered."""
         return [(c["box"], c["text"]) for c in self.dom_find(target, role, remember=False)]
@@ -1532,6 +1554,37 @@ _DOM_READ_JS = (
     const v = e.getAttribute(attr);
     return v === null ? null : v;
   });
+}"""
+)
+
+# The closed list (a visible single-choice <select>) one of whose options is ``target``: the
+# option's text, the list's name (label, aria-label, title) and its chosen option's text.
+_WHY_NOT_JS = (
+    """(target) => {"""
+    + _DOCS_JS
+    + r"""
+  const fold = (s) => (s || '').replace(/\s+/g, ' ').trim().toLowerCase();
+  const want = fold(target);
+  if (!want) return null;
+  for (const d of docs) {
+    for (const sel of d.querySelectorAll('select')) {
+      if (sel.multiple || sel.size > 1 || !sel.getClientRects().length) continue;
+      if (sel.checkVisibility && !sel.checkVisibility({visibilityProperty: true})) continue;
+      const o = Array.from(sel.options).find((x) => fold(x.text) === want);
+      if (!o || o.selected) continue;
+      const names = Array.from(sel.labels || []).map((l) => l.innerText || l.textContent);
+      const by = (sel.getAttribute('aria-labelledby') || '').split(/\s+/)
+        .map((id) => id && d.getElementById(id)).filter(Boolean);
+      names.push(by.map((l) => l.innerText || l.textContent).join(' '));
+      names.push(sel.getAttribute('aria-label'), sel.getAttribute('title'));
+      const name = (names.map((n) => (n || '').replace(/\s+/g, ' ').trim()
+        .replace(/[\s:*]+$/, '')).find((n) => n) || '');
+      const chosen = sel.selectedOptions[0];
+      return {option: o.text.replace(/\s+/g, ' ').trim(), name,
+        shows: chosen ? chosen.text.replace(/\s+/g, ' ').trim() : ''};
+    }
+  }
+  return null;
 }"""
 )
 

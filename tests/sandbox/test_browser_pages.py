@@ -60,6 +60,10 @@ PAGES = {
     "tabs.html": """<h1>Tools</h1><a href="report.html" target="_blank">Open report</a>
       <button onclick="window.open('report.html')">Pop report</button>
       <button onclick="window.open('http://example.org/x')">Pop elsewhere</button>""",
+    # Closed lists, one with a label and one with none.
+    "lists.html": """<p><label for="size">Size:</label> <select id="size"><option>Small</option>
+      <option>Medium</option><option>Large</option></select></p>
+      <p><select id="colour"><option>Red</option><option>Blue</option></select></p>""",
     "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
       <button onclick="window.close()">Close report</button>""",
 }
@@ -313,3 +317,31 @@ def test_a_new_tab_the_policy_refuses_is_closed_and_the_step_fails(
     browser.settle()
     assert browser.url == f"{site}/tabs.html"
     assert len(browser._context.pages) == 1
+
+
+# --- options of a closed list -------------------------------------------------------------
+
+
+def test_a_click_on_an_option_of_a_closed_list_says_how_to_choose_it(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "lists.html")
+    actor = Actor(
+        browser,
+        gate=AllowAll(),
+        grounder=DomGrounder(browser),
+        config=ActorConfig(find_timeout=0.2),
+    )
+    _, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Large"}])))
+    assert res.status == "failed"
+    assert "'Large' is an option of the closed list 'Size': use `type: Large, into: Size`" in (
+        res.reason
+    )
+    assert browser._page.eval_on_selector("#size", "e => e.value") == "Small"
+    _, res = _run(browser, [{"type": "Large", "into": "Size"}])  # the advice works
+    assert res.status == "done", res.reason
+    assert browser._page.eval_on_selector("#size", "e => e.value") == "Large"
+    assert browser.dom_why_not("Blue") == (
+        "'Blue' is an option of a closed list (it shows 'Red'): click the list, then type 'Blue'"
+    )
+    assert browser.dom_why_not("Purple") is None

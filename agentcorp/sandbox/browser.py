@@ -268,6 +268,9 @@ class BrowserComputer(Computer):
         self.request_grace = 1.0
         #: How long a click waits for something covering its target to go away.
         self.cover_wait = 1.0
+        #: How long a click waits for its disabled target (a button enabled once the form is
+        #: valid, or after a request) to be enabled.
+        self.enable_wait = 3.0
         #: How often a line whose text did not land is typed again (slower each time).
         self.type_retries = 2
         self._pw: Any = None
@@ -758,6 +761,8 @@ class BrowserComputer(Computer):
         When (x, y) lies on an element the last ``dom_find`` returned and something else is on
         top of it there (an overlay, an open menu), waits up to ``cover_wait`` seconds for it
         to go, else raises ``SandboxError`` naming what covers the target; nothing is clicked.
+        A disabled target (``:disabled``, ``aria-disabled``) is waited for up to
+        ``enable_wait`` seconds the same way.
         """
         self._check()
         xy = self._xy(x, y)
@@ -774,7 +779,7 @@ class BrowserComputer(Computer):
     def _wait_uncovered(self, x: int, y: int) -> None:
         from playwright.sync_api import Error
 
-        deadline = time.monotonic() + self.cover_wait
+        start = time.monotonic()
         while True:
             try:
                 cover = self._page.evaluate(_COVER_JS, [x, y])
@@ -782,7 +787,14 @@ class BrowserComputer(Computer):
                 return  # a page in the middle of navigating has nothing on top of anything
             if cover is None:
                 return
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - start
+            if isinstance(cover, dict):
+                if waited >= self.enable_wait:
+                    raise SandboxError(
+                        f"click at ({x}, {y}) not done: the target {cover.get('disabled')} "
+                        f"is disabled (waited {self.enable_wait:g}s for it to be enabled)"
+                    )
+            elif waited >= self.cover_wait:
                 raise SandboxError(
                     f"click at ({x}, {y}) not done: the target is covered by {cover}"
                 )
@@ -1377,6 +1389,19 @@ _COVER_JS = (
   };
   const mine = arr.filter(inside);
   if (!mine.length) return null;
+  const desc = (e) => {
+    const what = '<' + e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+      (typeof e.className === 'string' && e.className.trim()
+        ? '.' + e.className.trim().split(/\s+/).slice(0, 2).join('.') : '') + '>';
+    const text = (e.innerText || e.value || '').replace(/\s+/g, ' ').trim();
+    return what + (text ? ' "' + (text.length > 60 ? text.slice(0, 59) + '…' : text) + '"' : '');
+  };
+  // A disabled control (or one inside a disabled one) takes no click: nothing would happen.
+  const disabled = (e) => {
+    const c = e.closest('button, input, select, textarea, option, fieldset');
+    return (c !== null && c.matches(':disabled')) || e.closest('[aria-disabled=true]') !== null;
+  };
+  if (mine.every(disabled)) return {disabled: desc(mine[0])};
   // What a click at (x, y) reaches: into open shadow roots and same-origin frames.
   let doc = document, px = x, py = y, hit = null;
   for (;;) {
@@ -1402,11 +1427,7 @@ _COVER_JS = (
     const host = e.getRootNode().host;
     if (host && (host === hit || host.contains(hit))) return null;
   }
-  const what = '<' + hit.tagName.toLowerCase() + (hit.id ? '#' + hit.id : '') +
-    (typeof hit.className === 'string' && hit.className.trim()
-      ? '.' + hit.className.trim().split(/\s+/).slice(0, 2).join('.') : '') + '>';
-  const text = (hit.innerText || '').replace(/\s+/g, ' ').trim();
-  return what + (text ? ' "' + (text.length > 60 ? text.slice(0, 59) + '…' : text) + '"' : '');
+  return desc(hit);
 }"""
 )
 

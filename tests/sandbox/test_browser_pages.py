@@ -64,6 +64,11 @@ PAGES = {
     "lists.html": """<p><label for="size">Size:</label> <select id="size"><option>Small</option>
       <option>Medium</option><option>Large</option></select></p>
       <p><select id="colour"><option>Red</option><option>Blue</option></select></p>""",
+    # A button enabled a moment after the page loads, and one that stays disabled.
+    "later.html": """<button id="b" disabled onclick="document.getElementById('out')
+      .textContent='sent'">Send</button> <fieldset disabled><button>Archive</button></fieldset>
+      <div id="out"></div><script>setTimeout(() =>
+      document.getElementById('b').disabled = false, 300)</script>""",
     "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
       <button onclick="window.close()">Close report</button>""",
 }
@@ -345,3 +350,26 @@ def test_a_click_on_an_option_of_a_closed_list_says_how_to_choose_it(
         "'Blue' is an option of a closed list (it shows 'Red'): click the list, then type 'Blue'"
     )
     assert browser.dom_why_not("Purple") is None
+
+
+# --- disabled targets ---------------------------------------------------------------------
+
+
+def test_a_click_waits_for_a_disabled_button_to_be_enabled(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "later.html")
+    _, res = _run(browser, [{"click": "Send"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "sent"
+
+
+def test_a_click_on_a_button_that_stays_disabled_fails(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "later.html")
+    browser.enable_wait = 0.2
+    try:
+        _, res = _run(browser, [{"click": "Archive"}])
+    finally:
+        browser.enable_wait = 3.0
+    assert res.status == "failed"
+    assert 'the target <button> "Archive" is disabled' in res.reason

@@ -403,10 +403,11 @@ class TaskRunner:
         with self.sandboxes.session(self.company.task_sandbox(task)) as (computer, grounder):
             meter = self.company_meter.child(budgets_of(task.budgets), "task")
             gate = make_gate(self.company, task, self.vault, self.audit, computer)
-            # With an operator console: a person may hold the sandbox; the clock then stops.
+            # With an operator console: a person may hold the sandbox (and act on it from the
+            # page's live view); the clock then stops.
             from agentcorp.console.client import controlled
 
-            gate = controlled(gate, meter.pause, self.audit)
+            gate = controlled(gate, meter.pause, self.audit, computer=computer)
             names = model_names(self.config, self.company, task, self.client)
             model: Any = None
             planner: Planner | None = None

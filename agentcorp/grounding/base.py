@@ -53,7 +53,6 @@ class Grounder(ABC):
         report that rather than pick one silently.
         """
 
-
     def why_not(self, target: str) -> str | None:
         """Why ``target`` cannot be found although the screen holds it in some form, if known.
 

@@ -42,14 +42,16 @@ def settle_frames(
     *,
     interval: float = 0.004,
     quiet: float = 0.12,
+    stop: Callable[[], bool] | None = None,
 ) -> SettleResult:
     """Capture until two consecutive frames ``interval`` apart are equal.
 
     While nothing differs from ``since`` (or, without it, from the first frame) the app may
     simply not have drawn yet: keep watching up to ``quiet`` seconds for a first change
     before calling the screen settled (``quiet=0`` when the caller knows drawing is done).
-    ``timeout`` caps the whole wait; ``stable`` is False when it ran out. ``capture_ms`` is
-    the part of the time spent capturing.
+    ``timeout`` caps the whole wait; ``stable`` is False when it ran out or when ``stop``
+    (asked before each capture) said to stop. ``capture_ms`` is the part of the time spent
+    capturing.
     """
     t0 = time.perf_counter()
     deadline = t0 + max(0.0, timeout)
@@ -66,7 +68,7 @@ def settle_frames(
     baseline = since if since is not None else prev
     while True:
         now = time.perf_counter()
-        if now >= deadline:
+        if now >= deadline or (stop is not None and stop()):
             return _result(prev, since, t0, spent, stable=False)
         time.sleep(interval)
         cur = timed()

@@ -250,6 +250,9 @@ class BrowserComputer(Computer):
         self._leave_pending = False
         self._hops: set[str] = set()
         self._nav_pending = False
+        # When the main frame last asked for a navigation that has not started loading yet
+        # (0: none). A form submission is requested before its request goes out.
+        self._nav_requested = 0.0
         self._main_frame_id = ""
         self._focus_frame: Any = None
         self._inflight: dict[int, float] = {}
@@ -331,7 +334,13 @@ class BrowserComputer(Computer):
         call returns), which Playwright's request events cannot: settle() uses this to wait
         for a form submission's new page instead of settling on the old one.
         """
+        old = getattr(self, "_cdp", None)
+        if old is not None:
+            # A second session on the page would deliver every event twice.
+            with contextlib.suppress(Exception):
+                old.detach()
         self._cdp = self._context.new_cdp_session(self._page)
+        self._cdp.on("Page.frameRequestedNavigation", self._on_requested)
         self._cdp.on("Page.frameStartedLoading", self._on_loading)
         self._cdp.on("Page.frameStoppedLoading", self._on_stopped)
         self._cdp.on("Page.domContentEventFired", self._on_stopped)
@@ -440,25 +449,39 @@ class BrowserComputer(Computer):
         """Make ``page`` the tab every action, capture and DOM question goes to."""
         from playwright.sync_api import Error
 
-        old = getattr(self, "_cdp", None)
-        if old is not None:
-            with contextlib.suppress(Exception):
-                old.detach()
         self._page = page
         self._focus_frame = None
         self._nav_pending = False
+        self._nav_requested = 0.0
         with contextlib.suppress(Error):
             page.bring_to_front()
         with contextlib.suppress(Error):
             self._attach_cdp()
 
+    def _on_requested(self, params: dict[str, Any]) -> None:
+        if params.get("frameId") == self._main_frame_id:
+            self._nav_requested = time.monotonic()
+
     def _on_loading(self, params: dict[str, Any]) -> None:
         if params.get("frameId") == self._main_frame_id:
             self._nav_pending = True
+            self._nav_requested = 0.0
 
     def _on_stopped(self, params: dict[str, Any]) -> None:
         if "frameId" not in params or params.get("frameId") == self._main_frame_id:
             self._nav_pending = False
+            self._nav_requested = 0.0
+
+    def _navigating(self) -> bool:
+        """Whether the main frame is loading a new document or has just asked to.
+
+        A requested navigation that never starts loading (cancelled by the page, refused by
+        the route) stops counting after ``_REQUESTED_GRACE`` seconds.
+        """
+        if self._nav_pending:
+            return True
+        asked = self._nav_requested
+        return bool(asked) and time.monotonic() - asked < _REQUESTED_GRACE
 
     def _on_request(self, request: Any) -> None:
         self._inflight[id(request)] = time.monotonic()
@@ -733,15 +756,17 @@ class BrowserComputer(Computer):
         from playwright.sync_api import Error
 
         try:
-            data = self._cdp.send(
-                "Page.captureScreenshot", params, timeout=self._capture_timeout_ms
-            )
+            # A capture sent while a navigation commits can hang until its timeout (seen:
+            # every few form submissions, 5 s each), so the first try gives up early.
+            first = min(self._capture_timeout_ms, _FIRST_CAPTURE_TIMEOUT_MS)
+            data = self._cdp.send("Page.captureScreenshot", params, timeout=first)
             return base64.b64decode(data["data"])
         except Error:
             # A navigation can swap the page's renderer and detach our CDP session: attach
             # a fresh one and retry once, then fall back to Playwright's own capture.
             pass
         try:
+            self._until_idle(time.perf_counter() + self._capture_timeout_ms / 1000.0)
             self._attach_cdp()
             data = self._cdp.send(
                 "Page.captureScreenshot", params, timeout=self._capture_timeout_ms
@@ -944,7 +969,11 @@ class BrowserComputer(Computer):
             self._raise_violation()
             if animating:
                 left = max(0.0, deadline - time.perf_counter())
-                result = settle_frames(self.screenshot, left, since, interval=0.002, quiet=0.0)
+                # Frames compared while a navigation starts would be the old page's (and a
+                # capture as it commits can hang): stop and wait for the new page instead.
+                result = settle_frames(
+                    self.screenshot, left, since, interval=0.002, quiet=0.0, stop=self._navigating
+                )
                 frame, stable = result.frame, result.stable
                 spent += result.capture_ms
             else:
@@ -955,9 +984,10 @@ class BrowserComputer(Computer):
             self._raise_violation()
             # A navigation that began while we captured (a slow form submission) means the
             # screen is about to change: wait for it and settle again.
-            if not self._nav_pending or time.perf_counter() >= deadline:
+            if not self._navigating() or time.perf_counter() >= deadline:
                 break
         self._nav_pending = False
+        self._nav_requested = 0.0
         changed = changed_box(since, frame) if since is not None else None
         elapsed = (time.perf_counter() - t0) * 1000.0
         return SettleResult(frame, changed, elapsed, stable, spent)
@@ -983,7 +1013,7 @@ class BrowserComputer(Computer):
                 now = time.monotonic()
                 young = any(now - t < self.request_grace for t in self._inflight.values())
                 tab_due = time.monotonic() < self._tab_due
-                if not self._nav_pending and not young and not tab_due:
+                if not self._navigating() and not young and not tab_due:
                     return animating
             self._pause(5)
         return animating
@@ -1528,6 +1558,12 @@ _DOCS_JS = r"""
   };
   visit(document);
 """
+
+#: How long a navigation the page asked for may take to start loading before settle stops
+#: waiting for it (seconds).
+_REQUESTED_GRACE = 1.0
+#: The first try of a capture gives up after this (ms); the retry gets the full timeout.
+_FIRST_CAPTURE_TIMEOUT_MS = 1500.0
 
 # Whether CSS animations or transitions are running. The round trip itself is what settle
 # needs first: the action's events have been handled by then, and a capture that follows

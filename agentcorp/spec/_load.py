@@ -643,7 +643,7 @@ def _attempts(
     roles: dict[str, Any] | None,
     sandboxes: dict[str, Any] | None,
 ) -> None:
-    """Best-of-N only where attempts cannot touch each other, picked by deterministic checks."""
+    """Best-of-N only where attempts cannot touch each other."""
     attempts = task.get("attempts")
     n = attempts.get("n") if isinstance(attempts, dict) else None
     if not isinstance(n, int) or isinstance(n, bool) or n <= 1:
@@ -667,20 +667,20 @@ def _attempts(
                 f"best-of-N needs effects that stay in the sandbox; sandbox {name!r} starts "
                 f"service {svc!r}, shared by every attempt",
             )
-    success = task.get("success")
-    if success is None or _only_judged(success):
-        ctx.add(where, "best-of-N picks the winner by deterministic success checks; add some")
 
 
-def _only_judged(tree: Any) -> bool:
-    """Whether a check tree decides nothing without a model (its only leaves are llm_judge)."""
+def only_judged(tree: Any) -> bool:
+    """Whether a check tree (as data) decides nothing without a model: only llm_judge leaves.
+
+    Best-of-N picks such a task's winner with a judge model instead of "first to pass".
+    """
     if isinstance(tree, dict):
         if "check" in tree:
             return tree.get("check") == "llm_judge"
         kids = [v for k in ("all", "any") for v in (tree.get(k) or [])] + (
             [tree["not"]] if "not" in tree else []
         )
-        return all(_only_judged(k) for k in kids)
+        return all(only_judged(k) for k in kids)
     return False
 
 

@@ -115,3 +115,46 @@ def test_words_inside_a_document_are_not_placed_at_the_text_views_centre(tmp_pat
         # extents): on the line OCR reads them, never the view's centre.
         for c in tree:
             assert c.box.h < 60 and abs(c.box.center[1] - found.box.center[1]) <= found.box.h
+
+
+FORM_APP = Path(__file__).resolve().parent / "apps" / "labelled_form.py"
+
+
+def _form(out: Path) -> XvfbDesktop:
+    # The system Python runs the fixture app (python3-gi); a bare "python3" would be ours.
+    app = AppSpec(
+        "form",
+        ["/usr/bin/python3", str(FORM_APP)],
+        "Labelled form",
+        timeout=60,
+        env={"FORM_OUT": str(out)},
+    )
+    return XvfbDesktop(apps=[app])
+
+
+@pytest.mark.timeout(120)
+def test_into_follows_the_label_relation_not_the_nearest_field(tmp_path: Path) -> None:
+    # "Shipping address" has a decoy entry right beside it and names (mnemonic widget,
+    # LABEL_FOR/LABELLED_BY) an entry far below; "Reference" names an entry left of and
+    # above it, while another entry lies right below it. Geometry picks the wrong field
+    # both times.
+    with _form(tmp_path / "form.txt") as desk:
+        snap = desk.accessibility()
+        assert snap is not None, desk.a11y_problem
+        entries = [n for n in snap.nodes if n.editable]
+        assert len(entries) == 4
+        label = {n.name: n for n in snap.nodes if n.role == "label" and n.name}
+        g = AtspiGrounder(desk)
+        frame = desk.screenshot()
+        got = {}
+        for target in ("Shipping address", "Reference"):
+            field = resolve(g.locate(frame, target, Hint(role="field")), None, target)
+            assert isinstance(field, Candidate), field
+            assert field.source == "a11y"
+            got[target] = field.box
+        ship, ref = label["Shipping address"].box, label["Reference"].box
+        # The named fields: below-right of "Shipping address", above-left of "Reference".
+        assert got["Shipping address"].y > ship.bottom + 100
+        assert got["Shipping address"].x > ship.right + 100
+        assert got["Reference"].bottom < ref.y and got["Reference"].right < ref.x
+        assert {n.box for n in entries} >= set(got.values())

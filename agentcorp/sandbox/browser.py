@@ -15,6 +15,7 @@ import base64
 import contextlib
 import html
 import io
+import math
 import os
 import shutil
 import tempfile
@@ -1047,7 +1048,9 @@ class BrowserComputer(Computer):
         self._check()
         if role is not None and role not in (*_ROLES, "text"):
             raise SandboxError(f"dom_locate: unknown role {role!r}")
-        raw = self._call("dom_locate", self._page.evaluate, _FIND_JS, [target, role, 20, remember])
+        raw = self._call(
+            "dom_locate", self._page.evaluate, _FIND_JS, [target, role, 20, remember, False]
+        )
         sw, sh = self._screen
         out: list[dict[str, Any]] = []
         for c in raw or []:
@@ -1071,13 +1074,15 @@ class BrowserComputer(Computer):
     def dom_why_not(self, target: str) -> str | None:
         """Why a target ``dom_find`` did not find cannot be acted on, when the page knows.
 
-        Today: the target is an option of a visible closed list (``<select>``), which shows
-        only its chosen option; the way to choose it is to type it into the list.
+        The target is an option of a visible closed list (``<select>``), which shows only its
+        chosen option: the way to choose it is to type it into the list. Or it is on the page
+        but outside the visible part (below the fold, scrolled away inside a box that
+        scrolls): the page must be scrolled to it first.
         """
         self._check()
         got = self._call("dom_why_not", self._page.evaluate, _WHY_NOT_JS, target)
         if not isinstance(got, dict):
-            return None
+            return self._why_off_screen(target)
         option, name = str(got.get("option", "")), str(got.get("name", ""))
         if name:
             return (
@@ -1088,6 +1093,38 @@ class BrowserComputer(Computer):
         return (
             f"'{option}' is an option of a closed list (it shows '{shows}'): click the list, "
             f"then type '{option}'"
+        )
+
+    def _why_off_screen(self, target: str) -> str | None:
+        """Where ``target`` is when it is on the page but not in view, and how to get there."""
+        raw = self._call(
+            "dom_why_not", self._page.evaluate, _FIND_JS, [target, None, 5, False, True]
+        )
+        if not raw:
+            return None
+        c = raw[0]
+        sw, sh = self._screen
+        x, y, w, h = (float(c[k]) for k in ("x", "y", "w", "h"))
+        ways = []
+        if y >= sh:
+            ways.append(("down", y + h / 2 - sh / 2))
+        elif y + h <= 0:
+            ways.append(("up", sh / 2 - (y + h / 2)))
+        if x >= sw:
+            ways.append(("right", x + w / 2 - sw / 2))
+        elif x + w <= 0:
+            ways.append(("left", sw / 2 - (x + w / 2)))
+        if not ways:
+            return (
+                f"'{target}' is on the page but scrolled out of view inside a box that "
+                "scrolls: scroll that box to it first"
+            )
+        way, far = ways[0]
+        notches = max(1, math.ceil(far / 100))
+        where = {"down": "below", "up": "above", "right": "right of", "left": "left of"}[way]
+        return (
+            f"'{target}' is on the page but {where} the part in view: scroll {way} first "
+            f"(`scroll: {{direction: {way}, amount: {notches}}}`)"
         )
 
     def dom_locate(self, target: str, role: str | None = None) -> list[tuple[Box, str]]:
@@ -1170,7 +1207,7 @@ def _playwright_combo(combo: str) -> str:
     return "+".join(out)
 
 
-_FIND_JS = r"""([target, role, limit, remember]) => {
+_FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const KEY = Symbol.for('agentcorp.targets');
   const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
   const fold = (s) => norm(s).toLowerCase();
@@ -1210,8 +1247,38 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     e.ownerDocument.defaultView.getComputedStyle(e).cursor === 'pointer';
   // Where an element's document sits: the top page, or a same-origin frame whose content
   // box offsets its coordinates and clips what of it can be seen.
-  const TOP = {ox: 0, oy: 0, clip: [0, 0, vw, vh]};
+  // ``anywhere``: also what lies outside the viewport or is scrolled away inside a box (to
+  // say why a target is not on screen), so nothing is clipped.
+  const TOP = {ox: 0, oy: 0, clip: anywhere ? [-Infinity, -Infinity, Infinity, Infinity]
+    : [0, 0, vw, vh]};
   const place = new Map();
+  const style = (e) => e.ownerDocument.defaultView.getComputedStyle(e);
+  // The part of its document's page an element's clipping ancestors (a box that scrolls,
+  // overflow: hidden) let show: a row scrolled out of a list is not on screen.
+  const clipOf = (e) => {
+    const out = [-Infinity, -Infinity, Infinity, Infinity];
+    const doc = e.ownerDocument;
+    let pos = style(e).position;
+    for (let a = e.parentElement || (e.parentNode && e.parentNode.host); a;
+         a = a.parentElement || (a.parentNode && a.parentNode.host)) {
+      if (pos === 'fixed') break;
+      if (a === doc.body || a === doc.documentElement) break;
+      const cs = style(a);
+      // An absolutely placed element escapes the boxes between it and what it is placed in.
+      const contains = pos !== 'absolute' || cs.position !== 'static' || cs.transform !== 'none';
+      if (contains) {
+        if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible') {
+          const q = a.getBoundingClientRect();
+          const x = q.left + a.clientLeft, y = q.top + a.clientTop;
+          out[0] = Math.max(out[0], x); out[1] = Math.max(out[1], y);
+          out[2] = Math.min(out[2], x + a.clientWidth);
+          out[3] = Math.min(out[3], y + a.clientHeight);
+        }
+        pos = cs.position;
+      }
+    }
+    return out;
+  };
   const box = (e) => {
     if (e.checkVisibility && !e.checkVisibility({visibilityProperty: true})) return null;
     const q = e.getBoundingClientRect();
@@ -1219,8 +1286,13 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     const c = place.get(e) || TOP;
     const r = {left: q.left + c.ox, top: q.top + c.oy, right: q.right + c.ox,
       bottom: q.bottom + c.oy};
-    const x0 = Math.max(c.clip[0], r.left), y0 = Math.max(c.clip[1], r.top);
-    const x1 = Math.min(c.clip[2], r.right), y1 = Math.min(c.clip[3], r.bottom);
+    let x0 = Math.max(c.clip[0], r.left), y0 = Math.max(c.clip[1], r.top);
+    let x1 = Math.min(c.clip[2], r.right), y1 = Math.min(c.clip[3], r.bottom);
+    if (!anywhere && x1 - x0 >= 1 && y1 - y0 >= 1) {
+      const k = clipOf(e);
+      x0 = Math.max(x0, k[0] + c.ox); y0 = Math.max(y0, k[1] + c.oy);
+      x1 = Math.min(x1, k[2] + c.ox); y1 = Math.min(y1, k[3] + c.oy);
+    }
     if (x1 - x0 < 1 || y1 - y0 < 1) return null;
     return {x: x0, y: y0, w: x1 - x0, h: y1 - y0, r};
   };
@@ -1251,6 +1323,11 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     const clip = [Math.max(c.clip[0], ox), Math.max(c.clip[1], oy),
       Math.min(c.clip[2], ox + f.clientWidth - pl - pr),
       Math.min(c.clip[3], oy + f.clientHeight - pt - pb)];
+    if (!anywhere) {
+      const k = clipOf(f);
+      clip[0] = Math.max(clip[0], k[0] + c.ox); clip[1] = Math.max(clip[1], k[1] + c.oy);
+      clip[2] = Math.min(clip[2], k[2] + c.ox); clip[3] = Math.min(clip[3], k[3] + c.oy);
+    }
     if (clip[2] - clip[0] < 1 || clip[3] - clip[1] < 1) return null;
     return {doc, c: {ox, oy, clip}};
   };
@@ -1456,6 +1533,16 @@ _COVER_JS = (
         (e.tagName === 'LABEL' && e.control === hit)) return null;
     const host = e.getRootNode().host;
     if (host && (host === hit || host.contains(hit))) return null;
+  }
+  // A header or footer that stays put while the page scrolls hides what scrolled under it.
+  for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
+    const pos = a.ownerDocument.defaultView.getComputedStyle(a).position;
+    if (pos !== 'fixed' && pos !== 'sticky') continue;
+    const q = a.getBoundingClientRect();
+    const way = (q.top + q.bottom) / 2 < a.ownerDocument.defaultView.innerHeight / 2
+      ? 'up' : 'down';
+    return desc(hit) + ', which stays in place when the page scrolls: scroll ' + way +
+      ' a little to bring the target out from under it';
   }
   return desc(hit);
 }"""

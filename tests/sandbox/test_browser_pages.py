@@ -69,6 +69,15 @@ PAGES = {
       .textContent='sent'">Send</button> <fieldset disabled><button>Archive</button></fieldset>
       <div id="out"></div><script>setTimeout(() =>
       document.getElementById('b').disabled = false, 300)</script>""",
+    # A long page under a header that stays put, and a list that scrolls inside its box.
+    "long_page.html": """<header style="position:sticky;top:0;height:80px;background:#eee">Shop
+      </header><div style="height:1500px">Top</div><button onclick="document.getElementById(
+      'out').textContent='ordered'">Order now</button><div style="height:1500px"></div>
+      <div id="out"></div>""",
+    "scrollbox.html": """<div style="height:100px;width:300px;overflow:auto">"""
+    + "".join(f"<p>Row {i}</p>" for i in range(12))
+    + """<button onclick="document.getElementById('out').textContent='hit'">Deep item</button>
+      </div><p>After the box</p><div id="out"></div>""",
     "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
       <button onclick="window.close()">Close report</button>""",
 }
@@ -373,3 +382,56 @@ def test_a_click_on_a_button_that_stays_disabled_fails(browser: BrowserComputer,
         browser.enable_wait = 3.0
     assert res.status == "failed"
     assert 'the target <button> "Archive" is disabled' in res.reason
+
+
+# --- targets out of view ------------------------------------------------------------------
+
+
+def test_a_target_scrolled_away_inside_a_box_is_not_on_screen(
+    browser: BrowserComputer, site: str
+) -> None:
+    """Its box lies in the viewport, but the list clips it: a click there would hit nothing."""
+    _open(browser, site, "scrollbox.html")
+    assert browser.dom_find("Deep item") == []
+    assert browser.dom_why_not("Deep item") == (
+        "'Deep item' is on the page but scrolled out of view inside a box that scrolls: "
+        "scroll that box to it first"
+    )
+    browser._page.evaluate("() => document.querySelector('button').scrollIntoView()")
+    _, res = _run(browser, [{"click": "Deep item"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "hit"
+
+
+def test_a_target_below_the_fold_says_how_far_to_scroll_and_a_sticky_cover_which_way(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "long_page.html")
+    actor = Actor(
+        browser,
+        gate=AllowAll(),
+        grounder=DomGrounder(browser),
+        config=ActorConfig(find_timeout=0.2),
+    )
+    _, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Order now"}])))
+    assert res.status == "failed"
+    why = "'Order now' is on the page but below the part in view: scroll down first"
+    assert why in res.reason
+    notches = int(res.reason.split("amount: ")[1].split("}")[0])
+    _, res = _run(
+        browser,
+        [{"scroll": {"direction": "down", "amount": notches}}, {"click": "Order now"}],
+    )
+    assert res.status == "done", res.reason
+    assert _out(browser) == "ordered"
+    # Scrolled on until the button is under the header: the click says which way to go.
+    top = browser._page.eval_on_selector("button", "b => b.getBoundingClientRect().top")
+    browser._page.evaluate(f"() => window.scrollBy(0, {int(top) - 30})")
+    browser.cover_wait = 0.1
+    try:
+        _, res = _run(browser, [{"click": "Order now"}])
+    finally:
+        browser.cover_wait = 1.0
+    assert res.status == "failed"
+    assert "covered by <header>" in res.reason
+    assert "stays in place when the page scrolls: scroll up a little" in res.reason

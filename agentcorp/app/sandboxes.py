@@ -47,6 +47,23 @@ def _files(company: Company, name: str) -> dict[str, Path]:
     return files
 
 
+def place_files(company: Company, name: str, home: Path) -> None:
+    """Copy browser sandbox ``name``'s ``files`` into its home (for the page's file fields).
+
+    A file already there (a kept home of an earlier run) is left as it is, as on a desktop.
+    """
+    for dest, src in _files(company, name).items():
+        if not dest.startswith("~/"):
+            raise ConfigError(f"sandboxes.{name}.files[{dest!r}]: must be '~/…' inside the home")
+        target = Path(_expand(dest, home)).resolve()
+        if not target.is_relative_to(home.resolve()):
+            raise ConfigError(f"sandboxes.{name}.files[{dest!r}]: must stay inside the home")
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+
+
 def open_desktop(
     company: Company,
     name: str,
@@ -240,6 +257,7 @@ class Sandboxes:
         if name not in self._homes:
             home = self._home(name) or Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
+            place_files(self.company, name, home)
             self._services.extend(start_services(self.company, name, home, self.secrets))
         browser = open_browser(
             self.company,

@@ -267,6 +267,7 @@ class BrowserComputer(Computer):
         self._behind: list[Any] = []  # tabs under the front one, the last one on top
         self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
         self._tab_due = 0.0  # until when a tab the page is opening is waited for
+        self._chooser: Any = None  # a file chooser the page opened, waiting for a path
         #: Requests younger than this (seconds) hold ``settle``; older ones (long polls,
         #: streams) do not.
         self.request_grace = 1.0
@@ -357,6 +358,7 @@ class BrowserComputer(Computer):
         page.on("requestfinished", self._on_request_done)
         page.on("requestfailed", self._on_request_done)
         page.on("dialog", self._on_dialog)
+        page.on("filechooser", self._on_file_chooser)
 
     # --- the page's dialogs and tabs ---------------------------------------------------
 
@@ -399,6 +401,60 @@ class BrowserComputer(Computer):
             # An observer's failure must not leave the dialog's page stuck or stop the step.
             with contextlib.suppress(Exception):
                 self.on_dialog(kind, message, answer)
+
+    def _on_file_chooser(self, chooser: Any) -> None:
+        # Listening keeps Chromium from showing (headless: swallowing) its own chooser.
+        self._chooser = chooser
+        self._note(
+            "the page opened a file chooser: type the path of a file in the sandbox home "
+            "(~/name) to choose it"
+        )
+
+    def _choose_file(self, text: str) -> bool:
+        """Answer the page's open file chooser with ``text`` (paths, one a line), if it waits.
+
+        A chooser whose field no longer has the focus (the agent went on elsewhere) is
+        dropped, and the text is typed as usual. Only files inside the sandbox home can be
+        chosen.
+        """
+        from playwright.sync_api import Error
+
+        chooser, self._chooser = self._chooser, None
+        if chooser is None:
+            return False
+        try:
+            focused = chooser.element.evaluate(
+                "e => { const a = e.ownerDocument.activeElement;"
+                " return a === e || !a || a === e.ownerDocument.body; }"
+            )
+        except Error:
+            return False
+        if not focused:
+            return False
+        paths = [self._home_file(p.strip()) for p in text.split("\n") if p.strip()]
+        if not paths:
+            raise SandboxError("type: the file chooser needs a path; nothing was chosen")
+        if len(paths) > 1 and not chooser.is_multiple():
+            raise SandboxError("type: the file chooser takes one file; nothing was chosen")
+        self._call("type", chooser.set_files, [str(p) for p in paths])
+        names = ", ".join(f"~/{p.relative_to(self.home.resolve())}" for p in paths)
+        self._note(f"chose {names} in the page's file chooser")
+        return True
+
+    def _home_file(self, path: str) -> Path:
+        """``path`` (``~/x``, ``x`` or absolute) as a file inside the sandbox home, or why not."""
+        home = self.home.resolve()
+        rel = path[2:] if path.startswith("~/") else path
+        got = (home / rel).resolve()
+        if not got.is_relative_to(home):
+            raise SandboxError(
+                f"type: {path!r} is outside the sandbox home; only its files can be chosen"
+            )
+        if not got.is_file():
+            raise SandboxError(
+                f"type: no file {path!r} in the sandbox home; nothing was chosen"
+            )
+        return got
 
     def _on_window_open(self, params: dict[str, Any]) -> None:
         # The renderer is opening a tab: its page event follows, settle waits for it.
@@ -859,6 +915,8 @@ class BrowserComputer(Computer):
         content). Typing with no editable element focused raises before any key is sent.
         """
         self._check()
+        if self._choose_file(text):
+            return
         value = resolve_secrets(text, self._secrets)
         hidden = value != text
         lines = value.split("\n")
@@ -1225,7 +1283,9 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
       const r = (e.getAttribute('role') || '').toLowerCase();
       return ['textbox', 'searchbox', 'combobox', 'spinbutton'].includes(r);
     }
-    return !NOT_TEXT.includes((e.type || '').toLowerCase()) && !e.disabled;
+    // A file field takes a typed path (the file chooser it opens is answered with it).
+    const type = (e.type || '').toLowerCase();
+    return (type === 'file' || !NOT_TEXT.includes(type)) && !e.disabled;
   };
   const kindOf = (e) => {
     const t = e.tagName, r = (e.getAttribute('role') || '').toLowerCase();

@@ -350,7 +350,10 @@ class Sandbox(_Model):
     apps: list[App] = Field(default_factory=list, description="Apps started on a desktop.")
     files: dict[str, str] = Field(
         default_factory=dict,
-        description="Sandbox path (~/...) → source file relative to the company file's folder.",
+        description=(
+            "Sandbox path (~/...) → source file relative to the company file's folder. In a"
+            " browser sandbox's home they are the files a page's file field can be given."
+        ),
     )
     start_url: str | None = Field(default=None, description="First page of a browser sandbox.")
     allow_urls: list[str] | None = Field(

@@ -1,4 +1,4 @@
-"""The sandbox's ``dialogs`` setting reaches the browser and every dialog lands in the audit log."""
+"""A browser sandbox from the spec: its ``dialogs`` setting and audit, its ``files``."""
 
 from __future__ import annotations
 
@@ -60,3 +60,27 @@ tasks:
     dialogs = [(e["dialog"], e["message"], e["answer"]) for e in entries if e["kind"] == "dialog"]
     assert dialogs == [("confirm", "Really delete?", "dismissed")]
     assert verify(tmp_path / "audit.jsonl") == []
+
+
+def test_a_browser_sandbox_gets_its_files_in_its_home(tmp_path: Path) -> None:
+    (tmp_path / "invoice.txt").write_text("42", "utf-8")
+    company = load_company_text(
+        """
+version: 1
+company: files
+roles:
+  r: {title: R, goal: g, sandbox: web}
+sandboxes:
+  web: {kind: browser, files: {"~/in/invoice.txt": invoice.txt}}
+tasks:
+  - {id: t, role: r, description: d, steps: [{key: Escape}]}
+""",
+        base_dir=tmp_path,
+    )
+    boxes = Sandboxes(company, {}, state_root=tmp_path / "state")
+    try:
+        with boxes.session("web") as (browser, _):
+            home = browser.home  # type: ignore[attr-defined]
+            assert (home / "in" / "invoice.txt").read_text("utf-8") == "42"
+    finally:
+        boxes.close()

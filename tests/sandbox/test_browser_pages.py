@@ -78,6 +78,12 @@ PAGES = {
     + "".join(f"<p>Row {i}</p>" for i in range(12))
     + """<button onclick="document.getElementById('out').textContent='hit'">Deep item</button>
       </div><p>After the box</p><div id="out"></div>""",
+    # A file field and a button that reads what was chosen.
+    "upload.html": """<label>Attachment <input type="file" id="f"></label>
+      <button onclick="const f = document.getElementById('f').files;
+        document.getElementById('out').textContent = f.length ? f[0].name + ':' + f[0].size
+        : 'none'">Upload</button><p><label>Note <input id="n"></label></p>
+      <div id="out"></div>""",
     "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
       <button onclick="window.close()">Close report</button>""",
 }
@@ -435,3 +441,48 @@ def test_a_target_below_the_fold_says_how_far_to_scroll_and_a_sticky_cover_which
     assert res.status == "failed"
     assert "covered by <header>" in res.reason
     assert "stays in place when the page scrolls: scroll up a little" in res.reason
+
+
+# --- file fields --------------------------------------------------------------------------
+
+
+def test_a_file_field_takes_the_path_of_a_file_in_the_sandbox_home(
+    browser: BrowserComputer, site: str
+) -> None:
+    (browser.home / "docs").mkdir(exist_ok=True)
+    (browser.home / "docs" / "report.txt").write_text("hello", "utf-8")
+    _open(browser, site, "upload.html")
+    steps, res = _run(
+        browser, [{"type": "~/docs/report.txt", "into": "Attachment"}, {"click": "Upload"}]
+    )
+    assert res.status == "done", res.reason
+    assert _out(browser) == "report.txt:5"
+    assert _notes(steps) == [
+        "the page opened a file chooser: type the path of a file in the sandbox home (~/name) "
+        "to choose it",
+        "chose ~/docs/report.txt in the page's file chooser",
+    ]
+
+
+def test_a_file_outside_the_home_or_missing_is_never_chosen(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "upload.html")
+    for path, why in [
+        ("/etc/hostname", "'/etc/hostname' is outside the sandbox home"),
+        ("~/../x.txt", "'~/../x.txt' is outside the sandbox home"),
+        ("~/missing.txt", "no file '~/missing.txt' in the sandbox home"),
+    ]:
+        _, res = _run(browser, [{"type": path, "into": "Attachment"}])
+        assert res.status == "failed" and why in res.reason, res.reason
+    _, res = _run(browser, [{"click": "Upload"}])
+    assert _out(browser) == "none"
+
+
+def test_a_file_chooser_left_open_does_not_swallow_later_typing(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "upload.html")
+    _, res = _run(browser, [{"click": "Attachment"}, {"type": "hello", "into": "Note"}])
+    assert res.status == "done", res.reason
+    assert browser._page.eval_on_selector("#n", "e => e.value") == "hello"

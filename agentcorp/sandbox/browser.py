@@ -451,9 +451,7 @@ class BrowserComputer(Computer):
                 f"type: {path!r} is outside the sandbox home; only its files can be chosen"
             )
         if not got.is_file():
-            raise SandboxError(
-                f"type: no file {path!r} in the sandbox home; nothing was chosen"
-            )
+            raise SandboxError(f"type: no file {path!r} in the sandbox home; nothing was chosen")
         return got
 
     def _on_window_open(self, params: dict[str, Any]) -> None:

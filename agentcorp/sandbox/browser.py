@@ -268,6 +268,7 @@ class BrowserComputer(Computer):
         self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
         self._tab_due = 0.0  # until when a tab the page is opening is waited for
         self._chooser: Any = None  # a file chooser the page opened, waiting for a path
+        self._downloads: list[Any] = []  # downloads started, not yet saved into the home
         #: Requests younger than this (seconds) hold ``settle``; older ones (long polls,
         #: streams) do not.
         self.request_grace = 1.0
@@ -316,7 +317,8 @@ class BrowserComputer(Computer):
             self._context = browser.new_context(
                 viewport={"width": self._screen[0], "height": self._screen[1]},
                 device_scale_factor=1,
-                accept_downloads=False,
+                # Saved into the sandbox home (``_save_downloads``); the route decides first.
+                accept_downloads=True,
             )
             self._context.set_default_timeout(self._timeout_ms)
             # Every request is routed, restricted or not: file:, chrome: and friends are
@@ -347,6 +349,7 @@ class BrowserComputer(Computer):
         self._cdp.on("Page.frameStoppedLoading", self._on_stopped)
         self._cdp.on("Page.domContentEventFired", self._on_stopped)
         self._cdp.on("Page.windowOpen", self._on_window_open)
+        self._cdp.on("Page.downloadWillBegin", self._on_window_open)
         self._cdp.send("Page.enable")
         tree = self._cdp.send("Page.getFrameTree")
         self._main_frame_id = str(tree["frameTree"]["frame"]["id"])
@@ -359,6 +362,7 @@ class BrowserComputer(Computer):
         page.on("requestfailed", self._on_request_done)
         page.on("dialog", self._on_dialog)
         page.on("filechooser", self._on_file_chooser)
+        page.on("download", self._on_download)
 
     # --- the page's dialogs and tabs ---------------------------------------------------
 
@@ -454,8 +458,33 @@ class BrowserComputer(Computer):
             raise SandboxError(f"type: no file {path!r} in the sandbox home; nothing was chosen")
         return got
 
+    def _on_download(self, download: Any) -> None:
+        self._downloads.append(download)
+        self._tab_due = 0.0
+
+    def _save_downloads(self) -> None:
+        """Save each finished download as ``~/Downloads/NAME`` in the sandbox home (waits)."""
+        from playwright.sync_api import Error
+
+        while self._downloads:
+            download = self._downloads.pop(0)
+            name = _download_name(str(download.suggested_filename))
+            folder = self.home / "Downloads"
+            folder.mkdir(parents=True, exist_ok=True)
+            dest, n = folder / name, 1
+            while dest.exists():
+                n += 1
+                dest = folder / f"{Path(name).stem} ({n}){Path(name).suffix}"
+            try:
+                download.save_as(dest)
+            except Error as exc:
+                self._note(f"the page's download of {name!r} failed: {_one_line(exc)}")
+                continue
+            self._note(f"the page downloaded {name!r} to ~/Downloads/{dest.name}")
+
     def _on_window_open(self, params: dict[str, Any]) -> None:
-        # The renderer is opening a tab: its page event follows, settle waits for it.
+        # The renderer is opening a tab or starting a download: Playwright's page or download
+        # event follows, and settle waits for it.
         self._tab_due = time.monotonic() + 2.0
 
     def _on_new_tab(self, page: Any) -> None:
@@ -666,6 +695,8 @@ class BrowserComputer(Computer):
             return
         self._closed = True
         unregister_cleanup(id(self))
+        with contextlib.suppress(Exception):
+            self._save_downloads()  # closing the context deletes what it downloaded
         if self._browser is None and self._context is not None:
             # A context in a shared Chromium: closing it drops its pages, cookies and storage.
             with contextlib.suppress(Exception):
@@ -748,6 +779,7 @@ class BrowserComputer(Computer):
         if self._closed:
             raise SandboxError("the browser is closed")
         self._follow_tabs()
+        self._save_downloads()
         self._raise_violation()
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -1006,6 +1038,7 @@ class BrowserComputer(Computer):
         while (left := end - time.monotonic()) > 0:
             checkpoint()
             self._pause(min(left, 0.1) * 1000.0)
+        self._save_downloads()  # one that began meanwhile is in the home when the wait ends
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return as soon as the page is done with what the last action started.
@@ -1045,6 +1078,8 @@ class BrowserComputer(Computer):
                 break
         self._nav_pending = False
         self._nav_requested = 0.0
+        # A download the action began shows up as late as the capture: keep it now.
+        self._save_downloads()
         changed = changed_box(since, frame) if since is not None else None
         elapsed = (time.perf_counter() - t0) * 1000.0
         return SettleResult(frame, changed, elapsed, stable, spent)
@@ -1067,6 +1102,7 @@ class BrowserComputer(Computer):
             except Error:
                 pass  # the old document went away under a navigation: look again
             else:
+                self._save_downloads()  # those the round trip delivered
                 now = time.monotonic()
                 young = any(now - t < self.request_grace for t in self._inflight.values())
                 tab_due = time.monotonic() < self._tab_due
@@ -1855,6 +1891,12 @@ def _landed(before: Mapping[str, Any], after: Mapping[str, Any], line: str) -> b
         return line in got or _alnum(line) in _alnum(got)
     expected = old[: int(start)] + line + old[int(end) :]
     return got == expected or _alnum(got) == _alnum(expected)
+
+
+def _download_name(suggested: str) -> str:
+    """A download's file name as the page suggested it, never a path out of the folder."""
+    name = suggested.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+    return name[:120] or "download"
 
 
 def _dialog_answer(kind: str, accept: bool, default: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from agentcorp.actor import Actor, ActorConfig, EpisodeTask
 from agentcorp.grounding.dom import DomGrounder
 from agentcorp.policy.base import AllowAll
-from agentcorp.sandbox.browser import BrowserComputer
+from agentcorp.sandbox.browser import BrowserComputer, _download_name
 from agentcorp.testing.drive import drive
 from agentcorp.testing.scripted import ScriptedLLM, tool_reply
 from agentcorp.types import ActionResultStep
@@ -84,6 +84,8 @@ PAGES = {
         document.getElementById('out').textContent = f.length ? f[0].name + ':' + f[0].size
         : 'none'">Upload</button><p><label>Note <input id="n"></label></p>
       <div id="out"></div>""",
+    # A link that downloads a file the page names.
+    "download.html": """<a href="data.csv" download="report.csv">Download report</a>""",
     "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
       <button onclick="window.close()">Close report</button>""",
 }
@@ -94,6 +96,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("pages")
     for name, body in PAGES.items():
         (root / name).write_text(f"<!doctype html><meta charset=utf-8>{STYLE}{body}", "utf-8")
+    (root / "data.csv").write_text("a,b\n1,2\n", "utf-8")
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -486,3 +489,30 @@ def test_a_file_chooser_left_open_does_not_swallow_later_typing(
     _, res = _run(browser, [{"click": "Attachment"}, {"type": "hello", "into": "Note"}])
     assert res.status == "done", res.reason
     assert browser._page.eval_on_selector("#n", "e => e.value") == "hello"
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+
+def test_a_download_is_saved_in_the_home_under_its_own_name_only(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "download.html")
+    steps, res = _run(browser, [{"click": "Download report"}, {"click": "Download report"}])
+    assert res.status == "done", res.reason
+    folder = browser.home / "Downloads"
+    for _ in range(100):  # a download may begin after the click's settle: the next call has it
+        if (folder / "report (2).csv").exists():
+            break
+        browser.wait(0.1)
+    steps.append(ActionResultStep(0, 0.0, True, notes=browser.take_notes()))
+    assert (folder / "report.csv").read_text("utf-8") == "a,b\n1,2\n"
+    assert (folder / "report (2).csv").is_file()
+    assert _notes(steps) == [
+        "the page downloaded 'report.csv' to ~/Downloads/report.csv",
+        "the page downloaded 'report.csv' to ~/Downloads/report (2).csv",
+    ]
+    # Whatever name a page suggests stays one file inside the folder.
+    assert _download_name("../../etc/passwd") == "passwd"
+    assert _download_name("..\\..\\.bashrc") == "bashrc"
+    assert _download_name("..") == "download"

@@ -102,6 +102,14 @@ class DomGrounder(Grounder):
         cands.sort(key=lambda c: -c.score)
         return cands
 
+    def why_not(self, target: str) -> str | None:
+        """What the DOM knows about a target it did not find (``dom_why_not``), if anything."""
+        ask = getattr(self.locator, "dom_why_not", None)
+        if not callable(ask):
+            return None
+        why = ask(target)
+        return why if isinstance(why, str) and why else None
+
 
 def _inside(a: Box, b: Box) -> bool:
     return b.x <= a.x and b.y <= a.y and a.right <= b.right and a.bottom <= b.bottom
@@ -149,6 +157,14 @@ class CompositeGrounder(Grounder):
                 return found
             refused.extend(getattr(g, "excluded", None) or [])
         return []
+
+    def why_not(self, target: str) -> str | None:
+        """The first explanation a grounder of the chain has for a target none found."""
+        for g in self.grounders:
+            why = g.why_not(target)
+            if why:
+                return why
+        return None
 
     def update(self, frame: Any, changed: Box | None) -> None:
         """Pass a settled frame and its changed box to every grounder that keeps state."""

@@ -8,6 +8,11 @@ steps. Every rollout is recorded as its own attempt session; tokens and cost are
 all of them. The winner's home becomes the sandbox's home and its desktop is reopened from
 it, so the tasks that follow see the winner's work. Validation allows ``attempts`` only on
 desktop sandboxes without services: nothing an attempt does can reach another.
+
+A task with no deterministic success check (none, or only ``llm_judge``) cannot be decided by
+"first to pass": all N rollouts run to their end and, when more than one ends well, the judge
+model picks the winner from their step summaries (``agentcorp.app.judge``). Its calls are
+written to the winner's session folder (``judge.json``) and its usage is added to the task's.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from pathlib import Path
 
 from agentcorp.actor.runner import TaskResult
 from agentcorp.app.attempt import RunObserver, TaskRun, run_attempt
-from agentcorp.app.runner import TaskRunner
+from agentcorp.app.judge import RolloutLog, Verdict, deterministic, judge_rollouts
+from agentcorp.app.runner import TaskRunner, model_names
 from agentcorp.app.sandboxes import Sandboxes
+from agentcorp.planner.plan import PlanError
 from agentcorp.spec import Task
 from agentcorp.types import ModelCallStep, Step, Usage
 
@@ -32,14 +39,16 @@ __all__ = ["run_best_of_n"]
 
 
 class _Meter(RunObserver):
-    """Sums the model usage of one rollout (a cancelled one returns no usage of its own)."""
+    """One rollout's model usage (a cancelled one returns none of its own) and its log."""
 
     def __init__(self) -> None:
         self.usage = Usage()
+        self.log = RolloutLog()
 
     def step(self, task_id: str, step: Step) -> None:
         if isinstance(step, ModelCallStep):
             self.usage = self.usage + step.usage
+        self.log.step(step)
 
 
 def run_best_of_n(
@@ -52,6 +61,13 @@ def run_best_of_n(
     """Run ``task``'s N rollouts; its ``TaskRun`` is the winner's (or the last failure's)."""
     assert task.attempts is not None
     n = task.attempts.n
+    judged = not deterministic(task)
+    if judged and runner.client is None:
+        return _refused(
+            task,
+            "best-of-N without a deterministic success check needs a judge model, and no "
+            "model is configured: add a check that decides without a model, or a model",
+        )
     name = runner.company.task_sandbox(task)
     base = runner.sandboxes.home_of(name)
     cancel = threading.Event()
@@ -77,8 +93,8 @@ def run_best_of_n(
             )
         finally:
             boxes.close()
-        if result.status == "pass":
-            cancel.set()
+        if result.status == "pass" and not judged:
+            cancel.set()  # the first to pass wins; a judged task waits for every rollout
         return k, result, session
 
     results: list[tuple[int, TaskResult, Path | None]] = []
@@ -94,7 +110,7 @@ def run_best_of_n(
         else:
             for k in range(n):
                 results.append(rollout(k))
-                if results[-1][1].status == "pass":
+                if results[-1][1].status == "pass" and not judged:
                     break
         return _outcome(runner, task, name, root, results, meters, time.monotonic() - t0)
     finally:
@@ -110,19 +126,34 @@ def _outcome(
     meters: list[_Meter],
     elapsed: float,
 ) -> TaskRun:
-    """The winner (first to pass, in finishing order) or the last result; usage summed."""
-    winner = next((r for r in results if r[1].status == "pass"), None)
+    """The winner (first to pass, or the judge's pick) or the last result; usage summed."""
+    usage = sum((m.usage for m in meters), Usage())
+    passed = [r for r in results if r[1].status == "pass"]
+    winner = passed[0] if passed else None
+    note = ""
+    calls: list[ModelCallStep] = []
+    if len(passed) > 1 and not deterministic(task):
+        verdict, calls = _judge(runner, task, passed, meters)
+        usage = sum((c.usage for c in calls), usage)
+        winner = next((r for r in passed if r[0] + 1 == verdict.winner), None)
+        note = f"the judge picked attempt {verdict.winner}" if winner else "the judge picked none"
+        note += f": {verdict.reason}" if verdict.reason else ""
     k, result, session = winner if winner is not None else results[-1]
     if winner is not None:
         _adopt(runner, name, root / str(k) / name)
-    usage = sum((m.usage for m in meters), Usage())
+    if calls and session is not None:
+        _keep_judgement(session, calls)
     tried = len(results)
-    reason = result.reason
+    reason = note or result.reason
     if winner is None:
-        reason = f"none of {tried} attempts passed; last: {reason}"
+        reason = (
+            f"none of {tried} attempts was chosen: {note}"
+            if note
+            else (f"none of {tried} attempts passed; last: {result.reason}")
+        )
     return TaskRun(
         task.id,
-        result.status,
+        result.status if winner is not None or not note else "fail",
         result.mode,
         reason,
         dict(task.inputs),
@@ -144,3 +175,53 @@ def _adopt(runner: TaskRunner, name: str, home: Path) -> None:
     runner.sandboxes.reopen(name)
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(home, base, symlinks=True)
+
+
+def _judge(
+    runner: TaskRunner,
+    task: Task,
+    passed: list[tuple[int, TaskResult, Path | None]],
+    meters: list[_Meter],
+) -> tuple[Verdict, list[ModelCallStep]]:
+    """Ask the judge model to pick among the rollouts that ended well: its verdict and calls."""
+    from agentcorp.llm.structured import output_modes
+
+    model = runner.client.bind(task=task.id)
+    name = model_names(runner.config, runner.company, task, runner.client)["judge"]
+    offered = [
+        (k + 1, r.status, r.reason, [f"{c.name}: {c.status}" for c in r.checks], meters[k].log)
+        for k, r, _ in passed
+    ]
+    gen = judge_rollouts(model, name, task, offered, output_modes(model))
+    calls: list[ModelCallStep] = []
+    try:
+        while True:
+            step = next(gen)
+            if isinstance(step, ModelCallStep):
+                calls.append(step)
+    except StopIteration as stop:
+        verdict: Verdict = stop.value
+    except PlanError as exc:
+        verdict = Verdict(None, f"no usable verdict from the judge: {exc}")
+    if runner.audit is not None:
+        runner.audit.append(
+            "judge", task=task.id, winner=verdict.winner, reason=verdict.reason, calls=len(calls)
+        )
+    return verdict, calls
+
+
+def _keep_judgement(session: Path, calls: list[ModelCallStep]) -> None:
+    """The judge's model calls beside the winner's recording (data, for people and audits)."""
+    import json
+
+    doc = [
+        {"purpose": c.purpose, "model": c.model, "request": c.request, "response": c.response}
+        for c in calls
+    ]
+    (session / "judge.json").write_text(
+        json.dumps(doc, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
+    )
+
+
+def _refused(task: Task, reason: str) -> TaskRun:
+    return TaskRun(task.id, "error", "best-of-N", reason, dict(task.inputs), 0, 0, 0, 0.0, 0.0)

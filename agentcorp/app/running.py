@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -277,6 +278,7 @@ def run(
     lease_s: float = 30.0,
     spare: int = 0,
     episode: str = EPISODE,
+    console: Any = None,
     **settings: Any,
 ) -> RunReport:
     """Run a company's tasks and return the ``RunReport`` (``report.passed``).
@@ -293,7 +295,81 @@ def run(
 
     ``episode`` names (``MODULE:FUNCTION``) the episode function the fleet runs for each
     task; the default runs the task itself. Tests and benchmarks name another one.
+
+    ``console`` serves the operator console for the run: an ``agentcorp.console.Console``
+    you started (its ``url`` carries the token; you close it), or a bind address
+    (``"127.0.0.1:0"``): then one is started for this run, its URL printed on stderr, and
+    closed when the run returns. Its address and token reach every worker, local or Ray.
     """
+    with _console(console) as operator:
+        watched = [*observers]
+        if operator is not None:
+            # Workers (local or Ray) reach the console through their environment.
+            environ = {**(os.environ if environ is None else environ), **operator.env()}
+            if operator.observer not in watched:
+                watched.append(operator.observer)
+        try:
+            return _run(
+                path_or_company,
+                sessions=sessions,
+                workers=workers,
+                ray_address=ray_address,
+                tasks=tasks,
+                inputs=inputs,
+                inputs_file=inputs_file,
+                resume=resume,
+                observers=watched,
+                environ=environ,
+                config_file=config_file,
+                live_view=live_view,
+                rate_limits=rate_limits,
+                lease_s=lease_s,
+                spare=spare,
+                episode=episode,
+                **settings,
+            )
+        finally:
+            if operator is not None:
+                operator.finish()
+
+
+@contextlib.contextmanager
+def _console(console: Any) -> Any:
+    """The run's operator console: the caller's, or one started (and closed) here."""
+    if console is None or not isinstance(console, (str, tuple)):
+        yield console
+        return
+    from agentcorp.console import Console
+
+    bind = console if isinstance(console, str) else ":".join(map(str, console))
+    operator = Console(bind).start()
+    try:
+        print(f"console: {operator.url}", file=sys.stderr, flush=True)
+        yield operator
+    finally:
+        operator.close()
+
+
+def _run(
+    path_or_company: str | os.PathLike[str] | Company,
+    *,
+    sessions: str | os.PathLike[str] | None,
+    workers: int | str,
+    ray_address: str | None,
+    tasks: Sequence[str] | None,
+    inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    inputs_file: str | os.PathLike[str] | None,
+    resume: bool,
+    observers: Sequence[RunObserver],
+    environ: Mapping[str, str] | None,
+    config_file: str | os.PathLike[str] | None,
+    live_view: LiveViewSettings | None,
+    rate_limits: Mapping[str, tuple[float, float]] | None,
+    lease_s: float,
+    spare: int,
+    episode: str,
+    **settings: Any,
+) -> RunReport:
     t0 = time.monotonic()
     env = dict(os.environ if environ is None else environ)
     n = _workers(workers)
@@ -377,6 +453,18 @@ def run(
         # Nothing was recorded and nothing can be resumed without --sessions: leave no trace.
         shutil.rmtree(folder.root, ignore_errors=True)
     return report
+
+
+def _ray_env(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """What Ray workers need from the run's environment: the operator console's address.
+
+    A local pool hands workers the whole environment; Ray actors on other nodes see their
+    own node's, so the console (approvals, help, control) is passed explicitly.
+    """
+    from agentcorp.policy.approvers import CONSOLE_TOKEN_ENV, CONSOLE_URL_ENV
+
+    wanted = {k: env[k] for k in (CONSOLE_URL_ENV, CONSOLE_TOKEN_ENV) if env.get(k)}
+    return {"env_vars": wanted} if wanted else None
 
 
 def _company_budget(company: Company) -> dict[str, float]:
@@ -473,6 +561,7 @@ def _schedule(
             spare_slots=spare,
             sandbox="none",
             local_desktops=workers,
+            runtime_env=_ray_env(env),
         )
         return run_ray(tasks, folder.ledger, ref, opts, on_event=note, **kw)
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from agentcorp.console.live import LiveDriver
 from agentcorp.policy.approvers import CONSOLE_TOKEN_ENV, CONSOLE_URL_ENV
 from agentcorp.policy.base import ActionGate
+
+if TYPE_CHECKING:
+    from agentcorp.sandbox.base import Computer
 
 __all__ = ["ConsoleClient", "console_client", "controlled", "first_answer", "webhook_asker"]
 
@@ -27,8 +32,19 @@ class ConsoleClient:
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
 
-    def control(self, task_id: str, wait_s: float = 30.0) -> str | None:
-        """``None`` when nobody holds ``task_id``; else block until hand-back: the note."""
+    def control(
+        self, task_id: str, wait_s: float = 30.0, live: LiveDriver | None = None
+    ) -> str | None:
+        """``None`` when nobody holds ``task_id``; else block until hand-back: the note.
+
+        With ``live`` (the task's sandbox), the person acts on it meanwhile from the page:
+        the live view's frames and inputs go through ``live.drive``.
+        """
+        if live is not None:
+            data = self._post(f"/api/control/{task_id}?live=1", {}, 10.0)
+            if data is None or not data.get("held"):
+                return None
+            return live.drive(task_id, self._exchange)
         while True:
             try:
                 r = httpx.post(
@@ -44,6 +60,20 @@ class ConsoleClient:
                 return None
             if data.get("released"):
                 return str(data.get("note") or "control handed back")
+
+    def _post(self, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        try:
+            r = httpx.post(self.url + path, json=body, headers=self._headers, timeout=timeout)
+            data = r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _exchange(
+        self, task_id: str, payload: dict[str, Any], wait_s: float
+    ) -> dict[str, Any] | None:
+        """One poll of the live view: frame and results up, the person's inputs down."""
+        return self._post(f"/api/control/{task_id}/live?wait={wait_s:g}", payload, wait_s + 15.0)
 
     def help(self, task_id: str, question: str, timeout_s: float) -> str:
         """Ask the person at the console; their answer, or ``no answer`` after ``timeout_s``."""
@@ -83,14 +113,22 @@ def controlled(
     pause: Callable[[float], None] | None = None,
     audit: Any = None,
     environ: Mapping[str, str] | None = None,
+    computer: Computer | None = None,
 ) -> ActionGate:
-    """``gate`` behind the console's control leases when the run has a console."""
+    """``gate`` behind the console's control leases when the run has a console.
+
+    With the task's ``computer``, the person holding the lease acts on it from the page's
+    live view while the agent is parked (``LiveDriver``).
+    """
     client = console_client(environ)
     if client is None:
         return gate
     from agentcorp.console.lease import ControlGate
 
-    return ControlGate(gate, client.control, pause, audit)
+    if computer is None:
+        return ControlGate(gate, client.control, pause, audit)
+    driver = LiveDriver(computer, gate.redact_frame, audit)
+    return ControlGate(gate, partial(client.control, live=driver), pause, audit)
 
 
 def webhook_asker(url: str, timeout_s: float) -> Callable[[str, str], str]:

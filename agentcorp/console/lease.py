@@ -13,6 +13,8 @@ next turn starts from a fresh observation.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import sqlite3
 import threading
 import time
@@ -33,12 +35,16 @@ REFUSAL = "control held by a person"
 
 @dataclass(slots=True)
 class Lease:
-    """Who holds a task's sandbox, until when (``time.time()``)."""
+    """Who holds a task's sandbox, until when (``time.time()``).
+
+    ``key`` goes to the page that took the lease only: inputs to the live view must carry it.
+    """
 
     task_id: str
     holder: str
     expires: float
     taken: float
+    key: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """What viewers see."""
@@ -75,7 +81,10 @@ class LeaseBook:
             if current is not None and current.holder != holder:
                 return f"{task_id}: control already held by {current.holder}"
             now = time.time()
-            lease = Lease(task_id, holder, now + self.ttl_s, current.taken if current else now)
+            taken, key = (
+                (current.taken, current.key) if current else (now, secrets.token_urlsafe(18))
+            )
+            lease = Lease(task_id, holder, now + self.ttl_s, taken, key)
             self._leases[task_id] = lease
             self._persist(lease)
             self.cond.notify_all()
@@ -90,6 +99,16 @@ class LeaseBook:
             current.expires = time.time() + self.ttl_s
             self._persist(current)
             return current
+
+    def holds(self, task_id: str, holder: str, key: str) -> bool:
+        """Whether ``holder`` holds ``task_id`` and ``key`` is the one their take was given."""
+        with self.cond:
+            current = self.held(task_id)
+            return (
+                current is not None
+                and current.holder == holder
+                and hmac.compare_digest(current.key.encode(), key.encode())
+            )
 
     def release(self, task_id: str, holder: str, note: str = "") -> str | None:
         """Hand back; ``None`` when done, else why not."""

@@ -6,10 +6,13 @@ the run's own processes (approvers, help requests, control checks). Changes from
 (POST) also need the ``X-Agentcorp-Console`` header, which no other site can send here.
 
 Routes: ``/`` the page; ``/api/state`` and ``/api/events`` (server-sent events) the run's
-state; ``/api/frame/TASK`` a running task's last frame; ``/api/questions/ID`` answers an
-approval or a help question; ``/api/lease/TASK`` takes, renews or hands back control.
-For the run's processes: ``/api/approvals`` (the ``console`` approver, webhook protocol),
-``/api/help`` (``request_help``), ``/api/control/TASK`` (is a person holding this task?).
+state; ``/api/frame/TASK`` a running task's last frame; ``/api/live/TASK`` its newest live
+frame while a person holds it; ``/api/questions/ID`` answers an approval or a help question;
+``/api/lease/TASK`` takes, renews or hands back control; ``/api/input/TASK`` queues the lease
+holder's click, keys, text or scroll for the sandbox. For the run's processes:
+``/api/approvals`` (the ``console`` approver, webhook protocol), ``/api/help``
+(``request_help``), ``/api/control/TASK`` (is a person holding this task?) and
+``/api/control/TASK/live`` (the parked agent's poll: live frame up, inputs down).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import jinja2
 from markupsafe import Markup
 
 from agentcorp.console.lease import LeaseBook
+from agentcorp.console.live import LiveBook, describe_input, parse_input
 from agentcorp.console.state import ConsoleState
 from agentcorp.errors import ConfigError
 
@@ -75,6 +79,7 @@ class ConsoleServer:
     ) -> None:
         self.state = state
         self.leases = leases
+        self.live = LiveBook(self._live_changed)
         self.audit = audit  # an AuditLog for what people do here (or None)
         self.token = secrets.token_urlsafe(24)
         self._audit_lock = threading.Lock()
@@ -133,6 +138,13 @@ class ConsoleServer:
     def closing(self) -> bool:
         """``close()`` was called."""
         return self._closing.is_set()
+
+    def _live_changed(self, frame_only: bool) -> None:
+        if frame_only:
+            self.state.live_changed()
+        else:
+            with self.state.cond:
+                self.state.changed()
 
     def record(self, kind: str, **fields: Any) -> None:
         """Audit what a person (or a bad request) did, and show it in the audit tail."""
@@ -269,12 +281,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._events()
         elif path.startswith("/api/frame/"):
             self._frame(path.removeprefix("/api/frame/"))
+        elif path.startswith("/api/live/"):
+            task_id = path.removeprefix("/api/live/")
+            image = self.console.live.frame(task_id)
+            if image is None:
+                self._error(HTTPStatus.NOT_FOUND, f"{task_id}: no live frame")
+            else:
+                self._send(HTTPStatus.OK, image, "image/jpeg")
         else:
             self._error(HTTPStatus.NOT_FOUND, f"{path}: no such page")
 
     def _snapshot(self) -> dict[str, Any]:
         snap = self.console.state.snapshot()
         snap["leases"] = self.console.leases.snapshot()
+        snap["live"] = {
+            t: v for t, v in self.console.live.snapshot().items() if t in snap["leases"]
+        }
         return snap
 
     def _frame(self, task_id: str) -> None:
@@ -294,16 +316,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        state, seen = self.console.state, -1
+        state, seen, seen_live = self.console.state, -1, -1
         try:
             while not self.console.closing:
-                version = state.wait_change(seen, 10.0)
-                if version == seen:
-                    self.wfile.write(b": keep-alive\n\n")  # also notices a gone viewer
-                else:
-                    seen = version
+                version, live = state.wait_any(seen, seen_live, 10.0)
+                if version != seen:
+                    seen, seen_live = version, live
                     data = json.dumps(self._snapshot(), separators=(",", ":"))
                     self.wfile.write(f"data: {data}\n\n".encode())
+                elif live != seen_live:
+                    # A new live frame: only the live views' numbers, not the whole state.
+                    seen_live = live
+                    frames = json.dumps(self._snapshot()["live"], separators=(",", ":"))
+                    self.wfile.write(f"event: live\ndata: {frames}\n\n".encode())
+                else:
+                    self.wfile.write(b": keep-alive\n\n")  # also notices a gone viewer
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
@@ -323,6 +350,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._approval(body, query)
         elif path == "/api/help":
             self._help(body)
+        elif path.startswith("/api/control/") and path.endswith("/live"):
+            self._live_poll(path.removeprefix("/api/control/").removesuffix("/live"), body, query)
         elif path.startswith("/api/control/"):
             self._control(path.removeprefix("/api/control/"), query)
         elif self.headers.get(_HEADER) != "1":
@@ -333,6 +362,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(path.removeprefix("/api/questions/"), body)
         elif path.startswith("/api/lease/"):
             self._lease(path.removeprefix("/api/lease/"), body)
+        elif path.startswith("/api/input/"):
+            self._input(path.removeprefix("/api/input/"), body)
         else:
             self._error(HTTPStatus.NOT_FOUND, f"{path}: no such action")
 
@@ -372,10 +403,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, task_id: str, query: dict[str, list[str]]) -> None:
         """The agent asks before each action: free, or (after waiting) the hand-back note."""
-        if self.console.leases.held(task_id) is None:
+        live = query.get("live") == ["1"]
+        # Inputs sent before the agent parked and then handed back still run first.
+        drain = live and self.console.live.pending(task_id) > 0
+        if self.console.leases.held(task_id) is None and not drain:
             self._json(HTTPStatus.OK, {"held": False})
             return
         self.console.record("control.refused", task=task_id, reason="control held by a person")
+        if live:
+            # The agent serves the live view (``/api/control/TASK/live``) until hand-back.
+            self._json(HTTPStatus.OK, {"held": True, "released": False, "live": True})
+            return
         wait = _seconds(query.get("wait", ["30"])[0], 30.0)
         note = self.console.leases.wait_released(task_id, wait)
         self._json(HTTPStatus.OK, {"held": True, "released": note is not None, "note": note or ""})
@@ -431,13 +469,96 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if op != "heartbeat":
             self.console.record(f"lease.{op}", task=task_id, by=who)
+        if op == "release":
+            self.console.live.wake()
         with state.cond:
             state.changed()
-        self._json(HTTPStatus.OK, {"ok": True, "leases": books.snapshot()})
+        reply: dict[str, Any] = {"ok": True, "leases": books.snapshot()}
+        if op == "take":
+            reply["key"] = got.key  # the taker's page only: its inputs carry it
+        self._json(HTTPStatus.OK, reply)
+
+    def _input(self, task_id: str, body: dict[str, Any]) -> None:
+        """The lease holder's input for the sandbox: queued for the parked agent."""
+        who = _who(body)
+        status = _task_status(self.console.state, task_id)
+        key = body.get("key")
+        if status is None:
+            why, code = f"{task_id}: no such task", HTTPStatus.NOT_FOUND
+        elif status != "running":
+            why, code = (
+                f"{task_id}: is {status}, not running: the input was not sent",
+                HTTPStatus.CONFLICT,
+            )
+        elif not isinstance(key, str) or not self.console.leases.holds(task_id, who, key):
+            why, code = (
+                f"{task_id}: {who} holds no control lease on it (take over first)",
+                HTTPStatus.CONFLICT,
+            )
+        else:
+            try:
+                action = parse_input(body.get("event"), self.console.live.size(task_id))
+            except ValueError as exc:
+                why, code = f"{task_id}: {exc}", HTTPStatus.BAD_REQUEST
+            else:
+                got = self.console.live.push(task_id, action)
+                if isinstance(got, int):
+                    self.console.record(
+                        "person.action", task=task_id, by=who, input=got, **describe_input(action)
+                    )
+                    self._json(HTTPStatus.OK, {"ok": True, "id": got})
+                    return
+                why, code = got, HTTPStatus.TOO_MANY_REQUESTS
+        self.console.record("person.refused", task=task_id, by=who, reason=why, status=int(code))
+        self._error(code, why)
+
+    def _live_poll(self, task_id: str, body: dict[str, Any], query: dict[str, list[str]]) -> None:
+        """The parked agent's poll: its live frame and results in, the person's inputs out."""
+        frame: bytes | None = None
+        raw, size = body.get("frame"), body.get("size")
+        try:
+            if isinstance(raw, str) and raw:
+                frame = base64.b64decode(raw, validate=True)
+            got_size = (int(size[0]), int(size[1])) if isinstance(size, list) else None
+        except (ValueError, TypeError, IndexError):
+            self._error(HTTPStatus.BAD_REQUEST, "frame: not base64, or size not [width, height]")
+            return
+        if frame is not None and not frame.startswith(b"\xff\xd8"):
+            self._error(HTTPStatus.BAD_REQUEST, "frame: not a JPEG")
+            return
+        results = [r for r in body.get("results") or () if isinstance(r, dict)]
+        for r in results:
+            if not r.get("ok"):
+                self.console.record(
+                    "person.failed", task=task_id, input=r.get("id"), error=str(r.get("error"))
+                )
+        leases = self.console.leases
+        events = self.console.live.exchange(
+            task_id,
+            frame,
+            got_size,
+            results,
+            min(_seconds(query.get("wait", ["0.25"])[0], 0.25), 5.0),
+            lambda: leases.held(task_id) is not None,
+        )
+        held = leases.held(task_id) is not None
+        reply: dict[str, Any] = {"held": held, "released": not held, "events": events}
+        if not held:
+            self.console.live.leave(task_id)
+            reply["note"] = leases.wait_released(task_id, 0.0) or "control handed back"
+        self._json(HTTPStatus.OK, reply)
 
     def _refuse_lease(self, status: int, task_id: str, who: str, op: Any, why: str) -> None:
         self.console.record("lease.refused", task=task_id, by=who, op=str(op), reason=why)
         self._error(status, why)
+
+
+def _task_status(state: ConsoleState, task_id: str) -> str | None:
+    with state.cond:
+        t = state.tasks.get(task_id)
+        if t is None:
+            return None
+        return "finished" if t.finished else t.status
 
 
 def _who(body: dict[str, Any]) -> str:

@@ -90,6 +90,7 @@ class ConsoleState:
     def __init__(self, audit_tail: int = 50) -> None:
         self.cond = threading.Condition()
         self.version = 0
+        self.live_version = 0  # bumped by each new live frame (the page swaps one image)
         self.company = ""
         self.run_dir: Path | None = None
         self.backend = ""
@@ -130,6 +131,20 @@ class ConsoleState:
         with self.cond:
             self.cond.wait_for(lambda: self.version != seen, timeout)
             return self.version
+
+    def live_changed(self) -> None:
+        """A new live frame: wakes the event streams without a whole new snapshot."""
+        with self.cond:
+            self.live_version += 1
+            self.cond.notify_all()
+
+    def wait_any(self, seen: int, seen_live: int, timeout: float) -> tuple[int, int]:
+        """Block until ``version`` or ``live_version`` moves (or ``timeout``); both, now."""
+        with self.cond:
+            self.cond.wait_for(
+                lambda: self.version != seen or self.live_version != seen_live, timeout
+            )
+            return self.version, self.live_version
 
     def note(self, kind: str, **fields: Any) -> None:
         """Add an entry to the audit tail the page shows."""

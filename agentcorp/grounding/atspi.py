@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from agentcorp._text import drop_format
 from agentcorp.grounding.base import Candidate, Grounder, Hint
 from agentcorp.grounding.dom import _drop_nested
 from agentcorp.grounding.ocr_grounder import _prefer_near
@@ -46,6 +47,10 @@ _ACTIONABLE = frozenset(
 )
 
 
+#: What the app states about a field (a label relation, the field's own name) over geometry.
+_STATED = 0.1
+
+
 def _fills(text: str, span: int) -> bool:
     """Whether a match of ``span`` characters is (nearly) all of a one-line ``text``."""
     shown = text.strip()
@@ -63,7 +68,7 @@ class AccessibleTree(Protocol):
 
 def name_score(target: str, name: str) -> float:
     """How well an accessible name fits a target: 1.0 exact, 0.97 other case, lower inside."""
-    t, n = " ".join(target.split()), " ".join(name.split())
+    t, n = " ".join(drop_format(target).split()), " ".join(drop_format(name).split())
     if not t or not n:
         return 0.0
     if t == n:
@@ -82,31 +87,37 @@ class AtspiGrounder(Grounder):
             raise TypeError(f"{type(tree).__name__} has no accessibility(fresh_for)")
         self.tree = tree
         self.min_score = min_score
+        #: Boxes a later grounder must not offer for the last ``locate`` (see
+        #: ``CompositeGrounder``): the editable elements, when the app said the label names
+        #: something that takes no text.
+        self.excluded: list[Box] = []
 
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Showing elements named ``target`` (or the field it labels), best first."""
+        self.excluded = []
         snap = self.tree.accessibility(fresh_for=frame)
         if snap is None:
             return []
         nodes = [n for n in snap.nodes if n.name.strip()]
-        cands = self._named(nodes, target)
-        if hint is None or hint.role != "field":
-            cands += self._holding(snap, target)
         if hint is not None and hint.role == "field":
-            cands = self._fields(snap, cands)
+            cands = self._fields(snap, self._named(nodes, target))
+        else:
+            cands = [c for _, c in self._named(nodes, target)] + self._holding(snap, target)
         if hint is not None and hint.region is not None:
             region = hint.region
             cands = [c for c in cands if region.contains(*c.box.center)]
         if hint is not None and hint.near and len(cands) > 1:
-            cands = _prefer_near(cands, self._named(nodes, hint.near))
+            cands = _prefer_near(cands, [c for _, c in self._named(nodes, hint.near)])
         cands.sort(key=lambda c: (-c.score, c.box.y, c.box.x))
         note = getattr(self.tree, "grounded", None)
         if callable(note):
             note([c.box for c in cands])  # the click then checks nothing covers them
         return cands
 
-    def _named(self, nodes: Sequence[Any], target: str) -> list[Candidate]:
+    def _named(self, nodes: Sequence[Any], target: str) -> list[tuple[Any, Candidate]]:
+        """Elements named ``target`` with their candidates (nested twins as one)."""
         out: list[Candidate] = []
+        of: dict[Candidate, Any] = {}
         for n in nodes:
             score = name_score(target, n.name)
             if score < self.min_score:
@@ -115,8 +126,10 @@ class AtspiGrounder(Grounder):
                 score -= 0.02  # a label with the same words as a button is the lesser place
             if "sensitive" not in n.states and "enabled" not in n.states:
                 score -= 0.04  # greyed out: it is there, but a click does nothing
-            out.append(Candidate(n.box, n.name, round(score, 4), "a11y"))
-        return _drop_nested(out)
+            c = Candidate(n.box, n.name, round(score, 4), "a11y")
+            out.append(c)
+            of.setdefault(c, n)
+        return [(of[c], c) for c in _drop_nested(out)]
 
     def _holding(self, snap: Any, target: str) -> list[Candidate]:
         """Fields and displays whose text shows ``target`` (what they hold is on screen)."""
@@ -147,21 +160,66 @@ class AtspiGrounder(Grounder):
             return box
         return None
 
-    def _fields(self, snap: Any, labels: list[Candidate]) -> list[Candidate]:
-        """The editable element each label names (relations, own name, then geometry)."""
+    def _fields(self, snap: Any, labels: list[tuple[Any, Candidate]]) -> list[Candidate]:
+        """The editable element each label names: relations, own name, then geometry.
+
+        What the app itself says (a label relation, a field's own accessible name) outranks
+        where things are drawn by ``_STATED``, so a decoy field beside a label loses to the
+        field the label is tied to. A label tied to something that takes no text names no
+        field: geometry is not asked then, it would find a neighbour the label is not for.
+        """
         editable = [n for n in snap.nodes if n.editable]
-        roles = {n.box: n.role for n in snap.nodes}
-        out: list[Candidate] = []
-        for label in labels:
-            field = next((e for e in editable if e.box == label.box), None)
-            score = label.score
-            if field is None:
-                field = _beside(label.box, editable)
+        related = self._related(snap, [n for n, _ in labels], editable)
+        if any(not fields for fields in related.values()):
+            # OCR's geometry after us would pick a field beside the label all the same.
+            self.excluded = [e.box for e in editable]
+        best: dict[Box, Candidate] = {}
+        for node, label in labels:
+            if node.ref in related:
+                fields, bonus = related[node.ref], _STATED
+            elif node.editable:
+                fields, bonus = [node], _STATED
+            else:
+                near = _beside(label.box, editable)
+                fields = [near] if near is not None else []
                 # A button or menu with the words names what it does, not a field.
-                score += 0.02 if roles.get(label.box) == "label" else -0.15
-            if field is not None:
-                out.append(Candidate(field.box, label.text, round(score, 4), "a11y"))
+                bonus = 0.02 if node.role == "label" else -0.15
+            for f in fields:
+                c = Candidate(f.box, label.text, round(label.score + bonus, 4), "a11y")
+                if f.box not in best or best[f.box].score < c.score:
+                    best[f.box] = c
+        return list(best.values())
+
+    def _related(
+        self, snap: Any, labels: Sequence[Any], editable: Sequence[Any]
+    ) -> dict[tuple[str, str], list[Any]]:
+        """For each label with a relation: the editable elements it labels (maybe none).
+
+        Either side may state the tie (the label's LABEL_FOR, the field's LABELLED_BY); a
+        label for a container (a combo box with an entry) labels the editable inside it.
+        """
+        ask = getattr(self.tree, "relations", None)
+        if not callable(ask) or not labels:
+            return {}
+        refs = [n.ref for n in labels]
+        rel = ask(refs + [e.ref for e in editable if e.ref not in set(refs)])
+        if not isinstance(rel, dict):
+            return {}
+        out: dict[tuple[str, str], list[Any]] = {}
+        for n in labels:
+            targets = (rel.get(n.ref) or {}).get("label_for", [])
+            if targets:
+                out[n.ref] = [e for e in editable if _labels(snap, targets, e)]
+        for e in editable:
+            for ref in (rel.get(e.ref) or {}).get("labelled_by", []):
+                if ref in refs and e not in out.setdefault(ref, []):
+                    out[ref].append(e)
         return out
+
+
+def _labels(snap: Any, targets: Sequence[tuple[str, str]], field: Any) -> bool:
+    """Whether ``field`` is one of a relation's targets or inside one."""
+    return field.ref in targets or any(a.ref in targets for a in snap.ancestors(field))
 
 
 def _beside(label: Box, editable: Sequence[Any]) -> Any | None:

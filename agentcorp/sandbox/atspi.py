@@ -42,8 +42,7 @@ _STATES = {
     "visible": 30,
 }
 # AtspiRelationType: the element is labelled by / a label for the targets.
-_LABELLED_BY = 2
-_LABEL_FOR = 1
+_RELATIONS = {2: "labelled_by", 1: "label_for"}
 #: Roles a person types into even when a toolkit leaves out the "editable" state (a plain
 #: "text" is also a calculator's read-only display, so it needs the state).
 EDITABLE_ROLES = frozenset({"entry", "password text", "spin button", "spin box", "editbar"})
@@ -188,6 +187,12 @@ class AtspiTree:
 
     # --- the snapshot ---------------------------------------------------------------------
 
+    def app_count(self) -> int:
+        """How many apps are registered on the bus (0 when the registry does not answer)."""
+        with self._lock:
+            apps = self._calls([(_ROOT, _ACC, "GetChildren", "", ())])[0]
+        return len(apps[0]) if apps else 0
+
     def snapshot(self) -> Snapshot:
         """Every showing element of every registered app, with screen boxes."""
         t0 = time.perf_counter()
@@ -266,6 +271,27 @@ class AtspiTree:
         with self._lock:
             got = self._calls([(ref, "org.a11y.atspi.Text", "GetText", "ii", (0, -1))])[0]
         return str(got[0]) if got else None
+
+    def relations(
+        self, refs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, list[tuple[str, str]]]]:
+        """Each element's ``labelled_by`` and ``label_for`` targets, pipelined (one round trip).
+
+        A toolkit ties a label to the field it names this way (GTK ``set_mnemonic_widget``,
+        Qt ``setBuddy``), wherever the two are drawn. Elements without any are left out.
+        """
+        if not refs:
+            return {}
+        with self._lock:
+            got = self._calls([(r, _ACC, "GetRelationSet", "", ()) for r in refs])
+        out: dict[tuple[str, str], dict[str, list[tuple[str, str]]]] = {}
+        for ref, reply in zip(refs, got, strict=True):
+            for kind, targets in reply[0] if reply else ():
+                key = _RELATIONS.get(int(kind))
+                if key:
+                    found = out.setdefault(ref, {"labelled_by": [], "label_for": []})
+                    found[key].extend((str(b), str(p)) for b, p in targets)
+        return out
 
     def range_extents(self, ref: tuple[str, str], start: int, end: int) -> Box | None:
         """Screen box of an element's characters ``start:end`` (Text.GetRangeExtents)."""

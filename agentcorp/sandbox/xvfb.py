@@ -203,6 +203,9 @@ class XvfbDesktop(Computer):
         #: How long a click waits for a window covering its grounded target to go.
         self.cover_wait = 1.0
         self._targets: list[Box] = []
+        # Where the last click went and the input generation it made: a typing step's
+        # field check asks whether that click is what put the focus where it is.
+        self._clicked: tuple[int, int, int] | None = None
         self._learned_delay = 0.0
         #: (active window, focused element, its mirrors) of the last text-less focus.
         self._textless: tuple[int, tuple[str, str], list[tuple[str, str]]] | None = None
@@ -461,6 +464,7 @@ class XvfbDesktop(Computer):
         cwd = app.cwd if app.cwd is not None else self.home
         env = dict(self._env)
         env.update({k: _expand_home(v, self.home) for k, v in app.env.items()})
+        registered = self._a11y.app_count() if self._a11y is not None else None
         proc = spawn(argv, package=app.debian_package(), env=env, cwd=cwd)
         self._procs.append((app.name, proc))
         if app.type_delay is not None:
@@ -485,7 +489,23 @@ class XvfbDesktop(Computer):
                 # first keystroke goes to the app, but a WM that does not is no error.
                 with contextlib.suppress(SandboxError):
                     self._wait_x(lambda: self._active_id() == found[-1].id, 2.0, "focus")
+            if registered is not None:
+                self._wait_registered(registered)
         return proc
+
+    def _wait_registered(self, before: int) -> None:
+        """Wait briefly for a new app on the accessibility bus (its tree), if one comes.
+
+        An app registers a moment after its window shows (Qt apps reliably after); a first
+        step grounded in that moment would find no tree and fall back to OCR, whose
+        geometry can pick another field than the one a label names. An app with no bridge
+        (Athena) never registers: it costs ``_REGISTER_WAIT`` once, at start.
+        """
+        assert self._a11y is not None
+        deadline = time.monotonic() + _REGISTER_WAIT
+        while self._a11y.app_count() <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._input_gen += 1  # a tree read before this is stale
 
     def maximize(self, title: str | None = None, timeout: float = 5.0) -> None:
         """Ask the window manager to maximize a window (EWMH) and wait until it has."""
@@ -721,6 +741,7 @@ class XvfbDesktop(Computer):
         """
         self._wait_uncovered(x, y)
         self._input_gen += 1
+        self._clicked = (x, y, self._input_gen) if button == "left" else None
         if self._pyautogui is not None:
             self._pyautogui.click(x, y, button=button)
             return
@@ -1278,6 +1299,12 @@ class XvfbDesktop(Computer):
         """Screen box of characters ``start:end`` of an element's text (None: unknown)."""
         return self._a11y.range_extents(ref, start, end) if self._a11y is not None else None
 
+    def relations(
+        self, refs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, list[tuple[str, str]]]]:
+        """Label relations of elements of the tree (``AtspiTree.relations``; {} without one)."""
+        return self._a11y.relations(refs) if self._a11y is not None else {}
+
     def grounded(self, boxes: Sequence[Box]) -> None:
         """Remember the elements grounding just found, for the covered-target check."""
         self._targets = list(boxes)
@@ -1288,13 +1315,24 @@ class XvfbDesktop(Computer):
         return snap.focused() if snap is not None else None
 
     def check_editable_focus(self, label: str) -> None:
-        """Raise ``SandboxError`` unless focus is in an editable element (when the tree knows)."""
-        self._input_gen += 1  # the click that focused it may have been just now
-        node = self.focused_element()
-        if node is None or node.editable:
-            return
-        what = f"{node.role} {node.name!r}" if node.name else node.role or "an element"
-        raise SandboxError(f"into {label!r}: focus is on {what}, not an editable field")
+        """Raise ``SandboxError`` unless focus is in an editable element (when the tree knows).
+
+        Right after a click (the ``into`` step clicked its field) the focus must be in the
+        element clicked: a field that refused it leaves the focus in another field, where
+        the text would land while the step said ok. The app gets a moment to move it.
+        """
+        clicked = self._clicked
+        if clicked is not None and clicked[2] != self._input_gen:
+            clicked = None  # other input since: the click is not what typing follows
+        deadline = time.monotonic() + (_FOCUS_WAIT if clicked is not None else 0.0)
+        while True:
+            self._input_gen += 1  # the click that focused it may have been just now
+            problem = _focus_problem(self.focused_element(), clicked)
+            if problem is None:
+                return
+            if time.monotonic() >= deadline:
+                raise SandboxError(f"into {label!r}: {problem}")
+            time.sleep(0.05)
 
     def key(self, combo: str) -> None:
         """Press a combination like ``"ctrl+s"``, ``"alt+F4"``, ``"Return"``, ``"ctrl+shift+t"``."""
@@ -1496,6 +1534,31 @@ def _is_popup(win: Any) -> bool:
 def _same_window(a: Box, b: Box) -> bool:
     """Whether two boxes are one window (its frame with or without the WM's decorations)."""
     return b.contains(*a.center) and abs(a.w - b.w) <= 40 and abs(a.h - b.h) <= 60
+
+
+#: How long a started app may take to register on the accessibility bus after its window
+#: shows (Qt apps take tens of ms; an app with no accessibility bridge pays all of it).
+_REGISTER_WAIT = 1.0
+#: How long an app may take to move the keyboard focus to the field a click landed on.
+_FOCUS_WAIT = 1.0
+
+
+def _focus_problem(node: Accessible | None, clicked: tuple[int, int, int] | None) -> str | None:
+    """Why typing must not follow with focus on ``node`` (None: fine, or unknown)."""
+    if node is None:
+        return None
+    what = f"{node.role} {node.name!r}" if node.name else node.role or "an element"
+    if not node.editable:
+        return f"focus is on {what}, not an editable field"
+    if clicked is not None:
+        x, y, _ = clicked
+        b = node.box
+        if not Box(b.x - 2, b.y - 2, b.w + 4, b.h + 4).contains(x, y):
+            return (
+                f"the click at ({x}, {y}) did not focus the field there; focus stayed on"
+                f" {what} at ({b.x}, {b.y}, {b.w}x{b.h})"
+            )
+    return None
 
 
 def _popup_name(snap: Snapshot, box: Box) -> str:

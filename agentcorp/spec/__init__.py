@@ -17,6 +17,7 @@ from agentcorp.spec._load import (
     company_files,
     load_company,
     load_company_text,
+    only_judged,
     validate_paths,
 )
 from agentcorp.spec._tools import (
@@ -82,6 +83,7 @@ __all__ = [
     "effective_policy",
     "load_company",
     "load_company_text",
+    "only_judged",
     "parse_duration",
     "parse_input_args",
     "read_input_rows",

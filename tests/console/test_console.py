@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -210,3 +211,33 @@ def test_console_with_worker_processes(tmp_path: Path, site: str, chromium: Any)
         _wait(lambda: page.locator("#dag g.node[data-status=pass]").count() == 3, "3 passes")
         thread.join(120)
     assert out and out[0].passed and out[0].backend == "local", out and out[0].to_json()
+
+
+def test_run_with_a_console_address_serves_it_for_the_run_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agentcorp.run(console="127.0.0.1:0")``: a console for this run, its URL on stderr."""
+    from agentcorp.policy.approvers import CONSOLE_URL_ENV
+    from tests.fleet.conftest_helpers import write_company
+
+    monkeypatch.delenv(CONSOLE_URL_ENV, raising=False)
+    company = write_company(tmp_path / "co", 2)
+    seen: list[int] = []
+    err: list[str] = []
+
+    class Probe(agentcorp.RunObserver):
+        def task_finished(self, run: Any) -> None:
+            # While the run is on, its console answers with the token printed on stderr.
+            err.append(capsys.readouterr().err)
+            line = next(ln for ln in "".join(err).splitlines() if ln.startswith("console: "))
+            seen.append(httpx.get(line.removeprefix("console: "), timeout=5).status_code)
+
+    report = agentcorp.run(
+        company,
+        sessions=tmp_path / "run",
+        console="127.0.0.1:0",
+        observers=[Probe()],
+        episode="tests.fleet.runners:spec_sleepy",
+    )
+    assert report.passed and seen == [200, 200], seen
+    assert CONSOLE_URL_ENV not in os.environ  # closed with the run

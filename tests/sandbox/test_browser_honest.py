@@ -55,6 +55,15 @@ PAGES = {
       <script>setTimeout(() => document.getElementById('veil').remove(), 300);</script>""",
     "select.html": """<label for="s">Customer</label><select id="s"><option>---</option>
       <option>Globex Corporation</option><option>Hooli</option></select>""",
+    # Radio buttons inside their labels, whose (invisible) values repeat the labels' words;
+    # and a closed list beside its caption.
+    "choices.html": """<p>Shipping: <label><input type=radio name=ship value=standard checked>
+      Standard</label> <label><input type=radio name=ship value=express> Express</label></p>
+      <p><label for="z">Size</label> <select id="z"><option>Small</option><option>Large</option>
+      </select></p>""",
+    # Words with characters that draw nothing inside: they show as "Confirm", "receipt".
+    "invisible.html": """<p>Keep the re&shy;ceipt.</p>
+      <button id="b" onclick="window.clicked=1">Con&#8203;firm</button>""",
 }
 
 
@@ -262,3 +271,52 @@ def test_a_role_in_a_click_step_picks_the_button_over_the_link(
     again = Actor(browser, gate=AllowAll(), grounder=DomGrounder(browser))
     _, res = drive(again.run(EpisodeTask("t", "x", steps=[{"click": "Save"}])))
     assert res.status == "failed" and "ambiguous" in res.reason
+
+
+def test_a_radio_in_its_label_is_one_place_and_its_value_is_no_name(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "choices.html")
+    got = resolve(DomGrounder(browser).locate(None, "Express"), target="Express")
+    assert not isinstance(got, Ambiguous | NotFound), got
+    browser.click(*got.box.center)
+    assert browser._page.evaluate("() => document.querySelector(':checked').value") == "express"
+
+
+def test_options_of_a_closed_list_are_not_on_screen(browser: BrowserComputer, site: str) -> None:
+    """Only the chosen option shows: a click on another one must not land on the list."""
+    _open(browser, site, "choices.html")
+    g = DomGrounder(browser)
+    assert isinstance(
+        resolve(g.locate(None, "Large", Hint(purpose="act")), target="Large"), NotFound
+    )
+    shown = resolve(g.locate(None, "Small"), target="Small")
+    assert not isinstance(shown, Ambiguous | NotFound), shown
+    assert (
+        browser._page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).tagName", list(shown.box.center)
+        )
+        == "SELECT"
+    )
+
+
+def test_words_with_invisible_characters_inside_are_found_as_shown(
+    browser: BrowserComputer, site: str
+) -> None:
+    # "Con\u200bfirm" is drawn as "Confirm": the DOM finds what a person sees, and a target
+    # copied with the zero-width space in it finds the same button.
+    _open(browser, site, "invisible.html")
+    g = DomGrounder(browser)
+    boxes = []
+    for target in ("Confirm", "Con\u200bfirm"):
+        got = resolve(g.locate(None, target, Hint(purpose="act")), target=target)
+        assert not isinstance(got, Ambiguous | NotFound), got
+        assert got.source == "dom" and got.score == 1.0, got
+        boxes.append(got.box)
+    # A word to read (a wait_for) inside a sentence: "re\u00adceipt" shows as "receipt".
+    read = resolve(g.locate(None, "receipt"), target="receipt")
+    assert not isinstance(read, Ambiguous | NotFound) and read.text == "Keep the receipt.", read
+    at = browser._page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).id", list(boxes[0].center)
+    )
+    assert at == "b" and boxes[1] == boxes[0]

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import select
 import shutil
 import subprocess
@@ -845,7 +846,13 @@ class XvfbDesktop(Computer):
         if focus is None:
             mirrors = (known or self._text_mirrors()) if value == text else None
             if mirrors is not None:
-                self._type_on_screen(text, delay, mirrors)
+                # Tab and Return move on (to the next cell or field): each piece is checked
+                # where it was typed, before the key that leaves it.
+                for piece in re.split(r"([\t\n])", text):
+                    if piece in ("\t", "\n"):
+                        self._send_keys(piece, delay)
+                    elif piece:
+                        self._type_on_screen(piece, delay, mirrors)
                 return
             # Keys into an element that holds no text are commands (a calculator's keypad):
             # each waits until the app has drawn the one before (apps drop keys that arrive

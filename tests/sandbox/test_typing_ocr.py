@@ -131,3 +131,11 @@ def test_typing_into_a_spreadsheet_cell_is_read_back_from_its_formula_bar(
         desk.key("Tab")
         desk.type("7.25")  # the same cell area keeps the focus: no new snapshot needed
         assert "7.25" in desk._a11y.texts_of(mirrors)
+        # Tab moves on: each cell's piece is checked before the key that leaves it.
+        desk.key("Return")
+        desk.type("INV-3\t9.75")
+        assert "9.75" in desk._a11y.texts_of(mirrors)
+        desk.key("Return")
+        desk.key("Up")
+        desk.settle()
+        assert "INV-3" in desk._a11y.texts_of(mirrors), desk._a11y.texts_of(mirrors)

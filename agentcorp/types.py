@@ -291,6 +291,9 @@ class ActionResultStep:
     changed: Box | None = None
     kind: Literal["action_result"] = "action_result"
     phases: dict[str, float] = field(default_factory=dict)
+    #: What the screen did beyond the action (``Computer.take_notes``: a dialog the page
+    #: showed and how it was answered, a tab that opened or closed); page text, untrusted.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

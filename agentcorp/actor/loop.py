@@ -26,6 +26,7 @@ from agentcorp.actor.tools import HELP_SCHEMA, TOOL_SCHEMAS, ToolError, parse_to
 from agentcorp.errors import ActionInterrupted, AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
 from agentcorp.grounding.resolve import resolve
+from agentcorp.grounding.text import matchable
 from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
 from agentcorp.policy.base import ActionGate, GateContext
 from agentcorp.record.canonical import canonical_request_hash, request_body
@@ -159,6 +160,7 @@ class _State:
     # Why the last action failed, for the model: our prefix and the environment's own text.
     failure: tuple[str, str] = ("", "")
     ground_ms: float = 0.0  # grounding time not yet charged to an action's phases
+    notes: list[str] = field(default_factory=list)  # what the screen did beyond the last action
     model_ms: float = 0.0  # the model call that chose the next action
 
 
@@ -197,6 +199,11 @@ class Actor:
         yield self._observe(st, st.frame, None)
         try:
             for i, sstep in enumerate(script):
+                unseen = _unseen_target(sstep)
+                if unseen is not None:
+                    # Bad input, not a grounding miss: no model could find it either.
+                    why = f"steps[{i}] ({step_text(sstep)}): {unseen}"
+                    return EpisodeResult("failed", why, failed_step=i, steps_done=i)
                 result = yield from self._scripted(st, sstep)
                 if result is not None:
                     return replace(result, failed_step=i, steps_done=i)
@@ -333,7 +340,9 @@ class Actor:
                 if cands:
                     return self._pick(st, target, cands, hint)
                 if expired or isinstance(self.grounder, NullGrounder):
-                    return None, f"'{target}' not found on screen"
+                    if hint is not None and hint.role == "field":
+                        return None, f"no field labelled '{target}' found on screen"
+                    return None, self._not_found(target)
                 yield from self._refresh(st, 0.2)
         finally:
             st.ground_ms += (time.perf_counter() - t0) * 1000.0
@@ -352,6 +361,14 @@ class Actor:
             f" score {chosen.score:g}"
         )
         return chosen.box.center, None
+
+    def _not_found(self, target: str) -> str:
+        """Why ``target`` was not found: the grounder's explanation when it has one."""
+        try:
+            why = self.grounder.why_not(target)
+        except AgentcorpError:
+            why = None
+        return why or f"'{target}' not found on screen"
 
     def _untrusted(self, text: str, source: str) -> str:
         """Environment text (it may quote the screen) as the model must get it."""
@@ -536,10 +553,16 @@ class Actor:
             # holds): the model gets them as untrusted text, after our own prefix.
             prefix, raw = st.failure
             source = "policy" if prefix else "computer"
-            return f"Error: {prefix}{self._untrusted(raw, source)}", "error"
+            return f"Error: {prefix}{self._untrusted(raw, source)}{self._noted(st)}", "error"
         batch.progress = True
         batch.ran.append((before, st.shown or st.frame))
-        return f"ok: {_describe(action)}", "ok"
+        return f"ok: {_describe(action)}{self._noted(st)}", "ok"
+
+    def _noted(self, st: _State) -> str:
+        """The last action's notes (a dialog the page showed, a new tab) as the model gets them."""
+        if not st.notes:
+            return ""
+        return "; meanwhile " + self._untrusted("; ".join(st.notes), "page")
 
     def _finish(
         self, st: _State, action: Action, reasoning: str | None, call_id: str, batch: _Batch
@@ -713,6 +736,7 @@ class Actor:
             if isinstance(exc, SetupError):
                 raise
             act_ms = (time.perf_counter() - t0) * 1000
+            st.notes = _take_notes(self.computer)
             yield ActionResultStep(
                 st.step,
                 time.time(),
@@ -720,6 +744,7 @@ class Actor:
                 str(exc),
                 act_ms,
                 phases={**phases, "act": round(act_ms, 2)},
+                notes=st.notes,
             )
             over = self.meter.exceeded() if isinstance(exc, ActionInterrupted) else None
             if over is not None:
@@ -730,6 +755,7 @@ class Actor:
         t1 = time.perf_counter()
         settled = self.computer.settle(self.config.settle_timeout, since=before)
         t2 = time.perf_counter()
+        st.notes = _take_notes(self.computer)
         observation = self._observe(st, settled.frame, settled.changed)
         phases.update(
             act=(t1 - t0) * 1000,
@@ -746,6 +772,7 @@ class Actor:
             settled.elapsed_ms,
             settled.changed,
             phases={k: round(v, 2) for k, v in phases.items()},
+            notes=st.notes,
         )
         yield observation
         return None
@@ -828,6 +855,17 @@ def run_episode(
 # --- small helpers ------------------------------------------------------------------------
 
 
+def _unseen_target(s: ScriptStep) -> str | None:
+    """Why a step's text target can match nothing (no visible character), or None."""
+    for t in (s.target, s.to, s.into):
+        if isinstance(t, str) and not matchable(t):
+            return (
+                f"the target {t!r} has no visible character: no source (accessibility tree,"
+                " DOM or OCR) can match it"
+            )
+    return None
+
+
 def _text(target: Target | None) -> str | None:
     return target if isinstance(target, str) else None
 
@@ -846,6 +884,14 @@ def _call(obj: object, name: str) -> object:
         return fn()
     except AgentcorpError:
         return None
+
+
+def _take_notes(computer: Computer) -> list[str]:
+    """The computer's notes since the last action; none when it cannot say."""
+    try:
+        return [str(n) for n in computer.take_notes()]
+    except AgentcorpError:
+        return []
 
 
 def _str_or_none(value: object) -> str | None:

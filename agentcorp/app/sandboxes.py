@@ -47,6 +47,23 @@ def _files(company: Company, name: str) -> dict[str, Path]:
     return files
 
 
+def place_files(company: Company, name: str, home: Path) -> None:
+    """Copy browser sandbox ``name``'s ``files`` into its home (for the page's file fields).
+
+    A file already there (a kept home of an earlier run) is left as it is, as on a desktop.
+    """
+    for dest, src in _files(company, name).items():
+        if not dest.startswith("~/"):
+            raise ConfigError(f"sandboxes.{name}.files[{dest!r}]: must be '~/…' inside the home")
+        target = Path(_expand(dest, home)).resolve()
+        if not target.is_relative_to(home.resolve()):
+            raise ConfigError(f"sandboxes.{name}.files[{dest!r}]: must stay inside the home")
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+
+
 def open_desktop(
     company: Company,
     name: str,
@@ -136,10 +153,12 @@ def open_browser(
     chromium: str | None = None,
     on_navigation: Callable[[str, bool, str | None], None] | None = None,
     shared: Any = None,
+    on_dialog: Callable[[str, str, str], None] | None = None,
 ) -> Computer:
     """A fresh browser session on browser sandbox ``name`` (services already running).
 
-    ``on_navigation(url, allowed, reason)`` hears every navigation decision (the audit log).
+    ``on_navigation(url, allowed, reason)`` hears every navigation decision and
+    ``on_dialog(kind, message, answer)`` every dialog the page showed (the audit log).
     ``shared`` (a ``SharedChromium``) runs the session as a new browser context in that
     Chromium instead of starting one.
     """
@@ -156,6 +175,8 @@ def open_browser(
         chromium=chromium,
         on_navigation=on_navigation,
         shared=shared,
+        dialogs=spec.dialogs or "accept",
+        on_dialog=on_dialog,
     )
 
 
@@ -186,7 +207,8 @@ class Sandboxes:
         audit: Any = None,
     ) -> None:
         self.company = company
-        #: The run's ``AuditLog``: every browser navigation decision is appended to it.
+        #: The run's ``AuditLog``: every browser navigation decision and every dialog a page
+        #: showed is appended to it.
         self.audit = audit
         self.chromium = chromium
         self.secrets = secrets
@@ -235,6 +257,7 @@ class Sandboxes:
         if name not in self._homes:
             home = self._home(name) or Path(tempfile.mkdtemp(prefix=f"agentcorp-{name}-"))
             self._homes[name] = home
+            place_files(self.company, name, home)
             self._services.extend(start_services(self.company, name, home, self.secrets))
         browser = open_browser(
             self.company,
@@ -244,6 +267,7 @@ class Sandboxes:
             self.chromium,
             on_navigation=self._navigation_auditor(name),
             shared=self._shared_chromium(name),
+            on_dialog=self._dialog_auditor(name),
         )
         try:
             yield browser, make_grounder(browser, self._engine())
@@ -281,6 +305,17 @@ class Sandboxes:
 
         def record(url: str, allowed: bool, reason: str | None) -> None:
             audit.append("navigation", sandbox=name, url=url, allowed=allowed, reason=reason)
+
+        return record
+
+    def _dialog_auditor(self, name: str) -> Callable[[str, str, str], None] | None:
+        audit = self.audit
+        if audit is None:
+            return None
+
+        def record(kind: str, message: str, answer: str) -> None:
+            # The message is the page's text: the audit log keeps it as data, redacted.
+            audit.append("dialog", sandbox=name, dialog=kind, message=message, answer=answer)
 
         return record
 

@@ -53,6 +53,15 @@ class Grounder(ABC):
         report that rather than pick one silently.
         """
 
+    def why_not(self, target: str) -> str | None:
+        """Why ``target`` cannot be found although the screen holds it in some form, if known.
+
+        Asked only once a target was not found: e.g. a browser knows that the words are an
+        option of a closed list, which no click can reach. ``None`` when there is nothing to
+        add to "not found".
+        """
+        return None
+
 
 class NullGrounder(Grounder):
     """Never finds anything, so every text target goes to the model."""

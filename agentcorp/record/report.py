@@ -107,6 +107,7 @@ def trace_steps(session: Session) -> list[TraceStep]:
             current.ok, current.error = s.ok, s.error
             current.duration_ms, current.settle_ms = s.duration_ms, s.settle_ms
             current.phases = dict(s.phases)
+            current.notes.extend(s.notes)  # what the page did meanwhile (a dialog, a new tab)
         elif isinstance(s, ErrorStep):
             (current.notes if current is not None else notes).append(
                 f"error {s.error_type}: {s.message}"

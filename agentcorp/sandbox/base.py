@@ -168,6 +168,15 @@ class Computer(ABC):
         accessibility tree.
         """
 
+    def take_notes(self) -> list[str]:
+        """What the screen did beyond the last actions, since the last call; then forgotten.
+
+        A browser answers the page's own dialogs and follows the tabs it opens: each is one
+        line here ("the page asked (confirm) 'Really delete?': accepted"). Text in a note may
+        come from the page: it is untrusted. Backends with nothing to tell return ``[]``.
+        """
+        return []
+
     def close(self) -> None:  # noqa: B027  (optional hook; a no-op for backends owning nothing)
         """Stop everything this backend started. Safe to call twice."""
 

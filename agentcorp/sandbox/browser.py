@@ -15,6 +15,7 @@ import base64
 import contextlib
 import html
 import io
+import math
 import os
 import shutil
 import tempfile
@@ -121,6 +122,9 @@ def url_allowed(url: str, allow_urls: Sequence[str]) -> bool:
 
 
 NavigationObserver = Callable[[str, bool, "str | None"], None]
+#: ``on_dialog(kind, message, answer)``: a dialog the page showed and how it was answered.
+DialogObserver = Callable[[str, str, str], None]
+DialogAnswer = Literal["accept", "dismiss"]
 
 
 class SharedChromium:
@@ -200,6 +204,14 @@ class BrowserComputer(Computer):
     (the run's audit log). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
     ``shared`` is a ``SharedChromium`` to open this session's own browser context in instead
     of starting a Chromium; ``close`` then closes only that context.
+
+    The page's own dialogs (``alert``, ``confirm``, ``prompt``, ``beforeunload``) are answered
+    at once as ``dialogs`` says ("accept": OK, a prompt gets its default value; "dismiss":
+    Cancel; an alert has only OK), so none can hang a step; each is told to ``on_dialog`` and
+    kept as a note (``take_notes``). A tab the page opens (``target=_blank``,
+    ``window.open``) comes to the front, as a person would look at it, and when it closes the
+    tab under it is in front again; both are notes too. A new tab whose first page the URL
+    policy refuses is closed.
     """
 
     def __init__(
@@ -217,6 +229,8 @@ class BrowserComputer(Computer):
         timeout: float = 20.0,
         on_navigation: NavigationObserver | None = None,
         shared: SharedChromium | None = None,
+        dialogs: DialogAnswer = "accept",
+        on_dialog: DialogObserver | None = None,
     ) -> None:
         w, h = screen
         if w < 1 or h < 1:
@@ -243,11 +257,26 @@ class BrowserComputer(Computer):
         self._main_frame_id = ""
         self._focus_frame: Any = None
         self._inflight: dict[int, float] = {}
+        if dialogs not in ("accept", "dismiss"):
+            raise SandboxError(f"dialogs must be 'accept' or 'dismiss', got {dialogs!r}")
+        self.dialogs: DialogAnswer = dialogs
+        #: Hears every dialog the page shows: ``(kind, message, answer)``.
+        self.on_dialog = on_dialog
+        self._notes: list[str] = []
+        self._opened: list[Any] = []  # tabs the page opened, not yet brought to the front
+        self._behind: list[Any] = []  # tabs under the front one, the last one on top
+        self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
+        self._tab_due = 0.0  # until when a tab the page is opening is waited for
+        self._chooser: Any = None  # a file chooser the page opened, waiting for a path
+        self._downloads: list[Any] = []  # downloads started, not yet saved into the home
         #: Requests younger than this (seconds) hold ``settle``; older ones (long polls,
         #: streams) do not.
         self.request_grace = 1.0
         #: How long a click waits for something covering its target to go away.
         self.cover_wait = 1.0
+        #: How long a click waits for its disabled target (a button enabled once the form is
+        #: valid, or after a request) to be enabled.
+        self.enable_wait = 3.0
         #: How often a line whose text did not land is typed again (slower each time).
         self.type_retries = 2
         self._pw: Any = None
@@ -288,17 +317,16 @@ class BrowserComputer(Computer):
             self._context = browser.new_context(
                 viewport={"width": self._screen[0], "height": self._screen[1]},
                 device_scale_factor=1,
-                accept_downloads=False,
+                # Saved into the sandbox home (``_save_downloads``); the route decides first.
+                accept_downloads=True,
             )
             self._context.set_default_timeout(self._timeout_ms)
             # Every request is routed, restricted or not: file:, chrome: and friends are
             # refused even without an allow list.
             self._context.route("**/*", self._route)
             self._page = self._context.new_page()
-            self._page.on("framenavigated", self._on_navigated)
-            self._page.on("request", self._on_request)
-            self._page.on("requestfinished", self._on_request_done)
-            self._page.on("requestfailed", self._on_request_done)
+            self._watch(self._page)
+            self._context.on("page", self._on_new_tab)
             self._attach_cdp()
         except Error as exc:
             raise SandboxError(f"Chromium did not start: {_one_line(exc)}") from exc
@@ -320,9 +348,199 @@ class BrowserComputer(Computer):
         self._cdp.on("Page.frameStartedLoading", self._on_loading)
         self._cdp.on("Page.frameStoppedLoading", self._on_stopped)
         self._cdp.on("Page.domContentEventFired", self._on_stopped)
+        self._cdp.on("Page.windowOpen", self._on_window_open)
+        self._cdp.on("Page.downloadWillBegin", self._on_window_open)
         self._cdp.send("Page.enable")
         tree = self._cdp.send("Page.getFrameTree")
         self._main_frame_id = str(tree["frameTree"]["frame"]["id"])
+
+    def _watch(self, page: Any) -> None:
+        """Follow one tab's navigations, requests and dialogs."""
+        page.on("framenavigated", self._on_navigated)
+        page.on("request", self._on_request)
+        page.on("requestfinished", self._on_request_done)
+        page.on("requestfailed", self._on_request_done)
+        page.on("dialog", self._on_dialog)
+        page.on("filechooser", self._on_file_chooser)
+        page.on("download", self._on_download)
+
+    # --- the page's dialogs and tabs ---------------------------------------------------
+
+    def take_notes(self) -> list[str]:
+        """What the page did beyond the action since the last call (dialogs, tabs); cleared.
+
+        The text in them comes from the page (untrusted); secret values are replaced by their
+        ``${secrets.NAME}`` placeholders.
+        """
+        notes, self._notes = self._notes, []
+        return notes
+
+    def _note(self, text: str) -> None:
+        for name, value in self._secrets.items():
+            if value:
+                text = text.replace(value, f"${{secrets.{name}}}")
+        self._notes.append(text)
+
+    def _on_dialog(self, dialog: Any) -> None:
+        """Answer a dialog the page showed, at once: an unanswered one would hang the page."""
+        kind = str(getattr(dialog, "type", "dialog"))
+        accept = self.dialogs == "accept" or kind == "alert"
+        default = str(getattr(dialog, "default_value", "") or "")
+        try:
+            if not accept:
+                dialog.dismiss()
+            elif kind == "prompt":
+                dialog.accept(default)
+            else:
+                dialog.accept()
+        except Exception:  # already answered, or its page is gone
+            pass
+        message = " ".join(str(getattr(dialog, "message", "")).split())
+        if len(message) > 200:
+            message = message[:199] + "…"
+        answer = _dialog_answer(kind, accept, default)
+        verb = "said" if kind == "alert" else "asked"
+        self._note(f"the page {verb} ({kind}) {message!r}: {answer}")
+        if self.on_dialog is not None:
+            # An observer's failure must not leave the dialog's page stuck or stop the step.
+            with contextlib.suppress(Exception):
+                self.on_dialog(kind, message, answer)
+
+    def _on_file_chooser(self, chooser: Any) -> None:
+        # Listening keeps Chromium from showing (headless: swallowing) its own chooser.
+        self._chooser = chooser
+        self._note(
+            "the page opened a file chooser: type the path of a file in the sandbox home "
+            "(~/name) to choose it"
+        )
+
+    def _choose_file(self, text: str) -> bool:
+        """Answer the page's open file chooser with ``text`` (paths, one a line), if it waits.
+
+        A chooser whose field no longer has the focus (the agent went on elsewhere) is
+        dropped, and the text is typed as usual. Only files inside the sandbox home can be
+        chosen.
+        """
+        from playwright.sync_api import Error
+
+        chooser, self._chooser = self._chooser, None
+        if chooser is None:
+            return False
+        try:
+            focused = chooser.element.evaluate(
+                "e => { const a = e.ownerDocument.activeElement;"
+                " return a === e || !a || a === e.ownerDocument.body; }"
+            )
+        except Error:
+            return False
+        if not focused:
+            return False
+        paths = [self._home_file(p.strip()) for p in text.split("\n") if p.strip()]
+        if not paths:
+            raise SandboxError("type: the file chooser needs a path; nothing was chosen")
+        if len(paths) > 1 and not chooser.is_multiple():
+            raise SandboxError("type: the file chooser takes one file; nothing was chosen")
+        self._call("type", chooser.set_files, [str(p) for p in paths])
+        names = ", ".join(f"~/{p.relative_to(self.home.resolve())}" for p in paths)
+        self._note(f"chose {names} in the page's file chooser")
+        return True
+
+    def _home_file(self, path: str) -> Path:
+        """``path`` (``~/x``, ``x`` or absolute) as a file inside the sandbox home, or why not."""
+        home = self.home.resolve()
+        rel = path[2:] if path.startswith("~/") else path
+        got = (home / rel).resolve()
+        if not got.is_relative_to(home):
+            raise SandboxError(
+                f"type: {path!r} is outside the sandbox home; only its files can be chosen"
+            )
+        if not got.is_file():
+            raise SandboxError(f"type: no file {path!r} in the sandbox home; nothing was chosen")
+        return got
+
+    def _on_download(self, download: Any) -> None:
+        self._downloads.append(download)
+        self._tab_due = 0.0
+
+    def _save_downloads(self) -> None:
+        """Save each finished download as ``~/Downloads/NAME`` in the sandbox home (waits)."""
+        from playwright.sync_api import Error
+
+        while self._downloads:
+            download = self._downloads.pop(0)
+            name = _download_name(str(download.suggested_filename))
+            folder = self.home / "Downloads"
+            folder.mkdir(parents=True, exist_ok=True)
+            dest, n = folder / name, 1
+            while dest.exists():
+                n += 1
+                dest = folder / f"{Path(name).stem} ({n}){Path(name).suffix}"
+            try:
+                download.save_as(dest)
+            except Error as exc:
+                self._note(f"the page's download of {name!r} failed: {_one_line(exc)}")
+                continue
+            self._note(f"the page downloaded {name!r} to ~/Downloads/{dest.name}")
+
+    def _on_window_open(self, params: dict[str, Any]) -> None:
+        # The renderer is opening a tab or starting a download: Playwright's page or download
+        # event follows, and settle waits for it.
+        self._tab_due = time.monotonic() + 2.0
+
+    def _on_new_tab(self, page: Any) -> None:
+        if page is self._page or page in self._behind:
+            return
+        self._watch(page)
+        self._opened.append(page)
+        self._tab_due = 0.0
+
+    def _follow_tabs(self) -> None:
+        """Bring a tab the page opened to the front; when the front tab closed, go back."""
+        from playwright.sync_api import Error
+
+        while self._refused_tabs:
+            with contextlib.suppress(Error):
+                self._refused_tabs.pop().close()
+        while self._opened:
+            page = self._opened.pop(0)
+            if page.is_closed():
+                continue
+            self._behind.append(self._page)
+            self._front(page)
+            with contextlib.suppress(Error):
+                page.wait_for_load_state("domcontentloaded", timeout=min(self._timeout_ms, 5000))
+            self._note(f"a new tab opened ({page.url}); it is in front now")
+        if not self._page.is_closed():
+            return
+        while self._behind:
+            page = self._behind.pop()
+            if not page.is_closed():
+                self._front(page)
+                self._note(f"the tab in front closed; back to the tab before ({page.url})")
+                return
+
+    def _pause(self, ms: float) -> None:
+        """Let the page run for ``ms`` milliseconds (its events are delivered meanwhile)."""
+        from playwright.sync_api import Error
+
+        try:
+            self._page.wait_for_timeout(ms)
+        except Error:
+            # The front tab closed under us: the next look goes to the tab before it.
+            self._follow_tabs()
+
+    def _front(self, page: Any) -> None:
+        """Make ``page`` the tab every action, capture and DOM question goes to."""
+        from playwright.sync_api import Error
+
+        self._page = page
+        self._focus_frame = None
+        self._nav_pending = False
+        self._nav_requested = 0.0
+        with contextlib.suppress(Error):
+            page.bring_to_front()
+        with contextlib.suppress(Error):
+            self._attach_cdp()
 
     def _on_requested(self, params: dict[str, Any]) -> None:
         if params.get("frameId") == self._main_frame_id:
@@ -383,6 +601,10 @@ class BrowserComputer(Computer):
             top = request.frame.parent_frame is None
         if top:
             self._pending_violation = url
+            with contextlib.suppress(Error):
+                page = request.frame.page
+                if page is not self._page and str(page.url) in ("", "about:blank"):
+                    self._refused_tabs.append(page)
         # "No Content" to a navigation leaves the frame on the page it was showing.
         route.fulfill(status=204, body="")
 
@@ -473,6 +695,8 @@ class BrowserComputer(Computer):
             return
         self._closed = True
         unregister_cleanup(id(self))
+        with contextlib.suppress(Exception):
+            self._save_downloads()  # closing the context deletes what it downloaded
         if self._browser is None and self._context is not None:
             # A context in a shared Chromium: closing it drops its pages, cookies and storage.
             with contextlib.suppress(Exception):
@@ -554,6 +778,8 @@ class BrowserComputer(Computer):
     def _check(self) -> None:
         if self._closed:
             raise SandboxError("the browser is closed")
+        self._follow_tabs()
+        self._save_downloads()
         self._raise_violation()
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -577,6 +803,7 @@ class BrowserComputer(Computer):
         """Capture the viewport (or ``region`` of it) through CDP."""
         if self._closed:
             raise SandboxError("the browser is closed")
+        self._follow_tabs()
         # optimizeForSpeed: Chromium's fast encoder settings take about a quarter off each
         # JPEG capture here (84 -> 60 ms at 1280x800 on a loaded machine).
         params: dict[str, Any] = {"captureBeyondViewport": False, "optimizeForSpeed": True}
@@ -646,6 +873,8 @@ class BrowserComputer(Computer):
         When (x, y) lies on an element the last ``dom_find`` returned and something else is on
         top of it there (an overlay, an open menu), waits up to ``cover_wait`` seconds for it
         to go, else raises ``SandboxError`` naming what covers the target; nothing is clicked.
+        A disabled target (``:disabled``, ``aria-disabled``) is waited for up to
+        ``enable_wait`` seconds the same way.
         """
         self._check()
         xy = self._xy(x, y)
@@ -662,7 +891,7 @@ class BrowserComputer(Computer):
     def _wait_uncovered(self, x: int, y: int) -> None:
         from playwright.sync_api import Error
 
-        deadline = time.monotonic() + self.cover_wait
+        start = time.monotonic()
         while True:
             try:
                 cover = self._page.evaluate(_COVER_JS, [x, y])
@@ -670,11 +899,18 @@ class BrowserComputer(Computer):
                 return  # a page in the middle of navigating has nothing on top of anything
             if cover is None:
                 return
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - start
+            if isinstance(cover, dict):
+                if waited >= self.enable_wait:
+                    raise SandboxError(
+                        f"click at ({x}, {y}) not done: the target {cover.get('disabled')} "
+                        f"is disabled (waited {self.enable_wait:g}s for it to be enabled)"
+                    )
+            elif waited >= self.cover_wait:
                 raise SandboxError(
                     f"click at ({x}, {y}) not done: the target is covered by {cover}"
                 )
-            self._page.wait_for_timeout(50)
+            self._pause(50)
 
     def move(self, x: int, y: int) -> None:
         """Move the pointer to (x, y)."""
@@ -709,6 +945,8 @@ class BrowserComputer(Computer):
         content). Typing with no editable element focused raises before any key is sent.
         """
         self._check()
+        if self._choose_file(text):
+            return
         value = resolve_secrets(text, self._secrets)
         hidden = value != text
         lines = value.split("\n")
@@ -799,7 +1037,8 @@ class BrowserComputer(Computer):
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             checkpoint()
-            self._page.wait_for_timeout(min(left, 0.1) * 1000.0)
+            self._pause(min(left, 0.1) * 1000.0)
+        self._save_downloads()  # one that began meanwhile is in the home when the wait ends
 
     def settle(self, timeout: float = 2.0, since: Frame | None = None) -> SettleResult:
         """Return as soon as the page is done with what the last action started.
@@ -839,6 +1078,8 @@ class BrowserComputer(Computer):
                 break
         self._nav_pending = False
         self._nav_requested = 0.0
+        # A download the action began shows up as late as the capture: keep it now.
+        self._save_downloads()
         changed = changed_box(since, frame) if since is not None else None
         elapsed = (time.perf_counter() - t0) * 1000.0
         return SettleResult(frame, changed, elapsed, stable, spent)
@@ -853,6 +1094,7 @@ class BrowserComputer(Computer):
 
         animating = True
         while time.perf_counter() < deadline:
+            self._follow_tabs()
             try:
                 # One round trip also delivers the events the action caused (a form
                 # submission's navigation) before we look at our flags.
@@ -860,11 +1102,13 @@ class BrowserComputer(Computer):
             except Error:
                 pass  # the old document went away under a navigation: look again
             else:
+                self._save_downloads()  # those the round trip delivered
                 now = time.monotonic()
                 young = any(now - t < self.request_grace for t in self._inflight.values())
-                if not self._navigating() and not young:
+                tab_due = time.monotonic() < self._tab_due
+                if not self._navigating() and not young and not tab_due:
                     return animating
-            self._page.wait_for_timeout(5)
+            self._pause(5)
         return animating
 
     def _xy(self, x: int, y: int) -> tuple[float, float]:
@@ -896,7 +1140,9 @@ class BrowserComputer(Computer):
         self._check()
         if role is not None and role not in (*_ROLES, "text"):
             raise SandboxError(f"dom_locate: unknown role {role!r}")
-        raw = self._call("dom_locate", self._page.evaluate, _FIND_JS, [target, role, 20, remember])
+        raw = self._call(
+            "dom_locate", self._page.evaluate, _FIND_JS, [target, role, 20, remember, False]
+        )
         sw, sh = self._screen
         out: list[dict[str, Any]] = []
         for c in raw or []:
@@ -916,6 +1162,62 @@ class BrowserComputer(Computer):
                 }
             )
         return out
+
+    def dom_why_not(self, target: str) -> str | None:
+        """Why a target ``dom_find`` did not find cannot be acted on, when the page knows.
+
+        The target is an option of a visible closed list (``<select>``), which shows only its
+        chosen option: the way to choose it is to type it into the list. Or it is on the page
+        but outside the visible part (below the fold, scrolled away inside a box that
+        scrolls): the page must be scrolled to it first.
+        """
+        self._check()
+        got = self._call("dom_why_not", self._page.evaluate, _WHY_NOT_JS, target)
+        if not isinstance(got, dict):
+            return self._why_off_screen(target)
+        option, name = str(got.get("option", "")), str(got.get("name", ""))
+        if name:
+            return (
+                f"'{option}' is an option of the closed list '{name}': "
+                f"use `type: {option}, into: {name}`"
+            )
+        shows = str(got.get("shows", ""))
+        return (
+            f"'{option}' is an option of a closed list (it shows '{shows}'): click the list, "
+            f"then type '{option}'"
+        )
+
+    def _why_off_screen(self, target: str) -> str | None:
+        """Where ``target`` is when it is on the page but not in view, and how to get there."""
+        raw = self._call(
+            "dom_why_not", self._page.evaluate, _FIND_JS, [target, None, 5, False, True]
+        )
+        if not raw:
+            return None
+        c = raw[0]
+        sw, sh = self._screen
+        x, y, w, h = (float(c[k]) for k in ("x", "y", "w", "h"))
+        ways = []
+        if y >= sh:
+            ways.append(("down", y + h / 2 - sh / 2))
+        elif y + h <= 0:
+            ways.append(("up", sh / 2 - (y + h / 2)))
+        if x >= sw:
+            ways.append(("right", x + w / 2 - sw / 2))
+        elif x + w <= 0:
+            ways.append(("left", sw / 2 - (x + w / 2)))
+        if not ways:
+            return (
+                f"'{target}' is on the page but scrolled out of view inside a box that "
+                "scrolls: scroll that box to it first"
+            )
+        way, far = ways[0]
+        notches = max(1, math.ceil(far / 100))
+        where = {"down": "below", "up": "above", "right": "right of", "left": "left of"}[way]
+        return (
+            f"'{target}' is on the page but {where} the part in view: scroll {way} first "
+            f"(`scroll: {{direction: {way}, amount: {notches}}}`)"
+        )
 
     def dom_locate(self, target: str, role: str | None = None) -> list[tuple[Box, str]]:
         """``dom_find`` as ``(box, text)`` pairs (the ``DomLocator`` contract), not remembered."""
@@ -997,11 +1299,13 @@ def _playwright_combo(combo: str) -> str:
     return "+".join(out)
 
 
-_FIND_JS = r"""([target, role, limit, remember]) => {
+_FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const KEY = Symbol.for('agentcorp.targets');
-  const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+  // Format characters (zero-width spaces, soft hyphens) draw nothing: "Con\u200bfirm" shows
+  // as "Confirm", on the page and in a target alike.
+  const norm = (s) => (s || '').replace(/\p{Cf}/gu, '').replace(/\s+/g, ' ').trim();
   const fold = (s) => norm(s).toLowerCase();
-  const squash = (s) => (s || '').toLowerCase().replace(/\s+/g, '');
+  const squash = (s) => (s || '').replace(/\p{Cf}/gu, '').toLowerCase().replace(/\s+/g, '');
   const want = fold(target);
   const wantSq = squash(target);
   if (!want) return [];
@@ -1015,7 +1319,9 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
       const r = (e.getAttribute('role') || '').toLowerCase();
       return ['textbox', 'searchbox', 'combobox', 'spinbutton'].includes(r);
     }
-    return !NOT_TEXT.includes((e.type || '').toLowerCase()) && !e.disabled;
+    // A file field takes a typed path (the file chooser it opens is answered with it).
+    const type = (e.type || '').toLowerCase();
+    return (type === 'file' || !NOT_TEXT.includes(type)) && !e.disabled;
   };
   const kindOf = (e) => {
     const t = e.tagName, r = (e.getAttribute('role') || '').toLowerCase();
@@ -1037,8 +1343,38 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     e.ownerDocument.defaultView.getComputedStyle(e).cursor === 'pointer';
   // Where an element's document sits: the top page, or a same-origin frame whose content
   // box offsets its coordinates and clips what of it can be seen.
-  const TOP = {ox: 0, oy: 0, clip: [0, 0, vw, vh]};
+  // ``anywhere``: also what lies outside the viewport or is scrolled away inside a box (to
+  // say why a target is not on screen), so nothing is clipped.
+  const TOP = {ox: 0, oy: 0, clip: anywhere ? [-Infinity, -Infinity, Infinity, Infinity]
+    : [0, 0, vw, vh]};
   const place = new Map();
+  const style = (e) => e.ownerDocument.defaultView.getComputedStyle(e);
+  // The part of its document's page an element's clipping ancestors (a box that scrolls,
+  // overflow: hidden) let show: a row scrolled out of a list is not on screen.
+  const clipOf = (e) => {
+    const out = [-Infinity, -Infinity, Infinity, Infinity];
+    const doc = e.ownerDocument;
+    let pos = style(e).position;
+    for (let a = e.parentElement || (e.parentNode && e.parentNode.host); a;
+         a = a.parentElement || (a.parentNode && a.parentNode.host)) {
+      if (pos === 'fixed') break;
+      if (a === doc.body || a === doc.documentElement) break;
+      const cs = style(a);
+      // An absolutely placed element escapes the boxes between it and what it is placed in.
+      const contains = pos !== 'absolute' || cs.position !== 'static' || cs.transform !== 'none';
+      if (contains) {
+        if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible') {
+          const q = a.getBoundingClientRect();
+          const x = q.left + a.clientLeft, y = q.top + a.clientTop;
+          out[0] = Math.max(out[0], x); out[1] = Math.max(out[1], y);
+          out[2] = Math.min(out[2], x + a.clientWidth);
+          out[3] = Math.min(out[3], y + a.clientHeight);
+        }
+        pos = cs.position;
+      }
+    }
+    return out;
+  };
   const box = (e) => {
     if (e.checkVisibility && !e.checkVisibility({visibilityProperty: true})) return null;
     const q = e.getBoundingClientRect();
@@ -1046,8 +1382,13 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     const c = place.get(e) || TOP;
     const r = {left: q.left + c.ox, top: q.top + c.oy, right: q.right + c.ox,
       bottom: q.bottom + c.oy};
-    const x0 = Math.max(c.clip[0], r.left), y0 = Math.max(c.clip[1], r.top);
-    const x1 = Math.min(c.clip[2], r.right), y1 = Math.min(c.clip[3], r.bottom);
+    let x0 = Math.max(c.clip[0], r.left), y0 = Math.max(c.clip[1], r.top);
+    let x1 = Math.min(c.clip[2], r.right), y1 = Math.min(c.clip[3], r.bottom);
+    if (!anywhere && x1 - x0 >= 1 && y1 - y0 >= 1) {
+      const k = clipOf(e);
+      x0 = Math.max(x0, k[0] + c.ox); y0 = Math.max(y0, k[1] + c.oy);
+      x1 = Math.min(x1, k[2] + c.ox); y1 = Math.min(y1, k[3] + c.oy);
+    }
     if (x1 - x0 < 1 || y1 - y0 < 1) return null;
     return {x: x0, y: y0, w: x1 - x0, h: y1 - y0, r};
   };
@@ -1078,6 +1419,11 @@ _FIND_JS = r"""([target, role, limit, remember]) => {
     const clip = [Math.max(c.clip[0], ox), Math.max(c.clip[1], oy),
       Math.min(c.clip[2], ox + f.clientWidth - pl - pr),
       Math.min(c.clip[3], oy + f.clientHeight - pt - pb)];
+    if (!anywhere) {
+      const k = clipOf(f);
+      clip[0] = Math.max(clip[0], k[0] + c.ox); clip[1] = Math.max(clip[1], k[1] + c.oy);
+      clip[2] = Math.min(clip[2], k[2] + c.ox); clip[3] = Math.min(clip[3], k[3] + c.oy);
+    }
     if (clip[2] - clip[0] < 1 || clip[3] - clip[1] < 1) return null;
     return {doc, c: {ox, oy, clip}};
   };
@@ -1246,6 +1592,19 @@ _COVER_JS = (
   };
   const mine = arr.filter(inside);
   if (!mine.length) return null;
+  const desc = (e) => {
+    const what = '<' + e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+      (typeof e.className === 'string' && e.className.trim()
+        ? '.' + e.className.trim().split(/\s+/).slice(0, 2).join('.') : '') + '>';
+    const text = (e.innerText || e.value || '').replace(/\s+/g, ' ').trim();
+    return what + (text ? ' "' + (text.length > 60 ? text.slice(0, 59) + '…' : text) + '"' : '');
+  };
+  // A disabled control (or one inside a disabled one) takes no click: nothing would happen.
+  const disabled = (e) => {
+    const c = e.closest('button, input, select, textarea, option, fieldset');
+    return (c !== null && c.matches(':disabled')) || e.closest('[aria-disabled=true]') !== null;
+  };
+  if (mine.every(disabled)) return {disabled: desc(mine[0])};
   // What a click at (x, y) reaches: into open shadow roots and same-origin frames.
   let doc = document, px = x, py = y, hit = null;
   for (;;) {
@@ -1271,11 +1630,17 @@ _COVER_JS = (
     const host = e.getRootNode().host;
     if (host && (host === hit || host.contains(hit))) return null;
   }
-  const what = '<' + hit.tagName.toLowerCase() + (hit.id ? '#' + hit.id : '') +
-    (typeof hit.className === 'string' && hit.className.trim()
-      ? '.' + hit.className.trim().split(/\s+/).slice(0, 2).join('.') : '') + '>';
-  const text = (hit.innerText || '').replace(/\s+/g, ' ').trim();
-  return what + (text ? ' "' + (text.length > 60 ? text.slice(0, 59) + '…' : text) + '"' : '');
+  // A header or footer that stays put while the page scrolls hides what scrolled under it.
+  for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
+    const pos = a.ownerDocument.defaultView.getComputedStyle(a).position;
+    if (pos !== 'fixed' && pos !== 'sticky') continue;
+    const q = a.getBoundingClientRect();
+    const way = (q.top + q.bottom) / 2 < a.ownerDocument.defaultView.innerHeight / 2
+      ? 'up' : 'down';
+    return desc(hit) + ', which stays in place when the page scrolls: scroll ' + way +
+      ' a little to bring the target out from under it';
+  }
+  return desc(hit);
 }"""
 )
 
@@ -1432,6 +1797,37 @@ _DOM_READ_JS = (
 }"""
 )
 
+# The closed list (a visible single-choice <select>) one of whose options is ``target``: the
+# option's text, the list's name (label, aria-label, title) and its chosen option's text.
+_WHY_NOT_JS = (
+    """(target) => {"""
+    + _DOCS_JS
+    + r"""
+  const fold = (s) => (s || '').replace(/\s+/g, ' ').trim().toLowerCase();
+  const want = fold(target);
+  if (!want) return null;
+  for (const d of docs) {
+    for (const sel of d.querySelectorAll('select')) {
+      if (sel.multiple || sel.size > 1 || !sel.getClientRects().length) continue;
+      if (sel.checkVisibility && !sel.checkVisibility({visibilityProperty: true})) continue;
+      const o = Array.from(sel.options).find((x) => fold(x.text) === want);
+      if (!o || o.selected) continue;
+      const names = Array.from(sel.labels || []).map((l) => l.innerText || l.textContent);
+      const by = (sel.getAttribute('aria-labelledby') || '').split(/\s+/)
+        .map((id) => id && d.getElementById(id)).filter(Boolean);
+      names.push(by.map((l) => l.innerText || l.textContent).join(' '));
+      names.push(sel.getAttribute('aria-label'), sel.getAttribute('title'));
+      const name = (names.map((n) => (n || '').replace(/\s+/g, ' ').trim()
+        .replace(/[\s:*]+$/, '')).find((n) => n) || '');
+      const chosen = sel.selectedOptions[0];
+      return {option: o.text.replace(/\s+/g, ' ').trim(), name,
+        shows: chosen ? chosen.text.replace(/\s+/g, ' ').trim() : ''};
+    }
+  }
+  return null;
+}"""
+)
+
 # The focused text field's box in the top viewport (through open shadow roots and
 # same-origin frames) and whether it is a password field; null when no text field has focus.
 _FOCUSED_FIELD_JS = (
@@ -1497,6 +1893,23 @@ def _landed(before: Mapping[str, Any], after: Mapping[str, Any], line: str) -> b
         return line in got or _alnum(line) in _alnum(got)
     expected = old[: int(start)] + line + old[int(end) :]
     return got == expected or _alnum(got) == _alnum(expected)
+
+
+def _download_name(suggested: str) -> str:
+    """A download's file name as the page suggested it, never a path out of the folder."""
+    name = suggested.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+    return name[:120] or "download"
+
+
+def _dialog_answer(kind: str, accept: bool, default: str) -> str:
+    """How a dialog was answered, in words."""
+    if kind == "alert":
+        return "OK"
+    if kind == "beforeunload":
+        return "accepted (the page was left)" if accept else "dismissed (the page stayed)"
+    if kind == "prompt" and accept:
+        return f"accepted with its default value {default!r}" if default else "accepted empty"
+    return "accepted" if accept else "dismissed"
 
 
 def _page_error(exc: BaseException) -> str:

@@ -350,7 +350,10 @@ class Sandbox(_Model):
     apps: list[App] = Field(default_factory=list, description="Apps started on a desktop.")
     files: dict[str, str] = Field(
         default_factory=dict,
-        description="Sandbox path (~/...) → source file relative to the company file's folder.",
+        description=(
+            "Sandbox path (~/...) → source file relative to the company file's folder. In a"
+            " browser sandbox's home they are the files a page's file field can be given."
+        ),
     )
     start_url: str | None = Field(default=None, description="First page of a browser sandbox.")
     allow_urls: list[str] | None = Field(
@@ -365,6 +368,14 @@ class Sandbox(_Model):
         default=None,
         description="Pause after each typed key on this desktop (e.g. 50ms); default adaptive.",
     )
+    dialogs: Literal["accept", "dismiss"] | None = Field(
+        default=None,
+        description=(
+            "How a browser answers the page's own dialogs (alert, confirm, prompt,"
+            " beforeunload): accept (OK, a prompt gets its default value; the default) or"
+            " dismiss (Cancel). Each one is noted in the step's result and audited."
+        ),
+    )
 
     @field_validator("type_delay")
     @classmethod
@@ -378,6 +389,8 @@ class Sandbox(_Model):
             raise ValueError(f"screen {w}x{h} is out of range (64..7680 x 64..4320)")
         if self.kind == "browser" and self.apps:
             raise ValueError("apps run on desktop sandboxes; a browser sandbox uses start_url")
+        if self.kind == "desktop" and self.dialogs is not None:
+            raise ValueError("dialogs is for browser sandboxes (the page's alert/confirm/prompt)")
         if self.allow_urls is not None and self.policy and self.policy.allow_urls is not None:
             raise ValueError("set allow_urls once: either on the sandbox or in its policy")
         return self
@@ -411,7 +424,9 @@ class TypeStep(_Model):
     """Type text; ``${secrets.NAME}`` is allowed here (only the sandbox resolves it)."""
 
     type: str = Field(description="Text to type; may contain ${secrets.NAME} and {inputs.x}.")
-    into: str | None = Field(default=None, description="Label of the field to click first.")
+    into: Annotated[str, AfterValidator(_visible)] | None = Field(
+        default=None, description="Label of the field to click first."
+    )
 
 
 class KeyStep(_Model):

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from agentcorp.actor import Actor, EpisodeTask
+from agentcorp.actor import Actor, ActorConfig, EpisodeTask
 from agentcorp.grounding.dom import DomGrounder
 from agentcorp.policy.base import AllowAll
-from agentcorp.sandbox.browser import BrowserComputer
+from agentcorp.sandbox.browser import BrowserComputer, _download_name
 from agentcorp.testing.drive import drive
+from agentcorp.testing.scripted import ScriptedLLM, tool_reply
+from agentcorp.types import ActionResultStep
 
 STYLE = "<style>body{font-family:DejaVu Sans,sans-serif;margin:20px}</style>"
 FILLER = "".join(f"<p>Line {i}</p>" for i in range(40))
@@ -46,6 +48,46 @@ PAGES = {
     "login.html": """<iframe src="pw.html" style="width:400px;height:120px;margin-top:50px"
       ></iframe>""",
     "pw.html": """<label>PIN <input id="pin" type="password"></label>""",
+    # The page's own dialogs.
+    "dialogs.html": """<button onclick="document.getElementById('out').textContent =
+        confirm('Really delete?') ? 'Deleted' : 'Kept'">Delete all</button>
+      <button onclick="document.getElementById('out').textContent =
+        'Name=' + prompt('Your name?', 'Ada')">Sign</button>
+      <button onclick="alert('Saved'); document.getElementById('out').textContent='after'"
+        >Save</button>
+      <button onclick="alert('Your PIN is 4711')">Show PIN</button><div id="out"></div>""",
+    # Links and buttons that open tabs; the new tab can close itself.
+    "tabs.html": """<h1>Tools</h1><a href="report.html" target="_blank">Open report</a>
+      <button onclick="window.open('report.html')">Pop report</button>
+      <button onclick="window.open('http://example.org/x')">Pop elsewhere</button>""",
+    # Closed lists, one with a label and one with none.
+    "lists.html": """<p><label for="size">Size:</label> <select id="size"><option>Small</option>
+      <option>Medium</option><option>Large</option></select></p>
+      <p><select id="colour"><option>Red</option><option>Blue</option></select></p>""",
+    # A button enabled a moment after the page loads, and one that stays disabled.
+    "later.html": """<button id="b" disabled onclick="document.getElementById('out')
+      .textContent='sent'">Send</button> <fieldset disabled><button>Archive</button></fieldset>
+      <div id="out"></div><script>setTimeout(() =>
+      document.getElementById('b').disabled = false, 300)</script>""",
+    # A long page under a header that stays put, and a list that scrolls inside its box.
+    "long_page.html": """<header style="position:sticky;top:0;height:80px;background:#eee">Shop
+      </header><div style="height:1500px">Top</div><button onclick="document.getElementById(
+      'out').textContent='ordered'">Order now</button><div style="height:1500px"></div>
+      <div id="out"></div>""",
+    "scrollbox.html": """<div style="height:100px;width:300px;overflow:auto">"""
+    + "".join(f"<p>Row {i}</p>" for i in range(12))
+    + """<button onclick="document.getElementById('out').textContent='hit'">Deep item</button>
+      </div><p>After the box</p><div id="out"></div>""",
+    # A file field and a button that reads what was chosen.
+    "upload.html": """<label>Attachment <input type="file" id="f"></label>
+      <button onclick="const f = document.getElementById('f').files;
+        document.getElementById('out').textContent = f.length ? f[0].name + ':' + f[0].size
+        : 'none'">Upload</button><p><label>Note <input id="n"></label></p>
+      <div id="out"></div>""",
+    # A link that downloads a file the page names.
+    "download.html": """<a href="data.csv" download="report.csv">Download report</a>""",
+    "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
+      <button onclick="window.close()">Close report</button>""",
 }
 
 
@@ -54,6 +96,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("pages")
     for name, body in PAGES.items():
         (root / name).write_text(f"<!doctype html><meta charset=utf-8>{STYLE}{body}", "utf-8")
+    (root / "data.csv").write_text("a,b\n1,2\n", "utf-8")
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -73,7 +116,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(site: str) -> Iterator[BrowserComputer]:
-    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}) as b:
+    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}, allow_urls=[f"{site}/*"]) as b:
         yield b
 
 
@@ -177,3 +220,299 @@ def test_a_password_field_in_a_frame_is_known_to_the_gate(
     box, password = got
     assert password
     assert box.y >= 50  # in viewport coordinates, below the frame's top margin
+
+
+# --- the page's own dialogs ---------------------------------------------------------------
+
+
+def _notes(steps: list[Any]) -> list[str]:
+    return [n for s in steps if isinstance(s, ActionResultStep) for n in s.notes]
+
+
+def test_a_confirm_is_accepted_and_the_step_says_so(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "dialogs.html")
+    steps, res = _run(browser, [{"click": "Delete all"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "Deleted"
+    assert _notes(steps) == ["the page asked (confirm) 'Really delete?': accepted"]
+
+
+def test_dialogs_dismiss_answers_cancel(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "dialogs.html")
+    browser.dialogs = "dismiss"
+    try:
+        steps, res = _run(browser, [{"click": "Delete all"}])
+    finally:
+        browser.dialogs = "accept"
+    assert res.status == "done", res.reason
+    assert _out(browser) == "Kept"
+    assert _notes(steps) == ["the page asked (confirm) 'Really delete?': dismissed"]
+
+
+def test_a_prompt_gets_its_default_and_an_alert_never_hangs(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "dialogs.html")
+    steps, res = _run(browser, [{"click": "Sign"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "Name=Ada"
+    assert _notes(steps) == [
+        "the page asked (prompt) 'Your name?': accepted with its default value 'Ada'"
+    ]
+    steps, res = _run(browser, [{"click": "Save"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "after"
+    assert _notes(steps) == ["the page said (alert) 'Saved': OK"]
+
+
+def test_a_dialog_reaches_the_model_as_untrusted_page_text_without_secrets(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "dialogs.html")
+    x, y = browser.dom_find("Show PIN")[0]["box"].center
+    model = ScriptedLLM([tool_reply("click", x=x, y=y), tool_reply("done", summary="ok")])
+    config = ActorConfig(long_side=800)
+    actor = Actor(browser, gate=AllowAll(), model=model, config=config)
+    steps, res = drive(actor.run(EpisodeTask("t", "show the pin")))
+    assert res.status == "done", res.reason
+    assert _notes(steps) == ["the page said (alert) 'Your PIN is ${secrets.PIN}': OK"]
+    last = model.calls[-1].messages
+    tool = next(m for m in last if m.get("role") == "tool")
+    assert tool["content"].startswith("ok: click at")
+    nonce = config.untrusted_nonce
+    assert f'nonce="{nonce}" source="page">the page said (alert)' in tool["content"]
+    assert "4711" not in str(last)
+
+
+def test_every_dialog_is_told_to_the_observer(browser: BrowserComputer, site: str) -> None:
+    seen: list[tuple[str, str, str]] = []
+    _open(browser, site, "dialogs.html")
+    browser.on_dialog = lambda *a: seen.append(a)
+    try:
+        x, y = browser.dom_find("Delete all")[0]["box"].center
+        browser.click(x, y)
+        browser.settle()
+    finally:
+        browser.on_dialog = None
+    assert _out(browser) == "Deleted"
+    assert seen == [("confirm", "Really delete?", "accepted")]
+    assert browser.take_notes() == ["the page asked (confirm) 'Really delete?': accepted"]
+    assert browser.take_notes() == []
+
+
+# --- tabs the page opens ------------------------------------------------------------------
+
+
+def test_a_link_to_a_new_tab_brings_it_to_the_front_and_back_when_it_closes(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "tabs.html")
+    steps, res = _run(
+        browser,
+        [
+            {"click": "Open report"},
+            {"wait_for": "Quarterly report", "timeout": 5},
+            {"type": "fine", "into": "Comment"},
+        ],
+    )
+    assert res.status == "done", res.reason
+    assert browser.url == f"{site}/report.html"
+    assert browser._page.eval_on_selector("#c", "e => e.value") == "fine"
+    assert _notes(steps) == [f"a new tab opened ({site}/report.html); it is in front now"]
+    steps, res = _run(browser, [{"click": "Close report"}, {"click": "Pop report"}])
+    assert res.status == "done", res.reason
+    assert _notes(steps) == [
+        f"the tab in front closed; back to the tab before ({site}/tabs.html)",
+        f"a new tab opened ({site}/report.html); it is in front now",
+    ]
+    assert browser.url == f"{site}/report.html"
+    browser._page.close()
+    assert browser.dom_find("Pop report")  # the tab before is in front again
+
+
+def test_a_new_tab_the_policy_refuses_is_closed_and_the_step_fails(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "tabs.html")
+    _, res = _run(browser, [{"click": "Pop elsewhere"}])
+    assert res.status == "error"
+    assert "navigation to http://example.org/x blocked" in res.reason
+    browser.settle()
+    assert browser.url == f"{site}/tabs.html"
+    assert len(browser._context.pages) == 1
+
+
+# --- options of a closed list -------------------------------------------------------------
+
+
+def test_a_click_on_an_option_of_a_closed_list_says_how_to_choose_it(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "lists.html")
+    actor = Actor(
+        browser,
+        gate=AllowAll(),
+        grounder=DomGrounder(browser),
+        config=ActorConfig(find_timeout=0.2),
+    )
+    _, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Large"}])))
+    assert res.status == "failed"
+    assert "'Large' is an option of the closed list 'Size': use `type: Large, into: Size`" in (
+        res.reason
+    )
+    assert browser._page.eval_on_selector("#size", "e => e.value") == "Small"
+    _, res = _run(browser, [{"type": "Large", "into": "Size"}])  # the advice works
+    assert res.status == "done", res.reason
+    assert browser._page.eval_on_selector("#size", "e => e.value") == "Large"
+    assert browser.dom_why_not("Blue") == (
+        "'Blue' is an option of a closed list (it shows 'Red'): click the list, then type 'Blue'"
+    )
+    assert browser.dom_why_not("Purple") is None
+
+
+# --- disabled targets ---------------------------------------------------------------------
+
+
+def test_a_click_waits_for_a_disabled_button_to_be_enabled(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "later.html")
+    _, res = _run(browser, [{"click": "Send"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "sent"
+
+
+def test_a_click_on_a_button_that_stays_disabled_fails(browser: BrowserComputer, site: str) -> None:
+    _open(browser, site, "later.html")
+    browser.enable_wait = 0.2
+    try:
+        _, res = _run(browser, [{"click": "Archive"}])
+    finally:
+        browser.enable_wait = 3.0
+    assert res.status == "failed"
+    assert 'the target <button> "Archive" is disabled' in res.reason
+
+
+# --- targets out of view ------------------------------------------------------------------
+
+
+def test_a_target_scrolled_away_inside_a_box_is_not_on_screen(
+    browser: BrowserComputer, site: str
+) -> None:
+    """Its box lies in the viewport, but the list clips it: a click there would hit nothing."""
+    _open(browser, site, "scrollbox.html")
+    assert browser.dom_find("Deep item") == []
+    assert browser.dom_why_not("Deep item") == (
+        "'Deep item' is on the page but scrolled out of view inside a box that scrolls: "
+        "scroll that box to it first"
+    )
+    browser._page.evaluate("() => document.querySelector('button').scrollIntoView()")
+    _, res = _run(browser, [{"click": "Deep item"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "hit"
+
+
+def test_a_target_below_the_fold_says_how_far_to_scroll_and_a_sticky_cover_which_way(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "long_page.html")
+    actor = Actor(
+        browser,
+        gate=AllowAll(),
+        grounder=DomGrounder(browser),
+        config=ActorConfig(find_timeout=0.2),
+    )
+    _, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Order now"}])))
+    assert res.status == "failed"
+    why = "'Order now' is on the page but below the part in view: scroll down first"
+    assert why in res.reason
+    notches = int(res.reason.split("amount: ")[1].split("}")[0])
+    _, res = _run(
+        browser,
+        [{"scroll": {"direction": "down", "amount": notches}}, {"click": "Order now"}],
+    )
+    assert res.status == "done", res.reason
+    assert _out(browser) == "ordered"
+    # Scrolled on until the button is under the header: the click says which way to go.
+    top = browser._page.eval_on_selector("button", "b => b.getBoundingClientRect().top")
+    browser._page.evaluate(f"() => window.scrollBy(0, {int(top) - 30})")
+    browser.cover_wait = 0.1
+    try:
+        _, res = _run(browser, [{"click": "Order now"}])
+    finally:
+        browser.cover_wait = 1.0
+    assert res.status == "failed"
+    assert "covered by <header>" in res.reason
+    assert "stays in place when the page scrolls: scroll up a little" in res.reason
+
+
+# --- file fields --------------------------------------------------------------------------
+
+
+def test_a_file_field_takes_the_path_of_a_file_in_the_sandbox_home(
+    browser: BrowserComputer, site: str
+) -> None:
+    (browser.home / "docs").mkdir(exist_ok=True)
+    (browser.home / "docs" / "report.txt").write_text("hello", "utf-8")
+    _open(browser, site, "upload.html")
+    steps, res = _run(
+        browser, [{"type": "~/docs/report.txt", "into": "Attachment"}, {"click": "Upload"}]
+    )
+    assert res.status == "done", res.reason
+    assert _out(browser) == "report.txt:5"
+    assert _notes(steps) == [
+        "the page opened a file chooser: type the path of a file in the sandbox home (~/name) "
+        "to choose it",
+        "chose ~/docs/report.txt in the page's file chooser",
+    ]
+
+
+def test_a_file_outside_the_home_or_missing_is_never_chosen(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "upload.html")
+    for path, why in [
+        ("/etc/hostname", "'/etc/hostname' is outside the sandbox home"),
+        ("~/../x.txt", "'~/../x.txt' is outside the sandbox home"),
+        ("~/missing.txt", "no file '~/missing.txt' in the sandbox home"),
+    ]:
+        _, res = _run(browser, [{"type": path, "into": "Attachment"}])
+        assert res.status == "failed" and why in res.reason, res.reason
+    _, res = _run(browser, [{"click": "Upload"}])
+    assert _out(browser) == "none"
+
+
+def test_a_file_chooser_left_open_does_not_swallow_later_typing(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "upload.html")
+    _, res = _run(browser, [{"click": "Attachment"}, {"type": "hello", "into": "Note"}])
+    assert res.status == "done", res.reason
+    assert browser._page.eval_on_selector("#n", "e => e.value") == "hello"
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+
+def test_a_download_is_saved_in_the_home_under_its_own_name_only(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "download.html")
+    steps, res = _run(browser, [{"click": "Download report"}, {"click": "Download report"}])
+    assert res.status == "done", res.reason
+    folder = browser.home / "Downloads"
+    for _ in range(100):  # a download may begin after the click's settle: the next call has it
+        if (folder / "report (2).csv").exists():
+            break
+        browser.wait(0.1)
+    steps.append(ActionResultStep(0, 0.0, True, notes=browser.take_notes()))
+    assert (folder / "report.csv").read_text("utf-8") == "a,b\n1,2\n"
+    assert (folder / "report (2).csv").is_file()
+    assert _notes(steps) == [
+        "the page downloaded 'report.csv' to ~/Downloads/report.csv",
+        "the page downloaded 'report.csv' to ~/Downloads/report (2).csv",
+    ]
+    # Whatever name a page suggests stays one file inside the folder.
+    assert _download_name("../../etc/passwd") == "passwd"
+    assert _download_name("..\\..\\.bashrc") == "bashrc"
+    assert _download_name("..") == "download"

@@ -10,6 +10,7 @@ was there before with what is there after, and say how many characters a retry m
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +22,15 @@ from agentcorp.types import Box
 
 __all__ = [
     "Insertion",
+    "checkable",
     "ends_in_bar",
+    "folded",
     "insertion",
     "is_subsequence",
     "line_boxes",
     "ocr_fold",
     "read_lines",
+    "shows",
     "shows_more",
 ]
 
@@ -39,9 +43,24 @@ def ocr_fold(text: str) -> str:
     """Text as compared with an OCR reading: lower case, confusable glyphs merged, no spaces.
 
     OCR splits and joins words at will ("IN V-1 043"), so spaces are not compared: a dropped
-    space key is the one mistake this check cannot see (the accessibility tree can).
+    space key is the one mistake this check cannot see (the accessibility tree can). Accents
+    are dropped too (OCR reads "Zoë" as "Zoe"); a key typed as one character either shows
+    with its letter or not at all, so a dropped key still shows.
     """
-    return "".join(text.lower().translate(_CONFUSABLE).split())
+    bare = "".join(
+        ch for ch in unicodedata.normalize("NFKD", text) if unicodedata.category(ch) != "Mn"
+    )
+    return "".join(bare.lower().translate(_CONFUSABLE).split())
+
+
+def checkable(value: str) -> bool:
+    """Whether OCR can read ``value`` back: Latin letters (accents aside), digits, marks.
+
+    Other scripts are typed as before, paced and unchecked: a misread would fail a step whose
+    text landed.
+    """
+    folded = ocr_fold(value)
+    return folded.isascii() and folded.isprintable()
 
 
 def ends_in_bar(value: str) -> bool:
@@ -53,12 +72,22 @@ def ends_in_bar(value: str) -> bool:
     return ocr_fold(value)[-1:] == "1"
 
 
-def shows_more(before: str, after: str, value: str) -> bool:
+def folded(lines: Sequence[str]) -> str:
+    """Lines OCR-folded one by one and kept apart (no match may span two of them)."""
+    return "\x1f".join(ocr_fold(line) for line in lines)
+
+
+def shows(lines: Sequence[str], value: str) -> bool:
+    """Whether any of ``lines`` shows ``value`` (OCR-folded)."""
+    return ocr_fold(value) in folded(lines)
+
+
+def shows_more(before: Sequence[str], after: Sequence[str], value: str) -> bool:
     """Whether ``after`` shows ``value`` more often than ``before`` did (both OCR-folded)."""
     want = ocr_fold(value)
     if not want:
         return True
-    return ocr_fold(after).count(want) > ocr_fold(before).count(want)
+    return folded(after).count(want) > folded(before).count(want)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +147,18 @@ def line_boxes(frame: Frame, area: Box) -> list[Box]:
     if x1 <= x0 or y1 <= y0:
         return []
     crop = np.ascontiguousarray(px[y0:y1, x0:x1])
-    return [Box(b.x + x0 + ox, b.y + y0 + oy, b.w, b.h) for b in detect_text_boxes(crop)]
+    found = [Box(b.x + x0 + ox, b.y + y0 + oy, b.w, b.h) for b in detect_text_boxes(crop)]
+    return sorted(found, key=lambda b: (b.y, b.x))
 
 
 def read_lines(frame: Frame, boxes: Sequence[Box]) -> list[str]:
-    """The text of each line box in ``frame``, top to bottom, left to right."""
+    """The text in each of ``boxes`` of ``frame``, in their order ("" where none was read)."""
     if not boxes:
         return []
     ox, oy = frame.origin
-    local = [Box(b.x - ox, b.y - oy, b.w, b.h) for b in sorted(boxes, key=lambda b: (b.y, b.x))]
-    lines = _engine().read(_pixels(frame), boxes=local)
-    return [ln.text for ln in lines]
+    px, engine = _pixels(frame), _engine()
+    out = []
+    for b in boxes:  # one by one: a box read as nothing must keep its place
+        lines = engine.read(px, boxes=[Box(b.x - ox, b.y - oy, b.w, b.h)])
+        out.append(" ".join(ln.text for ln in lines))
+    return out

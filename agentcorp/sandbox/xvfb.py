@@ -835,7 +835,8 @@ class XvfbDesktop(Computer):
         fails saying what the screen shows. Keys into an element of an app whose tree shows
         no editable element at all (a calculator's keypad) are commands: they are paced,
         since some apps drop keys that arrive during the press animation of the key before.
-        A text holding a secret is never read back from the screen: it is paced.
+        A text holding a secret is never read back from the screen, nor one OCR cannot read
+        (another script than Latin) when OCR is the only reader: it is paced.
         """
         self._check_open()
         self._input_gen += 1
@@ -845,6 +846,8 @@ class XvfbDesktop(Computer):
         focus = None if known is not None else self._focus_text()
         if focus is None:
             mirrors = (known or self._text_mirrors()) if value == text else None
+            if mirrors == [] and not _typed.checkable(value):
+                mirrors = None  # OCR would be the only reader, and it reads Latin script
             if mirrors is not None:
                 # Tab and Return move on (to the next cell or field): each piece is checked
                 # where it was typed, before the key that leaves it.
@@ -990,24 +993,28 @@ class XvfbDesktop(Computer):
         if changed is None or _caret_only(changed):
             return _Seen(False, "", erase=_NOTHING)  # at most a caret blinked
         # Whole lines of the window (a change at a line's end reads with the line's start),
-        # and all of the change even where it leaves the window (a completion popup).
+        # and all of the change even where it leaves the window (a completion popup); the
+        # change itself is read too when it is one line high (a short word inside a field's
+        # border can escape the line finder).
         win = self.window_box() or Box(0, 0, *self._screen)
         x0, x1 = min(win.x, changed.x), max(win.right, changed.right)
         area = Box(x0, max(0, changed.y - 4), x1 - x0, changed.h + 8)
         boxes = _typed.line_boxes(after, area)
+        if changed.h <= _LINE_H:
+            boxes.append(changed.expand(3, *self._screen))
         now = _typed.read_lines(after, boxes)
-        shown = " | ".join(now)
-        if _typed.ocr_fold(value) not in _typed.ocr_fold("".join(now)):
+        shown = " | ".join(t for t in now if t)
+        if not _typed.shows(now, value):
             return _Seen(False, shown, erase=self._ocr_erase(value, before, boxes, now))
         if _typed.ends_in_bar(value):
             bare = self._caret_off(after, boxes)
             if bare is None:
                 return _Seen(False, f"{shown} (its last character or the caret: unknown)")
             now = bare
-            if _typed.ocr_fold(value) not in _typed.ocr_fold("".join(now)):
-                return _Seen(False, " | ".join(now), self._ocr_erase(value, before, boxes, now))
-        was = _typed.read_lines(before, boxes)
-        if _typed.shows_more("".join(was), "".join(now), value):
+            if not _typed.shows(now, value):
+                shown = " | ".join(t for t in now if t)
+                return _Seen(False, shown, self._ocr_erase(value, before, boxes, now))
+        if _typed.shows_more(_typed.read_lines(before, boxes), now, value):
             return _Seen(True, shown)
         return _Seen(False, shown)
 
@@ -1039,28 +1046,29 @@ class XvfbDesktop(Computer):
         return None
 
     def _ocr_erase(self, value: str, before: Frame, boxes: list[Box], now: list[str]) -> _Erase:
-        """How to take back what landed, when one line shows part of ``value`` typed in."""
-        if "\n" in value or len(boxes) != len(now):
+        """How to take back what landed, when what changed shows part of ``value`` typed in."""
+        if "\n" in value:
             return None
         was = _typed.read_lines(before, boxes)
-        if len(was) != len(now):
-            return None
+        want = _typed.ocr_fold(value)
         grown = [
             (box, _typed.insertion(_typed.ocr_fold(a), _typed.ocr_fold(b)))
             for box, a, b in zip(boxes, was, now, strict=True)
-            if a != b
+            if _typed.ocr_fold(a) != _typed.ocr_fold(b)
         ]
         if not grown:
-            return _NOTHING  # no line reads differently: no text landed
-        if len(grown) != 1:
-            return None
-        box, ins = grown[0]
-        want = _typed.ocr_fold(value)
-        if ins.removed or not ins.inserted or not _typed.is_subsequence(ins.inserted, want):
-            return None
-        # Spaces do not show in a reading: up to every typed space may have landed too, and
-        # a caret read as a glyph may have hidden one more. Each BackSpace is checked
-        # against the line as it was, so none goes further than what was typed.
+            return _NOTHING  # nothing reads differently: no text landed
+        typed_in = [
+            (box, ins)
+            for box, ins in grown
+            if not ins.removed and ins.inserted and _typed.is_subsequence(ins.inserted, want)
+        ]
+        if len(typed_in) != len(grown):
+            return None  # some text changed otherwise than by keys of this text going in
+        # The reading that saw most of it bounds the BackSpaces. Spaces do not show in a
+        # reading: up to every typed space may have landed too, and a caret read as a glyph
+        # may have hidden one more. Each BackSpace is checked against the line as it was.
+        box, ins = max(typed_in, key=lambda bi: len(bi[1].inserted))
         most = min(len(value), len(ins.inserted) + value.count(" ") + 1)
         return ("pixels", box, before, most)
 
@@ -1474,6 +1482,8 @@ _KEY_SETTLE = 0.8
 _FIRST_DRAW = 0.3
 #: Widest difference (px) still taken for the same field: a caret that blinked meanwhile.
 _CARET_W = 3
+#: Tallest change read as one line of text by itself (px).
+_LINE_H = 60
 #: How long a check waits for the caret to blink (Tk: 0.9 s cycle; GTK: 1.2 s).
 _BLINK_WAIT = 1.4
 

@@ -400,7 +400,8 @@ class BrowserComputer(Computer):
             message = message[:199] + "…"
         answer = _dialog_answer(kind, accept, default)
         verb = "said" if kind == "alert" else "asked"
-        self._note(f"the page {verb} ({kind}) {message!r}: {answer}")
+        shown = f" {message!r}" if message else ""  # beforeunload carries no text of its own
+        self._note(f"the page {verb} ({kind}){shown}: {answer}")
         if self.on_dialog is not None:
             # An observer's failure must not leave the dialog's page stuck or stop the step.
             with contextlib.suppress(Exception):

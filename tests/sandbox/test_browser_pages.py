@@ -56,6 +56,10 @@ PAGES = {
       <button onclick="alert('Saved'); document.getElementById('out').textContent='after'"
         >Save</button>
       <button onclick="alert('Your PIN is 4711')">Show PIN</button><div id="out"></div>""",
+    # A draft the page does not want to lose when it is left.
+    "draft.html": """<label>Draft <input id="d"></label> <a href="city.html">Leave page</a>
+      <script>addEventListener('beforeunload', (e) => { if (document.getElementById('d').value)
+      { e.preventDefault(); e.returnValue = 'unsaved'; } });</script>""",
     # Links and buttons that open tabs; the new tab can close itself.
     "tabs.html": """<h1>Tools</h1><a href="report.html" target="_blank">Open report</a>
       <button onclick="window.open('report.html')">Pop report</button>
@@ -123,6 +127,7 @@ def browser(site: str) -> Iterator[BrowserComputer]:
 def _open(b: BrowserComputer, site: str, page: str) -> None:
     b.goto(f"{site}/{page}")
     b.settle()
+    b.take_notes()  # what leaving the last test's page did is not this test's
 
 
 def _out(b: BrowserComputer) -> str:
@@ -263,6 +268,26 @@ def test_a_prompt_gets_its_default_and_an_alert_never_hangs(
     assert res.status == "done", res.reason
     assert _out(browser) == "after"
     assert _notes(steps) == ["the page said (alert) 'Saved': OK"]
+
+
+def test_leaving_a_page_that_asks_first_follows_the_dialogs_setting(
+    browser: BrowserComputer, site: str
+) -> None:
+    steps = [{"type": "x", "into": "Draft"}, {"click": "Leave page"}]
+    _open(browser, site, "draft.html")
+    browser.dialogs = "dismiss"
+    try:
+        got, res = _run(browser, steps)
+    finally:
+        browser.dialogs = "accept"
+    assert res.status == "done", res.reason
+    assert browser.url == f"{site}/draft.html"
+    assert _notes(got) == ["the page asked (beforeunload): dismissed (the page stayed)"]
+    _open(browser, site, "draft.html")
+    got, res = _run(browser, steps)
+    assert res.status == "done", res.reason
+    assert browser.url == f"{site}/city.html"
+    assert _notes(got) == ["the page asked (beforeunload): accepted (the page was left)"]
 
 
 def test_a_dialog_reaches_the_model_as_untrusted_page_text_without_secrets(

@@ -31,6 +31,7 @@ import httpx
 from pydantic import BaseModel
 
 from agentcorp._io import UnsafeRead, read_bounded
+from agentcorp._text import drop_format, visible
 from agentcorp.grounding.base import Grounder
 from agentcorp.sandbox.base import Computer
 from agentcorp.spec import render_template
@@ -153,11 +154,40 @@ def evaluate(tree: Any, ctx: CheckContext) -> tuple[CheckStatus, list[CheckOutco
     return status, leaves
 
 
+#: Checks that only read (files, databases, the screen, the page): reading again is harmless.
+PASSIVE = frozenset(
+    {"file_exists", "file_contains", "screen_contains", "url_matches", "sqlite", "dom", "js"}
+)
+#: How long a task's failing checks are read again when they only read: an app may write its
+#: file or database a moment after the last action's screen settled.
+CHECK_GRACE_S = 2.0
+
+
+def passive(tree: Any) -> bool:
+    """Whether every leaf of ``tree`` only reads (no command, request or model is run)."""
+    d = _as_dict(tree)
+    for key in ("all", "any"):
+        if key in d:
+            return all(passive(c) for c in d[key] or [])
+    if "not" in d:
+        return passive(d["not"])
+    return d.get("check") in PASSIVE
+
+
 def evaluate_steps(
-    tree: Any, ctx: CheckContext, step: int = 0
+    tree: Any, ctx: CheckContext, step: int = 0, grace_s: float = 0.0
 ) -> tuple[CheckStatus, list[CheckStep]]:
-    """``evaluate`` as ``CheckStep`` records, the last one (``success``) being the verdict."""
+    """``evaluate`` as ``CheckStep`` records, the last one (``success``) being the verdict.
+
+    With ``grace_s``, a tree that fails and only reads (``passive``) is read again until it
+    passes or ``grace_s`` has passed; a check that runs something is run once.
+    """
     status, leaves = evaluate(tree, ctx)
+    if status == "fail" and grace_s > 0 and passive(tree):
+        deadline = time.monotonic() + grace_s
+        while status == "fail" and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling what the app writes, not settling a screen
+            status, leaves = evaluate(tree, ctx)
     now = time.time()
     steps = [CheckStep(step, now, o.name, o.status, o.detail) for o in leaves]
     steps.append(
@@ -248,6 +278,9 @@ def _file_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
 def _screen_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
     if ctx.computer is None:
         raise ValueError("screen_contains needs a live screen")
+    if d.get("text") is not None and not visible(str(d["text"])):
+        # A page's text may well hold a zero-width space: finding one checks nothing seen.
+        raise ValueError(f"text {d['text']!r} has no visible character: no screen can show it")
     if isinstance(ctx.computer, PageReader):
         # A page knows its text exactly; recognising its pixels could only lose some.
         return _text_matches(d, ctx.computer.page_text(), "page")
@@ -264,8 +297,10 @@ def _screen_contains(d: Mapping[str, Any], ctx: CheckContext) -> str:
 
 def _text_matches(d: Mapping[str, Any], text: str, where: str) -> str:
     if d.get("text") is not None:
-        want = " ".join(str(d["text"]).lower().split())
-        if want not in " ".join(text.lower().split()):
+        # Compared as shown: case and spacing aside, and without the characters that draw
+        # nothing ("one\u200bword" on a page reads "oneword").
+        want = " ".join(drop_format(str(d["text"])).lower().split())
+        if want not in " ".join(drop_format(text).lower().split()):
             raise _CheckFailed(f"{where} does not show {d['text']!r}")
         return f"{where} shows {d['text']!r}"
     if not re.search(str(d.get("regex")), text):

@@ -72,9 +72,14 @@ class SpecIssue:
     col: int
     path: str
     message: str
+    #: A warning does not make the spec invalid: it names something that will not work as
+    #: written (a target no source can match); ``validate`` prints it and still exits 0.
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
+        if self.warning:
+            where += ": warning"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 

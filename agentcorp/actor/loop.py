@@ -26,6 +26,7 @@ from agentcorp.actor.tools import HELP_SCHEMA, TOOL_SCHEMAS, ToolError, parse_to
 from agentcorp.errors import ActionInterrupted, AgentcorpError, BudgetExceeded, SetupError
 from agentcorp.grounding.base import Candidate, Grounder, Hint, NullGrounder
 from agentcorp.grounding.resolve import resolve
+from agentcorp.grounding.text import matchable
 from agentcorp.llm.untrusted import new_nonce, untrusted_notice, wrap_screen_text
 from agentcorp.policy.base import ActionGate, GateContext
 from agentcorp.record.canonical import canonical_request_hash, request_body
@@ -198,6 +199,11 @@ class Actor:
         yield self._observe(st, st.frame, None)
         try:
             for i, sstep in enumerate(script):
+                unseen = _unseen_target(sstep)
+                if unseen is not None:
+                    # Bad input, not a grounding miss: no model could find it either.
+                    why = f"steps[{i}] ({step_text(sstep)}): {unseen}"
+                    return EpisodeResult("failed", why, failed_step=i, steps_done=i)
                 result = yield from self._scripted(st, sstep)
                 if result is not None:
                     return replace(result, failed_step=i, steps_done=i)
@@ -334,6 +340,8 @@ class Actor:
                 if cands:
                     return self._pick(st, target, cands, hint)
                 if expired or isinstance(self.grounder, NullGrounder):
+                    if hint is not None and hint.role == "field":
+                        return None, f"no field labelled '{target}' found on screen"
                     return None, self._not_found(target)
                 yield from self._refresh(st, 0.2)
         finally:
@@ -845,6 +853,17 @@ def run_episode(
 
 
 # --- small helpers ------------------------------------------------------------------------
+
+
+def _unseen_target(s: ScriptStep) -> str | None:
+    """Why a step's text target can match nothing (no visible character), or None."""
+    for t in (s.target, s.to, s.into):
+        if isinstance(t, str) and not matchable(t):
+            return (
+                f"the target {t!r} has no visible character: no source (accessibility tree,"
+                " DOM or OCR) can match it"
+            )
+    return None
 
 
 def _text(target: Target | None) -> str | None:

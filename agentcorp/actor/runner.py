@@ -15,7 +15,7 @@ from typing import Any, Literal
 from agentcorp.actor.budget import BudgetMeter
 from agentcorp.actor.loop import Actor, ActorConfig, EpisodeResult, EpisodeTask
 from agentcorp.actor.script import parse_step, step_text
-from agentcorp.checks import CheckContext, CheckOutcome, evaluate_steps
+from agentcorp.checks import CHECK_GRACE_S, CheckContext, CheckOutcome, evaluate_steps
 from agentcorp.grounding.base import Grounder
 from agentcorp.llm.untrusted import untrusted_notice, wrap_screen_text
 from agentcorp.planner.plan import Plan, Planner, PlanTask
@@ -131,7 +131,9 @@ def run_task(
     end = _finish(task, result)
     outcomes: list[CheckOutcome] = []
     if result.status not in ("budget_exceeded", "error") and task.success is not None:
-        check_status, records = evaluate_steps(task.success, check_context, step=0)
+        check_status, records = evaluate_steps(
+            task.success, check_context, step=0, grace_s=CHECK_GRACE_S
+        )
         yield from records
         outcomes = [_outcome(r) for r in records[:-1]]
         if end[0] == "pass":

@@ -94,14 +94,17 @@ def step_text(step: ScriptStep) -> str:
     """A short human (and model) readable description of the step."""
 
     def t(v: Target | None) -> str:
-        return f"'{v}'" if isinstance(v, str) else f"{v}"
+        # Invisible characters are shown escaped: "click ''" would hide what is wrong.
+        if isinstance(v, str):
+            return f"'{v}'" if v.isprintable() else repr(v)
+        return f"{v}"
 
     match step.kind:
         case "click" | "double_click" | "right_click":
             role = f" ({step.role})" if step.role else ""
             return f"{step.kind.replace('_', ' ')} {t(step.target)}{role}"
         case "type":
-            into = f" into the field labelled '{step.into}'" if step.into else ""
+            into = f" into the field labelled {t(step.into)}" if step.into else ""
             return f"type {step.text!r}{into}"
         case "key":
             return f"press {step.keys}"

@@ -374,10 +374,19 @@ def run_instance(
     result: TaskResult | None = None
     session: Path | None = None
     n = 0
-    for n in range(1, tries + 1):
-        result, session = run_attempt(runner, task, first_attempt + n - 1, observers)
-        if result.status in ("pass", "budget_exceeded"):
-            break
+    start = _HomeSnapshot.take(runner, task) if tries > 1 else None
+    try:
+        for n in range(1, tries + 1):
+            if n > 1:
+                time.sleep(float(task.retry.backoff))
+                if start is not None:
+                    start.restore()
+            result, session = run_attempt(runner, task, first_attempt + n - 1, observers)
+            if result.status in ("pass", "budget_exceeded"):
+                break
+    finally:
+        if start is not None:
+            start.drop()
     assert result is not None
     return TaskRun(
         task.id,
@@ -395,6 +404,48 @@ def run_instance(
         result.repaired_at,
         cost_known=result.usage.cost_known,
     )
+
+
+class _HomeSnapshot:
+    """A desktop sandbox's home as it was before a task's first attempt, for its retries.
+
+    A retry starts where the first attempt did, not amid a failed attempt's half-done work
+    (a line typed and saved twice): the home is put back and the desktop reopened, so apps
+    start afresh from those files. Only for desktops without services, whose state is all in
+    the home (a service's state lives outside it, and its effects are keyed per step).
+    """
+
+    def __init__(self, runner: TaskRunner, name: str, home: Path, copy: Path) -> None:
+        self.runner, self.name, self.home, self.copy = runner, name, home, copy
+
+    @classmethod
+    def take(cls, runner: TaskRunner, task: Task) -> _HomeSnapshot | None:
+        """Copy the home of ``task``'s sandbox, when a retry can be put back to it."""
+        import shutil
+        import tempfile
+
+        name = runner.company.task_sandbox(task)
+        spec = runner.company.sandboxes[name]
+        home = runner.sandboxes.home_of(name)
+        if spec.kind != "desktop" or spec.services or home is None:
+            return None
+        copy = Path(tempfile.mkdtemp(prefix="agentcorp-retry-")) / "home"
+        shutil.copytree(home, copy, symlinks=True)
+        return cls(runner, name, home, copy)
+
+    def restore(self) -> None:
+        """Close the desktop and put its home back as it was before the first attempt."""
+        import shutil
+
+        self.runner.sandboxes.reopen(self.name)
+        shutil.rmtree(self.home, ignore_errors=True)
+        shutil.copytree(self.copy, self.home, symlinks=True)
+
+    def drop(self) -> None:
+        """Forget the copy."""
+        import shutil
+
+        shutil.rmtree(self.copy.parent, ignore_errors=True)
 
 
 def company_task(company: Company, task_id: str) -> Task:

@@ -58,6 +58,9 @@ class ObjectiveReport:
     plan: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     manager_usage: Usage = field(default_factory=Usage)
+    #: The manager was the company's shipped recording (offline): its usage is what the
+    #: recording cost when it was made, not what this run spent.
+    manager_replayed: bool = False
     session: Path | None = None
     run_dir: Path | None = None
     wall_s: float = 0.0
@@ -68,14 +71,19 @@ class ObjectiveReport:
         return self.status == "passed"
 
     @property
+    def spent(self) -> Usage:
+        """What this run's manager spent (nothing when it was replayed from a recording)."""
+        return Usage() if self.manager_replayed else self.manager_usage
+
+    @property
     def tokens(self) -> int:
-        """The manager's tokens and every task's."""
-        return self.manager_usage.total_tokens + sum(t.tokens for t in self.tasks)
+        """The manager's tokens spent in this run and every task's."""
+        return self.spent.total_tokens + sum(t.tokens for t in self.tasks)
 
     @property
     def cost_usd(self) -> float:
-        """The manager's cost and every task's."""
-        return self.manager_usage.cost_usd + sum(t.cost_usd for t in self.tasks)
+        """The manager's cost in this run and every task's."""
+        return self.spent.cost_usd + sum(t.cost_usd for t in self.tasks)
 
     def to_json(self) -> dict[str, Any]:
         """The objective's entry in ``agentcorp run --json`` (``objectives``)."""
@@ -88,6 +96,11 @@ class ObjectiveReport:
             "rounds": self.rounds,
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 6),
+            "manager": {
+                "replayed": self.manager_replayed,
+                "tokens": self.manager_usage.total_tokens,
+                "cost_usd": round(self.manager_usage.cost_usd, 6),
+            },
             "session": str(self.session) if self.session else None,
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "wall_s": round(self.wall_s, 3),
@@ -313,6 +326,7 @@ def run_objective(
     chat, name, closing = _model(company, objective, cfg, model)
     if chat is None:
         raise SetupError(_no_model(company, objective))
+    report.manager_replayed = model is None and not cfg.online
     recorder = _recorder(root, company, objective, name)
     rec = _Record(recorder, observers, manager_task_id(objective.id))
     manager = Manager(

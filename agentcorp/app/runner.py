@@ -21,7 +21,7 @@ from agentcorp.actor.loop import ActorConfig
 from agentcorp.actor.runner import TaskInput, TaskResult, run_task
 from agentcorp.app.config import LiveViewSettings, RunConfig, default_cache_dir
 from agentcorp.app.sandboxes import Sandboxes, check_context
-from agentcorp.checks import CheckContext, evaluate_steps
+from agentcorp.checks import CHECK_GRACE_S, CheckContext, evaluate_steps
 from agentcorp.errors import ConfigError
 from agentcorp.grounding.base import Grounder
 from agentcorp.planner.plan import Planner
@@ -515,7 +515,7 @@ class TaskRunner:
         if ti.success is not None:
             from agentcorp.checks import CheckOutcome
 
-            status, records = evaluate_steps(ti.success, ctx)
+            status, records = evaluate_steps(ti.success, ctx, grace_s=CHECK_GRACE_S)
             yield from records
             outcomes = tuple(CheckOutcome(r.name, r.status, r.detail) for r in records[:-1])
             reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if o.status != "pass")

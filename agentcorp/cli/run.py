@@ -337,6 +337,11 @@ def _objectives(
                 f"objective {r.objective}: {r.status} in {r.rounds} round(s), "
                 f"{r.tokens} tokens, ${r.cost_usd:.4f}"
             )
+            if r.manager_replayed:
+                line += (
+                    f" (the manager was replayed from its recording, made for "
+                    f"{r.manager_usage.total_tokens} tokens, ${r.manager_usage.cost_usd:.4f})"
+                )
             out.print(line + (f": {r.reason}" if r.reason else ""), markup=False)
             for p in r.problems:
                 out.print(f"  problem: {p}", markup=False)

@@ -25,7 +25,7 @@ def validate(
         typer.Option("--max-bytes", help="Largest spec file accepted, in bytes."),
     ] = str(DEFAULT_MAX_BYTES),
 ) -> int:
-    """Validate company/task YAML files; print every error; exit 2 if any."""
+    """Validate company/task YAML files; print every error and warning; exit 2 on errors."""
     # Arguments are checked here rather than by typer so a bad one is one line and exit 2
     # however the command is invoked (typer's own errors escape agentcorp.cli.main).
     if not paths:
@@ -40,16 +40,24 @@ def validate(
     issues = validate_paths(paths, max_bytes=int(max_bytes))
     for issue in issues:
         typer.echo(str(issue), err=True)
-    if issues:
-        files = len({i.file for i in issues})
-        noun = "error" if len(issues) == 1 else "errors"
+    errors = [i for i in issues if not i.warning]
+    warned = len(issues) - len(errors)
+    also = f" and {_count(warned, 'warning')}" if warned else ""
+    if errors:
+        files = len({i.file for i in errors})
         typer.echo(
-            f"agentcorp: {len(issues)} {noun} in {files} file{'s' if files != 1 else ''}",
+            f"agentcorp: {_count(len(errors), 'error')}{also} in {_count(files, 'file')}",
             err=True,
         )
         raise typer.Exit(code=SpecError.exit_code)
-    typer.echo(f"agentcorp: ok: {', '.join(str(p) for p in paths)}", err=True)
+    # Warnings name what will not work as written, but the spec itself is valid.
+    also = f" ({_count(warned, 'warning')})" if warned else ""
+    typer.echo(f"agentcorp: ok: {', '.join(str(p) for p in paths)}{also}", err=True)
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @app.command()

@@ -221,6 +221,12 @@ class LiveBook:
         self._changed(False)
         return n
 
+    def pending(self, task_id: str) -> int:
+        """How many inputs wait for ``task_id``'s agent."""
+        with self.cond:
+            live = self._tasks.get(task_id)
+            return len(live.queue) if live is not None else 0
+
     def exchange(
         self,
         task_id: str,
@@ -326,10 +332,22 @@ class LiveDriver:
         self._last_sha = ""
 
     def drive(self, task_id: str, exchange: Exchange) -> str:
-        """Serve the live view until hand-back; the hand-back note."""
+        """Serve the live view until hand-back; the hand-back note.
+
+        A run aborted meanwhile ends it too (the refused action then meets the abort).
+        """
+        from agentcorp.sandbox.base import checkpoint
+
         self._last_sha = ""
+        try:
+            return self._serve(task_id, exchange, checkpoint)
+        except ActionInterrupted as exc:
+            return str(exc)
+
+    def _serve(self, task_id: str, exchange: Exchange, checkpoint: Callable[[], None]) -> str:
         results: list[dict[str, Any]] = []
         while True:
+            checkpoint()
             payload = self._frame_payload(task_id)
             payload["results"], results = results, []
             reply = exchange(task_id, payload, self.poll_s)
@@ -343,7 +361,7 @@ class LiveDriver:
                 return str(reply.get("note") or "control handed back")
 
     def _run(self, task_id: str, event: Any) -> dict[str, Any]:
-        from agentcorp.sandbox.base import execute_action
+        from agentcorp.sandbox.base import checkpoint, execute_action
 
         n = event.get("id") if isinstance(event, dict) else None
         action: Action | None = None
@@ -355,10 +373,20 @@ class LiveDriver:
             ok = True
         except ValueError as exc:
             error = str(exc)
-        except ActionInterrupted:
-            raise
+        except ActionInterrupted as exc:
+            checkpoint()  # an aborted run ends the live view; a slow input fails alone
+            error = str(exc)
         except AgentcorpError as exc:
             error = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        if (
+            error
+            and action is not None
+            and action.kind == "type"
+            and ("'" in error or '"' in error)
+        ):
+            # A backend's typing error quotes the text and what the field holds: a person's
+            # text may be a password, so it is never repeated.
+            error = f"type: the {len(action.text or '')} characters did not land as typed"
         if self._audit is not None:
             what = describe_input(action) if action is not None else {"action": "?"}
             fields = {"task": task_id, "input": n, **what, "ok": ok}

@@ -403,11 +403,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _control(self, task_id: str, query: dict[str, list[str]]) -> None:
         """The agent asks before each action: free, or (after waiting) the hand-back note."""
-        if self.console.leases.held(task_id) is None:
+        live = query.get("live") == ["1"]
+        # Inputs sent before the agent parked and then handed back still run first.
+        drain = live and self.console.live.pending(task_id) > 0
+        if self.console.leases.held(task_id) is None and not drain:
             self._json(HTTPStatus.OK, {"held": False})
             return
         self.console.record("control.refused", task=task_id, reason="control held by a person")
-        if query.get("live") == ["1"]:
+        if live:
             # The agent serves the live view (``/api/control/TASK/live``) until hand-back.
             self._json(HTTPStatus.OK, {"held": True, "released": False, "live": True})
             return

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from agentcorp._text import drop_format
 from agentcorp.grounding.base import Candidate, Grounder, Hint
 from agentcorp.grounding.dom import _drop_nested
 from agentcorp.grounding.ocr_grounder import _prefer_near
@@ -67,7 +68,7 @@ class AccessibleTree(Protocol):
 
 def name_score(target: str, name: str) -> float:
     """How well an accessible name fits a target: 1.0 exact, 0.97 other case, lower inside."""
-    t, n = " ".join(target.split()), " ".join(name.split())
+    t, n = " ".join(drop_format(target).split()), " ".join(drop_format(name).split())
     if not t or not n:
         return 0.0
     if t == n:
@@ -86,9 +87,14 @@ class AtspiGrounder(Grounder):
             raise TypeError(f"{type(tree).__name__} has no accessibility(fresh_for)")
         self.tree = tree
         self.min_score = min_score
+        #: Boxes a later grounder must not offer for the last ``locate`` (see
+        #: ``CompositeGrounder``): the editable elements, when the app said the label names
+        #: something that takes no text.
+        self.excluded: list[Box] = []
 
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Showing elements named ``target`` (or the field it labels), best first."""
+        self.excluded = []
         snap = self.tree.accessibility(fresh_for=frame)
         if snap is None:
             return []
@@ -164,6 +170,9 @@ class AtspiGrounder(Grounder):
         """
         editable = [n for n in snap.nodes if n.editable]
         related = self._related(snap, [n for n, _ in labels], editable)
+        if any(not fields for fields in related.values()):
+            # OCR's geometry after us would pick a field beside the label all the same.
+            self.excluded = [e.box for e in editable]
         best: dict[Box, Candidate] = {}
         for node, label in labels:
             if node.ref in related:

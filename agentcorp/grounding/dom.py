@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from agentcorp._text import drop_format
 from agentcorp.grounding.base import Candidate, DomLocator, Grounder, Hint
 from agentcorp.grounding.ocr_grounder import _prefer_near
 from agentcorp.grounding.text import find_matches
@@ -27,10 +28,10 @@ def _dom_score(target: str, text: str, role: str | None, how: str = "text") -> f
     """How well an element's text fits: exact 1.0, the target inside a longer text less."""
     if role == "field" and not text:
         return 1.0  # a field found by a name we were not told
-    norm_t = " ".join(target.split()).casefold()
-    norm_e = " ".join(text.split()).casefold()
-    if norm_t == norm_e:
-        return 1.0 if " ".join(text.split()) == " ".join(target.split()) else 0.97
+    # As shown: spacing aside, and without characters that draw nothing (zero-width spaces).
+    shown_t, shown_e = " ".join(drop_format(target).split()), " ".join(drop_format(text).split())
+    if shown_t.casefold() == shown_e.casefold():
+        return 1.0 if shown_e == shown_t else 0.97
     found = find_matches(target, text, 0.8)
     if found:
         return round(found[0].score - 0.08, 4)
@@ -77,8 +78,10 @@ class DomGrounder(Grounder):
         if hint is not None and hint.purpose == "act":
             # The words inside a longer plain text (the page's instructions) are no place to
             # click: only the whole text of an element, or something that can be acted on.
-            want = " ".join(target.split()).casefold()
-            keep = [act or " ".join(c.text.split()).casefold() == want for c, act in found]
+            want = " ".join(drop_format(target).split()).casefold()
+            keep = [
+                act or " ".join(drop_format(c.text).split()).casefold() == want for c, act in found
+            ]
             self.excluded = [c.box for (c, _), k in zip(found, keep, strict=True) if not k]
             found = [f for f, k in zip(found, keep, strict=True) if k]
         if role is None and any(act for _, act in found):

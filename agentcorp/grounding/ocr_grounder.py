@@ -88,6 +88,7 @@ class OcrGrounder(Grounder):
         #: How the last frame was read: "cached", "incremental" or "full" (for benchmarks).
         self.last_read = ""
         self._whole = False  # the lines held come from one full read (no merged re-reads)
+        self._deferred: np.ndarray | None = None  # a frame a poll left unread, see _defer
 
     # --- reading -------------------------------------------------------------------------
 
@@ -168,7 +169,16 @@ class OcrGrounder(Grounder):
     # --- locating ------------------------------------------------------------------------
 
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
-        """Candidates for ``target`` best first; see the module docstring for ``role="field"``."""
+        """Candidates for ``target`` best first; see the module docstring for ``role="field"``.
+
+        A poll (``hint.thorough`` False) leaves a frame that would need a whole read unread
+        the first time it sees it (no candidates): a screen that changed that much is
+        usually still changing (a dialog closing, a page loading), and a whole read costs
+        0.5-3 s of CPU the app needs to finish drawing. The same pixels polled again (the
+        screen held still) are read.
+        """
+        if hint is not None and not hint.thorough and self._defer(frame):
+            return []
         lines = self.lines(frame)
         cands = self._match(lines, target)
         if not cands and not self._whole and (hint is None or hint.thorough):
@@ -195,6 +205,26 @@ class OcrGrounder(Grounder):
             region = hint.region  # screen coordinates
             cands = [c for c in cands if region.contains(*c.box.center)]
         return cands
+
+    def _defer(self, frame: object) -> bool:
+        """Whether a poll leaves ``frame`` unread for now (see ``locate``)."""
+        px = frame_array(frame)
+        with self._lock:
+            st = self._state
+            if st is not None and st.source is frame:
+                return False
+            seen = self._deferred
+            if seen is not None and seen.shape == px.shape and np.array_equal(seen, px):
+                self._deferred = None
+                return False
+            if st is not None and st.pixels.shape == px.shape:
+                changed = diff_box(st.pixels, px)
+                h, w = px.shape[:2]
+                region = changed.expand(self.margin, w, h) if changed is not None else None
+                if region is None or region.w * region.h < self.full_fraction * w * h:
+                    return False
+            self._deferred = px
+            return True
 
     def _match(self, lines: Sequence[TextLine], target: str) -> list[Candidate]:
         out: list[Candidate] = []

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentcorp._text import drop_format, visible
+
 __all__ = ["TextMatch", "find_matches", "fold", "matchable", "similarity"]
 
 _PAIRS = (("rn", "m"), ("vv", "w"))
@@ -30,8 +32,12 @@ def fold(text: str) -> str:
 
 
 def matchable(target: str) -> bool:
-    """Whether any text can match ``target`` (letters, digits or punctuation, not blank)."""
-    return bool(target.strip())
+    """Whether any text can match ``target``: it holds a visible character.
+
+    Letters and digits match folded, punctuation and symbols as whole tokens; a target of
+    only spaces, controls, zero-width or other invisible characters can match nothing.
+    """
+    return visible(target)
 
 
 def _levenshtein(a: str, b: str) -> int:
@@ -211,7 +217,7 @@ def _symbol_matches(target: str, line: str, min_score: float) -> list[TextMatch]
     Folding drops punctuation, so such a target is compared as written: it must be a whole
     token of the line (spaces or the line's ends around it); "+" is not inside "+/-".
     """
-    want = "".join(target.split())
+    want = "".join(drop_format(target).split())
     if not want or min_score > 1.0:
         return []
     out: list[TextMatch] = []

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agentcorp.errors import AgentcorpError, ConfigError, RecordingError, UnsupportedAction
+from agentcorp.errors import (
+    AgentcorpError,
+    ConfigError,
+    RecordingError,
+    SandboxError,
+    UnsupportedAction,
+)
 from agentcorp.grounding.base import Grounder, Hint
 from agentcorp.record.canonical import (
     BLOB_REF_PREFIX,
@@ -39,11 +45,12 @@ from agentcorp.record.canonical import (
 from agentcorp.record.recorder import _check_leaves
 from agentcorp.record.redact import Redactor
 from agentcorp.record.session import Event, Session
-from agentcorp.sandbox.base import COMPUTER_ACTIONS, Computer, Frame, execute_action
+from agentcorp.sandbox.base import COMPUTER_ACTIONS, Computer, Frame, SettleResult, execute_action
 from agentcorp.types import (
     Action,
     ActionResultStep,
     ActionStep,
+    Box,
     ChatModel,
     ChatRequest,
     ChatResponse,
@@ -427,14 +434,18 @@ def action_replay(
     out: Path | None = None,
     diff_threshold: float = 0.10,
     settle_timeout: float = 2.0,
+    find_timeout: float = 5.0,
 ) -> ReplayReport:
     """Re-execute the recorded actions on ``computer`` with no model.
 
     Before each action with a text ``target`` the grounder looks for it on the live screen:
     found where it was recorded = matched; found elsewhere = relocated (the action is shifted
-    there); not found = diverged. After each action the settled screen is compared with the
-    recorded one; a clearly different screen is a divergence. Diverged steps save both frames
-    under ``out``.
+    there, keeping where it was aimed relative to its target: a field beside its label stays
+    beside it); not found within ``find_timeout`` seconds = diverged. After each action: an
+    action that fails, or that changes nothing on screen where the recorded one changed
+    something, or whose settled screen is clearly different from the recorded one (as a
+    whole, or in the region the recorded action changed) is a divergence. Diverged steps save
+    both frames under ``out``.
     """
     session.require_complete()
     report = ReplayReport("action", str(session.folder))
@@ -447,68 +458,162 @@ def action_replay(
     events = session.events
     t0 = time.perf_counter()
     live = computer.screenshot()
-    recorded_frame = _frame_before(session, 0)
     for i, ev in enumerate(events):
         step = ev.step
-        if not isinstance(step, ActionStep) or step.action.kind in (
-            "done",
-            "fail",
-            "wait_for",
-            "zoom",
-            "request_help",
-        ):
+        if not isinstance(step, ActionStep) or step.action.kind in _NOT_REPLAYED:
             continue
         if step.step in denied:
             continue
-        action = step.action
         recorded_frame = _frame_before(session, i)
-        status: StepStatus = "matched"
-        detail = ""
-        if action.target and action.x is not None and action.y is not None:
-            cands = grounder.locate(live, action.target, Hint())
-            if not cands:
-                frames = _save_pair(out, step.step, recorded_frame, live)
-                report.outcomes.append(
-                    StepOutcome(
-                        step.step,
-                        "diverged",
-                        f"target {action.target!r} not found on screen",
-                        frames,
-                    )
-                )
-                break
-            box = cands[0].box
-            if not box.contains(action.x, action.y):
-                cx, cy = box.center
-                action = _relocate(action, cx - action.x, cy - action.y)
-                status, detail = (
-                    "relocated",
-                    (
-                        f"{action.target!r} moved from ({step.action.x}, {step.action.y}) "
-                        f"to ({cx}, {cy})"
-                    ),
-                )
+        action, status, detail = _place(
+            step.action, grounder, computer, live, recorded_frame, find_timeout
+        )
+        why = detail if status == "diverged" else None
         before = live
-        _execute(computer, action)
-        live = computer.settle(settle_timeout, since=before).frame
-        after = _frame_after(session, i)
-        if after is not None and after.size == live.size:
-            share = _thumb_diff(after, live)
-            if share > diff_threshold and status == "matched":
-                frames = _save_pair(out, step.step, after, live)
-                report.outcomes.append(
-                    StepOutcome(
-                        step.step,
-                        "diverged",
-                        f"screen after the action differs from the recording ({share:.0%})",
-                        frames,
-                    )
-                )
-                break
+        if why is None:
+            try:
+                _execute(computer, action)
+            except SandboxError as exc:
+                why = f"the action failed: {exc}"
+        if why is None:
+            settled = computer.settle(settle_timeout, since=before)
+            live = settled.frame
+            why = _screen_divergence(session, i, settled, diff_threshold, status == "matched")
+        if why is not None:
+            frames = _save_pair(out, step.step, _frame_after(session, i) or recorded_frame, live)
+            report.outcomes.append(StepOutcome(step.step, "diverged", why, frames))
+            break
         report.outcomes.append(StepOutcome(step.step, status, detail))
     report.records = len(events)
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+_NOT_REPLAYED = frozenset({"done", "fail", "wait_for", "zoom", "request_help"})
+
+
+def _place(
+    action: Action,
+    grounder: Grounder,
+    computer: Computer,
+    live: Frame,
+    recorded: Frame | None,
+    find_s: float,
+) -> tuple[Action, StepStatus, str]:
+    """Where the recorded action goes on the live screen: (action, status, detail).
+
+    A target not on ``live`` is looked for on fresh screens for up to ``find_s`` seconds.
+    """
+    if not (action.target and action.x is not None and action.y is not None):
+        return action, "matched", ""
+    cands = grounder.locate(live, action.target, Hint())
+    deadline = time.monotonic() + find_s
+    while not cands and time.monotonic() < deadline:
+        # An app still drawing (or a page still loading) shows its target a moment later.
+        time.sleep(0.1)
+        cands = grounder.locate(computer.screenshot(), action.target, Hint(thorough=False))
+    if not cands:
+        cands = grounder.locate(computer.screenshot(), action.target, Hint())
+    if not cands:
+        return action, "diverged", f"target {action.target!r} not found on screen"
+    box = cands[0].box
+    if box.contains(action.x, action.y):
+        return action, "matched", ""
+    # Aimed beside its target when recorded (the field a label names): keep the aim.
+    was = _recorded_box(grounder, recorded, action.target)
+    if was is not None and not was.contains(action.x, action.y):
+        dx, dy = box.center[0] - was.center[0], box.center[1] - was.center[1]
+    else:
+        dx, dy = box.center[0] - action.x, box.center[1] - action.y
+    if (dx, dy) == (0, 0):
+        return action, "matched", ""
+    moved = _relocate(action, dx, dy)
+    return (
+        moved,
+        "relocated",
+        f"{action.target!r} moved from ({action.x}, {action.y}) to ({moved.x}, {moved.y})",
+    )
+
+
+def _recorded_box(grounder: Grounder, frame: Frame | None, target: str) -> Box | None:
+    """The target's box on the recorded screen (``None`` when it cannot be found there)."""
+    if frame is None:
+        return None
+    try:
+        cands = grounder.locate(frame, target, Hint())
+    except Exception:  # a grounder that cannot read a recorded frame: no aim to keep
+        return None
+    return cands[0].box if cands else None
+
+
+def _recorded_result(session: Session, index: int, step: int) -> ActionResultStep | None:
+    for ev in session.events[index + 1 :]:
+        if isinstance(ev.step, ActionResultStep) and ev.step.step == step:
+            return ev.step
+        if isinstance(ev.step, ActionStep) and ev.step.step != step:
+            return None
+    return None
+
+
+def _screen_divergence(
+    session: Session, index: int, settled: SettleResult, threshold: float, matched: bool
+) -> str | None:
+    """Why the live screen after action ``index`` is not what the recording shows, if so."""
+    step = session.events[index].step
+    assert isinstance(step, ActionStep)
+    result = _recorded_result(session, index, step.step)
+    rec_changed = result.changed if result is not None and result.ok else None
+    if rec_changed is not None and settled.changed is None:
+        b = rec_changed
+        return (
+            "the action changed nothing on screen; when recorded it changed the region at "
+            f"({b.x}, {b.y}, {b.w}x{b.h})"
+        )
+    after = _frame_after(session, index)
+    if not matched or after is None or after.size != settled.frame.size:
+        return None
+    share = _thumb_diff(after, settled.frame)
+    if share > threshold:
+        return f"screen after the action differs from the recording ({share:.0%})"
+    if rec_changed is not None:
+        local = _region_diff(after, settled.frame, rec_changed)
+        if local > _REGION_THRESHOLD:
+            return (
+                f"the region the action changed differs from the recording ({local:.0%} of "
+                f"({rec_changed.x}, {rec_changed.y}, {rec_changed.w}x{rec_changed.h}))"
+            )
+    return None
+
+
+#: Share of the changed region that may differ (a blinking caret, a font's hinting) before
+#: the action's own effect counts as different.
+_REGION_THRESHOLD = 0.2
+#: Fewer drawn pixels than this (at half resolution) in the region: no local comparison.
+_MIN_INK = 30
+
+
+def _region_diff(a: Frame, b: Frame, box: Box) -> float:
+    """Like ``_thumb_diff`` but in ``box`` only, at half resolution (text stays visible)."""
+    from PIL import ImageChops
+
+    area = (box.x, box.y, box.x + box.w, box.y + box.h)
+    size = (max(1, box.w // 2), max(1, box.h // 2))
+    ga = a.pil().convert("L").crop(area).resize(size)
+    gb = b.pil().convert("L").crop(area).resize(size)
+    diff = ImageChops.difference(ga, gb).point(lambda v: 255 if v > 48 else 0)
+    changed = diff.histogram()[255]
+    # Relative to the ink in the region (what the action drew), not to its background.
+    ink = max(_ink(ga), _ink(gb))
+    if ink < _MIN_INK:
+        return 0.0  # a caret or a focus dot: too little to tell a blink from a difference
+    return min(1.0, changed / float(ink))
+
+
+def _ink(g: Any) -> int:
+    """Pixels clearly away from the region's most common shade."""
+    hist = g.histogram()
+    bg = max(range(256), key=lambda v: hist[v])
+    return sum(n for v, n in enumerate(hist) if abs(v - bg) > 48)
 
 
 def _frame_before(session: Session, index: int) -> Frame | None:

@@ -187,6 +187,12 @@ class AtspiTree:
 
     # --- the snapshot ---------------------------------------------------------------------
 
+    def app_count(self) -> int:
+        """How many apps are registered on the bus (0 when the registry does not answer)."""
+        with self._lock:
+            apps = self._calls([(_ROOT, _ACC, "GetChildren", "", ())])[0]
+        return len(apps[0]) if apps else 0
+
     def snapshot(self) -> Snapshot:
         """Every showing element of every registered app, with screen boxes."""
         t0 = time.perf_counter()
@@ -253,6 +259,12 @@ class AtspiTree:
         with self._lock:
             got = self._calls([(r, "org.a11y.atspi.Text", "GetText", "ii", (0, -1)) for r in refs])
         return [str(g[0]) if g else None for g in got]
+
+    def states_of(self, ref: tuple[str, str]) -> frozenset[str] | None:
+        """An element's states now (one call), or None when it is gone."""
+        with self._lock:
+            got = self._calls([(ref, _ACC, "GetState", "", ())])[0]
+        return _states(got[0]) if got else None
 
     def text_of(self, ref: tuple[str, str]) -> str | None:
         """The text an element holds (its Text interface), or None when it has none."""

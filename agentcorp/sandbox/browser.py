@@ -1302,9 +1302,11 @@ def _playwright_combo(combo: str) -> str:
 
 _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const KEY = Symbol.for('agentcorp.targets');
-  const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+  // Format characters (zero-width spaces, soft hyphens) draw nothing: "Con\u200bfirm" shows
+  // as "Confirm", on the page and in a target alike.
+  const norm = (s) => (s || '').replace(/\p{Cf}/gu, '').replace(/\s+/g, ' ').trim();
   const fold = (s) => norm(s).toLowerCase();
-  const squash = (s) => (s || '').toLowerCase().replace(/\s+/g, '');
+  const squash = (s) => (s || '').replace(/\p{Cf}/gu, '').toLowerCase().replace(/\s+/g, '');
   const want = fold(target);
   const wantSq = squash(target);
   if (!want) return [];

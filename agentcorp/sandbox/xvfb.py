@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 from agentcorp.errors import SandboxError, SandboxUnavailable
+from agentcorp.sandbox import _typed
 from agentcorp.sandbox._proc import (
     clean_env,
     find_program,
@@ -36,7 +38,7 @@ from agentcorp.sandbox._proc import (
     tune_allocator,
     unregister_cleanup,
 )
-from agentcorp.sandbox._settle import settle_frames
+from agentcorp.sandbox._settle import changed_box, settle_frames
 from agentcorp.sandbox.apps import AppSpec
 from agentcorp.sandbox.atspi import POPUP_ROLES, Accessible, AtspiTree, Snapshot
 from agentcorp.sandbox.base import (
@@ -205,6 +207,8 @@ class XvfbDesktop(Computer):
         # field check asks whether that click is what put the focus where it is.
         self._clicked: tuple[int, int, int] | None = None
         self._learned_delay = 0.0
+        #: (active window, focused element, its mirrors) of the last text-less focus.
+        self._textless: tuple[int, tuple[str, str], list[tuple[str, str]]] | None = None
         self._app_delays: dict[int, float] = {}
         tune_allocator()
         register_cleanup(id(self), self.close)
@@ -460,6 +464,7 @@ class XvfbDesktop(Computer):
         cwd = app.cwd if app.cwd is not None else self.home
         env = dict(self._env)
         env.update({k: _expand_home(v, self.home) for k, v in app.env.items()})
+        registered = self._a11y.app_count() if self._a11y is not None else None
         proc = spawn(argv, package=app.debian_package(), env=env, cwd=cwd)
         self._procs.append((app.name, proc))
         if app.type_delay is not None:
@@ -484,7 +489,23 @@ class XvfbDesktop(Computer):
                 # first keystroke goes to the app, but a WM that does not is no error.
                 with contextlib.suppress(SandboxError):
                     self._wait_x(lambda: self._active_id() == found[-1].id, 2.0, "focus")
+            if registered is not None:
+                self._wait_registered(registered)
         return proc
+
+    def _wait_registered(self, before: int) -> None:
+        """Wait briefly for a new app on the accessibility bus (its tree), if one comes.
+
+        An app registers a moment after its window shows (Qt apps reliably after); a first
+        step grounded in that moment would find no tree and fall back to OCR, whose
+        geometry can pick another field than the one a label names. An app with no bridge
+        (Athena) never registers: it costs ``_REGISTER_WAIT`` once, at start.
+        """
+        assert self._a11y is not None
+        deadline = time.monotonic() + _REGISTER_WAIT
+        while self._a11y.app_count() <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._input_gen += 1  # a tree read before this is stale
 
     def maximize(self, title: str | None = None, timeout: float = 5.0) -> None:
         """Ask the window manager to maximize a window (EWMH) and wait until it has."""
@@ -802,16 +823,30 @@ class XvfbDesktop(Computer):
         itself: the element's text must show the insertion. On a mismatch the field's text
         is put back (AT-SPI EditableText) and the text typed again with a longer pause after
         each key (the pause then stays learnt for this desktop), at most ``_RETYPES`` times;
-        then the step fails with what the field shows. Keys typed into an element that holds
-        no text (a calculator's keypad) are paced: some apps drop keys that arrive during the
-        press animation of the key before.
+        then the step fails with what the field shows.
+
+        When the focused element's text cannot be read (a spreadsheet cell, an app with no
+        accessibility tree such as xedit or Tk), the text is typed at full speed and checked
+        where it shows: in another editable element of the app that mirrors it (a formula
+        bar), else by OCR of the screen lines that changed. On a mismatch what landed is
+        erased (BackSpace, only once the check knows how much landed) and the text typed
+        again with a longer pause after each key, at most ``_RETYPES`` times; then the step
+        fails saying what the screen shows. Keys into an element of an app whose tree shows
+        no editable element at all (a calculator's keypad) are commands: they are paced,
+        since some apps drop keys that arrive during the press animation of the key before.
+        A text holding a secret is never read back from the screen: it is paced.
         """
         self._check_open()
         self._input_gen += 1
         value = resolve_secrets(text, self._secrets)
-        focus = self._focus_text()
         delay = self._key_delay()
+        known = self._still_textless()
+        focus = None if known is not None else self._focus_text()
         if focus is None:
+            mirrors = (known or self._text_mirrors()) if value == text else None
+            if mirrors is not None:
+                self._type_on_screen(text, delay, mirrors)
+                return
             # Keys into an element that holds no text are commands (a calculator's keypad):
             # each waits until the app has drawn the one before (apps drop keys that arrive
             # during a key's press animation). Without a tree nothing says which this is.
@@ -831,6 +866,247 @@ class XvfbDesktop(Computer):
         # With a secret in it, the field's text is not repeated (it may hold part of it).
         shows = repr(after or "") if value == text else "other text"
         raise SandboxError(f"typed {text!r} but the field shows {shows} after {attempt + 1} tries")
+
+    def _text_mirrors(self) -> list[tuple[str, str]] | None:
+        """Where typed text can be read back when the focused element's text cannot.
+
+        A list of the focused app's other editable elements (possibly empty: read the
+        screen), or None when the keys are commands (the app's tree shows no editable
+        element) or there is no tree at all (accessibility off: typing is not checked).
+        """
+        snap = self.accessibility()
+        if snap is None or self._a11y is None:
+            return None
+        node = snap.focused()
+        if node is None:
+            win = self.window_box()
+            if win is not None and any(
+                n.role in _WINDOW_ROLES and _same_window(n.box, win) for n in snap.nodes
+            ):
+                return None  # the window is in the tree but reports no focus: commands
+            return []  # the active app shows nothing over AT-SPI (Athena, Tk): OCR
+        refs = [
+            n.ref
+            for n in snap.nodes
+            if n.app == node.app and n.editable and n.role != "password text" and n.ref != node.ref
+        ]
+        if refs:
+            self._textless = (self._active_id(), node.ref, refs)
+        return refs or None
+
+    def _still_textless(self) -> list[tuple[str, str]] | None:
+        """The mirrors of the last text-less focus when that element still has the focus.
+
+        A whole snapshot of a spreadsheet's tree costs 250-400 ms; one state call says the
+        cell area still has the focus in the same window (typing cell after cell).
+        """
+        known = self._textless
+        if known is None or self._a11y is None:
+            return None
+        window, ref, mirrors = known
+        states = self._a11y.states_of(ref)
+        if states is None or "focused" not in states or window != self._active_id():
+            self._textless = None
+            return None
+        return mirrors
+
+    def _type_on_screen(self, text: str, delay: float, mirrors: list[tuple[str, str]]) -> None:
+        """Type ``text`` (no secret in it) and check it shows; retype slower on a mismatch."""
+        assert self._a11y is not None
+        shows = ""
+        for attempt in range(_RETYPES + 1):
+            before = self.screenshot()
+            texts = self._a11y.texts_of(mirrors)
+            self._send_keys(text, delay)
+            seen = self._screen_check(text, before, list(zip(mirrors, texts, strict=True)))
+            if seen.landed:
+                self._learned_delay = max(self._learned_delay, delay if attempt else 0.0)
+                return
+            shows = seen.shows
+            if attempt == _RETYPES or not self._erase(seen):
+                break
+            delay = max(0.03, delay * 2.5)
+        what = f"the screen shows {shows[:120]!r}" if shows else "nothing on the screen changed"
+        raise SandboxError(f"typed {text!r} but {what} after {attempt + 1} tries")
+
+    def _screen_check(
+        self, value: str, before: Frame, mirrors: list[tuple[tuple[str, str], str | None]]
+    ) -> _Seen:
+        """Whether ``value`` shows once the screen is still: in a mirror, else by OCR."""
+        known = [(r, t) for r, t in mirrors if t is not None]
+        if known and self._mirror_shows(value, known):
+            return _Seen(True, value)
+        # Frames 30 ms apart: a burst of keys is drawn in several passes, and a check made
+        # between two of them would call text that is still arriving missing.
+        settled = settle_frames(
+            self.screenshot, _ECHO_TIMEOUT, before, interval=0.03, quiet=_FIRST_DRAW
+        )
+        if known:
+            seen = self._mirror_check(value, known)
+            if seen is not None:
+                return seen
+        return self._ocr_check(value, before, settled.frame, settled.changed)
+
+    def _mirror_shows(self, value: str, mirrors: list[tuple[tuple[str, str], str]]) -> bool:
+        """Whether a mirror shows the text within ``_FIRST_DRAW`` (the quick, usual answer)."""
+        assert self._a11y is not None
+        deadline = time.monotonic() + _FIRST_DRAW
+        while True:
+            now = self._a11y.texts_of([r for r, _ in mirrors])
+            if any(
+                new and _landed(old, new, value) for (_, old), new in zip(mirrors, now, strict=True)
+            ):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def _mirror_check(self, value: str, mirrors: list[tuple[tuple[str, str], str]]) -> _Seen | None:
+        """What the mirrors say (None: none of them changed, they do not mirror this field)."""
+        assert self._a11y is not None
+        deadline = time.monotonic() + _ECHO_TIMEOUT
+        while True:
+            now = self._a11y.texts_of([r for r, _ in mirrors])
+            pairs = [(r, old, new) for (r, old), new in zip(mirrors, now, strict=True) if new]
+            if any(_landed(old, new, value) for _, old, new in pairs):
+                return _Seen(True, value)
+            moved = [(r, old, new) for r, old, new in pairs if new != old]
+            if not moved:
+                return None
+            if time.monotonic() >= deadline:
+                ref, old, new = moved[0]
+                return _Seen(False, new, erase=_mirror_erase(ref, old, new, value))
+            time.sleep(0.02)
+
+    def _ocr_check(self, value: str, before: Frame, after: Frame, changed: Box | None) -> _Seen:
+        """Read the lines that changed, after and before; the text must show once more."""
+        if changed is None or _caret_only(changed):
+            return _Seen(False, "", erase=_NOTHING)  # at most a caret blinked
+        win = self.window_box() or Box(0, 0, *self._screen)
+        area = Box(win.x, max(0, changed.y - 4), win.w, changed.h + 8)
+        boxes = _typed.line_boxes(after, area)
+        now = _typed.read_lines(after, boxes)
+        shown = " | ".join(now)
+        if _typed.ocr_fold(value) not in _typed.ocr_fold("".join(now)):
+            return _Seen(False, shown, erase=self._ocr_erase(value, before, boxes, now))
+        if _typed.ends_in_bar(value):
+            bare = self._caret_off(after, boxes)
+            if bare is None:
+                return _Seen(False, f"{shown} (its last character or the caret: unknown)")
+            now = bare
+            if _typed.ocr_fold(value) not in _typed.ocr_fold("".join(now)):
+                return _Seen(False, " | ".join(now), self._ocr_erase(value, before, boxes, now))
+        was = _typed.read_lines(before, boxes)
+        if _typed.shows_more("".join(was), "".join(now), value):
+            return _Seen(True, shown)
+        return _Seen(False, shown)
+
+    def _caret_off(self, after: Frame, boxes: list[Box]) -> list[str] | None:
+        """The lines read from a frame with the caret blinked off (None: it never blinked).
+
+        Watches the lines until they differ from ``after`` in one narrow column only (the
+        caret came or went) and reads the one of the two frames with less ink there.
+        """
+        if not boxes:
+            return None
+        area = boxes[0]
+        for b in boxes[1:]:
+            area = area.union(b)
+        # The caret may stand just past the last glyph's box (the reading's crop pads it in).
+        area = area.expand(6, *self._screen)
+        first = after.crop(area)
+        deadline = time.monotonic() + _BLINK_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.04)
+            cur = self.screenshot(area)
+            d = changed_box(first, cur)
+            if d is None:
+                continue
+            if d.w > _CARET_W:
+                return None  # something besides the caret changed: no clean reading
+            off = cur if _ink(cur, d) < _ink(first, d) else first
+            return _typed.read_lines(off, boxes)
+        return None
+
+    def _ocr_erase(self, value: str, before: Frame, boxes: list[Box], now: list[str]) -> _Erase:
+        """How to take back what landed, when one line shows part of ``value`` typed in."""
+        if "\n" in value or len(boxes) != len(now):
+            return None
+        was = _typed.read_lines(before, boxes)
+        if len(was) != len(now):
+            return None
+        grown = [
+            (box, _typed.insertion(_typed.ocr_fold(a), _typed.ocr_fold(b)))
+            for box, a, b in zip(boxes, was, now, strict=True)
+            if a != b
+        ]
+        if not grown:
+            return _NOTHING  # no line reads differently: no text landed
+        if len(grown) != 1:
+            return None
+        box, ins = grown[0]
+        want = _typed.ocr_fold(value)
+        if ins.removed or not ins.inserted or not _typed.is_subsequence(ins.inserted, want):
+            return None
+        # Spaces do not show in a reading: up to every typed space may have landed too, and
+        # a caret read as a glyph may have hidden one more. Each BackSpace is checked
+        # against the line as it was, so none goes further than what was typed.
+        most = min(len(value), len(ins.inserted) + value.count(" ") + 1)
+        return ("pixels", box, before, most)
+
+    def _erase(self, seen: _Seen) -> bool:
+        """Take back what a mistyped text put in; True once the field is as it was.
+
+        One BackSpace at a time, each waited for (its effect shows, at most
+        ``_ECHO_TIMEOUT``), stopping as soon as the field reads as before: never more than
+        ``most``, so text that was there before typing is never erased.
+        """
+        if seen.erase is None:
+            return False
+        kind, where, old, most = seen.erase
+        if kind == "none":
+            return True
+        probe = self._erase_probe(kind, where, old)
+        if probe is None:
+            return False
+        look, restored, moved = probe
+        backspace = self._keycode_for(self._keysym("BackSpace", "BackSpace"))[0]
+        prev = look()
+        for _ in range(most):
+            checkpoint()
+            self._input_gen += 1
+            self._fake(self._X.KeyPress, backspace)
+            self._fake(self._X.KeyRelease, backspace)
+            self._x.sync()
+            deadline = time.monotonic() + _ECHO_TIMEOUT
+            while True:
+                cur = look()
+                if restored(cur):
+                    return True
+                if moved(prev, cur) or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            prev = cur
+        return False
+
+    def _erase_probe(
+        self, kind: str, where: object, old: object
+    ) -> tuple[Callable[[], Any], Callable[[Any], bool], Callable[[Any, Any], bool]] | None:
+        """(read the field, is it as before, did it change) for a mirror or a screen line."""
+        a11y = self._a11y
+        if kind == "text" and isinstance(where, tuple) and isinstance(old, str) and a11y:
+            ref = where
+            return (lambda: a11y.text_of(ref), lambda t: t == old, lambda a, b: a != b)
+        if kind == "pixels" and isinstance(where, Box) and isinstance(old, Frame):
+            sx, sy = self._screen
+            region = Box(where.x, where.y, min(where.w, sx - where.x), min(where.h, sy - where.y))
+            was = old.crop(region)
+            return (
+                lambda: self.screenshot(region),
+                lambda f: _caret_only(changed_box(was, f)),
+                lambda a, b: not _caret_only(changed_box(a, b)),
+            )
+        return None
 
     def _send_keys(self, value: str, delay: float, *, paced: bool = False) -> None:
         region = self.window_box() if paced else None
@@ -1184,6 +1460,50 @@ _ECHO_TIMEOUT = 1.0
 #: again: "800" became "80"), and a fixed pause long enough for it slows every other app.
 _KEY_QUIET = 0.06
 _KEY_SETTLE = 0.8
+#: How long typed text checked on screen may take to start drawing.
+_FIRST_DRAW = 0.3
+#: Widest difference (px) still taken for the same field: a caret that blinked meanwhile.
+_CARET_W = 3
+#: How long a check waits for the caret to blink (Tk: 0.9 s cycle; GTK: 1.2 s).
+_BLINK_WAIT = 1.4
+
+
+def _caret_only(diff: Box | None) -> bool:
+    """Whether two looks at a field differ at most by a caret that blinked."""
+    return diff is None or diff.w <= _CARET_W
+
+
+def _ink(frame: Frame, box: Box) -> float:
+    """How far ``box`` of ``frame`` is from the frame's usual colour (a drawn caret: far)."""
+    px = np.frombuffer(frame.rgb, np.uint8).reshape(frame.height, frame.width, 3)
+    ox, oy = frame.origin
+    part = px[box.y - oy : box.bottom - oy, box.x - ox : box.right - ox].astype(np.int16)
+    usual = np.median(px.reshape(-1, 3), axis=0)
+    return float(np.abs(part - usual).mean()) if part.size else 0.0
+
+
+#: How to erase a mistyped text: ("text", element, its text before, most BackSpaces) or
+#: ("pixels", line box, frame before, most BackSpaces); None when it cannot be known.
+_Erase = tuple[str, object, object, int] | None
+#: Nothing landed, so nothing needs erasing before a retry.
+_NOTHING: _Erase = ("none", None, None, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a typing check saw: whether the text landed, what shows, how to take it back."""
+
+    landed: bool
+    shows: str
+    erase: _Erase = None
+
+
+def _mirror_erase(ref: tuple[str, str], old: str, new: str, value: str) -> _Erase:
+    """Erase for a mirror whose text grew by part of ``value`` (keys dropped), else None."""
+    ins = _typed.insertion(old, new)
+    if ins.removed or not ins.inserted or not _typed.is_subsequence(ins.inserted, value):
+        return None
+    return ("text", ref, old, len(ins.inserted))
 
 
 def _landed(before: str, after: str, value: str) -> bool:
@@ -1216,6 +1536,9 @@ def _same_window(a: Box, b: Box) -> bool:
     return b.contains(*a.center) and abs(a.w - b.w) <= 40 and abs(a.h - b.h) <= 60
 
 
+#: How long a started app may take to register on the accessibility bus after its window
+#: shows (Qt apps take tens of ms; an app with no accessibility bridge pays all of it).
+_REGISTER_WAIT = 1.0
 #: How long an app may take to move the keyboard focus to the field a click landed on.
 _FOCUS_WAIT = 1.0
 

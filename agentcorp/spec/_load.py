@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agentcorp._io import UnsafeRead, read_bounded
+from agentcorp._text import visible
 from agentcorp.errors import SpecError, SpecIssue
 from agentcorp.spec._issues import did_you_mean, format_path
 from agentcorp.spec._yaml import (
@@ -76,7 +77,7 @@ def load_company_text(
     company, issues = _validate_text(
         text.removeprefix("\ufeff"), filename, base, check_files, max_nodes
     )
-    if issues or company is None:
+    if company is None:
         raise SpecError(issues)
     return company
 
@@ -114,7 +115,7 @@ def load_company(
     company, issues = _validate_file(
         p, str(p), max_bytes, max_nodes, Path(base_dir) if base_dir is not None else None
     )
-    if issues or company is None:
+    if company is None:
         raise SpecError(issues)
     return company
 
@@ -213,11 +214,11 @@ def _validate_text(
         _pydantic_issues(ctx, exc)
     _semantic_issues(ctx, base_dir, check_files)
     issues = sorted(set(ctx.issues))
-    if issues:
+    if any(not i.warning for i in issues):
         return None, issues
     assert company is not None
     company._base_dir = base_dir.resolve()
-    return company, []
+    return company, issues  # warnings only
 
 
 class _Ctx:
@@ -237,12 +238,12 @@ class _Ctx:
             p = p[:-1]
         return self.parsed.values.get((), (1, 1))
 
-    def add(self, path: Path_, message: str, *, key: bool = False) -> None:
+    def add(self, path: Path_, message: str, *, key: bool = False, warning: bool = False) -> None:
         line, col = self.where(path, key=key)
         # One line per issue, always: values quoted into messages may hold newlines.
         one_line = " ".join(message.split())
         where = " ".join(format_path(path).split())
-        self.issues.append(SpecIssue(self.filename, line, col, where, one_line))
+        self.issues.append(SpecIssue(self.filename, line, col, where, one_line, warning))
 
 
 # --- pydantic errors → issues --------------------------------------------------------------
@@ -521,6 +522,7 @@ def _semantic_issues(ctx: _Ctx, base_dir: Path, check_files: bool) -> None:
         if isinstance(task, dict):
             _task_refs(ctx, i, task, roles, sandboxes, ids)
             _task_templates(ctx, i, task)
+            _unseen_targets(ctx, i, task)
             _page_checks(ctx, i, task, roles, sandboxes)
             _attempts(ctx, i, task, roles, sandboxes)
     _cycles(ctx, tasks, ids)
@@ -704,6 +706,38 @@ def _task_templates(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
                     f"template variable {{inputs.{name}}} has no input {name!r}"
                     f"{did_you_mean(name, inputs)}",
                 )
+
+
+def _unseen_targets(ctx: _Ctx, i: int, task: dict[str, Any]) -> None:
+    """Warn about step targets and checked texts with no visible character.
+
+    Every source (the accessibility tree, the DOM, OCR) matches what is drawn: letters and
+    digits, and punctuation or symbols as whole tokens. A text of only zero-width, control
+    or other invisible characters is none of those. Blank text is already an error.
+    """
+    places: list[tuple[Path_, Any, str]] = []
+    steps = task.get("steps")
+    for j, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict):
+            continue
+        at: Path_ = ("tasks", i, "steps", j)
+        for key in ("click", "double_click", "right_click", "wait_for", "into"):
+            places.append(((*at, key), step.get(key), "target"))
+        for outer, inner in (("drag", "from"), ("drag", "to"), ("scroll", "at")):
+            sub = step.get(outer)
+            if isinstance(sub, dict):
+                places.append(((*at, outer, inner), sub.get(inner), "target"))
+    for path, node in _check_leaves(("tasks", i, "success"), task.get("success")):
+        if node.get("check") == "screen_contains":
+            places.append(((*path, "text"), node.get("text"), "text"))
+    for path, text, what in places:
+        if isinstance(text, str) and text.strip() and not visible(text):
+            ctx.add(
+                path,
+                f"{what} {text!r} has no visible character: no source (accessibility tree, "
+                "DOM or OCR) can match it",
+                warning=True,
+            )
 
 
 def _texts(path: Path_, value: Any) -> list[tuple[Path_, Any]]:

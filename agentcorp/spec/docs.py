@@ -59,7 +59,11 @@ Wherever a command takes a spec, PATH may be a company file or a folder holding 
 A step is a mapping with exactly one action key: @STEPS@.
 The same vocabulary is what the planner's model is asked for and what the actor runs.
 A target is visible text or `[x, y]` screen pixels; `type` takes `into` (a field label) and
-`wait_for` a `timeout` (default 10 s).
+`wait_for` a `timeout` (default 10 s). A blank target or `into` is an error. Letters and
+digits match tolerantly, punctuation and symbols (`*`, `+/-`) as whole tokens; a target made
+only of invisible characters (zero-width spaces and joiners, controls, the soft hyphen)
+can match nothing: `validate` warns (`FILE:LINE:COL: warning: ...`, exit 0) and at run time
+the step fails naming it.
 
 `wait` (e.g. `wait: 2s`) pauses for a fixed time and is **the last resort**: prefer
 `wait_for`, which ends as soon as the text it names is on screen. Every wait of a step
@@ -69,7 +73,10 @@ A target is visible text or `[x, y]` screen pixels; `type` takes `into` (a field
 
 `success` is a tree: `{all: [...]}`, `{any: [...]}`, `{not: ...}`, or a leaf
 `{check: NAME, ...}` with NAME one of: @CHECKS@. A check that errors scores "error", never a
-crash; `llm_judge` runs only where a task asks for it.
+crash; `llm_judge` runs only where a task asks for it. A tree that fails and only reads
+(`file_exists`, `file_contains`, `screen_contains`, `url_matches`, `sqlite`, `dom`, `js`) is
+read again for up to 2 s, since an app may write its file or database a moment after the
+last action; a tree with `command`, `http` or `llm_judge` is evaluated once.
 
 ## Objects
 """

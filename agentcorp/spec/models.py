@@ -424,7 +424,9 @@ class TypeStep(_Model):
     """Type text; ``${secrets.NAME}`` is allowed here (only the sandbox resolves it)."""
 
     type: str = Field(description="Text to type; may contain ${secrets.NAME} and {inputs.x}.")
-    into: str | None = Field(default=None, description="Label of the field to click first.")
+    into: Annotated[str, AfterValidator(_visible)] | None = Field(
+        default=None, description="Label of the field to click first."
+    )
 
 
 class KeyStep(_Model):

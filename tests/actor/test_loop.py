@@ -100,6 +100,31 @@ def test_scripted_step_not_found_without_model_fails_clearly() -> None:
     assert fc.actions == []
 
 
+def test_a_target_with_no_visible_character_fails_its_step_naming_it() -> None:
+    # A zero-width space draws nothing: no grounder and no model can find it, so the step
+    # fails as bad input (the model is not asked) and the steps before it stay done.
+    fc = desk()
+    llm = ScriptedLLM([])
+    task = EpisodeTask(
+        "t1",
+        "x",
+        steps=[{"type": "ACME", "into": "Customer"}, {"click": "\u200b"}, {"click": "Save"}],
+    )
+    _, res = drive(actor(fc, llm).run(task))
+    assert res.status == "failed" and res.failed_step == 1 and res.steps_done == 1
+    assert res.reason == (
+        "steps[1] (click '\\u200b'): the target '\\u200b' has no visible character: no source"
+        " (accessibility tree, DOM or OCR) can match it"
+    )
+    assert llm.calls == []
+    assert fc.actions == [("click", 320, 115, "left"), ("type", "ACME")]
+    for label in ("\u2060", "\u00ad\u200c"):
+        _, res = drive(
+            actor(desk()).run(EpisodeTask("t1", "x", steps=[{"type": "x", "into": label}]))
+        )
+        assert res.status == "failed" and "has no visible character" in res.reason, res
+
+
 def test_ambiguous_target_goes_to_model() -> None:
     fc = desk()
     from agentcorp.types import Box

@@ -16,6 +16,7 @@ PAGE = """<!doctype html><meta charset=utf-8><title>Order 42</title>
 <h1 id="t">Order <b>42</b> saved</h1>
 <input id="total" value="1,250.00"><input type="password" id="pw" value="s3cret">
 <ul class="items"><li data-sku="A1">Apple</li><li data-sku="B2">Pear</li></ul>
+<p>one&#8203;word, re&shy;ceipt</p>
 <script>window.score = 0.8; window.done = false;</script>"""
 
 
@@ -114,3 +115,16 @@ def test_validate_names_the_line_of_an_unknown_input_in_a_check() -> None:
     with pytest.raises(SpecError) as err:
         load_company_text(SPEC, "company.yaml")
     assert "company.yaml:10:" in str(err.value) and "inputs.m" in str(err.value)
+
+
+def test_a_text_with_no_visible_character_is_an_error_not_a_pass(page: BrowserComputer) -> None:
+    # The page holds a zero-width space and a soft hyphen, so a plain text search "finds"
+    # them; nothing a person sees is checked, so the check cannot pass.
+    for text in ("\u200b", "\u00ad", "\u200b \u2060"):
+        status, leaves = _run(page, {"check": "screen_contains", "text": text})
+        assert status == "error", (text, leaves)
+        assert "no visible character" in leaves[0].detail and "\n" not in leaves[0].detail
+    # What is seen is checked as seen: "one\u200bword" reads "oneword", "re\u00adceipt" "receipt".
+    for text in ("oneword", "receipt", "one\u200bword"):
+        assert _run(page, {"check": "screen_contains", "text": text})[0] == "pass", text
+    assert _run(page, {"check": "screen_contains", "text": "one word"})[0] == "fail"

@@ -73,3 +73,53 @@ def test_the_loader_raises_spec_error_under_the_root() -> None:
     assert [str(i) for i in info.value.issues] == [
         f"{BAD}:26:11: tasks[1].role: unknown role 'agnet' (did you mean 'agent'?)"
     ]
+
+
+_UNSEEN = """\
+version: 1
+company: test-co
+roles:
+  clerk: {title: Clerk, sandbox: desk}
+sandboxes:
+  desk:
+    kind: desktop
+    apps: [{name: calc, command: [galculator], wait_for_window: galculator}]
+tasks:
+  - id: sum
+    role: clerk
+    description: Add two numbers.
+    steps:
+      - click: "7"
+      - click: "+/-"
+      - click: "\\u200b"
+      - {type: "12", into: "\\u2060\\u00ad"}
+      - drag: {from: "7", to: "\\t\\u200d"}
+    success: {check: screen_contains, text: "\\ufeff"}
+"""
+
+
+def test_validate_warns_about_targets_no_source_can_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Zero-width, word-joiner, soft-hyphen and byte-order marks draw nothing: the tree, the
+    # DOM and OCR all match what is drawn. Punctuation ("+/-") and digits are fine.
+    spec = tmp_path / "company.yaml"
+    spec.write_text(_UNSEEN, encoding="utf-8")
+    assert main(["validate", str(spec)]) == 0  # warnings: the spec itself is valid
+    out, err = capsys.readouterr()
+    assert out == ""
+    no_source = "has no visible character: no source (accessibility tree, DOM or OCR) can match it"
+    assert err.splitlines() == [
+        f"{spec}:16:16: warning: tasks[0].steps[2].click: target '\\u200b' {no_source}",
+        f"{spec}:17:28: warning: tasks[0].steps[3].into: target '\\u2060\\xad' {no_source}",
+        f"{spec}:18:31: warning: tasks[0].steps[4].drag.to: target '\\t\\u200d' {no_source}",
+        f"{spec}:19:45: warning: tasks[0].success.text: text '\\ufeff' {no_source}",
+        f"agentcorp: ok: {spec} (4 warnings)",
+    ]
+    # The loaded company keeps every step: a warning loses nothing.
+    assert len(load_company(spec).tasks[0].steps or []) == 5
+    # With an error as well, both are counted and the exit code is the error's.
+    spec.write_text(_UNSEEN.replace("role: clerk", "role: clrek"), encoding="utf-8")
+    assert main(["validate", str(spec)]) == 2
+    _, err = capsys.readouterr()
+    assert err.splitlines()[-1] == "agentcorp: 1 error and 4 warnings in 1 file"

@@ -2,8 +2,9 @@
 
     PYTHONPATH=. python -m tests.console.screenshots docs/img
 
-A real run of a small desktop company (one task fails on purpose) for the run report, and a
-browser company parked on a console approval, one task taken over, for the console.
+A real run of a small desktop company (one task fails on purpose) for the run report, a
+browser company parked on a console approval, one task taken over, for the console, and a
+model-driven browser task taken over and acted on from the page for the live view.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agentcorp.record.run_report import write_run_report
 from tests.console._company import make_company
 from tests.console.conftest import CHROMIUM_ARGS, _Quiet
 from tests.console.test_console import _company
+from tests.console.test_console_live import SCRIPT, WEB_CO, serve_form_site
 
 
 def main(out: Path) -> None:
@@ -66,7 +68,59 @@ def main(out: Path) -> None:
         run.join(120)
         browser.close()
     httpd.shutdown()
-    print(out / "run_report.png", out / "console.png")
+    live_view(out, tmp)
+    print(out / "run_report.png", out / "console.png", out / "console_live.png")
+
+
+def live_view(out: Path, tmp: Path) -> None:
+    """A person has taken over a browser task and typed into its form from the page."""
+    from agentcorp.testing import FakeOpenAIServer
+
+    site, _, httpd = serve_form_site(tmp / "form-site")
+    co = tmp / "c"
+    co.mkdir()
+    (co / "company.yaml").write_text(WEB_CO.format(site=site), encoding="utf-8")
+    with (
+        sync_playwright() as p,
+        FakeOpenAIServer(SCRIPT) as srv,
+        Console("127.0.0.1:0") as console,
+    ):
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        run = threading.Thread(
+            target=lambda: agentcorp.run(
+                co,
+                sessions=tmp / "run-c",
+                observers=[console.observer],
+                no_cache=True,
+                base_url=srv.base_url,
+                actor_model="fake-actor",
+                no_plan=True,
+            ),
+            daemon=True,
+        )
+        run.start()
+        page.goto(console.url)
+        page.wait_for_selector(".q[data-kind=help]", timeout=120_000)
+        page.locator(".card[data-task=order] button.takeover").click()
+        page.locator(".q[data-kind=help] input.answer").fill("I'll do it")
+        page.locator(".q[data-kind=help] button.send").click()
+        page.wait_for_selector(".live-view[data-parked='1']", timeout=120_000)
+        img = page.locator(".live-view img.screen")
+        box = img.bounding_box()
+        assert box is not None
+        img.click(position={"x": 300 * box["width"] / 800, "y": 170 * box["height"] / 600})
+        page.locator(".live-view input.live-text").fill("blue mug")
+        page.locator(".live-view button.live-type").click()
+        page.wait_for_selector(".live-view[data-done='2']", timeout=60_000)
+        time.sleep(1.5)  # the next live frame
+        page.locator(".live-view").screenshot(path=str(out / "console_live.png"))
+        page.locator(".card[data-task=order] button.handback").click()
+        run.join(120)
+        browser.close()
+    httpd.shutdown()
 
 
 if __name__ == "__main__":

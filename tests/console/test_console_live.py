@@ -95,16 +95,17 @@ def _live_frame(console: Console, task_id: str) -> tuple[int, bytes]:
 def _take_over_on_help(page: Any, task_id: str) -> None:
     """The model asked for help: take over, then answer; its next action parks it."""
     page.wait_for_selector(".q[data-kind=help]", timeout=120_000)
-    page.locator(f".card[data-task={task_id}] button.takeover").click()
-    page.wait_for_selector(f".live[data-task={task_id}][data-mine='1']")
+    # An answer typed before the page redraws (the take-over changes the state) survives it.
     page.locator(".q[data-kind=help] input.answer").fill("over to you")
+    page.locator(f".card[data-task={task_id}] button.takeover").click()
+    page.wait_for_selector(f".live-view[data-task={task_id}][data-mine='1']")
     page.locator(".q[data-kind=help] button.send").click()
-    page.wait_for_selector(f".live[data-task={task_id}][data-parked='1']", timeout=120_000)
+    page.wait_for_selector(f".live-view[data-task={task_id}][data-parked='1']", timeout=120_000)
 
 
 def _click_screen(page: Any, task_id: str, x: int, y: int, size: tuple[int, int]) -> None:
     """Click the live image where the sandbox's (x, y) is drawn."""
-    img = page.locator(f".live[data-task={task_id}] img.screen")
+    img = page.locator(f".live-view[data-task={task_id}] img.screen")
     box = img.bounding_box()
     assert box is not None
     img.click(position={"x": x * box["width"] / size[0], "y": y * box["height"] / size[1]})
@@ -173,22 +174,22 @@ def test_take_over_and_act_on_a_desktop_from_the_console_page(
         # A second viewer sees the same live view, read-only.
         other = chromium.new_page()
         other.goto(console.url)
-        other.wait_for_selector(".live[data-task=note][data-mine='0']")
-        assert other.locator(".live[data-task=note] .live-controls").is_hidden()
-        page.wait_for_selector(".live[data-task=note] img.screen[src*='/api/live/']")
+        other.wait_for_selector(".live-view[data-task=note][data-mine='0']")
+        assert other.locator(".live-view[data-task=note] .live-controls").is_hidden()
+        page.wait_for_selector(".live-view[data-task=note] img.screen[src*='/api/live/']")
         n0, before = _wait(
             lambda: _live_frame(console, "note")[0] and _live_frame(console, "note"), "a live frame"
         )
         assert not _reads(_ocr(before), TYPED)
         # Click into the editor's text, then keys and text straight on the live image.
         _click_screen(page, "note", 400, 300, (800, 600))
-        screen = page.locator(".live[data-task=note] img.screen")
+        screen = page.locator(".live-view[data-task=note] img.screen")
         screen.press("Control+End")
         screen.press("Enter")
         page.keyboard.type(TYPED)
         page.wait_for_timeout(400)  # the page sends typed characters in runs
-        page.locator(".live[data-task=note] input.live-keys").fill("ctrl+s")
-        page.locator(".live[data-task=note] button.live-press").click()
+        page.locator(".live-view[data-task=note] input.live-keys").fill("ctrl+s")
+        page.locator(".live-view[data-task=note] button.live-press").click()
         _wait(lambda: _all_done(console, "note", 5), "the 5 inputs to run", 60)
         # The effect is in the app's real state and in the live frame the page shows.
         notes = run_dir / ".agentcorp" / "sandboxes" / "notes" / "notes.txt"
@@ -203,7 +204,9 @@ def test_take_over_and_act_on_a_desktop_from_the_console_page(
 
         _wait(lambda: shown() >= n1, "the page to show the newest live frame", 30)
         _wait(
-            lambda: page.evaluate("document.querySelector('.live img.screen').naturalWidth") > 0,
+            lambda: (
+                page.evaluate("document.querySelector('.live-view img.screen').naturalWidth") > 0
+            ),
             "the live image to load",
             30,
         )
@@ -240,11 +243,9 @@ class _Site(_Quiet):
         super().do_GET()
 
 
-@pytest.fixture
-def form_site(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
-    """A real site with a form; the paths it was asked for (its real state)."""
-    root = tmp_path / "form-site"
-    root.mkdir()
+def serve_form_site(root: Path) -> tuple[str, list[str], ThreadingHTTPServer]:
+    """A real site with a form under ``root``: its URL, the paths asked for, the server."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "index.html").write_text(
         "<body style='margin:0'><h1 style='font-size:28px'>Order</h1>"
         "<form action='done.html'><input name='q' style='position:absolute;left:100px;"
@@ -255,8 +256,15 @@ def form_site(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     handler = type("H", (_Site,), {"seen": seen})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}", seen, httpd
+
+
+@pytest.fixture
+def form_site(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """The form site; the paths it was asked for are its real state."""
+    url, seen, httpd = serve_form_site(tmp_path / "form-site")
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+        yield url, seen
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -317,9 +325,9 @@ def test_take_over_and_act_on_a_browser_in_a_worker_process(
         _shows(console, "order", "Order", 90)
         # Click the field, type with the page's text box, submit with its Enter button.
         _click_screen(page, "order", 300, 170, (800, 600))
-        page.locator(".live[data-task=order] input.live-text").fill("blue mug")
-        page.locator(".live[data-task=order] button.live-type").click()
-        page.locator(".live[data-task=order] button.live-key[data-keys=enter]").click()
+        page.locator(".live-view[data-task=order] input.live-text").fill("blue mug")
+        page.locator(".live-view[data-task=order] button.live-type").click()
+        page.locator(".live-view[data-task=order] button.live-key[data-keys=enter]").click()
         _wait(lambda: _all_done(console, "order", 3), "the 3 inputs to run", 60)
         # The site got the order (its real state), and the live frame shows its answer.
         _wait(lambda: any(p.startswith("/done.html?q=blue+mug") for p in seen), "the order")
@@ -412,3 +420,79 @@ def test_live_view_bad_inputs_get_clear_replies_and_are_audited(tmp_path: Path) 
     assert "hunter2" not in json.dumps(lines)
     typed_entry = [a for a in lines if a["kind"] == "person.action"][1]
     assert typed_entry["action"] == "type" and typed_entry["text_length"] == 16
+
+
+@pytest.mark.slow
+def test_the_agent_side_drains_inputs_and_ends_on_a_lapse_or_a_gone_console(
+    tmp_path: Path,
+) -> None:
+    """The parked agent's loop on a real desktop: inputs sent before it parked still run
+    after a hand-back, a lapsed lease ends it, and so does a console that went away."""
+    from agentcorp.console.client import ConsoleClient
+    from agentcorp.console.live import LiveDriver
+    from agentcorp.policy.audit import AuditLog
+    from agentcorp.sandbox.apps import AppSpec
+    from agentcorp.sandbox.xvfb import XvfbDesktop
+
+    (tmp_path / "notes.txt").write_text("Notes\n", encoding="utf-8")
+    home = tmp_path / "home"
+    desk = XvfbDesktop(
+        screen=(800, 600),
+        apps=[AppSpec("editor", ["mousepad", "~/notes.txt"], wait_for_window="notes")],
+        files={"~/notes.txt": tmp_path / "notes.txt"},
+        home=home,
+    )
+    audit = AuditLog(tmp_path / "audit.jsonl", fsync=False)
+    try:
+        with Console("127.0.0.1:0", lease_ttl_s=1.5) as console:
+            base, token = console.server.base_url, console.server.token
+            page = {"Authorization": f"Bearer {token}", "X-Agentcorp-Console": "1"}
+            with console.state.cond:
+                console.state.task("t").status = "running"
+            client = ConsoleClient(base, token)
+            driver = LiveDriver(desk, audit=audit)
+
+            def lease(op: str, **body: Any) -> Any:
+                return httpx.post(
+                    f"{base}/api/lease/t", json={"op": op, "who": "ann", **body}, headers=page
+                ).json()
+
+            # Inputs sent while the agent is still busy, then handed back before it parks.
+            key = lease("take")["key"]
+            for event in (
+                {"kind": "click", "x": 400, "y": 300},
+                {"kind": "key", "keys": "ctrl+End"},
+                {"kind": "type", "text": "Queued 7"},
+                {"kind": "key", "keys": "ctrl+s"},
+            ):
+                r = httpx.post(
+                    f"{base}/api/input/t",
+                    json={"who": "ann", "key": key, "event": event},
+                    headers=page,
+                )
+                assert r.status_code == 200, r.text
+            lease("release", note="did it myself")
+            # The agent's next check runs them first, then tells it to look again.
+            assert client.control("t", live=driver) == "did it myself"
+            assert "Queued 7" in (home / "notes.txt").read_text(encoding="utf-8")
+            assert client.control("t", live=driver) is None  # nothing held, nothing queued
+            # A lease whose holder went away (no heartbeat) lapses: the agent goes on.
+            lease("take")
+            assert "lapsed" in (client.control("t", live=driver) or "")
+            # A console that goes away mid-lease ends the live view too.
+            lease("take")
+            got: list[str | None] = []
+            agent = threading.Thread(target=lambda: got.append(client.control("t", live=driver)))
+            agent.start()
+            _wait(lambda: (console.server.live.snapshot().get("t") or {}).get("parked"), "park")
+            console.leases.ttl_s = 60.0
+            lease("heartbeat")
+        agent.join(30)
+        assert got == ["the operator console could not be reached"]
+    finally:
+        desk.close()
+        audit.close()
+    entries = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    people = [e for e in entries if e["kind"] == "person.action"]
+    assert [p["action"] for p in people] == ["click", "key", "type", "key"]
+    assert all(p["ok"] for p in people) and "Queued 7" not in json.dumps(entries)

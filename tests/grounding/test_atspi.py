@@ -20,6 +20,9 @@ def test_punctuation_targets_match_whole_tokens_only() -> None:
     assert [(m.start, m.end) for m in find_matches("+/-", "0 . +/- =")] == [(4, 7)]
     assert [(m.start, m.end) for m in find_matches("%", "sqrt %")] == [(5, 6)]
     assert find_matches("*", "") == [] and find_matches("  ", "a b") == []
+    # A zero-width space copied along with the symbol draws nothing: "+" is still "+".
+    assert [(m.start, m.end) for m in find_matches("\u200b+", "7 8 9 + -")] == [(6, 7)]
+    assert find_matches("\u200b", "a \u200b b") == []
 
 
 def test_name_score_prefers_exact_names() -> None:
@@ -142,7 +145,7 @@ def test_into_follows_the_label_relation_not_the_nearest_field(tmp_path: Path) -
         snap = desk.accessibility()
         assert snap is not None, desk.a11y_problem
         entries = [n for n in snap.nodes if n.editable]
-        assert len(entries) == 4
+        assert len(entries) == 5
         label = {n.name: n for n in snap.nodes if n.role == "label" and n.name}
         g = AtspiGrounder(desk)
         frame = desk.screenshot()
@@ -158,3 +161,21 @@ def test_into_follows_the_label_relation_not_the_nearest_field(tmp_path: Path) -
         assert got["Shipping address"].x > ship.right + 100
         assert got["Reference"].bottom < ref.y and got["Reference"].right < ref.x
         assert {n.box for n in entries} >= set(got.values())
+        # "Gift wrap" labels a check box: no field, and OCR after the tree may not offer the
+        # notes field beside it either.
+        assert g.locate(frame, "Gift wrap", Hint(role="field")) == []
+        assert {n.box for n in entries} == set(g.excluded)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("form", ["labelled_form.py", "labelled_form_qt.py"])
+def test_an_app_is_in_the_tree_as_soon_as_the_desktop_is_ready(tmp_path: Path, form: str) -> None:
+    # An app registers with the accessibility bus a moment after its window shows. A first
+    # step grounded in that moment found no tree and fell back to OCR, whose geometry picks
+    # the decoy beside the label: the desktop is ready only once its apps are in the tree.
+    app = AppSpec("form", ["/usr/bin/python3", str(FORM_APP.parent / form)], "Labelled form")
+    for _ in range(2):
+        with XvfbDesktop(apps=[app]) as desk:
+            snap = desk.accessibility()
+            assert snap is not None
+            assert any(n.name == "Shipping address" for n in snap.nodes), snap.nodes

@@ -151,3 +151,23 @@ def test_a_poll_that_misses_skips_the_whole_frame_reread_a_final_look_does_not()
     assert len(eng.areas) == n + 1 and eng.areas[-1] == full_area
     # A poll still finds what the changed part shows.
     assert g.locate(after, inc["targets"][0]["text"], Hint(thorough=False))
+
+
+def test_a_poll_leaves_a_screen_that_changed_whole_unread_until_it_holds_still() -> None:
+    eng = CountingEngine()
+    g = OcrGrounder(eng)
+    g.lines(frame("gnumeric.png"))
+    n = len(eng.areas)
+    form = frame("form.png")
+    # A new screen (a dialog closing, a page loading) is usually still changing: a poll
+    # does not pay a whole read for it...
+    assert g.locate(form, "Save order", Hint(thorough=False)) == []
+    assert len(eng.areas) == n
+    # ...but the same pixels polled again (the screen held still) are read and found.
+    again = Frame(form.rgb, form.width, form.height)
+    assert g.locate(again, "Save order", Hint(thorough=False))
+    assert len(eng.areas) == n + 1
+    # A look that is not a poll reads a new screen at once.
+    g2 = OcrGrounder(eng)
+    g2.lines(frame("gnumeric.png"))
+    assert g2.locate(form, "Save order")

@@ -61,6 +61,9 @@ PAGES = {
       Standard</label> <label><input type=radio name=ship value=express> Express</label></p>
       <p><label for="z">Size</label> <select id="z"><option>Small</option><option>Large</option>
       </select></p>""",
+    # Words with characters that draw nothing inside: they show as "Confirm", "receipt".
+    "invisible.html": """<p>Keep the re&shy;ceipt.</p>
+      <button id="b" onclick="window.clicked=1">Con&#8203;firm</button>""",
 }
 
 
@@ -295,3 +298,25 @@ def test_options_of_a_closed_list_are_not_on_screen(browser: BrowserComputer, si
         )
         == "SELECT"
     )
+
+
+def test_words_with_invisible_characters_inside_are_found_as_shown(
+    browser: BrowserComputer, site: str
+) -> None:
+    # "Con\u200bfirm" is drawn as "Confirm": the DOM finds what a person sees, and a target
+    # copied with the zero-width space in it finds the same button.
+    _open(browser, site, "invisible.html")
+    g = DomGrounder(browser)
+    boxes = []
+    for target in ("Confirm", "Con\u200bfirm"):
+        got = resolve(g.locate(None, target, Hint(purpose="act")), target=target)
+        assert not isinstance(got, Ambiguous | NotFound), got
+        assert got.source == "dom" and got.score == 1.0, got
+        boxes.append(got.box)
+    # A word to read (a wait_for) inside a sentence: "re\u00adceipt" shows as "receipt".
+    read = resolve(g.locate(None, "receipt"), target="receipt")
+    assert not isinstance(read, Ambiguous | NotFound) and read.text == "Keep the receipt.", read
+    at = browser._page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).id", list(boxes[0].center)
+    )
+    assert at == "b" and boxes[1] == boxes[0]

@@ -70,12 +70,20 @@
     });
     svg.setAttribute("width", w); svg.setAttribute("height", h);
   }
+  const asked = {}; // question id -> its element (kept across renders: a half-typed answer stays)
   function drawQuestions(s) {
-    const box = $("questions"); box.replaceChildren();
+    const box = $("questions");
+    const ids = s.questions.map((q) => q.id);
+    for (const id of Object.keys(asked)) {
+      if (!ids.includes(id)) { asked[id].remove(); delete asked[id]; }
+    }
+    box.querySelectorAll("p.none").forEach((p) => p.remove());
     if (!s.questions.length) { box.append(el("p", { class: "none" }, "nothing")); return; }
     for (const q of s.questions) {
+      const left = `[${q.task}] ${q.kind === "help" ? "asks" : "needs approval"} (${q.seconds_left}s left)`;
+      if (asked[q.id]) { asked[q.id].firstChild.textContent = left; continue; }
       const d = el("div", { class: "q", "data-question": q.id, "data-kind": q.kind });
-      d.append(el("div", {}, `[${q.task}] ${q.kind === "help" ? "asks" : "needs approval"} (${q.seconds_left}s left)`));
+      d.append(el("div", {}, left));
       d.append(el("div", { class: "text" }, q.text));
       if (q.kind === "approval") {
         const ok = el("button", { class: "approve" }, "Approve"); ok.onclick = () => post("/api/questions/" + q.id, { decision: "approve" });
@@ -87,6 +95,7 @@
         send.onclick = () => post("/api/questions/" + q.id, { answer: input.value });
         d.append(input, send);
       }
+      asked[q.id] = d;
       box.append(d);
     }
   }
@@ -94,6 +103,7 @@
     return post("/api/lease/" + encodeURIComponent(id), { op: op, note: op === "release" ? "handed back from the console" : "" }).then((data) => {
       if (data && op === "take") {
         keys[id] = data.key;
+        if (state) drawLive(state); // the view turns writable even if no new state comes
         if (!beats[id]) beats[id] = setInterval(() => post("/api/lease/" + encodeURIComponent(id), { op: "heartbeat" }).then((ok) => { if (!ok) drop(id); }), 5000);
       }
       if (op === "release") drop(id);
@@ -172,7 +182,7 @@
   }
   function panel(id) {
     if (panels[id]) return panels[id];
-    const root = el("div", { class: "live", "data-task": id });
+    const root = el("div", { class: "live-view", "data-task": id });
     const head = el("div", { class: "live-head" });
     const img = el("img", { class: "screen", tabindex: "0", alt: "live view of " + id, draggable: "false" });
     const ctl = el("div", { class: "live-controls" });
@@ -192,7 +202,7 @@
   }
   function showFrame(id, live) {
     const p = panels[id];
-    if (!p || !live || live.frame === null || live.frame === p.frame) return;
+    if (!p || !live || live.frame == null || live.frame === p.frame) return;
     p.frame = live.frame;
     p.img.src = "/api/live/" + encodeURIComponent(id) + "?n=" + live.frame;
   }
@@ -212,8 +222,16 @@
       p.root.setAttribute("data-done", live.done || 0);
       p.head.textContent = id + " — control held by " + s.leases[id].holder + (own ? " (you)" : " (read-only)");
       p.ctl.hidden = !own;
-      p.status.textContent = (live.parked ? "agent paused: " + (own ? "click, type and press keys on the screen" : "a person is acting") : "waiting for the agent to pause (it finishes its current step)")
+      p.status.textContent = (live.parked ? "agent paused: " + (own ? "click the screen, then type and press keys on it" : "a person is acting") : "waiting for the agent to pause (it finishes its current step)")
         + (live.sent ? ` · inputs ${live.done}/${live.sent} done` : "") + (live.error ? " · " + live.error : "");
+      if (live.frame == null) {
+        // Until the agent parks, the last step's frame (the live view starts when it does).
+        const t = s.tasks.find((x) => x.id === id);
+        if (t && t.frame !== null && p.frame !== "step" + t.frame) {
+          p.frame = "step" + t.frame;
+          p.img.src = "/api/frame/" + encodeURIComponent(id) + "?n=" + t.frame;
+        }
+      }
       showFrame(id, live);
     }
     $("live-box").hidden = held.length === 0;
@@ -261,6 +279,6 @@
     const live = JSON.parse(e.data);
     if (!state) return;
     state.live = live;
-    for (const id in live) showFrame(id, live[id]);
+    drawLive(state); // frames, and whether the agent is parked, without redrawing the rest
   });
 })();

@@ -5,7 +5,8 @@ label "Shipping address" sits top left with a *decoy* entry right beside it, whi
 geometry would pick; the label names the other entry, at the bottom right, through
 ``set_mnemonic_widget`` (AT-SPI LABEL_FOR / LABELLED_BY). A second label, "Reference", is
 tied the same way to an entry left of and above it. "Tracking number" names an entry that
-never takes the keyboard focus (a click leaves focus where it was). Every change of an
+never takes the keyboard focus (a click leaves focus where it was). "Gift wrap" names a
+check box, with a notes entry right beside the label: it names no field. Every change of an
 entry's text is written to ``$FORM_OUT`` as ``name=value`` lines, so a test reads what the
 app itself holds.
 """
@@ -25,7 +26,7 @@ OUT = os.environ.get("FORM_OUT", "")
 
 def main() -> int:
     win = Gtk.Window(title="Labelled form")
-    win.set_default_size(640, 480)
+    win.set_default_size(640, 540)
     grid = Gtk.Grid(column_spacing=24, row_spacing=24, margin=16)
     win.add(grid)
 
@@ -39,6 +40,10 @@ def main() -> int:
     tracking = Gtk.Entry(can_focus=False)
     tracking_label = Gtk.Label(label="_Tracking number", use_underline=True, xalign=0)
     tracking_label.set_mnemonic_widget(tracking)
+    gift = Gtk.CheckButton()
+    gift_label = Gtk.Label(label="_Gift wrap", use_underline=True, xalign=0)
+    gift_label.set_mnemonic_widget(gift)
+    notes = Gtk.Entry()
     spacer = Gtk.Label(label="")
     spacer.set_size_request(-1, 160)
 
@@ -50,8 +55,17 @@ def main() -> int:
     grid.attach(address, 2, 4, 1, 1)
     grid.attach(tracking_label, 1, 5, 1, 1)
     grid.attach(tracking, 2, 5, 1, 1)
+    grid.attach(gift_label, 0, 6, 1, 1)
+    grid.attach(notes, 1, 6, 1, 1)
+    grid.attach(gift, 2, 6, 1, 1)
 
-    entries = {"decoy": decoy, "address": address, "reference": reference, "tracking": tracking}
+    entries = {
+        "decoy": decoy,
+        "address": address,
+        "reference": reference,
+        "tracking": tracking,
+        "notes": notes,
+    }
 
     def changed(_: Gtk.Entry) -> None:
         if OUT:

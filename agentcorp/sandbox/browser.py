@@ -1631,15 +1631,16 @@ _COVER_JS = (
     const host = e.getRootNode().host;
     if (host && (host === hit || host.contains(hit))) return null;
   }
-  // A header or footer that stays put while the page scrolls hides what scrolled under it.
+  // A header or footer that stays put while the page scrolls hides what scrolled under it
+  // (a band along the top or bottom edge; an overlay over the page is no such thing).
   for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
     const pos = a.ownerDocument.defaultView.getComputedStyle(a).position;
     if (pos !== 'fixed' && pos !== 'sticky') continue;
-    const q = a.getBoundingClientRect();
-    const way = (q.top + q.bottom) / 2 < a.ownerDocument.defaultView.innerHeight / 2
-      ? 'up' : 'down';
-    return desc(hit) + ', which stays in place when the page scrolls: scroll ' + way +
-      ' a little to bring the target out from under it';
+    const q = a.getBoundingClientRect(), vh = a.ownerDocument.defaultView.innerHeight;
+    const mid = (q.top + q.bottom) / 2;
+    if (q.height > 0.4 * vh || (mid > vh / 3 && mid < 2 * vh / 3)) break;
+    return desc(hit) + ', which stays in place when the page scrolls: scroll ' +
+      (mid < vh / 2 ? 'up' : 'down') + ' a little to bring the target out from under it';
   }
   return desc(hit);
 }"""

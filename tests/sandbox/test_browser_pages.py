@@ -203,6 +203,7 @@ def test_a_covered_target_inside_a_frame_is_not_clicked(
         browser.cover_wait = 1.0
     assert res.status == "failed"
     assert "covered by <div>" in res.reason
+    assert "scroll" not in res.reason  # an overlay over the page is not scrolled away
 
 
 def test_checks_read_text_and_elements_of_same_origin_frames(

@@ -1267,13 +1267,46 @@ class BrowserComputer(Computer):
             raise ValueError(_page_error(exc)) from None
 
     def focused_field(self) -> tuple[Box, bool] | None:
-        """Box of the focused text input and whether it is a password field, or None."""
+        """Box of the focused text input and whether it is a password field, or None.
+
+        Followed into open shadow roots and frames, those of another origin too (a login
+        form embedded from an identity provider): the box is in viewport pixels.
+        """
         self._check()
         info = self._call("focused_field", self._page.evaluate, _FOCUSED_FIELD_JS)
+        if isinstance(info, dict) and info.get("frame"):
+            info = self._focused_in_other_origin()
         if not info:
             return None
         box = Box(int(info["x"]), int(info["y"]), max(1, int(info["w"])), max(1, int(info["h"])))
         return box, bool(info["password"])
+
+    def _focused_in_other_origin(self) -> dict[str, Any] | None:
+        """The focused field of the frame (of another origin) that has the focus, placed."""
+        from playwright.sync_api import Error
+
+        for child in self._page.frames[1:]:
+            try:
+                if not child.evaluate("() => document.hasFocus()"):
+                    continue
+                info = child.evaluate(_FOCUSED_FIELD_JS)
+                if not isinstance(info, dict) or info.get("frame"):
+                    continue
+                handle = child.frame_element()
+                outer = handle.bounding_box()
+                inset = handle.evaluate(
+                    "f => { const cs = getComputedStyle(f); return [f.clientLeft +"
+                    " (parseFloat(cs.paddingLeft) || 0), f.clientTop +"
+                    " (parseFloat(cs.paddingTop) || 0)]; }"
+                )
+            except Error:  # a frame that went away while we asked
+                continue
+            if outer is None:
+                continue
+            info["x"] += outer["x"] + inset[0]
+            info["y"] += outer["y"] + inset[1]
+            return dict(info)
+        return None
 
 
 def _playwright_combo(combo: str) -> str:
@@ -1845,7 +1878,8 @@ _FOCUSED_FIELD_JS = (
     if (e && (e.tagName === 'IFRAME' || e.tagName === 'FRAME')) {
       let d = null;
       try { d = e.contentDocument; } catch (_) { d = null; }
-      if (!d || !d.activeElement) return null;
+      if (!d) return {frame: true};  // a frame of another origin: asked in Python
+      if (!d.activeElement) return null;
       e = d.activeElement;
       continue;
     }

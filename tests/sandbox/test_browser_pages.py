@@ -120,7 +120,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(site: str) -> Iterator[BrowserComputer]:
-    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}, allow_urls=[f"{site}/*"]) as b:
+    other = site.replace("127.0.0.1", "localhost")
+    allow = [f"{site}/*", f"{other}/*"]
+    with BrowserComputer(screen=(800, 600), secrets={"PIN": "4711"}, allow_urls=allow) as b:
         yield b
 
 
@@ -214,6 +216,29 @@ def test_checks_read_text_and_elements_of_same_origin_frames(
     assert "Save city" in browser.page_text()
     assert "Lyon" in browser.page_text()
     assert browser.dom_read("#city", "value") == ["Lyon"]
+
+
+def test_a_password_field_in_a_frame_of_another_origin_is_known_to_the_gate(
+    browser: BrowserComputer, site: str
+) -> None:
+    other = site.replace("127.0.0.1", "localhost")
+    browser.goto(f"{site}/login.html")
+    browser._page.eval_on_selector("iframe", f"f => {{ f.src = '{other}/pw.html'; }}")
+    child = browser._page.wait_for_event("framenavigated", lambda f: f.url.startswith(other))
+    child.wait_for_selector("#pin")
+    browser.settle()
+    assert browser.dom_find("PIN") == []  # the DOM of another origin is not ours to read
+    child.focus("#pin")
+    got = browser.focused_field()
+    assert got is not None
+    box, password = got
+    assert password
+    # The box is where the field is on screen: a press at its corner lands in it.
+    child.evaluate(
+        "() => document.addEventListener('mousedown', (e) => { window.hit = e.target.id; })"
+    )
+    browser._page.mouse.click(box.x + 2, box.y + 2)
+    assert child.evaluate("() => window.hit") == "pin"
 
 
 def test_a_password_field_in_a_frame_is_known_to_the_gate(

@@ -1349,6 +1349,12 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const isField = (e) => {
     const t = e.tagName;
     if (t === 'TEXTAREA' || t === 'SELECT' || e.isContentEditable) return !e.disabled;
+    // A rich-text editor is often a same-origin frame whose whole document is editable.
+    if (t === 'IFRAME' || t === 'FRAME') {
+      let d = null;
+      try { d = e.contentDocument; } catch (_) { d = null; }
+      return !!d && (d.designMode === 'on' || (!!d.body && d.body.isContentEditable));
+    }
     if (t !== 'INPUT') {
       const r = (e.getAttribute('role') || '').toLowerCase();
       return ['textbox', 'searchbox', 'combobox', 'spinbutton'].includes(r);
@@ -1541,7 +1547,8 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const isLabelOf = (c, f) => c.tagName === 'LABEL' && c.control === f;
   if (role === 'field' && !out.some((c) => c.kind === 'field')) {
     const pairs = [];
-    for (const c of out.filter((o) => o.kind !== 'field')) {
+    // A caption is text one reads; a title or aria-label is nothing drawn beside a field.
+    for (const c of out.filter((o) => o.kind !== 'field' && o.how === 'text')) {
       const cr = c.b.r;
       let best = null, bestD = Infinity;
       for (const f of fields) {
@@ -1659,6 +1666,12 @@ _COVER_JS = (
   if (!hit) return 'nothing (the point is outside the page)';
   for (const e of mine) {
     if (e === hit || e.contains(hit) || hit.contains(e)) return null;
+    // Inside a frame that is itself the target (a rich-text editor's frame).
+    for (let w = hit.ownerDocument.defaultView; w && w !== window; w = w.parent) {
+      const f = w.frameElement;
+      if (!f) break;
+      if (e === f || e.contains(f)) return null;
+    }
     if ((hit.tagName === 'LABEL' && hit.control === e) ||
         (e.tagName === 'LABEL' && e.control === hit)) return null;
     const host = e.getRootNode().host;
@@ -1709,7 +1722,13 @@ _FOCUS_JS = r"""(op) => {
   const type = (e.type || '').toLowerCase();
   const desc = '<' + tag + (type && tag === 'input' ? ' type=' + type : '') +
     (e.id ? '#' + e.id : '') + '>';
-  if (tag === 'body' || tag === 'html') return {editable: false, desc: 'the page itself'};
+  // An editable document (a rich-text editor's frame) clicked below its text: the caret
+  // goes into it, as the editor would put it there.
+  if (tag === 'body' && e.isContentEditable) {
+    if (op === 'find') e.focus();
+  } else if (tag === 'body' || tag === 'html') {
+    return {editable: false, desc: 'the page itself'};
+  }
   const password = tag === 'input' && type === 'password';
   if (tag === 'select') {
     const o = e.selectedOptions[0];
@@ -1800,7 +1819,14 @@ _PAGE_TEXT_JS = (
     + r"""
   const parts = [];
   for (const d of docs) {
-    parts.push(d.body ? d.body.innerText : '');
+    let text = d.body ? d.body.innerText : '';
+    // A closed list shows only its chosen option (added below), but innerText lists them all.
+    for (const sel of d.querySelectorAll('select')) {
+      if (sel.multiple || sel.size > 1) continue;
+      const all = sel.innerText;
+      if (all && text.includes(all)) text = text.replace(all, '');
+    }
+    parts.push(text);
     for (const e of d.querySelectorAll('input, textarea, select')) {
       const type = (e.type || '').toLowerCase();
       if (type === 'hidden' || type === 'password' || !e.getClientRects().length) continue;

@@ -56,6 +56,12 @@ PAGES = {
       <button onclick="alert('Saved'); document.getElementById('out').textContent='after'"
         >Save</button>
       <button onclick="alert('Your PIN is 4711')">Show PIN</button><div id="out"></div>""",
+    # A rich-text editor: a frame whose whole document is editable, named by its title, with
+    # a caption above; and a list below it, which neither name may reach.
+    "editor.html": """<p>Message</p><iframe title="Rich Text Area" style="width:400px;
+      height:100px" srcdoc="<body contenteditable=true></body>"></iframe>
+      <p><label for="size">Size</label> <select id="size"><option>Small</option>
+      <option>Large</option></select></p>""",
     # A draft the page does not want to lose when it is left.
     "draft.html": """<label>Draft <input id="d"></label> <a href="city.html">Leave page</a>
       <script>addEventListener('beforeunload', (e) => { if (document.getElementById('d').value)
@@ -206,6 +212,28 @@ def test_a_covered_target_inside_a_frame_is_not_clicked(
     assert res.status == "failed"
     assert "covered by <div>" in res.reason
     assert "scroll" not in res.reason  # an overlay over the page is not scrolled away
+
+
+@pytest.mark.parametrize("name", ["Rich Text Area", "Message"])
+def test_a_rich_text_editor_in_a_frame_is_a_field(
+    browser: BrowserComputer, site: str, name: str
+) -> None:
+    _open(browser, site, "editor.html")
+    _, res = _run(browser, [{"type": "Hello", "into": name}])
+    assert res.status == "done", res.reason
+    assert browser._page.frames[1].evaluate("() => document.body.innerText").strip() == "Hello"
+    assert browser._page.eval_on_selector("#size", "e => e.value") == "Small"
+
+
+def test_page_text_shows_only_the_chosen_option_of_a_closed_list(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "editor.html")
+    assert "Small" in browser.page_text()
+    assert "Large" not in browser.page_text()
+    browser._page.select_option("#size", "Large")
+    assert "Large" in browser.page_text()
+    assert "Small" not in browser.page_text()
 
 
 def test_checks_read_text_and_elements_of_same_origin_frames(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -361,6 +362,34 @@ def test_a_dialog_reaches_the_model_as_untrusted_page_text_without_secrets(
     nonce = config.untrusted_nonce
     assert f'nonce="{nonce}" source="page">the page said (alert)' in tool["content"]
     assert "4711" not in str(last)
+
+
+def test_a_recorded_dialog_replays_to_the_same_model_requests(
+    browser: BrowserComputer, site: str, tmp_path: Path
+) -> None:
+    """The model was told of the dialog: a replay without the browser tells it the same."""
+    from agentcorp.record.episode import loop_runner
+    from agentcorp.record.replay import decision_replay
+    from agentcorp.record.session import open_session
+    from tests.record._app import record
+
+    _open(browser, site, "dialogs.html")
+    x, y = browser.dom_find("Delete all")[0]["box"].center
+    model = ScriptedLLM([tool_reply("click", x=x, y=y), tool_reply("done", summary="ok")])
+    rec = record(
+        tmp_path / "s",
+        tmp_path / "home",
+        model=model,
+        computer=browser,  # type: ignore[arg-type]
+        grounder=DomGrounder(browser),
+        config=ActorConfig(model="grok-test", long_side=800),
+        capture=False,
+    )
+    tool = next(m for m in model.calls[-1].messages if m.get("role") == "tool")
+    assert "meanwhile" in tool["content"]
+    session = open_session(rec.folder)
+    report = decision_replay(session, loop_runner(session))
+    assert report.ok, report.summary()
 
 
 def test_every_dialog_is_told_to_the_observer(browser: BrowserComputer, site: str) -> None:

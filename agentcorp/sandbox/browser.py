@@ -55,6 +55,8 @@ _CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 _TYPE_CHUNK = 64
+# Notes kept per action (dialogs, tabs, downloads); more are counted, not kept.
+_MAX_NOTES = 20
 # What an allowed redirect becomes, so its target is a navigation the route sees.
 _REFRESH_PAGE = '<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
 # What Chromium shows after a failed load; not a destination, so never a policy violation.
@@ -263,6 +265,7 @@ class BrowserComputer(Computer):
         #: Hears every dialog the page shows: ``(kind, message, answer)``.
         self.on_dialog = on_dialog
         self._notes: list[str] = []
+        self._notes_dropped = 0
         self._opened: list[Any] = []  # tabs the page opened, not yet brought to the front
         self._behind: list[Any] = []  # tabs under the front one, the last one on top
         self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
@@ -373,9 +376,16 @@ class BrowserComputer(Computer):
         ``${secrets.NAME}`` placeholders.
         """
         notes, self._notes = self._notes, []
+        if self._notes_dropped:
+            notes.append(f"(and {self._notes_dropped} more like these)")
+            self._notes_dropped = 0
         return notes
 
     def _note(self, text: str) -> None:
+        if len(self._notes) >= _MAX_NOTES:
+            # A page that shows alert after alert must not grow the step record without end.
+            self._notes_dropped += 1
+            return
         for name, value in self._secrets.items():
             if value:
                 text = text.replace(value, f"${{secrets.{name}}}")

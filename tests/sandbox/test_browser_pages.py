@@ -56,7 +56,9 @@ PAGES = {
         'Name=' + prompt('Your name?', 'Ada')">Sign</button>
       <button onclick="alert('Saved'); document.getElementById('out').textContent='after'"
         >Save</button>
-      <button onclick="alert('Your PIN is 4711')">Show PIN</button><div id="out"></div>""",
+      <button onclick="alert('Your PIN is 4711')">Show PIN</button>
+      <button onclick="for (let i = 0; i < 50; i++) alert('Nag ' + i)">Nag me</button>
+      <div id="out"></div>""",
     # A rich-text editor: a frame whose whole document is editable, named by its title, with
     # a caption above; and a list below it, which neither name may reach.
     "editor.html": """<p>Message</p><iframe title="Rich Text Area" style="width:400px;
@@ -323,6 +325,18 @@ def test_a_prompt_gets_its_default_and_an_alert_never_hangs(
     assert res.status == "done", res.reason
     assert _out(browser) == "after"
     assert _notes(steps) == ["the page said (alert) 'Saved': OK"]
+
+
+def test_a_page_that_shows_dialog_after_dialog_is_answered_and_counted(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "dialogs.html")
+    steps, res = _run(browser, [{"click": "Nag me"}])
+    assert res.status == "done", res.reason
+    notes = _notes(steps)
+    assert len(notes) == 21
+    assert notes[0] == "the page said (alert) 'Nag 0': OK"
+    assert notes[-1] == "(and 30 more like these)"
 
 
 def test_leaving_a_page_that_asks_first_follows_the_dialogs_setting(

@@ -5,7 +5,8 @@ step stream (pass ``console.observer`` to ``agentcorp.run(observers=[...])``) an
 the run's ledger (for ``--workers`` and Ray, whose steps stay in the workers). While it runs,
 ``AGENTCORP_CONSOLE_URL`` / ``AGENTCORP_CONSOLE_TOKEN`` are set in this process's environment,
 so the run's processes (and their workers) reach it: the ``console`` approver, control checks
-before each action, ``request_help``. ``close()`` stops it and removes them.
+before each action (and, while a person holds a task, the live view its agent serves from
+``agentcorp.console.live``), ``request_help``. ``close()`` stops it and removes them.
 """
 
 from __future__ import annotations

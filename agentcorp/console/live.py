@@ -221,6 +221,13 @@ class LiveBook:
         self._changed(False)
         return n
 
+    def restart(self, task_id: str) -> None:
+        """A new lease on ``task_id``: forget the last one's frame, progress and error."""
+        with self.cond:
+            old = self._tasks.get(task_id)
+            if old is not None and not old.queue:
+                self._tasks[task_id] = _Live(next_id=old.next_id)
+
     def pending(self, task_id: str) -> int:
         """How many inputs wait for ``task_id``'s agent."""
         with self.cond:

@@ -456,6 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         books = self.console.leases
         if op == "take":
+            if books.held(task_id) is None:
+                self.console.live.restart(task_id)  # no frame of an earlier lease shows
             got: Any = books.take(task_id, who)
         elif op == "heartbeat":
             got = books.heartbeat(task_id, who)

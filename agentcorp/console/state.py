@@ -126,12 +126,6 @@ class ConsoleState:
                 "leases": dict(self.leases),
             }
 
-    def wait_change(self, seen: int, timeout: float) -> int:
-        """Block until ``version`` moves past ``seen`` (or ``timeout``); the new version."""
-        with self.cond:
-            self.cond.wait_for(lambda: self.version != seen, timeout)
-            return self.version
-
     def live_changed(self) -> None:
         """A new live frame: wakes the event streams without a whole new snapshot."""
         with self.cond:

@@ -854,8 +854,9 @@ class Task(_Model):
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     attempts: Attempts | None = Field(
         default=None,
-        description="Best-of-N rollouts, picked by the deterministic success checks (only on a "
-        "desktop sandbox without services: effects must stay inside the sandbox).",
+        description="Best-of-N rollouts: the first to pass the deterministic success checks "
+        "wins, else a judge model picks (only on a desktop sandbox without services: effects "
+        "must stay inside the sandbox).",
     )
 
 

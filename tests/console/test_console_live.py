@@ -413,9 +413,17 @@ def test_live_view_bad_inputs_get_clear_replies_and_are_audited(tmp_path: Path) 
         got = httpx.post(poll, json={}, headers=agent, timeout=10).json()
         assert got["released"] and got["note"] == "all yours" and got["events"] == []
         assert send("t", {"who": "ann", "key": key, "event": click}).status_code == 409
+        # A new lease starts a clean view: nothing of the last one's progress or errors.
+        again = httpx.post(
+            f"{base}/api/lease/t", json={"op": "take", "who": "bob"}, headers=page, timeout=10
+        ).json()
+        assert again["key"] != key
+        live = httpx.get(f"{base}/api/state", headers=agent, timeout=10).json()["live"]["t"]
+        assert live["frame"] is None and live["done"] == 0 and live["error"] == ""
+        assert send("t", {"who": "bob", "key": again["key"], "event": click}).json()["id"] == 3
     lines = console.state.snapshot()["audit"]
     kinds = [a["kind"] for a in lines]
-    assert kinds.count("person.action") == 2 and kinds.count("person.refused") >= 10
+    assert kinds.count("person.action") == 3 and kinds.count("person.refused") >= 10
     assert "person.failed" in kinds
     assert "hunter2" not in json.dumps(lines)
     typed_entry = [a for a in lines if a["kind"] == "person.action"][1]

@@ -1198,6 +1198,29 @@ class BrowserComputer(Computer):
             f"then type '{option}'"
         )
 
+    def dom_reveal(self, target: str, role: str | None = None) -> tuple[int, int, int] | None:
+        """How to scroll a target that is on the page but out of view into it, if it is.
+
+        ``(x, y, notches)``: turn the wheel at (x, y) by ``notches`` (positive: down), as
+        ``scroll`` takes them. For the first match (exact ones first) that the page, or a
+        box that scrolls inside it, hides; ``None`` when there is none (or it is in a frame).
+        """
+        self._check()
+        found = self._call(
+            "dom_reveal",
+            self._page.evaluate,
+            _FIND_JS,
+            [target, role, 5, "agentcorp.offscreen", True],
+        )
+        if not found:
+            return None
+        got = self._call("dom_reveal", self._page.evaluate, _REVEAL_JS)
+        if not isinstance(got, dict):
+            return None
+        dy = float(got["dy"])
+        notches = round(dy / 100) or (1 if dy > 0 else -1)
+        return int(got["x"]), int(got["y"]), notches
+
     def _why_off_screen(self, target: str) -> str | None:
         """Where ``target`` is when it is on the page but not in view, and how to get there."""
         raw = self._call(
@@ -1596,7 +1619,10 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
     out.some((o) => o.how === 'text' && isLabelOf(o.e, c.e))));
   found.sort((a, b) => (fold(b.text) === want) - (fold(a.text) === want));
   found = found.slice(0, limit);
-  if (remember) window[KEY] = found.map((c) => c.e);
+  // ``remember``: true keeps them for the covered-target check, a name keeps them under it.
+  if (remember) {
+    window[typeof remember === 'string' ? Symbol.for(remember) : KEY] = found.map((c) => c.e);
+  }
   // What the element shows, for reports and ambiguity messages; ``name`` is what matched.
   const shown = (c) => c.kind === 'field' ? c.text
     : (norm(c.e.innerText || (c.e.tagName === 'INPUT' ? c.e.value : '')).slice(0, 200) || c.text);
@@ -1894,6 +1920,51 @@ _WHY_NOT_JS = (
       return {option: o.text.replace(/\s+/g, ' ').trim(), name,
         shows: chosen ? chosen.text.replace(/\s+/g, ' ').trim() : ''};
     }
+  }
+  return null;
+}"""
+)
+
+# How to scroll the first element ``dom_reveal`` kept into view: a point to turn the wheel at
+# (inside the nearest box that scrolls and hides it, else over the page itself) and how many
+# pixels down (negative: up) its middle is from that box's middle. Null when each is in view,
+# or sits in a frame (not scrolled for it here).
+_REVEAL_JS = (
+    """() => {
+  const els = window[Symbol.for('agentcorp.offscreen')] || [];
+  const vw = window.innerWidth, vh = window.innerHeight;"""
+    + _FRAME_PLACE_JS
+    + r"""
+  const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+  const up = (a) => a.parentElement || (a.parentNode && a.parentNode.host) || null;
+  const scrolls = (a) => /(auto|scroll)/.test(a.ownerDocument.defaultView
+    .getComputedStyle(a).overflowY) && a.scrollHeight > a.clientHeight;
+  // A point over the page that no inner scrolling box takes the wheel from.
+  const pagePoint = () => {
+    for (const [x, y] of [[vw / 2, vh / 2], [4, vh / 2], [vw / 2, 4], [vw / 2, vh - 4]]) {
+      let h = document.elementFromPoint(x, y), free = true;
+      for (; h; h = up(h)) if (h !== document.body && h !== document.documentElement &&
+        scrolls(h)) { free = false; break; }
+      if (free) return [x, y];
+    }
+    return [vw / 2, vh / 2];
+  };
+  for (const e of els) {
+    if (!e.isConnected || e.ownerDocument !== document) continue;
+    const r = e.getBoundingClientRect();
+    const cy = (r.top + r.bottom) / 2;
+    for (let a = up(e); a && a !== document.body && a !== document.documentElement; a = up(a)) {
+      if (!scrolls(a)) continue;
+      const q = a.getBoundingClientRect();
+      const top = q.top + a.clientTop, bottom = top + a.clientHeight;
+      if (cy >= top && cy <= bottom) continue;
+      const mid = (clamp(top, 0, vh) + clamp(bottom, 0, vh)) / 2;
+      return {x: clamp(q.left + a.clientLeft + a.clientWidth / 2, 0, vw - 1),
+        y: clamp(mid, 0, vh - 1), dy: cy - (top + bottom) / 2};
+    }
+    if (cy >= 0 && cy <= vh) continue;
+    const [x, y] = pagePoint();
+    return {x, y, dy: cy - vh / 2};
   }
   return null;
 }"""

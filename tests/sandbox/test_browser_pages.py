@@ -18,7 +18,7 @@ from agentcorp.policy.base import AllowAll
 from agentcorp.sandbox.browser import BrowserComputer, _download_name
 from agentcorp.testing.drive import drive
 from agentcorp.testing.scripted import ScriptedLLM, tool_reply
-from agentcorp.types import ActionResultStep
+from agentcorp.types import ActionResultStep, ActionStep
 
 STYLE = "<style>body{font-family:DejaVu Sans,sans-serif;margin:20px}</style>"
 FILLER = "".join(f"<p>Line {i}</p>" for i in range(40))
@@ -518,7 +518,15 @@ def test_a_click_on_a_button_that_stays_disabled_fails(browser: BrowserComputer,
 # --- targets out of view ------------------------------------------------------------------
 
 
-def test_a_target_scrolled_away_inside_a_box_is_not_on_screen(
+def _scrolls(steps: list[Any]) -> list[tuple[str | None, int | None]]:
+    return [
+        (s.action.target, s.action.dy)
+        for s in steps
+        if isinstance(s, ActionStep) and s.action.kind == "scroll"
+    ]
+
+
+def test_a_target_scrolled_away_inside_a_box_is_scrolled_to_then_clicked(
     browser: BrowserComputer, site: str
 ) -> None:
     """Its box lies in the viewport, but the list clips it: a click there would hit nothing."""
@@ -528,34 +536,38 @@ def test_a_target_scrolled_away_inside_a_box_is_not_on_screen(
         "'Deep item' is on the page but scrolled out of view inside a box that scrolls: "
         "scroll that box to it first"
     )
-    browser._page.evaluate("() => document.querySelector('button').scrollIntoView()")
-    _, res = _run(browser, [{"click": "Deep item"}])
+    steps, res = _run(browser, [{"click": "Deep item"}])
     assert res.status == "done", res.reason
     assert _out(browser) == "hit"
+    scrolls = _scrolls(steps)
+    assert scrolls and all(t == "Deep item" and (dy or 0) > 0 for t, dy in scrolls)
+    box = browser._page.eval_on_selector("div", "d => d.getBoundingClientRect().bottom")
+    y = next(s.action.y for s in steps if isinstance(s, ActionStep) and s.action.kind == "scroll")
+    assert y is not None and y < box  # the wheel turned over the list, not the page
 
 
-def test_a_target_below_the_fold_says_how_far_to_scroll_and_a_sticky_cover_which_way(
+def test_a_target_below_the_fold_is_scrolled_to_as_a_recorded_step(
     browser: BrowserComputer, site: str
 ) -> None:
     _open(browser, site, "long_page.html")
-    actor = Actor(
-        browser,
-        gate=AllowAll(),
-        grounder=DomGrounder(browser),
-        config=ActorConfig(find_timeout=0.2),
-    )
-    _, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Order now"}])))
-    assert res.status == "failed"
     why = "'Order now' is on the page but below the part in view: scroll down first"
-    assert why in res.reason
-    notches = int(res.reason.split("amount: ")[1].split("}")[0])
-    _, res = _run(
-        browser,
-        [{"scroll": {"direction": "down", "amount": notches}}, {"click": "Order now"}],
-    )
+    assert (browser.dom_why_not("Order now") or "").startswith(why)
+    steps, res = _run(browser, [{"click": "Order now"}])
     assert res.status == "done", res.reason
     assert _out(browser) == "ordered"
-    # Scrolled on until the button is under the header: the click says which way to go.
+    (scroll,) = _scrolls(steps)
+    assert scroll[0] == "Order now" and (scroll[1] or 0) >= 10
+    # A text to wait for is looked at, never scrolled to.
+    _open(browser, site, "long_page.html")
+    steps, res = _run(browser, [{"wait_for": "Order now", "timeout": 0.3}])
+    assert res.status == "failed"
+    assert _scrolls(steps) == []
+
+
+def test_a_sticky_header_over_the_target_says_which_way_to_scroll(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "long_page.html")
     top = browser._page.eval_on_selector("button", "b => b.getBoundingClientRect().top")
     browser._page.evaluate(f"() => window.scrollBy(0, {int(top) - 30})")
     browser.cover_wait = 0.1

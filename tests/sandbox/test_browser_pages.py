@@ -99,6 +99,15 @@ PAGES = {
       <div id="out"></div>""",
     # A link that downloads a file the page names.
     "download.html": """<a href="data.csv" download="report.csv">Download report</a>""",
+    # A menu shown only while hovered, a <details> to open, content replaced after a fetch.
+    "widgets.html": """<style>.menu ul{display:none;position:absolute;margin:0;padding:4px;
+      background:#fff;border:1px solid #999}.menu:hover ul{display:block}li{list-style:none}
+      </style><nav><span class="menu">File<ul><li onclick="document.getElementById('out')
+      .textContent='exported'">Export</li></ul></span></nav><p style="margin-top:60px"></p>
+      <details><summary>More options</summary><label>Coupon <input id="coupon"></label>
+      </details><div id="main"><button onclick="fetch('part.txt').then((r) => r.text())
+      .then((t) => { document.getElementById('main').innerHTML = t; })">Load more</button></div>
+      <div id="out"></div>""",
     "report.html": """<h1>Quarterly report</h1><label>Comment <input id="c"></label>
       <button onclick="window.close()">Close report</button>""",
 }
@@ -110,6 +119,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for name, body in PAGES.items():
         (root / name).write_text(f"<!doctype html><meta charset=utf-8>{STYLE}{body}", "utf-8")
     (root / "data.csv").write_text("a,b\n1,2\n", "utf-8")
+    (root / "part.txt").write_text(
+        "<p>Loaded</p><button onclick=\"this.textContent='Done!'\">Confirm part</button>", "utf-8"
+    )
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -650,3 +662,26 @@ def test_a_download_is_saved_in_the_home_under_its_own_name_only(
     assert _download_name("../../etc/passwd") == "passwd"
     assert _download_name("..\\..\\.bashrc") == "bashrc"
     assert _download_name("..") == "download"
+
+
+# --- common widgets -----------------------------------------------------------------------
+
+
+def test_hover_menus_details_and_fetched_content_work_as_a_person_uses_them(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "widgets.html")
+    assert browser.dom_find("Export") == []  # hidden until the menu is hovered
+    steps = [
+        {"click": "File"},
+        {"click": "Export"},
+        {"click": "More options"},
+        {"type": "SAVE10", "into": "Coupon"},
+        {"click": "Load more"},
+        {"click": "Confirm part"},
+        {"wait_for": "Done!", "timeout": 3},
+    ]
+    _, res = _run(browser, steps)
+    assert res.status == "done", res.reason
+    assert _out(browser) == "exported"
+    assert browser._page.eval_on_selector("#coupon", "e => e.value") == "SAVE10"

@@ -1366,7 +1366,31 @@ def _playwright_combo(combo: str) -> str:
     return "+".join(out)
 
 
-_FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
+# ``band(hit)``: the header or footer band (fixed or sticky, along the top or bottom edge) that
+# ``hit`` belongs to, if any: what scrolled under it is out of sight until scrolled out again.
+_BAND_JS = r"""
+  const band = (hit) => {
+    for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
+      const v = a.ownerDocument.defaultView;
+      const pos = v.getComputedStyle(a).position;
+      if (pos !== 'fixed' && pos !== 'sticky') continue;
+      const q = a.getBoundingClientRect(), mid = (q.top + q.bottom) / 2, vh = v.innerHeight;
+      if (q.height > 0.4 * vh || (mid > vh / 3 && mid < 2 * vh / 3)) return null;
+      return a;
+    }
+    return null;
+  };
+  // Whether the middle of element ``e`` (of the top page) lies under such a band.
+  const underBand = (e, x, y) => {
+    const hit = document.elementFromPoint(x, y);
+    if (!hit || e.contains(hit) || hit.contains(e)) return false;
+    const b = band(hit);
+    return b !== null && !b.contains(e);
+  };
+"""
+
+_FIND_JS = (
+    r"""([target, role, limit, remember, anywhere]) => {
   const KEY = Symbol.for('agentcorp.targets');
   // Format characters (zero-width spaces, soft hyphens) draw nothing: "Con\u200bfirm" shows
   // as "Confirm", on the page and in a target alike.
@@ -1376,7 +1400,9 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const want = fold(target);
   const wantSq = squash(target);
   if (!want) return [];
-  const vw = window.innerWidth, vh = window.innerHeight;
+  const vw = window.innerWidth, vh = window.innerHeight;"""
+    + _BAND_JS
+    + r"""
   const NOT_TEXT = ['button', 'submit', 'reset', 'checkbox', 'radio', 'file', 'image', 'hidden',
     'range', 'color'];
   const isField = (e) => {
@@ -1513,6 +1539,9 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
     if (seen.has(e)) return;
     const b = box(e);
     if (!b) return;
+    // Under a sticky header the page was scrolled beneath: not in sight (dom_reveal's case).
+    if (!anywhere && !place.has(e) && e.ownerDocument === document &&
+        underBand(e, b.x + b.w / 2, b.y + b.h / 2)) return;
     seen.add(e);
     out.push({e, b, text: norm(text).slice(0, 200), how, kind: kindOf(e),
       act: actionable(e)});
@@ -1629,6 +1658,7 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   return found.map((c, i) => ({x: c.b.x, y: c.b.y, w: c.b.w, h: c.b.h, text: shown(c),
     name: c.text, how: c.how, kind: c.kind, actionable: c.act || c.kind !== 'text', index: i}));
 }"""
+)
 
 # Frame placement shared by the scripts that map an element of a same-origin frame to the top
 # viewport: ``frameOffset(f)`` is where frame element ``f``'s content box starts in its own
@@ -1659,6 +1689,7 @@ _COVER_JS = (
     r"""([x, y]) => {
   const arr = window[Symbol.for('agentcorp.targets')] || [];"""
     + _FRAME_PLACE_JS
+    + _BAND_JS
     + r"""
   const inside = (e) => {
     if (!e || !e.isConnected) return false;
@@ -1715,14 +1746,13 @@ _COVER_JS = (
   }
   // A header or footer that stays put while the page scrolls hides what scrolled under it
   // (a band along the top or bottom edge; an overlay over the page is no such thing).
-  for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
-    const pos = a.ownerDocument.defaultView.getComputedStyle(a).position;
-    if (pos !== 'fixed' && pos !== 'sticky') continue;
-    const q = a.getBoundingClientRect(), vh = a.ownerDocument.defaultView.innerHeight;
-    const mid = (q.top + q.bottom) / 2;
-    if (q.height > 0.4 * vh || (mid > vh / 3 && mid < 2 * vh / 3)) break;
-    return desc(hit) + ', which stays in place when the page scrolls: scroll ' +
-      (mid < vh / 2 ? 'up' : 'down') + ' a little to bring the target out from under it';
+  const over = band(hit);
+  if (over) {
+    const q = over.getBoundingClientRect();
+    const way = (q.top + q.bottom) / 2 < over.ownerDocument.defaultView.innerHeight / 2
+      ? 'up' : 'down';
+    return desc(hit) + ', which stays in place when the page scrolls: scroll ' + way +
+      ' a little to bring the target out from under it';
   }
   return desc(hit);
 }"""
@@ -1934,6 +1964,7 @@ _REVEAL_JS = (
   const els = window[Symbol.for('agentcorp.offscreen')] || [];
   const vw = window.innerWidth, vh = window.innerHeight;"""
     + _FRAME_PLACE_JS
+    + _BAND_JS
     + r"""
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
   const up = (a) => a.parentElement || (a.parentNode && a.parentNode.host) || null;
@@ -1962,7 +1993,8 @@ _REVEAL_JS = (
       return {x: clamp(q.left + a.clientLeft + a.clientWidth / 2, 0, vw - 1),
         y: clamp(mid, 0, vh - 1), dy: cy - (top + bottom) / 2};
     }
-    if (cy >= 0 && cy <= vh) continue;
+    const cx = (r.left + r.right) / 2;
+    if (cy >= 0 && cy <= vh && !(cx >= 0 && cx < vw && underBand(e, cx, cy))) continue;
     const [x, y] = pagePoint();
     return {x, y, dy: cy - vh / 2};
   }

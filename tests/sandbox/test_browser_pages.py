@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agentcorp.actor import Actor, ActorConfig, EpisodeTask
+from agentcorp.errors import SandboxError
 from agentcorp.grounding.dom import DomGrounder
 from agentcorp.policy.base import AllowAll
 from agentcorp.sandbox.browser import BrowserComputer, _download_name
@@ -576,20 +577,28 @@ def test_a_target_below_the_fold_is_scrolled_to_as_a_recorded_step(
     assert _scrolls(steps) == []
 
 
-def test_a_sticky_header_over_the_target_says_which_way_to_scroll(
+def test_a_target_under_a_sticky_header_is_scrolled_out_from_under_it(
     browser: BrowserComputer, site: str
 ) -> None:
     _open(browser, site, "long_page.html")
     top = browser._page.eval_on_selector("button", "b => b.getBoundingClientRect().top")
     browser._page.evaluate(f"() => window.scrollBy(0, {int(top) - 30})")
+    assert browser.dom_find("Order now") == []  # under the header: out of sight
+    steps, res = _run(browser, [{"click": "Order now"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "ordered"
+    (scroll,) = _scrolls(steps)
+    assert scroll[0] == "Order now" and (scroll[1] or 0) < 0  # up: out from under it
+    # Half under it: found, but a click on the hidden half says which way to scroll.
+    top = browser._page.eval_on_selector("button", "b => b.getBoundingClientRect().top")
+    browser._page.evaluate(f"() => window.scrollBy(0, {int(top) - 72})")
+    (found,) = browser.dom_find("Order now")
     browser.cover_wait = 0.1
     try:
-        _, res = _run(browser, [{"click": "Order now"}])
+        with pytest.raises(SandboxError, match="stays in place when the page scrolls: scroll up"):
+            browser.click(found["box"].center[0], found["box"].y + 1)
     finally:
         browser.cover_wait = 1.0
-    assert res.status == "failed"
-    assert "covered by <header>" in res.reason
-    assert "stays in place when the page scrolls: scroll up a little" in res.reason
 
 
 # --- file fields --------------------------------------------------------------------------

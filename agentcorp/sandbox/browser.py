@@ -1203,7 +1203,8 @@ class BrowserComputer(Computer):
 
         ``(x, y, notches)``: turn the wheel at (x, y) by ``notches`` (positive: down), as
         ``scroll`` takes them. For the first match (exact ones first) that the page, or a
-        box that scrolls inside it, hides; ``None`` when there is none (or it is in a frame).
+        box that scrolls inside it, or a same-origin frame's page, hides; ``None`` when there
+        is none.
         """
         self._check()
         found = self._call(
@@ -1518,11 +1519,10 @@ _FIND_JS = (
     const clip = [Math.max(c.clip[0], ox), Math.max(c.clip[1], oy),
       Math.min(c.clip[2], ox + f.clientWidth - pl - pr),
       Math.min(c.clip[3], oy + f.clientHeight - pt - pb)];
-    if (!anywhere) {
-      const k = clipOf(f);
-      clip[0] = Math.max(clip[0], k[0] + c.ox); clip[1] = Math.max(clip[1], k[1] + c.oy);
-      clip[2] = Math.min(clip[2], k[2] + c.ox); clip[3] = Math.min(clip[3], k[3] + c.oy);
-    }
+    if (anywhere) return {doc, c: {ox, oy, clip: TOP.clip}};
+    const k = clipOf(f);
+    clip[0] = Math.max(clip[0], k[0] + c.ox); clip[1] = Math.max(clip[1], k[1] + c.oy);
+    clip[2] = Math.min(clip[2], k[2] + c.ox); clip[3] = Math.min(clip[3], k[3] + c.oy);
     if (clip[2] - clip[0] < 1 || clip[3] - clip[1] < 1) return null;
     return {doc, c: {ox, oy, clip}};
   };
@@ -1956,9 +1956,8 @@ _WHY_NOT_JS = (
 )
 
 # How to scroll the first element ``dom_reveal`` kept into view: a point to turn the wheel at
-# (inside the nearest box that scrolls and hides it, else over the page itself) and how many
-# pixels down (negative: up) its middle is from that box's middle. Null when each is in view,
-# or sits in a frame (not scrolled for it here).
+# (inside the nearest box that scrolls and hides it, else over its page or frame) and how many
+# pixels down (negative: up) its middle is from that box's middle. Null when each is in view.
 _REVEAL_JS = (
     """() => {
   const els = window[Symbol.for('agentcorp.offscreen')] || [];
@@ -1980,23 +1979,38 @@ _REVEAL_JS = (
     }
     return [vw / 2, vh / 2];
   };
-  for (const e of els) {
-    if (!e.isConnected || e.ownerDocument !== document) continue;
+  // The wheel turn that brings ``e`` nearer to view: in the innermost box that hides it, else
+  // its document's page (a same-origin frame's page scrolls under the frame's box), else the
+  // frame it is in, brought into view in its own parent. Null when it is in view.
+  const plan = (e) => {
+    const d = e.ownerDocument, v = d.defaultView, o = toTop(e);
+    if (!o) return null;
     const r = e.getBoundingClientRect();
-    const cy = (r.top + r.bottom) / 2;
-    for (let a = up(e); a && a !== document.body && a !== document.documentElement; a = up(a)) {
+    const cy = (r.top + r.bottom) / 2, fh = v.innerHeight;
+    for (let a = up(e); a && a !== d.body && a !== d.documentElement; a = up(a)) {
       if (!scrolls(a)) continue;
       const q = a.getBoundingClientRect();
       const top = q.top + a.clientTop, bottom = top + a.clientHeight;
       if (cy >= top && cy <= bottom) continue;
-      const mid = (clamp(top, 0, vh) + clamp(bottom, 0, vh)) / 2;
-      return {x: clamp(q.left + a.clientLeft + a.clientWidth / 2, 0, vw - 1),
-        y: clamp(mid, 0, vh - 1), dy: cy - (top + bottom) / 2};
+      const mid = (clamp(top, 0, fh) + clamp(bottom, 0, fh)) / 2;
+      return {x: clamp(q.left + a.clientLeft + a.clientWidth / 2 + o[0], 0, vw - 1),
+        y: clamp(mid + o[1], 0, vh - 1), dy: cy - (top + bottom) / 2};
     }
-    const cx = (r.left + r.right) / 2;
-    if (cy >= 0 && cy <= vh && !(cx >= 0 && cx < vw && underBand(e, cx, cy))) continue;
-    const [x, y] = pagePoint();
-    return {x, y, dy: cy - vh / 2};
+    if (d === document) {
+      const cx = (r.left + r.right) / 2;
+      if (cy >= 0 && cy <= vh && !(cx >= 0 && cx < vw && underBand(e, cx, cy))) return null;
+      const [x, y] = pagePoint();
+      return {x, y, dy: cy - vh / 2};
+    }
+    const f = v.frameElement;
+    if (cy >= 0 && cy <= fh) return plan(f);
+    return plan(f) || {x: clamp(o[0] + v.innerWidth / 2, 0, vw - 1),
+      y: clamp(o[1] + fh / 2, 0, vh - 1), dy: cy - fh / 2};
+  };
+  for (const e of els) {
+    if (!e.isConnected) continue;
+    const got = plan(e);
+    if (got) return got;
   }
   return null;
 }"""

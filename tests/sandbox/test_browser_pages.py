@@ -41,7 +41,8 @@ PAGES = {
     "scrolled.html": """<iframe id="f" src="long.html" style="width:300px;height:120px"
       ></iframe><div id="out"></div>""",
     "long.html": f"""{FILLER}<button onclick="top.document.getElementById('out').textContent=
-      'shown'">Shown button</button>{FILLER}<button>Hidden button</button>""",
+      'shown'">Shown button</button>{FILLER}<button onclick="top.document.getElementById('out')
+      .textContent='hidden'">Hidden button</button>""",
     # A veil inside the frame over its button.
     "veiled.html": """<iframe src="veil.html" style="width:400px;height:160px"></iframe>""",
     "veil.html": """<button id="b">Pay</button><div style="position:fixed;inset:0;
@@ -557,6 +558,21 @@ def test_a_target_scrolled_away_inside_a_box_is_scrolled_to_then_clicked(
     box = browser._page.eval_on_selector("div", "d => d.getBoundingClientRect().bottom")
     y = next(s.action.y for s in steps if isinstance(s, ActionStep) and s.action.kind == "scroll")
     assert y is not None and y < box  # the wheel turned over the list, not the page
+
+
+def test_a_target_scrolled_away_inside_a_frame_is_scrolled_to_then_clicked(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "scrolled.html")
+    assert browser.dom_find("Hidden button") == []
+    steps, res = _run(browser, [{"click": "Hidden button"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "hidden"
+    frame = browser._page.eval_on_selector(
+        "#f", "f => { const r = f.getBoundingClientRect(); return [r.top, r.bottom]; }"
+    )
+    scrolls = [s.action for s in steps if isinstance(s, ActionStep) and s.action.kind == "scroll"]
+    assert scrolls and all(frame[0] <= (a.y or 0) <= frame[1] for a in scrolls)
 
 
 def test_a_target_below_the_fold_is_scrolled_to_as_a_recorded_step(

@@ -1243,8 +1243,9 @@ class BrowserComputer(Computer):
             ways.append(("left", sw / 2 - (x + w / 2)))
         if not ways:
             return (
-                f"'{target}' is on the page but scrolled out of view inside a box that "
-                "scrolls: scroll that box to it first"
+                f"'{target}' is on the page but out of sight (scrolled away inside a box "
+                "that scrolls, or under a header or footer that stays in place): scroll to it "
+                "first"
             )
         way, far = ways[0]
         notches = max(1, math.ceil(far / 100))

@@ -89,6 +89,9 @@ PAGES = {
       </header><div style="height:1500px">Top</div><button onclick="document.getElementById(
       'out').textContent='ordered'">Order now</button><div style="height:1500px"></div>
       <div id="out"></div>""",
+    # A short page whose fixed footer sits over its last button: no scroll can free it.
+    "footer.html": """<div style="position:fixed;bottom:0;left:0;right:0;height:60px;
+      background:#eee">Footer</div><div style="height:520px"></div><button>Buried</button>""",
     "scrollbox.html": """<div style="height:100px;width:300px;overflow:auto">"""
     + "".join(f"<p>Row {i}</p>" for i in range(12))
     + """<button onclick="document.getElementById('out').textContent='hit'">Deep item</button>
@@ -547,8 +550,8 @@ def test_a_target_scrolled_away_inside_a_box_is_scrolled_to_then_clicked(
     _open(browser, site, "scrollbox.html")
     assert browser.dom_find("Deep item") == []
     assert browser.dom_why_not("Deep item") == (
-        "'Deep item' is on the page but scrolled out of view inside a box that scrolls: "
-        "scroll that box to it first"
+        "'Deep item' is on the page but out of sight (scrolled away inside a box that "
+        "scrolls, or under a header or footer that stays in place): scroll to it first"
     )
     steps, res = _run(browser, [{"click": "Deep item"}])
     assert res.status == "done", res.reason
@@ -558,6 +561,23 @@ def test_a_target_scrolled_away_inside_a_box_is_scrolled_to_then_clicked(
     box = browser._page.eval_on_selector("div", "d => d.getBoundingClientRect().bottom")
     y = next(s.action.y for s in steps if isinstance(s, ActionStep) and s.action.kind == "scroll")
     assert y is not None and y < box  # the wheel turned over the list, not the page
+
+
+def test_a_target_no_scroll_can_free_fails_saying_where_it_is(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "footer.html")
+    actor = Actor(
+        browser,
+        gate=AllowAll(),
+        grounder=DomGrounder(browser),
+        config=ActorConfig(find_timeout=0.2),
+    )
+    steps, res = drive(actor.run(EpisodeTask("t", "x", steps=[{"click": "Buried"}])))
+    assert res.status == "failed"
+    assert "'Buried' is on the page but out of sight" in res.reason
+    assert len(_scrolls(steps)) <= 3
+    assert not any(isinstance(s, ActionStep) and s.action.kind == "click" for s in steps)
 
 
 def test_a_target_scrolled_away_inside_a_frame_is_scrolled_to_then_clicked(

@@ -367,8 +367,8 @@ class Actor:
             found = None
         if found is None:
             return False
-        x, y, notches = found
-        action = Action("scroll", x=x, y=y, dx=0, dy=notches, target=target)
+        x, y, dx, dy = found
+        action = Action("scroll", x=x, y=y, dx=dx, dy=dy, target=target)
         return (yield from self._act(st, action, "script")) is None
 
     def _pick(

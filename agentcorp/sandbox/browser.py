@@ -1198,11 +1198,11 @@ class BrowserComputer(Computer):
             f"then type '{option}'"
         )
 
-    def dom_reveal(self, target: str, role: str | None = None) -> tuple[int, int, int] | None:
+    def dom_reveal(self, target: str, role: str | None = None) -> tuple[int, int, int, int] | None:
         """How to scroll a target that is on the page but out of view into it, if it is.
 
-        ``(x, y, notches)``: turn the wheel at (x, y) by ``notches`` (positive: down), as
-        ``scroll`` takes them. For the first match (exact ones first) that the page, or a
+        ``(x, y, dx, dy)``: turn the wheel at (x, y) by these notches (positive: right,
+        down), as ``scroll`` takes them. For the first match (exact ones first) that the page, or a
         box that scrolls inside it, or a same-origin frame's page, hides; ``None`` when there
         is none.
         """
@@ -1218,9 +1218,7 @@ class BrowserComputer(Computer):
         got = self._call("dom_reveal", self._page.evaluate, _REVEAL_JS)
         if not isinstance(got, dict):
             return None
-        dy = float(got["dy"])
-        notches = round(dy / 100) or (1 if dy > 0 else -1)
-        return int(got["x"]), int(got["y"]), notches
+        return int(got["x"]), int(got["y"]), _notches(got.get("dx")), _notches(got.get("dy"))
 
     def _why_off_screen(self, target: str) -> str | None:
         """Where ``target`` is when it is on the page but not in view, and how to get there."""
@@ -1968,8 +1966,11 @@ _REVEAL_JS = (
     + r"""
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
   const up = (a) => a.parentElement || (a.parentNode && a.parentNode.host) || null;
-  const scrolls = (a) => /(auto|scroll)/.test(a.ownerDocument.defaultView
-    .getComputedStyle(a).overflowY) && a.scrollHeight > a.clientHeight;
+  const style = (a) => a.ownerDocument.defaultView.getComputedStyle(a);
+  const scrolls = (a) => /(auto|scroll)/.test(style(a).overflowY) &&
+    a.scrollHeight > a.clientHeight;
+  const scrollsX = (a) => /(auto|scroll)/.test(style(a).overflowX) &&
+    a.scrollWidth > a.clientWidth;
   // A point over the page that no inner scrolling box takes the wheel from.
   const pagePoint = () => {
     for (const [x, y] of [[vw / 2, vh / 2], [4, vh / 2], [vw / 2, 4], [vw / 2, vh - 4]]) {
@@ -1987,18 +1988,19 @@ _REVEAL_JS = (
     const d = e.ownerDocument, v = d.defaultView, o = toTop(e);
     if (!o) return null;
     const r = e.getBoundingClientRect();
-    const cy = (r.top + r.bottom) / 2, fh = v.innerHeight;
+    const cy = (r.top + r.bottom) / 2, cx = (r.left + r.right) / 2, fh = v.innerHeight;
     for (let a = up(e); a && a !== d.body && a !== d.documentElement; a = up(a)) {
-      if (!scrolls(a)) continue;
       const q = a.getBoundingClientRect();
       const top = q.top + a.clientTop, bottom = top + a.clientHeight;
-      if (cy >= top && cy <= bottom) continue;
+      const left = q.left + a.clientLeft, right = left + a.clientWidth;
+      const dy = scrolls(a) && (cy < top || cy > bottom) ? cy - (top + bottom) / 2 : 0;
+      const dx = scrollsX(a) && (cx < left || cx > right) ? cx - (left + right) / 2 : 0;
+      if (!dx && !dy) continue;
       const mid = (clamp(top, 0, fh) + clamp(bottom, 0, fh)) / 2;
-      return {x: clamp(q.left + a.clientLeft + a.clientWidth / 2 + o[0], 0, vw - 1),
-        y: clamp(mid + o[1], 0, vh - 1), dy: cy - (top + bottom) / 2};
+      return {x: clamp((left + right) / 2 + o[0], 0, vw - 1), y: clamp(mid + o[1], 0, vh - 1),
+        dx, dy};
     }
     if (d === document) {
-      const cx = (r.left + r.right) / 2;
       if (cy >= 0 && cy <= vh && !(cx >= 0 && cx < vw && underBand(e, cx, cy))) return null;
       const [x, y] = pagePoint();
       return {x, y, dy: cy - vh / 2};
@@ -2083,6 +2085,14 @@ def _landed(before: Mapping[str, Any], after: Mapping[str, Any], line: str) -> b
         return line in got or _alnum(line) in _alnum(got)
     expected = old[: int(start)] + line + old[int(end) :]
     return got == expected or _alnum(got) == _alnum(expected)
+
+
+def _notches(pixels: Any) -> int:
+    """Wheel notches (100 px each) for a distance; at least one for any distance at all."""
+    px = float(pixels or 0.0)
+    if abs(px) < 1:
+        return 0
+    return round(px / 100) or (1 if px > 0 else -1)
 
 
 def _download_name(suggested: str) -> str:

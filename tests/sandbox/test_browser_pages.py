@@ -92,6 +92,10 @@ PAGES = {
     # A short page whose fixed footer sits over its last button: no scroll can free it.
     "footer.html": """<div style="position:fixed;bottom:0;left:0;right:0;height:60px;
       background:#eee">Footer</div><div style="height:520px"></div><button>Buried</button>""",
+    # A wide table in a box that scrolls sideways, its action at the far right.
+    "wide.html": """<div style="width:400px;overflow-x:auto"><div style="width:2000px">Row 1
+      <button style="margin-left:1700px" onclick="document.getElementById('out')
+      .textContent='archived'">Archive row</button></div></div><div id="out"></div>""",
     "scrollbox.html": """<div style="height:100px;width:300px;overflow:auto">"""
     + "".join(f"<p>Row {i}</p>" for i in range(12))
     + """<button onclick="document.getElementById('out').textContent='hit'">Deep item</button>
@@ -578,6 +582,18 @@ def test_a_target_no_scroll_can_free_fails_saying_where_it_is(
     assert "'Buried' is on the page but out of sight" in res.reason
     assert len(_scrolls(steps)) <= 3
     assert not any(isinstance(s, ActionStep) and s.action.kind == "click" for s in steps)
+
+
+def test_a_target_scrolled_away_sideways_is_scrolled_to_then_clicked(
+    browser: BrowserComputer, site: str
+) -> None:
+    _open(browser, site, "wide.html")
+    assert browser.dom_find("Archive row") == []
+    steps, res = _run(browser, [{"click": "Archive row"}])
+    assert res.status == "done", res.reason
+    assert _out(browser) == "archived"
+    scrolls = [s.action for s in steps if isinstance(s, ActionStep) and s.action.kind == "scroll"]
+    assert scrolls and all((a.dx or 0) > 0 and a.dy == 0 for a in scrolls)
 
 
 def test_a_target_scrolled_away_inside_a_frame_is_scrolled_to_then_clicked(

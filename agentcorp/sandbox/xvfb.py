@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import select
 import shutil
 import subprocess
@@ -845,7 +846,13 @@ class XvfbDesktop(Computer):
         if focus is None:
             mirrors = (known or self._text_mirrors()) if value == text else None
             if mirrors is not None:
-                self._type_on_screen(text, delay, mirrors)
+                # Tab and Return move on (to the next cell or field): each piece is checked
+                # where it was typed, before the key that leaves it.
+                for piece in re.split(r"([\t\n])", text):
+                    if piece in ("\t", "\n"):
+                        self._send_keys(piece, delay)
+                    elif piece:
+                        self._type_on_screen(piece, delay, mirrors)
                 return
             # Keys into an element that holds no text are commands (a calculator's keypad):
             # each waits until the app has drawn the one before (apps drop keys that arrive
@@ -982,8 +989,11 @@ class XvfbDesktop(Computer):
         """Read the lines that changed, after and before; the text must show once more."""
         if changed is None or _caret_only(changed):
             return _Seen(False, "", erase=_NOTHING)  # at most a caret blinked
+        # Whole lines of the window (a change at a line's end reads with the line's start),
+        # and all of the change even where it leaves the window (a completion popup).
         win = self.window_box() or Box(0, 0, *self._screen)
-        area = Box(win.x, max(0, changed.y - 4), win.w, changed.h + 8)
+        x0, x1 = min(win.x, changed.x), max(win.right, changed.right)
+        area = Box(x0, max(0, changed.y - 4), x1 - x0, changed.h + 8)
         boxes = _typed.line_boxes(after, area)
         now = _typed.read_lines(after, boxes)
         shown = " | ".join(now)

@@ -1,10 +1,10 @@
-"""Typing into apps with no accessibility tree is checked by OCR (issue 14, item 2).
+"""Typing into elements whose text the tree cannot read is checked where it shows (issue 14).
 
 A real Tk entry (Tk exposes nothing over AT-SPI) on a real Xvfb desktop, in four moods:
 taking every key, dropping characters that arrive in a burst (as apps busy drawing the key
 before do), dropping a repeated key, and ignoring every key. The app writes the entry's
 text to ``~/entry.txt`` on every change: that file, not the desktop's own check, says what
-really landed.
+really landed. And Gnumeric, whose cells expose no text but whose formula bar mirrors them.
 """
 
 from __future__ import annotations
@@ -106,3 +106,36 @@ def test_a_dropped_last_digit_is_not_mistaken_for_the_caret(tmp_path: Path) -> N
     with _desktop(tmp_path, "repeat") as desk:
         desk.type("order 4711")
         assert _entry_text(desk, "kept order 4711") == "kept order 4711"
+
+
+def test_typing_into_a_spreadsheet_cell_is_read_back_from_its_formula_bar(
+    tmp_path: Path,
+) -> None:
+    # A Gnumeric cell exposes no text over AT-SPI (focus is on the sheet's panel); the
+    # formula bar, an editable element of the same app, shows what the cell is being given.
+    books = tmp_path / "books.csv"
+    books.write_text("number,amount\nINV-1,12.50\n", encoding="utf-8")
+    with XvfbDesktop(
+        apps=[AppSpec("office", ["gnumeric", "~/books.csv"], "books.csv", timeout=60)],
+        files={"~/books.csv": books},
+    ) as desk:
+        focus = desk.focused_element()
+        assert focus is not None and not focus.editable, focus
+        desk.key("ctrl+End")
+        desk.key("Down")
+        desk.type("INV-2")
+        assert desk._textless is not None  # checked through a mirror, not paced key by key
+        _, _, mirrors = desk._textless
+        assert desk._a11y is not None
+        assert "INV-2" in desk._a11y.texts_of(mirrors)
+        desk.key("Tab")
+        desk.type("7.25")  # the same cell area keeps the focus: no new snapshot needed
+        assert "7.25" in desk._a11y.texts_of(mirrors)
+        # Tab moves on: each cell's piece is checked before the key that leaves it.
+        desk.key("Return")
+        desk.type("INV-3\t9.75")
+        assert "9.75" in desk._a11y.texts_of(mirrors)
+        desk.key("Return")
+        desk.key("Up")
+        desk.settle()
+        assert "INV-3" in desk._a11y.texts_of(mirrors), desk._a11y.texts_of(mirrors)

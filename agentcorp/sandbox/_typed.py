@@ -10,6 +10,7 @@ was there before with what is there after, and say how many characters a retry m
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +40,13 @@ def ocr_fold(text: str) -> str:
     """Text as compared with an OCR reading: lower case, confusable glyphs merged, no spaces.
 
     OCR splits and joins words at will ("IN V-1 043"), so spaces are not compared: a dropped
-    space key is the one mistake this check cannot see (the accessibility tree can).
+    space key is the one mistake this check cannot see (the accessibility tree can). Accents
+    are dropped ("Zoë" reads as "Zoe") and so is what the reader's Latin output cannot spell
+    (CJK, emoji): those keys are checked only where the text can be read back another way.
     """
-    return "".join(text.lower().translate(_CONFUSABLE).split())
+    plain = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in plain if not unicodedata.combining(c) and " " <= c <= "~")
+    return "".join(plain.lower().translate(_CONFUSABLE).split())
 
 
 def ends_in_bar(value: str) -> bool:

@@ -63,6 +63,8 @@ fail(reason). Type secrets only as ${secrets.NAME} placeholders; you never see t
 
 #: The hint of a target that will be clicked, dragged or scrolled at.
 _ACT = Hint(purpose="act")
+#: How often a step scrolls to bring its target into view before it gives up on it.
+_MAX_REVEAL_SCROLLS = 3
 #: A look that a later one will repeat (``wait_for``'s polling): no costly "not found" checks.
 _POLL = Hint(thorough=False)
 
@@ -331,6 +333,7 @@ class Actor:
             return (int(target[0]), int(target[1])), None
         t0 = time.perf_counter()
         deadline = time.monotonic() + self.config.find_timeout
+        scrolls = 0
         try:
             while True:
                 # The last look starts after the deadline: a slow look (a grounder loading
@@ -339,6 +342,9 @@ class Actor:
                 cands = self.grounder.locate(st.frame, target, hint)
                 if cands:
                     return self._pick(st, target, cands, hint)
+                if scrolls < _MAX_REVEAL_SCROLLS and (yield from self._reveal(st, target, hint)):
+                    scrolls += 1
+                    continue
                 if expired or isinstance(self.grounder, NullGrounder):
                     if hint is not None and hint.role == "field":
                         return None, f"no field labelled '{target}' found on screen"
@@ -346,6 +352,24 @@ class Actor:
                 yield from self._refresh(st, 0.2)
         finally:
             st.ground_ms += (time.perf_counter() - t0) * 1000.0
+
+    def _reveal(self, st: _State, target: str, hint: Hint | None) -> Generator[Step, None, bool]:
+        """Scroll a target to be acted on into view when it is on the page but out of view.
+
+        As a person scrolls to a button below the fold before clicking it: one ``scroll``
+        action, gated and recorded like any other. True when it ran.
+        """
+        if hint is None or hint.purpose != "act":
+            return False
+        try:
+            found = self.grounder.reveal(target, hint)
+        except AgentcorpError:
+            found = None
+        if found is None:
+            return False
+        x, y, dx, dy = found
+        action = Action("scroll", x=x, y=y, dx=dx, dy=dy, target=target)
+        return (yield from self._act(st, action, "script")) is None
 
     def _pick(
         self, st: _State, target: str, cands: list[Candidate], hint: Hint | None

@@ -62,6 +62,15 @@ class Grounder(ABC):
         """
         return None
 
+    def reveal(self, target: str, hint: Hint | None = None) -> tuple[int, int, int, int] | None:
+        """A scroll that brings ``target`` into view when it is there but out of view.
+
+        ``(x, y, dx, dy)`` for a ``scroll`` action (wheel notches: positive ``dy`` scrolls
+        down, positive ``dx`` right); ``None``
+        when the grounder cannot tell (the default) or the target is nowhere to scroll to.
+        """
+        return None
+
 
 class NullGrounder(Grounder):
     """Never finds anything, so every text target goes to the model."""

@@ -110,6 +110,14 @@ class DomGrounder(Grounder):
         why = ask(target)
         return why if isinstance(why, str) and why else None
 
+    def reveal(self, target: str, hint: Hint | None = None) -> tuple[int, int, int, int] | None:
+        """The scroll the DOM knows brings ``target`` into view (``dom_reveal``), if any."""
+        ask = getattr(self.locator, "dom_reveal", None)
+        if not callable(ask):
+            return None
+        got = ask(target, hint.role if hint is not None else None)
+        return got if isinstance(got, tuple) and len(got) == 4 else None
+
 
 def _inside(a: Box, b: Box) -> bool:
     return b.x <= a.x and b.y <= a.y and a.right <= b.right and a.bottom <= b.bottom
@@ -164,6 +172,14 @@ class CompositeGrounder(Grounder):
             why = g.why_not(target)
             if why:
                 return why
+        return None
+
+    def reveal(self, target: str, hint: Hint | None = None) -> tuple[int, int, int, int] | None:
+        """The first scroll a grounder of the chain knows for a target none found."""
+        for g in self.grounders:
+            got = g.reveal(target, hint)
+            if got is not None:
+                return got
         return None
 
     def update(self, frame: Any, changed: Box | None) -> None:

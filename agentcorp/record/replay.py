@@ -440,8 +440,8 @@ def action_replay(
 
     Before each action with a text ``target`` the grounder looks for it on the live screen:
     found where it was recorded = matched; found elsewhere = relocated (the action is shifted
-    there, keeping where it was aimed relative to its target: a field beside its label stays
-    beside it); not found within ``find_timeout`` seconds = diverged. After each action: an
+    there; the click of ``type ... into: LABEL`` looks for the field LABEL names, as the loop
+    did); not found within ``find_timeout`` seconds = diverged. After each action: an
     action that fails, or that changes nothing on screen where the recorded one changed
     something, or whose settled screen is clearly different from the recorded one (as a
     whole, or in the region the recorded action changed) is a divergence. Diverged steps save
@@ -466,7 +466,7 @@ def action_replay(
             continue
         recorded_frame = _frame_before(session, i)
         action, status, detail = _place(
-            step.action, grounder, computer, live, recorded_frame, find_timeout
+            step.action, grounder, computer, live, _hint_for(events, i), find_timeout
         )
         why = detail if status == "diverged" else None
         before = live
@@ -492,12 +492,28 @@ def action_replay(
 _NOT_REPLAYED = frozenset({"done", "fail", "wait_for", "zoom", "request_help"})
 
 
+def _hint_for(events: list[Event], index: int) -> Hint:
+    """How to look for action ``index``'s target (a click of ``type ... into`` seeks a field).
+
+    The click of ``type ... into: LABEL`` aimed at the field LABEL names, as the loop found
+    it, not at the label's words.
+    """
+    step = events[index].step
+    assert isinstance(step, ActionStep)
+    nxt = next((e.step for e in events[index + 1 :] if isinstance(e.step, ActionStep)), None)
+    a = step.action
+    into = nxt.action.into if nxt is not None and nxt.action.kind == "type" else None
+    if a.kind == "click" and into is not None and into == a.target:
+        return Hint(role="field", purpose="act")
+    return Hint()
+
+
 def _place(
     action: Action,
     grounder: Grounder,
     computer: Computer,
     live: Frame,
-    recorded: Frame | None,
+    hint: Hint,
     find_s: float,
 ) -> tuple[Action, StepStatus, str]:
     """Where the recorded action goes on the live screen: (action, status, detail).
@@ -506,44 +522,26 @@ def _place(
     """
     if not (action.target and action.x is not None and action.y is not None):
         return action, "matched", ""
-    cands = grounder.locate(live, action.target, Hint())
+    cands = grounder.locate(live, action.target, hint)
     deadline = time.monotonic() + find_s
     while not cands and time.monotonic() < deadline:
         # An app still drawing (or a page still loading) shows its target a moment later.
         time.sleep(0.1)
-        cands = grounder.locate(computer.screenshot(), action.target, Hint(thorough=False))
+        quick = replace(hint, thorough=False)
+        cands = grounder.locate(computer.screenshot(), action.target, quick)
     if not cands:
-        cands = grounder.locate(computer.screenshot(), action.target, Hint())
+        cands = grounder.locate(computer.screenshot(), action.target, hint)
     if not cands:
         return action, "diverged", f"target {action.target!r} not found on screen"
     box = cands[0].box
     if box.contains(action.x, action.y):
         return action, "matched", ""
-    # Aimed beside its target when recorded (the field a label names): keep the aim.
-    was = _recorded_box(grounder, recorded, action.target)
-    if was is not None and not was.contains(action.x, action.y):
-        dx, dy = box.center[0] - was.center[0], box.center[1] - was.center[1]
-    else:
-        dx, dy = box.center[0] - action.x, box.center[1] - action.y
-    if (dx, dy) == (0, 0):
-        return action, "matched", ""
-    moved = _relocate(action, dx, dy)
+    moved = _relocate(action, box.center[0] - action.x, box.center[1] - action.y)
     return (
         moved,
         "relocated",
         f"{action.target!r} moved from ({action.x}, {action.y}) to ({moved.x}, {moved.y})",
     )
-
-
-def _recorded_box(grounder: Grounder, frame: Frame | None, target: str) -> Box | None:
-    """The target's box on the recorded screen (``None`` when it cannot be found there)."""
-    if frame is None:
-        return None
-    try:
-        cands = grounder.locate(frame, target, Hint())
-    except Exception:  # a grounder that cannot read a recorded frame: no aim to keep
-        return None
-    return cands[0].box if cands else None
 
 
 def _recorded_result(session: Session, index: int, step: int) -> ActionResultStep | None:
@@ -579,34 +577,34 @@ def _screen_divergence(
         local = _region_diff(after, settled.frame, rec_changed)
         if local > _REGION_THRESHOLD:
             return (
-                f"the region the action changed differs from the recording ({local:.0%} of "
-                f"({rec_changed.x}, {rec_changed.y}, {rec_changed.w}x{rec_changed.h}))"
+                f"the region the action changed holds {local:.0%} more or less drawn than "
+                f"recorded, at ({rec_changed.x}, {rec_changed.y}, "
+                f"{rec_changed.w}x{rec_changed.h})"
             )
     return None
 
 
-#: Share of the changed region that may differ (a blinking caret, a font's hinting) before
-#: the action's own effect counts as different.
-_REGION_THRESHOLD = 0.2
+#: How much the amount drawn in the changed region may differ (a blinking caret, a font's
+#: hinting) before the action's own effect counts as different.
+_REGION_THRESHOLD = 0.5
 #: Fewer drawn pixels than this (at half resolution) in the region: no local comparison.
 _MIN_INK = 30
 
 
 def _region_diff(a: Frame, b: Frame, box: Box) -> float:
-    """Like ``_thumb_diff`` but in ``box`` only, at half resolution (text stays visible)."""
-    from PIL import ImageChops
+    """How differently much is drawn in ``box`` of two frames (0 = as much, 1 = none in one).
 
+    Amounts of ink, not pixel positions: the same text a pixel lower (a view scrolled by a
+    line's fraction, another font hinting) draws as much; a missing word does not.
+    """
     area = (box.x, box.y, box.x + box.w, box.y + box.h)
     size = (max(1, box.w // 2), max(1, box.h // 2))
-    ga = a.pil().convert("L").crop(area).resize(size)
-    gb = b.pil().convert("L").crop(area).resize(size)
-    diff = ImageChops.difference(ga, gb).point(lambda v: 255 if v > 48 else 0)
-    changed = diff.histogram()[255]
-    # Relative to the ink in the region (what the action drew), not to its background.
-    ink = max(_ink(ga), _ink(gb))
-    if ink < _MIN_INK:
+    ink_a = _ink(a.pil().convert("L").crop(area).resize(size))
+    ink_b = _ink(b.pil().convert("L").crop(area).resize(size))
+    most = max(ink_a, ink_b)
+    if most < _MIN_INK:
         return 0.0  # a caret or a focus dot: too little to tell a blink from a difference
-    return min(1.0, changed / float(ink))
+    return abs(ink_a - ink_b) / float(most)
 
 
 def _ink(g: Any) -> int:

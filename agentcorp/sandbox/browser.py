@@ -55,6 +55,8 @@ _CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 _TYPE_CHUNK = 64
+# Notes kept per action (dialogs, tabs, downloads); more are counted, not kept.
+_MAX_NOTES = 20
 # What an allowed redirect becomes, so its target is a navigation the route sees.
 _REFRESH_PAGE = '<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
 # What Chromium shows after a failed load; not a destination, so never a policy violation.
@@ -263,6 +265,7 @@ class BrowserComputer(Computer):
         #: Hears every dialog the page shows: ``(kind, message, answer)``.
         self.on_dialog = on_dialog
         self._notes: list[str] = []
+        self._notes_dropped = 0
         self._opened: list[Any] = []  # tabs the page opened, not yet brought to the front
         self._behind: list[Any] = []  # tabs under the front one, the last one on top
         self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
@@ -373,9 +376,16 @@ class BrowserComputer(Computer):
         ``${secrets.NAME}`` placeholders.
         """
         notes, self._notes = self._notes, []
+        if self._notes_dropped:
+            notes.append(f"(and {self._notes_dropped} more like these)")
+            self._notes_dropped = 0
         return notes
 
     def _note(self, text: str) -> None:
+        if len(self._notes) >= _MAX_NOTES:
+            # A page that shows alert after alert must not grow the step record without end.
+            self._notes_dropped += 1
+            return
         for name, value in self._secrets.items():
             if value:
                 text = text.replace(value, f"${{secrets.{name}}}")
@@ -400,7 +410,8 @@ class BrowserComputer(Computer):
             message = message[:199] + "…"
         answer = _dialog_answer(kind, accept, default)
         verb = "said" if kind == "alert" else "asked"
-        self._note(f"the page {verb} ({kind}) {message!r}: {answer}")
+        shown = f" {message!r}" if message else ""  # beforeunload carries no text of its own
+        self._note(f"the page {verb} ({kind}){shown}: {answer}")
         if self.on_dialog is not None:
             # An observer's failure must not leave the dialog's page stuck or stop the step.
             with contextlib.suppress(Exception):
@@ -1187,6 +1198,28 @@ class BrowserComputer(Computer):
             f"then type '{option}'"
         )
 
+    def dom_reveal(self, target: str, role: str | None = None) -> tuple[int, int, int, int] | None:
+        """How to scroll a target that is on the page but out of view into it, if it is.
+
+        ``(x, y, dx, dy)``: turn the wheel at (x, y) by these notches (positive: right,
+        down), as ``scroll`` takes them. For the first match (exact ones first) that the page, or a
+        box that scrolls inside it, or a same-origin frame's page, hides; ``None`` when there
+        is none.
+        """
+        self._check()
+        found = self._call(
+            "dom_reveal",
+            self._page.evaluate,
+            _FIND_JS,
+            [target, role, 5, "agentcorp.offscreen", True],
+        )
+        if not found:
+            return None
+        got = self._call("dom_reveal", self._page.evaluate, _REVEAL_JS)
+        if not isinstance(got, dict):
+            return None
+        return int(got["x"]), int(got["y"]), _notches(got.get("dx")), _notches(got.get("dy"))
+
     def _why_off_screen(self, target: str) -> str | None:
         """Where ``target`` is when it is on the page but not in view, and how to get there."""
         raw = self._call(
@@ -1208,8 +1241,9 @@ class BrowserComputer(Computer):
             ways.append(("left", sw / 2 - (x + w / 2)))
         if not ways:
             return (
-                f"'{target}' is on the page but scrolled out of view inside a box that "
-                "scrolls: scroll that box to it first"
+                f"'{target}' is on the page but out of sight (scrolled away inside a box "
+                "that scrolls, or under a header or footer that stays in place): scroll to it "
+                "first"
             )
         way, far = ways[0]
         notches = max(1, math.ceil(far / 100))
@@ -1266,13 +1300,46 @@ class BrowserComputer(Computer):
             raise ValueError(_page_error(exc)) from None
 
     def focused_field(self) -> tuple[Box, bool] | None:
-        """Box of the focused text input and whether it is a password field, or None."""
+        """Box of the focused text input and whether it is a password field, or None.
+
+        Followed into open shadow roots and frames, those of another origin too (a login
+        form embedded from an identity provider): the box is in viewport pixels.
+        """
         self._check()
         info = self._call("focused_field", self._page.evaluate, _FOCUSED_FIELD_JS)
+        if isinstance(info, dict) and info.get("frame"):
+            info = self._focused_in_other_origin()
         if not info:
             return None
         box = Box(int(info["x"]), int(info["y"]), max(1, int(info["w"])), max(1, int(info["h"])))
         return box, bool(info["password"])
+
+    def _focused_in_other_origin(self) -> dict[str, Any] | None:
+        """The focused field of the frame (of another origin) that has the focus, placed."""
+        from playwright.sync_api import Error
+
+        for child in self._page.frames[1:]:
+            try:
+                if not child.evaluate("() => document.hasFocus()"):
+                    continue
+                info = child.evaluate(_FOCUSED_FIELD_JS)
+                if not isinstance(info, dict) or info.get("frame"):
+                    continue
+                handle = child.frame_element()
+                outer = handle.bounding_box()
+                inset = handle.evaluate(
+                    "f => { const cs = getComputedStyle(f); return [f.clientLeft +"
+                    " (parseFloat(cs.paddingLeft) || 0), f.clientTop +"
+                    " (parseFloat(cs.paddingTop) || 0)]; }"
+                )
+            except Error:  # a frame that went away while we asked
+                continue
+            if outer is None:
+                continue
+            info["x"] += outer["x"] + inset[0]
+            info["y"] += outer["y"] + inset[1]
+            return dict(info)
+        return None
 
 
 def _playwright_combo(combo: str) -> str:
@@ -1299,7 +1366,31 @@ def _playwright_combo(combo: str) -> str:
     return "+".join(out)
 
 
-_FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
+# ``band(hit)``: the header or footer band (fixed or sticky, along the top or bottom edge) that
+# ``hit`` belongs to, if any: what scrolled under it is out of sight until scrolled out again.
+_BAND_JS = r"""
+  const band = (hit) => {
+    for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
+      const v = a.ownerDocument.defaultView;
+      const pos = v.getComputedStyle(a).position;
+      if (pos !== 'fixed' && pos !== 'sticky') continue;
+      const q = a.getBoundingClientRect(), mid = (q.top + q.bottom) / 2, vh = v.innerHeight;
+      if (q.height > 0.4 * vh || (mid > vh / 3 && mid < 2 * vh / 3)) return null;
+      return a;
+    }
+    return null;
+  };
+  // Whether the middle of element ``e`` (of the top page) lies under such a band.
+  const underBand = (e, x, y) => {
+    const hit = document.elementFromPoint(x, y);
+    if (!hit || e.contains(hit) || hit.contains(e)) return false;
+    const b = band(hit);
+    return b !== null && !b.contains(e);
+  };
+"""
+
+_FIND_JS = (
+    r"""([target, role, limit, remember, anywhere]) => {
   const KEY = Symbol.for('agentcorp.targets');
   // Format characters (zero-width spaces, soft hyphens) draw nothing: "Con\u200bfirm" shows
   // as "Confirm", on the page and in a target alike.
@@ -1309,12 +1400,20 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const want = fold(target);
   const wantSq = squash(target);
   if (!want) return [];
-  const vw = window.innerWidth, vh = window.innerHeight;
+  const vw = window.innerWidth, vh = window.innerHeight;"""
+    + _BAND_JS
+    + r"""
   const NOT_TEXT = ['button', 'submit', 'reset', 'checkbox', 'radio', 'file', 'image', 'hidden',
     'range', 'color'];
   const isField = (e) => {
     const t = e.tagName;
     if (t === 'TEXTAREA' || t === 'SELECT' || e.isContentEditable) return !e.disabled;
+    // A rich-text editor is often a same-origin frame whose whole document is editable.
+    if (t === 'IFRAME' || t === 'FRAME') {
+      let d = null;
+      try { d = e.contentDocument; } catch (_) { d = null; }
+      return !!d && (d.designMode === 'on' || (!!d.body && d.body.isContentEditable));
+    }
     if (t !== 'INPUT') {
       const r = (e.getAttribute('role') || '').toLowerCase();
       return ['textbox', 'searchbox', 'combobox', 'spinbutton'].includes(r);
@@ -1419,11 +1518,10 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
     const clip = [Math.max(c.clip[0], ox), Math.max(c.clip[1], oy),
       Math.min(c.clip[2], ox + f.clientWidth - pl - pr),
       Math.min(c.clip[3], oy + f.clientHeight - pt - pb)];
-    if (!anywhere) {
-      const k = clipOf(f);
-      clip[0] = Math.max(clip[0], k[0] + c.ox); clip[1] = Math.max(clip[1], k[1] + c.oy);
-      clip[2] = Math.min(clip[2], k[2] + c.ox); clip[3] = Math.min(clip[3], k[3] + c.oy);
-    }
+    if (anywhere) return {doc, c: {ox, oy, clip: TOP.clip}};
+    const k = clipOf(f);
+    clip[0] = Math.max(clip[0], k[0] + c.ox); clip[1] = Math.max(clip[1], k[1] + c.oy);
+    clip[2] = Math.min(clip[2], k[2] + c.ox); clip[3] = Math.min(clip[3], k[3] + c.oy);
     if (clip[2] - clip[0] < 1 || clip[3] - clip[1] < 1) return null;
     return {doc, c: {ox, oy, clip}};
   };
@@ -1440,6 +1538,9 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
     if (seen.has(e)) return;
     const b = box(e);
     if (!b) return;
+    // Under a sticky header the page was scrolled beneath: not in sight (dom_reveal's case).
+    if (!anywhere && !place.has(e) && e.ownerDocument === document &&
+        underBand(e, b.x + b.w / 2, b.y + b.h / 2)) return;
     seen.add(e);
     out.push({e, b, text: norm(text).slice(0, 200), how, kind: kindOf(e),
       act: actionable(e)});
@@ -1507,7 +1608,8 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
   const isLabelOf = (c, f) => c.tagName === 'LABEL' && c.control === f;
   if (role === 'field' && !out.some((c) => c.kind === 'field')) {
     const pairs = [];
-    for (const c of out.filter((o) => o.kind !== 'field')) {
+    // A caption is text one reads; a title or aria-label is nothing drawn beside a field.
+    for (const c of out.filter((o) => o.kind !== 'field' && o.how === 'text')) {
       const cr = c.b.r;
       let best = null, bestD = Infinity;
       for (const f of fields) {
@@ -1545,13 +1647,17 @@ _FIND_JS = r"""([target, role, limit, remember, anywhere]) => {
     out.some((o) => o.how === 'text' && isLabelOf(o.e, c.e))));
   found.sort((a, b) => (fold(b.text) === want) - (fold(a.text) === want));
   found = found.slice(0, limit);
-  if (remember) window[KEY] = found.map((c) => c.e);
+  // ``remember``: true keeps them for the covered-target check, a name keeps them under it.
+  if (remember) {
+    window[typeof remember === 'string' ? Symbol.for(remember) : KEY] = found.map((c) => c.e);
+  }
   // What the element shows, for reports and ambiguity messages; ``name`` is what matched.
   const shown = (c) => c.kind === 'field' ? c.text
     : (norm(c.e.innerText || (c.e.tagName === 'INPUT' ? c.e.value : '')).slice(0, 200) || c.text);
   return found.map((c, i) => ({x: c.b.x, y: c.b.y, w: c.b.w, h: c.b.h, text: shown(c),
     name: c.text, how: c.how, kind: c.kind, actionable: c.act || c.kind !== 'text', index: i}));
 }"""
+)
 
 # Frame placement shared by the scripts that map an element of a same-origin frame to the top
 # viewport: ``frameOffset(f)`` is where frame element ``f``'s content box starts in its own
@@ -1582,6 +1688,7 @@ _COVER_JS = (
     r"""([x, y]) => {
   const arr = window[Symbol.for('agentcorp.targets')] || [];"""
     + _FRAME_PLACE_JS
+    + _BAND_JS
     + r"""
   const inside = (e) => {
     if (!e || !e.isConnected) return false;
@@ -1625,17 +1732,23 @@ _COVER_JS = (
   if (!hit) return 'nothing (the point is outside the page)';
   for (const e of mine) {
     if (e === hit || e.contains(hit) || hit.contains(e)) return null;
+    // Inside a frame that is itself the target (a rich-text editor's frame).
+    for (let w = hit.ownerDocument.defaultView; w && w !== window; w = w.parent) {
+      const f = w.frameElement;
+      if (!f) break;
+      if (e === f || e.contains(f)) return null;
+    }
     if ((hit.tagName === 'LABEL' && hit.control === e) ||
         (e.tagName === 'LABEL' && e.control === hit)) return null;
     const host = e.getRootNode().host;
     if (host && (host === hit || host.contains(hit))) return null;
   }
-  // A header or footer that stays put while the page scrolls hides what scrolled under it.
-  for (let a = hit; a && a.nodeType === 1; a = a.parentElement) {
-    const pos = a.ownerDocument.defaultView.getComputedStyle(a).position;
-    if (pos !== 'fixed' && pos !== 'sticky') continue;
-    const q = a.getBoundingClientRect();
-    const way = (q.top + q.bottom) / 2 < a.ownerDocument.defaultView.innerHeight / 2
+  // A header or footer that stays put while the page scrolls hides what scrolled under it
+  // (a band along the top or bottom edge; an overlay over the page is no such thing).
+  const over = band(hit);
+  if (over) {
+    const q = over.getBoundingClientRect();
+    const way = (q.top + q.bottom) / 2 < over.ownerDocument.defaultView.innerHeight / 2
       ? 'up' : 'down';
     return desc(hit) + ', which stays in place when the page scrolls: scroll ' + way +
       ' a little to bring the target out from under it';
@@ -1674,7 +1787,13 @@ _FOCUS_JS = r"""(op) => {
   const type = (e.type || '').toLowerCase();
   const desc = '<' + tag + (type && tag === 'input' ? ' type=' + type : '') +
     (e.id ? '#' + e.id : '') + '>';
-  if (tag === 'body' || tag === 'html') return {editable: false, desc: 'the page itself'};
+  // An editable document (a rich-text editor's frame) clicked below its text: the caret
+  // goes into it, as the editor would put it there.
+  if (tag === 'body' && e.isContentEditable) {
+    if (op === 'find') e.focus();
+  } else if (tag === 'body' || tag === 'html') {
+    return {editable: false, desc: 'the page itself'};
+  }
   const password = tag === 'input' && type === 'password';
   if (tag === 'select') {
     const o = e.selectedOptions[0];
@@ -1765,7 +1884,14 @@ _PAGE_TEXT_JS = (
     + r"""
   const parts = [];
   for (const d of docs) {
-    parts.push(d.body ? d.body.innerText : '');
+    let text = d.body ? d.body.innerText : '';
+    // A closed list shows only its chosen option (added below), but innerText lists them all.
+    for (const sel of d.querySelectorAll('select')) {
+      if (sel.multiple || sel.size > 1) continue;
+      const all = sel.innerText;
+      if (all && text.includes(all)) text = text.replace(all, '');
+    }
+    parts.push(text);
     for (const e of d.querySelectorAll('input, textarea, select')) {
       const type = (e.type || '').toLowerCase();
       if (type === 'hidden' || type === 'password' || !e.getClientRects().length) continue;
@@ -1828,6 +1954,71 @@ _WHY_NOT_JS = (
 }"""
 )
 
+# How to scroll the first element ``dom_reveal`` kept into view: a point to turn the wheel at
+# (inside the nearest box that scrolls and hides it, else over its page or frame) and how many
+# pixels down (negative: up) its middle is from that box's middle. Null when each is in view.
+_REVEAL_JS = (
+    """() => {
+  const els = window[Symbol.for('agentcorp.offscreen')] || [];
+  const vw = window.innerWidth, vh = window.innerHeight;"""
+    + _FRAME_PLACE_JS
+    + _BAND_JS
+    + r"""
+  const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+  const up = (a) => a.parentElement || (a.parentNode && a.parentNode.host) || null;
+  const style = (a) => a.ownerDocument.defaultView.getComputedStyle(a);
+  const scrolls = (a) => /(auto|scroll)/.test(style(a).overflowY) &&
+    a.scrollHeight > a.clientHeight;
+  const scrollsX = (a) => /(auto|scroll)/.test(style(a).overflowX) &&
+    a.scrollWidth > a.clientWidth;
+  // A point over the page that no inner scrolling box takes the wheel from.
+  const pagePoint = () => {
+    for (const [x, y] of [[vw / 2, vh / 2], [4, vh / 2], [vw / 2, 4], [vw / 2, vh - 4]]) {
+      let h = document.elementFromPoint(x, y), free = true;
+      for (; h; h = up(h)) if (h !== document.body && h !== document.documentElement &&
+        scrolls(h)) { free = false; break; }
+      if (free) return [x, y];
+    }
+    return [vw / 2, vh / 2];
+  };
+  // The wheel turn that brings ``e`` nearer to view: in the innermost box that hides it, else
+  // its document's page (a same-origin frame's page scrolls under the frame's box), else the
+  // frame it is in, brought into view in its own parent. Null when it is in view.
+  const plan = (e) => {
+    const d = e.ownerDocument, v = d.defaultView, o = toTop(e);
+    if (!o) return null;
+    const r = e.getBoundingClientRect();
+    const cy = (r.top + r.bottom) / 2, cx = (r.left + r.right) / 2, fh = v.innerHeight;
+    for (let a = up(e); a && a !== d.body && a !== d.documentElement; a = up(a)) {
+      const q = a.getBoundingClientRect();
+      const top = q.top + a.clientTop, bottom = top + a.clientHeight;
+      const left = q.left + a.clientLeft, right = left + a.clientWidth;
+      const dy = scrolls(a) && (cy < top || cy > bottom) ? cy - (top + bottom) / 2 : 0;
+      const dx = scrollsX(a) && (cx < left || cx > right) ? cx - (left + right) / 2 : 0;
+      if (!dx && !dy) continue;
+      const mid = (clamp(top, 0, fh) + clamp(bottom, 0, fh)) / 2;
+      return {x: clamp((left + right) / 2 + o[0], 0, vw - 1), y: clamp(mid + o[1], 0, vh - 1),
+        dx, dy};
+    }
+    if (d === document) {
+      if (cy >= 0 && cy <= vh && !(cx >= 0 && cx < vw && underBand(e, cx, cy))) return null;
+      const [x, y] = pagePoint();
+      return {x, y, dy: cy - vh / 2};
+    }
+    const f = v.frameElement;
+    if (cy >= 0 && cy <= fh) return plan(f);
+    return plan(f) || {x: clamp(o[0] + v.innerWidth / 2, 0, vw - 1),
+      y: clamp(o[1] + fh / 2, 0, vh - 1), dy: cy - fh / 2};
+  };
+  for (const e of els) {
+    if (!e.isConnected) continue;
+    const got = plan(e);
+    if (got) return got;
+  }
+  return null;
+}"""
+)
+
 # The focused text field's box in the top viewport (through open shadow roots and
 # same-origin frames) and whether it is a password field; null when no text field has focus.
 _FOCUSED_FIELD_JS = (
@@ -1843,7 +2034,8 @@ _FOCUSED_FIELD_JS = (
     if (e && (e.tagName === 'IFRAME' || e.tagName === 'FRAME')) {
       let d = null;
       try { d = e.contentDocument; } catch (_) { d = null; }
-      if (!d || !d.activeElement) return null;
+      if (!d) return {frame: true};  // a frame of another origin: asked in Python
+      if (!d.activeElement) return null;
       e = d.activeElement;
       continue;
     }
@@ -1893,6 +2085,14 @@ def _landed(before: Mapping[str, Any], after: Mapping[str, Any], line: str) -> b
         return line in got or _alnum(line) in _alnum(got)
     expected = old[: int(start)] + line + old[int(end) :]
     return got == expected or _alnum(got) == _alnum(expected)
+
+
+def _notches(pixels: Any) -> int:
+    """Wheel notches (100 px each) for a distance; at least one for any distance at all."""
+    px = float(pixels or 0.0)
+    if abs(px) < 1:
+        return 0
+    return round(px / 100) or (1 if px > 0 else -1)
 
 
 def _download_name(suggested: str) -> str:

@@ -40,6 +40,8 @@ __all__ = ["RecordedCall", "RecordedFrame", "RecordedFramesComputer"]
 
 # Actions that do not change the screen by themselves, so they do not start a new epoch.
 _NO_EPOCH = frozenset({"done", "fail", "wait", "wait_for", "zoom", "request_help"})
+# Actions the loop answers itself: the computer never runs them, so they have no notes.
+_NOT_RUN = frozenset({"done", "fail", "zoom", "request_help"})
 
 
 class RecordedFrame(Frame):
@@ -116,6 +118,8 @@ class RecordedFramesComputer(Computer):
         self.calls: list[RecordedCall] = []
         self._epochs: list[list[RecordedFrame]] = [[]]
         self._expected: list[list[Any]] = [[]]
+        # The notes of each action the computer ran (a dialog, a new tab), in order.
+        self._notes: list[list[str]] = []
         cache: dict[str, RecordedFrame] = {}
         denied: set[int] = set()
         pending: ActionStep | None = None
@@ -127,6 +131,8 @@ class RecordedFramesComputer(Computer):
             if isinstance(step, ActionStep):
                 pending = step
             elif isinstance(step, ActionResultStep) and pending is not None:
+                if pending.action.kind not in _NOT_RUN and pending.step not in denied:
+                    self._notes.append(list(step.notes))
                 if pending.action.kind not in _NO_EPOCH and pending.step not in denied:
                     self._expected[-1].append(pending.action)
                     self._epochs.append([])
@@ -237,6 +243,10 @@ class RecordedFramesComputer(Computer):
     def wait(self, seconds: float) -> None:
         """Time does not pass in a replay; the wait is only logged."""
         self.calls.append(RecordedCall("wait", (seconds,), self._epoch))
+
+    def take_notes(self) -> list[str]:
+        """The recorded notes of the next action the recording ran, as the run took them."""
+        return self._notes.pop(0) if self._notes else []
 
     def seek_end(self) -> None:
         """Jump to the last recorded frame (the final state), e.g. for regrading checks."""

@@ -1356,6 +1356,7 @@ class XvfbDesktop(Computer):
         """Press a combination like ``"ctrl+s"``, ``"alt+F4"``, ``"Return"``, ``"ctrl+shift+t"``."""
         self._check_open()
         names = _split_combo(combo)
+        self._check_key_goes_somewhere(combo, names)
         if self._pyautogui is not None:
             self._pyautogui.hotkey(*[_pyautogui_key(n) for n in names])
             return
@@ -1371,6 +1372,40 @@ class XvfbDesktop(Computer):
             self._fake(self._X.KeyRelease, kc)
         self._x.sync()
         self._input_gen += 1
+
+    def _check_key_goes_somewhere(self, combo: str, names: Sequence[str]) -> None:
+        """Raise ``SandboxError`` when the keyboard focus is on no app's window.
+
+        That is no window at all, or the window manager's own window (where openbox parks
+        the focus when an app closed or a click on the bare desktop took it):
+        a key then reaches no app and the step must not report ok. A window mapping just
+        now gets a moment. Combos with alt or super may be the window manager's own
+        bindings (alt+Tab), which work with no window focused: those always go.
+        """
+        if any(n.lower() in _WM_MODIFIERS for n in names):
+            return
+        deadline = time.monotonic() + _FOCUS_WAIT
+        while self._focus_reaches_no_app():
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"key {combo!r}: no window has the keyboard focus (an app closed, or a"
+                    " click outside every window took it), so no app would get it"
+                )
+            time.sleep(0.05)
+
+    def _focus_reaches_no_app(self) -> bool:
+        from Xlib import X, error
+
+        try:
+            focus = self._x.get_input_focus().focus
+        except error.XError:
+            return False
+        if isinstance(focus, int):
+            return bool(focus == X.NONE)  # PointerRoot: the window under the pointer gets keys
+        # Focus on the root (or any window) still sends keys to the window under the pointer
+        # inside it; the manager's own window is a 1x1 one off screen, with nothing inside.
+        check = self._get_prop(self._root, "_NET_SUPPORTING_WM_CHECK")
+        return bool(check is not None and len(check) and focus.id == int(check[0]))
 
     def wait(self, seconds: float) -> None:
         """Let ``seconds`` pass (only when the model or a script asks for it)."""
@@ -1556,6 +1591,12 @@ def _same_window(a: Box, b: Box) -> bool:
     return b.contains(*a.center) and abs(a.w - b.w) <= 40 and abs(a.h - b.h) <= 60
 
 
+#: Modifiers of the window manager's own key bindings (alt+Tab, super+d): such a combo can
+#: act with no window focused.
+_WM_MODIFIERS = frozenset(
+    {"alt", "super", "win", "meta", "cmd", "alt_l", "alt_r", "super_l", "super_r", "meta_l"}
+    | {"meta_r", "hyper_l", "hyper_r"}
+)
 #: How long a started app may take to register on the accessibility bus after its window
 #: shows (Qt apps take tens of ms; an app with no accessibility bridge pays all of it).
 _REGISTER_WAIT = 1.0

@@ -37,8 +37,11 @@ FAST_HEALTH = {
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[Any], Path]]:
     tmp = tmp_path_factory.mktemp("ray")
-    token = tmp / "auth_token"
-    token.write_text(secrets.token_hex(32))
+    # One token for the whole test session: Ray reads it once, when it is first imported, so
+    # every module's cluster (tests/console uses this fixture too) must be given the same.
+    token = tmp_path_factory.getbasetemp() / "ray_auth_token"
+    if not token.exists():
+        token.write_text(secrets.token_hex(32))
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_TMPDIR", str(tmp))  # Ray's temp dir (sessions, sockets, logs) in here
     mp.setenv("RAY_AUTH_MODE", "token")

@@ -328,28 +328,28 @@ company: wired
 defaults:
   budgets: {usd: 10, wall_clock: 60s}
 roles:
-  clerk: {title: Clerk, goal: Press keys, sandbox: desk}
+  clerk: {title: Clerk, goal: Wait, sandbox: desk}
 sandboxes:
   desk: {kind: desktop, screen: [800, 600]}
 tasks:
   - id: a
     role: clerk
-    description: press a key
-    steps: [{key: "ctrl+a"}]
+    description: wait a moment (a key on a desktop with no app would rightly fail)
+    steps: [{wait: 0.05}]
     success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY."'],
               stdout_contains: "k=a."}
   - id: b
     role: clerk
-    description: press a key
+    description: wait a moment
     depends_on: [a]
-    steps: [{key: "Escape"}]
+    steps: [{wait: 0.05}]
     success: {check: command, argv: [sh, -c, 'echo "k=$AGENTCORP_IDEMPOTENCY_KEY"'],
               stdout_contains: "k=b/2"}
   - id: c
     role: clerk
     description: never runs
     depends_on: [b]
-    steps: [{key: "Escape"}]
+    steps: [{wait: 0.05}]
 """
 
 

@@ -854,6 +854,8 @@ class XvfbDesktop(Computer):
                 for piece in re.split(r"([\t\n])", text):
                     if piece in ("\t", "\n"):
                         self._send_keys(piece, delay)
+                    elif piece and mirrors == [] and not _typed.checkable(piece):
+                        self._send_keys(piece, delay, paced=self.type_delay is None)
                     elif piece:
                         self._type_on_screen(piece, delay, mirrors)
                 return

@@ -42,3 +42,11 @@ def test_accents_fold_away_but_other_scripts_are_not_checked_by_ocr() -> None:
     assert ocr_fold("Zo Ng") != ocr_fold("Zoë Ng")  # the dropped key still shows
     assert checkable("Zoë Ng, Ångström & Co.") and checkable("INV-1043")
     assert not checkable("東京") and not checkable("Москва")
+
+
+def test_what_ocr_can_check() -> None:
+    from agentcorp.sandbox._typed import checkable
+
+    assert checkable("Zoë Ng") and checkable("INV-1043")
+    assert not checkable("Cy") and not checkable("7")  # too short for OCR's line finder
+    assert not checkable("東京 office")  # another script: typed paced, unchecked

@@ -11,7 +11,8 @@ on the same machine cannot answer for ours), then reads every session's step rec
   checks excluded);
 - per phase (ground, act, settle, capture, encode; model when there is one): median and p95
   in milliseconds, over all actions and over the browser tasks alone;
-- p95 of one browser action's ground + act + settle + capture (the issue's "action" time);
+- p95 of one browser action's ground + act + settle (the issue's "action" time), and the
+  same with the settled screen's capture added (stricter, reported beside it);
 - the goals: >= 8 actions/s, browser p95 <= 300 ms, and whether every task passed.
 
 The JSON also has the per-task figures. Timing depends on the machine's load: run it on an
@@ -34,7 +35,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("model", "ground", "act", "settle", "capture", "encode")
-ACTION_PHASES = ("ground", "act", "settle", "capture")
+#: The issue's "action": ground + act + settle (the goal); with the settled screen's capture
+#: added, the stricter figure reported beside it.
+ACTION_PHASES = ("ground", "act", "settle")
+WITH_CAPTURE = (*ACTION_PHASES, "capture")
 GOAL_RATE = 8.0
 GOAL_P95_MS = 300.0
 
@@ -144,6 +148,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     per_phase: dict[str, list[float]] = {p: [] for p in PHASES}
     browser_phase: dict[str, list[float]] = {p: [] for p in PHASES}
     browser_action: list[float] = []
+    browser_captured: list[float] = []
     for s in sessions:
         browser = kinds.get(s["task"]) == "browser"
         for ph in s["phases"]:
@@ -154,6 +159,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                         browser_phase[p].append(ph[p])
             if browser:
                 browser_action.append(sum(ph.get(p, 0.0) for p in ACTION_PHASES))
+                browser_captured.append(sum(ph.get(p, 0.0) for p in WITH_CAPTURE))
     rate = actions / span if span else 0.0
     p95 = _pct(browser_action, 0.95)
     return {
@@ -167,6 +173,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "median": _pct(browser_action, 0.5),
             "p95": p95,
             "n": len(browser_action),
+        },
+        "browser_action_with_capture_ms": {
+            "median": _pct(browser_captured, 0.5),
+            "p95": _pct(browser_captured, 0.95),
+            "n": len(browser_captured),
         },
         "phases_ms": {
             p: {"median": _pct(v, 0.5), "p95": _pct(v, 0.95), "n": len(v)}
@@ -215,9 +226,11 @@ def main() -> None:
         f"{out['actions_per_s']} actions/s (goal >= {GOAL_RATE:g})"
     )
     b = out["browser_action_ms"]
+    c = out["browser_action_with_capture_ms"]
     print(
-        f"browser action (ground+act+settle+capture): median {b['median']} ms, "
-        f"p95 {b['p95']} ms (goal <= {GOAL_P95_MS:g})"
+        f"browser action (ground+act+settle): median {b['median']} ms, "
+        f"p95 {b['p95']} ms (goal <= {GOAL_P95_MS:g}); with the capture: median "
+        f"{c['median']} ms, p95 {c['p95']} ms"
     )
     for p, v in out["phases_ms"].items():
         print(f"  {p:8s} median {v['median']:8.1f} ms  p95 {v['p95']:8.1f} ms  n={v['n']}")

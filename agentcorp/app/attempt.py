@@ -415,8 +415,8 @@ class _HomeSnapshot:
     the home (a service's state lives outside it, and its effects are keyed per step).
     """
 
-    def __init__(self, runner: TaskRunner, name: str, home: Path, copy: Path) -> None:
-        self.runner, self.name, self.home, self.copy = runner, name, home, copy
+    def __init__(self, runner: TaskRunner, name: str, copy: Path) -> None:
+        self.runner, self.name, self.copy = runner, name, copy
 
     @classmethod
     def take(cls, runner: TaskRunner, task: Task) -> _HomeSnapshot | None:
@@ -431,15 +431,11 @@ class _HomeSnapshot:
             return None
         copy = Path(tempfile.mkdtemp(prefix="agentcorp-retry-")) / "home"
         shutil.copytree(home, copy, symlinks=True)
-        return cls(runner, name, home, copy)
+        return cls(runner, name, copy)
 
     def restore(self) -> None:
-        """Close the desktop and put its home back as it was before the first attempt."""
-        import shutil
-
-        self.runner.sandboxes.reopen(self.name)
-        shutil.rmtree(self.home, ignore_errors=True)
-        shutil.copytree(self.copy, self.home, symlinks=True)
+        """Put the home back as it was before the first attempt; the desktop reopens."""
+        self.runner.sandboxes.replace_home(self.name, self.copy)
 
     def drop(self) -> None:
         """Forget the copy."""

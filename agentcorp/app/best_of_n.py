@@ -169,12 +169,8 @@ def _outcome(
 
 def _adopt(runner: TaskRunner, name: str, home: Path) -> None:
     """The winner's home becomes the sandbox's; its desktop reopens from it for what follows."""
-    base = runner.sandboxes.home_of(name)
-    if base is None or not home.is_dir():
-        return
-    runner.sandboxes.reopen(name)
-    shutil.rmtree(base, ignore_errors=True)
-    shutil.copytree(home, base, symlinks=True)
+    if home.is_dir():
+        runner.sandboxes.replace_home(name, home)
 
 
 def _judge(

@@ -298,6 +298,19 @@ class Sandboxes:
             with suppress(Exception):
                 desk.close()
 
+    def replace_home(self, name: str, source: Path) -> None:
+        """Make ``source``'s files the home of desktop ``name`` and reopen it from them.
+
+        Apps still holding the old files would save them back, so the desktop is closed
+        first; the next task opens it afresh (best-of-N's winner, a retry's starting point).
+        """
+        home = self.home_of(name)
+        if home is None:
+            return
+        self.reopen(name)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(source, home, symlinks=True)
+
     def _navigation_auditor(self, name: str) -> Callable[[str, bool, str | None], None] | None:
         audit = self.audit
         if audit is None:

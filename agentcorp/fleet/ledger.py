@@ -145,10 +145,14 @@ class SqliteLedger:
                     "SELECT COUNT(*) FROM sqlite_master WHERE type='table'"
                 ).fetchone()[0]
                 if tables:
+                    # Another process may have made the ledger (schema and format in one
+                    # transaction) between the two looks: look at the format once more.
+                    fmt = self._meta_get("format") if self._has_meta() else None
+                if tables and fmt is None:
                     raise ConfigError(f"{self.path}: not an agentcorp ledger (foreign tables)")
-                if not create:
+                if fmt is None and not create:
                     raise ConfigError(f"{self.path}: not an agentcorp ledger (no format record)")
-            elif fmt != _FORMAT:
+            if fmt is not None and fmt != _FORMAT:
                 raise ConfigError(f"{self.path}: unknown ledger format {fmt!r}")
             self._set_wal(timeout_s)
             # WAL + NORMAL: a commit survives a killed process (only an OS crash can lose

@@ -67,6 +67,8 @@ _ACT = Hint(purpose="act")
 _MAX_REVEAL_SCROLLS = 3
 #: A look that a later one will repeat (``wait_for``'s polling): no costly "not found" checks.
 _POLL = Hint(thorough=False)
+#: How long a ``wait_for`` waits for a target the accessibility tree knows to be drawn.
+_DRAW_GRACE_S = 1.0
 
 Status = Literal["done", "failed", "budget_exceeded", "error"]
 
@@ -411,26 +413,35 @@ class Actor:
             yield self._observe(st, settled.frame, settled.changed)
         looked: str | None = None
         thorough: str | None = None
+        undrawn: float | None = None  # when the target was first known but not yet drawn
         while True:
-            expired = time.monotonic() >= deadline
+            now = time.monotonic()
+            expired = now >= deadline
+            if undrawn is not None and (expired or now - undrawn >= _DRAW_GRACE_S):
+                return True  # the app says it is there; its drawing is late or unreadable
             # A frame is first looked at the quick way (a poll); once the screen stays the
             # same (or the time is up) it is looked at the thorough way, once. Reading an
             # unchanged screen again finds nothing new and takes CPU from the app that is
             # about to draw the text (OCR on a busy desktop).
             sha = st.frame.sha256
+            found: list[Candidate] = []
             if sha != looked:
                 looked = sha
-                if self.grounder.locate(st.frame, target, _POLL):
-                    return True
+                found = self.grounder.locate(st.frame, target, _POLL)
                 still = False
             else:
                 still = True
-            if (still or expired) and thorough != sha:
+            if not found and (still or expired) and thorough != sha:
                 thorough = sha
-                if self.grounder.locate(st.frame, target, None):
+                found = self.grounder.locate(st.frame, target, None)
+            if found:
+                # Ends only on a frame that shows it, so the next action meets what the
+                # recording shows (and a replay on the recorded frames finds it too).
+                if self.grounder.drawn(st.frame, target, found):
                     return True
+                undrawn = now if undrawn is None else undrawn
             if expired:
-                return False
+                return undrawn is not None
             yield from self._refresh(st, 0.2)
 
     def _refresh(self, st: _State, pause: float) -> Generator[Step, None, None]:

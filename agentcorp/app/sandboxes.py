@@ -242,6 +242,7 @@ class Sandboxes:
         """The computer for one task on sandbox ``name`` and its grounder."""
         if self.company.sandboxes[name].kind == "desktop":
             if name not in self._desktops:
+                self._engine().preload()  # while the desktop starts
                 self._desktops[name] = open_desktop(
                     self.company, name, self.secrets, home=self._home(name)
                 )

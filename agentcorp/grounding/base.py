@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from agentcorp.types import Box
 
@@ -45,6 +45,10 @@ class Candidate:
 class Grounder(ABC):
     """Finds text targets on screen."""
 
+    #: Whether what this grounder finds is read off the frame's pixels (OCR): then it is
+    #: drawn, not only known to the app.
+    reads_pixels: ClassVar[bool] = False
+
     @abstractmethod
     def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
         """Candidates for ``target`` on ``frame`` (a ``sandbox.base.Frame``), best first.
@@ -52,6 +56,16 @@ class Grounder(ABC):
         Several candidates with close scores mean the target is ambiguous: callers must
         report that rather than pick one silently.
         """
+
+    def drawn(self, frame: object, target: str, found: list[Candidate]) -> bool:
+        """Whether ``frame``'s pixels show ``target`` where ``found`` (this grounder's answer) is.
+
+        A source that reads an app's structure (an accessibility tree) knows a window as soon
+        as the app creates it, often before it is drawn: a wait that ended there would let
+        the next key reach the window still showing underneath. ``True`` when the grounder
+        has nothing to add (the default; what it finds is on the screen).
+        """
+        return True
 
     def why_not(self, target: str) -> str | None:
         """Why ``target`` cannot be found although the screen holds it in some form, if known.

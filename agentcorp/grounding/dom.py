@@ -143,6 +143,15 @@ def _drop_nested(cands: list[Candidate]) -> list[Candidate]:
     return out
 
 
+def _ocr_readable(text: str) -> bool:
+    """Whether OCR can be asked to confirm ``text``: plain ASCII, three letters or digits or more.
+
+    Accents and other scripts are read unreliably (or folded away), so they are not asked.
+    """
+    plain = all(c.isspace() or " " <= c <= "~" for c in text)
+    return plain and sum(c.isalnum() for c in text) >= 3
+
+
 class CompositeGrounder(Grounder):
     """Tries each grounder in order; the first one with any candidate answers."""
 
@@ -165,6 +174,18 @@ class CompositeGrounder(Grounder):
                 return found
             refused.extend(getattr(g, "excluded", None) or [])
         return []
+
+    def drawn(self, frame: object, target: str, found: list[Candidate]) -> bool:
+        """Whether a grounder of the chain that reads pixels sees ``target`` where ``found`` is.
+
+        Only answers from the accessibility tree are confirmed, and only for a text OCR can
+        read back whole (plain ASCII, three or more letters or digits): a DOM's screenshot is
+        taken from the page it describes, and a text OCR cannot read would never be confirmed.
+        """
+        if not any(c.source == "a11y" for c in found) or not _ocr_readable(target):
+            return True
+        readers = [g for g in self.grounders if g.reads_pixels]
+        return not readers or any(g.drawn(frame, target, found) for g in readers)
 
     def why_not(self, target: str) -> str | None:
         """The first explanation a grounder of the chain has for a target none found."""

@@ -27,6 +27,7 @@ same icon twice on one screen) is answered from a small in-memory LRU keyed by i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -449,6 +450,24 @@ class OcrEngine:
             self._cache.clear()
             self.cache_hits = 0
             self.recognised = 0
+
+    def preload(self) -> threading.Thread | None:
+        """Load the model in a background thread (``None`` when it is loaded already).
+
+        A sandbox starting takes seconds anyway; loading the model then (about a second)
+        spares the first look of a task that needed no OCR until a ``wait_for``. A load
+        that fails is left for the first read to report.
+        """
+        if self._session is not None:
+            return None
+
+        def load() -> None:
+            with self._lock, contextlib.suppress(Exception):
+                self._load()
+
+        thread = threading.Thread(target=load, name="ocr-preload", daemon=True)
+        thread.start()
+        return thread
 
     def _load(self) -> Any:
         if self._session is not None:

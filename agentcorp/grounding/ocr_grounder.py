@@ -61,6 +61,10 @@ class _State:
     source: Any = None  # the frame object last read: the same object needs no diff
 
 
+#: The height of the strip read to confirm a target another source found (see ``drawn``).
+_BAND = 96
+
+
 class OcrGrounder(Grounder):
     """Grounds text targets on any frame by OCR (desktop apps, or a browser without a DOM).
 
@@ -71,6 +75,8 @@ class OcrGrounder(Grounder):
     ``OcrEngine.shared()`` is used, so the model loads once and every grounder shares the
     crop cache (a menu read on one screen is not recognised again on the next).
     """
+
+    reads_pixels = True
 
     def __init__(
         self,
@@ -205,6 +211,28 @@ class OcrGrounder(Grounder):
             region = hint.region  # screen coordinates
             cands = [c for c in cands if region.contains(*c.box.center)]
         return cands
+
+    def drawn(self, frame: object, target: str, found: list[Candidate]) -> bool:
+        """Whether OCR reads ``target`` where another source placed it (``found``).
+
+        Only the bands where the text can be are read (not the frame), so a check costs a
+        small crop: a box the height of a few lines whole, and of a taller box (a window,
+        whose name the tree reports) the strip around its top edge, where a title bar or a
+        dialog's heading is drawn.
+        """
+        px = frame_array(frame)
+        h, w = px.shape[:2]
+        for c in found:
+            b = c.box
+            if b.h > _BAND:
+                b = Box(b.x, b.y - _BAND // 2, b.w, _BAND)
+            band = b.expand(_BAND // 4, w, h)
+            if band.w <= 0 or band.h <= 0:
+                continue
+            crop = np.ascontiguousarray(px[band.y : band.bottom, band.x : band.right])
+            if self._match(self.engine.read(crop, origin=(band.x, band.y)), target):
+                return True
+        return False
 
     def _defer(self, frame: object) -> bool:
         """Whether a poll leaves ``frame`` unread for now (see ``locate``)."""

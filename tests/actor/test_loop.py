@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from PIL import Image
 
 from agentcorp.actor import Actor, ActorConfig, BudgetMeter, Budgets, EpisodeTask
 from agentcorp.errors import LLMUnavailable
+from agentcorp.grounding.base import Grounder
 from agentcorp.policy.base import ActionGate, AllowAll, GateContext, GateDecision
 from agentcorp.testing.drive import drive
 from agentcorp.testing.fake_computer import FakeComputer, Widget
@@ -353,7 +356,7 @@ def test_open_url_on_browser_like_computer() -> None:
     assert res.status == "done" and fc.url == "http://x/"
 
 
-class _PollBlind:
+class _PollBlind(Grounder):
     """A grounder whose quick looks (polls) miss what its thorough look finds.
 
     OCR that merged partial re-reads can lose a line until the frame is read whole.
@@ -367,6 +370,47 @@ class _PollBlind:
         thorough = hint is None or hint.thorough
         self.looks.append(thorough)
         return self.inner.locate(frame, target, hint) if thorough else []
+
+
+class _DrawnLate(Grounder):
+    """A tree that knows the target before the app has drawn it (``drawn`` after N asks)."""
+
+    def __init__(self, inner: Any, drawn_after: int | None) -> None:
+        self.inner = inner
+        self.drawn_after = drawn_after
+        self.asked = 0
+
+    def locate(self, frame: object, target: str, hint: Any = None) -> Any:
+        return [replace(c, source="a11y") for c in self.inner.locate(frame, target, hint)]
+
+    def drawn(self, frame: object, target: str, found: Any) -> bool:
+        self.asked += 1
+        return self.drawn_after is not None and self.asked > self.drawn_after
+
+
+def test_wait_for_ends_on_a_frame_that_shows_what_the_tree_knows() -> None:
+    fc = desk()
+    g = _DrawnLate(fc.widget_grounder(), drawn_after=1)
+    steps = [{"click": "Save"}, {"wait_for": "Saved", "timeout": 60}]
+    _, res = drive(actor(fc, grounder=g).run(EpisodeTask("t1", "x", steps=steps)))
+    assert res.status == "done", res
+    assert g.asked == 2
+    assert [a for a in fc.actions if a[0] == "wait"] == [("wait", 0.2)]
+
+
+def test_wait_for_takes_the_tree_s_word_after_a_grace_or_at_the_timeout() -> None:
+    fc = desk()
+    g = _DrawnLate(fc.widget_grounder(), drawn_after=None)  # OCR never reads it
+    steps = [{"click": "Save"}, {"wait_for": "Saved", "timeout": 60}]
+    t0 = time.monotonic()
+    _, res = drive(actor(fc, grounder=g).run(EpisodeTask("t1", "x", steps=steps)))
+    assert res.status == "done", res
+    assert 1.0 <= time.monotonic() - t0 < 30  # the grace, far from the timeout
+    fc = desk()
+    g = _DrawnLate(fc.widget_grounder(), drawn_after=None)
+    steps = [{"click": "Save"}, {"wait_for": "Saved", "timeout": 0.3}]
+    _, res = drive(actor(fc, grounder=g).run(EpisodeTask("t1", "x", steps=steps)))
+    assert res.status == "done", res
 
 
 def test_wait_for_on_a_still_screen_looks_thoroughly_at_once_not_at_the_timeout() -> None:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from agentcorp.grounding.base import Hint
+from agentcorp.grounding.base import Candidate, Grounder, Hint
+from agentcorp.grounding.dom import CompositeGrounder
 from agentcorp.grounding.ocr import OcrEngine, TextLine
 from agentcorp.grounding.ocr_grounder import OcrGrounder, diff_box, frame_array
 from agentcorp.grounding.resolve import Ambiguous, NotFound, resolve
@@ -171,3 +172,55 @@ def test_a_poll_leaves_a_screen_that_changed_whole_unread_until_it_holds_still()
     g2 = OcrGrounder(eng)
     g2.lines(frame("gnumeric.png"))
     assert g2.locate(form, "Save order")
+
+
+class _Tree(Grounder):
+    """An accessibility tree that knows one name at one box, drawn or not."""
+
+    def __init__(self, name: str, box: Box, source: str = "a11y") -> None:
+        self.name, self.box, self.source = name, box, source
+
+    def locate(self, frame: object, target: str, hint: Hint | None = None) -> list[Candidate]:
+        return [Candidate(self.box, self.name, 1.0, self.source)] if target == self.name else []  # type: ignore[arg-type]
+
+
+def test_what_the_tree_knows_counts_as_drawn_only_once_ocr_reads_it_there() -> None:
+    """Gnumeric names its "Save as" dialog in the tree before it is painted: a wait_for that
+    ended there let ctrl+a reach the sheet, and the replay on the frames could not find it."""
+    eng = CountingEngine()
+    form = frame("form.png")
+    ocr = OcrGrounder(eng)
+    found = ocr.locate(form, "Save order")
+    box = found[0].box
+    comp = CompositeGrounder(_Tree("Save order", box), OcrGrounder(eng))
+    tree_found = comp.locate(form, "Save order")
+    assert tree_found[0].source == "a11y"
+    assert comp.drawn(form, "Save order", tree_found)
+    # Only a band around the box is read, not the frame.
+    w, h = form.size
+    assert eng.areas[-1] < w * h / 10
+    blank = Frame.from_pil(form.pil().point(lambda _: 255))
+    assert not comp.drawn(blank, "Save order", tree_found)
+    # A window's name sits in the band at its top (a title bar, a heading).
+    header = ocr.locate(form, "Orders administration")[0].box
+    window = Box(header.x - 10, header.y - 5, 400, 300)
+    title = CompositeGrounder(_Tree("Orders administration", window), OcrGrounder(eng))
+    cands = title.locate(form, "Orders administration")
+    assert title.drawn(form, "Orders administration", cands)
+    assert not title.drawn(blank, "Orders administration", cands)
+
+
+def test_only_tree_answers_ocr_can_read_are_confirmed() -> None:
+    eng = CountingEngine()
+    form = frame("form.png")
+    blank = Frame.from_pil(form.pil().point(lambda _: 255))
+    box = Box(10, 10, 40, 20)
+    for target in ("+/-", "OK", "Größe"):  # too short or not Latin enough: never confirmed
+        g = CompositeGrounder(_Tree(target, box), OcrGrounder(eng))
+        assert g.drawn(blank, target, g.locate(blank, target)), target
+    dom = CompositeGrounder(_Tree("Save order", box, "dom"), OcrGrounder(eng))
+    assert dom.drawn(blank, "Save order", dom.locate(blank, "Save order"))
+    assert eng.areas == []  # nothing was read for any of them
+    # A chain without a pixel reader has nothing to confirm with.
+    alone = CompositeGrounder(_Tree("Save order", box))
+    assert alone.drawn(blank, "Save order", alone.locate(blank, "Save order"))

@@ -2,8 +2,9 @@
 
 ``UrlPolicy(allow_urls).refusal(url)`` is the single function that says whether a URL may be
 visited; the policy gate calls it for ``open_url``, typed URLs and the current page, and the
-browser backend calls it from its route and navigation hooks for every request and navigation
-(link clicks, redirects, form posts, ``window.open``, ``location=``, iframes, downloads).
+browser backend calls it from its request interception and navigation hooks for every request
+and navigation (link clicks, redirects, form posts, ``window.open``, ``location=``, iframes,
+downloads).
 
 Semantics (docs/safety.md, "URL policy"):
 

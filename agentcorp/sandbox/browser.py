@@ -4,16 +4,16 @@ Same ``Computer`` contract as the desktop (mouse and keyboard go through Playwri
 pipeline, coordinates are viewport pixels), plus ``goto``/``url``/``back`` and the DOM helpers
 the grounding and safety layers use. Frames come from CDP ``Page.captureScreenshot`` as JPEG,
 which on this machine is about 3x faster than ``page.screenshot()`` PNG (see
-docs/benchmarks.md). The URL policy (``allow_urls`` globs) is enforced on every request by a
-route handler and on every ``goto`` before it leaves. This is the only module that imports
-playwright.
+docs/benchmarks.md). The URL policy (``allow_urls`` globs) is enforced on every request
+(every redirect hop, every tab's) by a browser-level CDP ``Fetch`` interception, which keeps
+Chromium's HTTP cache on, and on every ``goto`` before it leaves. This is the only module that
+imports playwright.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import html
 import io
 import math
 import os
@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from PIL import Image
 
@@ -57,8 +56,6 @@ _CHROMIUM_ARGS = [
 _TYPE_CHUNK = 64
 # Notes kept per action (dialogs, tabs, downloads); more are counted, not kept.
 _MAX_NOTES = 20
-# What an allowed redirect becomes, so its target is a navigation the route sees.
-_REFRESH_PAGE = '<!doctype html><meta http-equiv="refresh" content="0;url={url}">'
 # What Chromium shows after a failed load; not a destination, so never a policy violation.
 _ERROR_PAGES = ("chrome-error:",)
 
@@ -251,7 +248,10 @@ class BrowserComputer(Computer):
         self._blocked: list[str] = []
         self._pending_violation: str | None = None
         self._leave_pending = False
-        self._hops: set[str] = set()
+        self._fetch: Any = None  # the browser-level CDP session that judges requests
+        # Page targets Chromium has (tabs of every context): id -> (context id, URL).
+        self._targets: dict[str, tuple[str, str]] = {}
+        self._context_id = ""
         self._nav_pending = False
         # When the main frame last asked for a navigation that has not started loading yet
         # (0: none). A form submission is requested before its request goes out.
@@ -268,7 +268,7 @@ class BrowserComputer(Computer):
         self._notes_dropped = 0
         self._opened: list[Any] = []  # tabs the page opened, not yet brought to the front
         self._behind: list[Any] = []  # tabs under the front one, the last one on top
-        self._refused_tabs: list[Any] = []  # new tabs whose first page the policy refused
+        self._refused_tabs: set[str] = set()  # new tabs (target ids) whose first page was refused
         self._tab_due = 0.0  # until when a tab the page is opening is waited for
         self._chooser: Any = None  # a file chooser the page opened, waiting for a path
         self._downloads: list[Any] = []  # downloads started, not yet saved into the home
@@ -320,13 +320,13 @@ class BrowserComputer(Computer):
             self._context = browser.new_context(
                 viewport={"width": self._screen[0], "height": self._screen[1]},
                 device_scale_factor=1,
-                # Saved into the sandbox home (``_save_downloads``); the route decides first.
+                # Saved into the sandbox home (``_save_downloads``); the URL policy decides first.
                 accept_downloads=True,
             )
             self._context.set_default_timeout(self._timeout_ms)
-            # Every request is routed, restricted or not: file:, chrome: and friends are
+            # Every request is judged, restricted or not: file:, chrome: and friends are
             # refused even without an allow list.
-            self._context.route("**/*", self._route)
+            self._intercept(browser)
             self._page = self._context.new_page()
             self._watch(self._page)
             self._context.on("page", self._on_new_tab)
@@ -356,6 +356,73 @@ class BrowserComputer(Computer):
         self._cdp.send("Page.enable")
         tree = self._cdp.send("Page.getFrameTree")
         self._main_frame_id = str(tree["frameTree"]["frame"]["id"])
+        if not self._context_id:
+            info = self._cdp.send("Target.getTargetInfo")["targetInfo"]
+            self._context_id = str(info.get("browserContextId") or "")
+
+    def _intercept(self, browser: Any) -> None:
+        """Judge every request through a browser-level CDP session (the Fetch domain).
+
+        Not Playwright's routes: they turn Chromium's HTTP cache off, so every page load
+        fetched its scripts and styles again (and each of them took a round trip through
+        Python). A browser-level session also sees a new tab's first request and every
+        redirect hop (paused again at its target) before anything is sent.
+        """
+        cdp = browser.new_browser_cdp_session()
+        self._fetch = cdp
+        cdp.on("Fetch.requestPaused", self._on_paused)
+        cdp.on("Target.targetCreated", self._on_target)
+        cdp.on("Target.targetInfoChanged", self._on_target)
+        cdp.on("Target.targetDestroyed", self._on_target_gone)
+        cdp.send("Target.setDiscoverTargets", {"discover": True})
+        cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
+
+    def _on_target(self, params: dict[str, Any]) -> None:
+        info = params.get("targetInfo") or {}
+        if info.get("type") == "page":
+            tid = str(info.get("targetId"))
+            self._targets[tid] = (str(info.get("browserContextId") or ""), str(info.get("url")))
+
+    def _on_target_gone(self, params: dict[str, Any]) -> None:
+        self._targets.pop(str(params.get("targetId")), None)
+
+    def _fetch_send(self, method: str, params: dict[str, Any]) -> None:
+        # A request the page cancelled meanwhile, or a session closing: nothing to answer.
+        with contextlib.suppress(Exception):
+            self._fetch.send(method, params)
+
+    def _on_paused(self, params: dict[str, Any]) -> None:
+        """Decide one paused request: continue it, abort it, or answer a navigation 204."""
+        rid = params["requestId"]
+        url = str(params["request"]["url"])
+        frame = str(params.get("frameId") or "")
+        # A tab's main frame has its target's id; a page of another context on a shared
+        # Chromium is that session's to judge. A frame no tab owns (an iframe) is ours.
+        tab = self._targets.get(frame)
+        if tab is not None and self._context_id and tab[0] != self._context_id:
+            self._fetch_send("Fetch.continueRequest", {"requestId": rid})
+            return
+        navigation = params.get("resourceType") == "Document"
+        reason = self._urls.refusal(url)
+        if navigation:
+            self._notify(url, reason)
+        if reason is None:
+            self._fetch_send("Fetch.continueRequest", {"requestId": rid})
+            return
+        self._blocked.append(url)
+        if not navigation:
+            self._fetch_send(
+                "Fetch.failRequest", {"requestId": rid, "errorReason": "BlockedByClient"}
+            )
+            return
+        if tab is not None:  # a top-level page, not an iframe
+            self._pending_violation = url
+            if frame != self._main_frame_id and tab[1] in ("", "about:blank"):
+                self._refused_tabs.add(frame)
+        # "No Content" to a navigation leaves the frame on the page it was showing.
+        self._fetch_send(
+            "Fetch.fulfillRequest", {"requestId": rid, "responseCode": 204, "body": ""}
+        )
 
     def _watch(self, page: Any) -> None:
         """Follow one tab's navigations, requests and dialogs."""
@@ -509,9 +576,8 @@ class BrowserComputer(Computer):
         """Bring a tab the page opened to the front; when the front tab closed, go back."""
         from playwright.sync_api import Error
 
-        while self._refused_tabs:
-            with contextlib.suppress(Error):
-                self._refused_tabs.pop().close()
+        if self._refused_tabs:
+            self._close_refused_tabs()
         while self._opened:
             page = self._opened.pop(0)
             if page.is_closed():
@@ -529,6 +595,23 @@ class BrowserComputer(Computer):
                 self._front(page)
                 self._note(f"the tab in front closed; back to the tab before ({page.url})")
                 return
+
+    def _close_refused_tabs(self) -> None:
+        """Close the new tabs whose first page the policy refused (they show nothing)."""
+        from playwright.sync_api import Error
+
+        refused, self._refused_tabs = self._refused_tabs, set()
+        for page in list(self._context.pages):
+            if page is self._page:
+                continue
+            with contextlib.suppress(Error):
+                cdp = self._context.new_cdp_session(page)
+                tid = cdp.send("Target.getTargetInfo")["targetInfo"]["targetId"]
+                cdp.detach()
+                if tid in refused:
+                    page.close()
+                    with contextlib.suppress(ValueError):
+                        self._opened.remove(page)
 
     def _pause(self, ms: float) -> None:
         """Let the page run for ``ms`` milliseconds (its events are delivered meanwhile)."""
@@ -571,7 +654,7 @@ class BrowserComputer(Computer):
         """Whether the main frame is loading a new document or has just asked to.
 
         A requested navigation that never starts loading (cancelled by the page, refused by
-        the route) stops counting after ``_REQUESTED_GRACE`` seconds.
+        the URL policy) stops counting after ``_REQUESTED_GRACE`` seconds.
         """
         if self._nav_pending:
             return True
@@ -583,102 +666,6 @@ class BrowserComputer(Computer):
 
     def _on_request_done(self, request: Any) -> None:
         self._inflight.pop(id(request), None)
-
-    def _route(self, route: Any) -> None:
-
-        request = route.request
-        url = request.url
-        reason = self._urls.refusal(url)
-        navigation = request.is_navigation_request()
-        if navigation:
-            self._notify(url, reason)
-        if reason is None:
-            if not navigation:
-                route.continue_()
-                return
-            self._continue_navigation(route, url)
-            return
-        self._blocked.append(url)
-        if not navigation:
-            route.abort("blockedbyclient")
-            return
-        self._block_navigation(route, url, request)
-
-    def _block_navigation(self, route: Any, url: str, request: Any) -> None:
-        from playwright.sync_api import Error
-
-        top = True
-        with contextlib.suppress(Error):  # a popup's frame may not be known yet
-            top = request.frame.parent_frame is None
-        if top:
-            self._pending_violation = url
-            with contextlib.suppress(Error):
-                page = request.frame.page
-                if page is not self._page and str(page.url) in ("", "about:blank"):
-                    self._refused_tabs.append(page)
-        # "No Content" to a navigation leaves the frame on the page it was showing.
-        route.fulfill(status=204, body="")
-
-    def _continue_navigation(self, route: Any, url: str) -> None:
-        """Let an allowed navigation hop through, turning a redirect into a routed navigation.
-
-        Chromium follows a redirect without asking the route again, so the hop is fetched
-        here without following; a redirect is answered with a page that refreshes to its
-        target at once (a client redirect, which replaces the history entry), and that
-        navigation comes back through ``_route`` like any other.
-        """
-        from playwright.sync_api import Error
-
-        try:
-            response = self._fetch_hop(route, url)
-        except Error:
-            route.abort("failed")
-            return
-        location = response.headers.get("location")
-        if not (300 <= response.status < 400 and location):
-            self._hops.discard(url)
-            route.fulfill(response=response)
-            return
-        target = urljoin(url, location)
-        reason = self._urls.refusal(target)
-        if reason is not None:
-            self._notify(target, reason)
-            self._blocked.append(target)
-            self._block_navigation(route, target, route.request)
-            return
-        headers = {
-            k: v
-            for k, v in response.headers.items()
-            if k.lower() not in ("location", "content-length", "content-type", "content-encoding")
-        }
-        self._hops.add(url)
-        route.fulfill(
-            status=200,
-            headers=headers,
-            content_type="text/html; charset=utf-8",
-            body=_REFRESH_PAGE.format(url=html.escape(target, quote=True)),
-        )
-
-    def _fetch_hop(self, route: Any, url: str) -> Any:
-        """One hop of a navigation, fetched by the driver without following redirects."""
-        from playwright.sync_api import Error
-
-        try:
-            return route.fetch(max_redirects=0)
-        except Error:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").rstrip(".")
-            if not (host == "localhost" or host.endswith(".localhost")):
-                raise
-        # Chromium resolves every *.localhost name to loopback (RFC 6761) but the driver's
-        # resolver may not: fetch from 127.0.0.1 with the name in Host and the page's cookies.
-        headers = dict(route.request.headers)
-        headers["host"] = parts.netloc
-        cookies = self._context.cookies(url)
-        if cookies:
-            headers["cookie"] = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
-        loop = parts._replace(netloc=f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1")
-        return route.fetch(url=urlunsplit(loop), headers=headers, max_redirects=0)
 
     def _on_navigated(self, frame: Any) -> None:
         """Catch navigations no request announces (``data:``, ``blob:``, ``about:``)."""
@@ -708,6 +695,11 @@ class BrowserComputer(Computer):
         unregister_cleanup(id(self))
         with contextlib.suppress(Exception):
             self._save_downloads()  # closing the context deletes what it downloaded
+        if self._fetch is not None:
+            # On a shared Chromium the next session judges requests with its own policy.
+            with contextlib.suppress(Exception):
+                self._fetch.send("Fetch.disable")
+                self._fetch.detach()
         if self._browser is None and self._context is not None:
             # A context in a shared Chromium: closing it drops its pages, cookies and storage.
             with contextlib.suppress(Exception):
@@ -754,21 +746,7 @@ class BrowserComputer(Computer):
             self._notify(url, reason)
             raise PolicyViolation(f"navigation to {url} blocked: {reason}")
         self._call(f"goto {url}", self._page.goto, url, wait_until="domcontentloaded")
-        self._follow_hops()
         self._raise_violation()
-
-    def _follow_hops(self) -> None:
-        """Wait until a page that only redirects (``_continue_navigation``) has moved on."""
-        for _ in range(20):  # browsers stop redirect chains at about 20 hops too
-            here = self.url
-            if here not in self._hops or self._pending_violation is not None:
-                return
-            self._call(
-                "redirect",
-                self._page.wait_for_url,
-                lambda u, here=here: u != here,
-                wait_until="domcontentloaded",
-            )
 
     def back(self) -> None:
         """Go back one page in history."""
@@ -779,7 +757,7 @@ class BrowserComputer(Computer):
     def _raise_violation(self) -> None:
         url, self._pending_violation = self._pending_violation, None
         if self._leave_pending:
-            # A page the route never saw (data:, blob:) committed: go back where we were.
+            # A page no request announced (data:, blob:) committed: go back where we were.
             self._leave_pending = False
             with contextlib.suppress(Exception):
                 self._page.go_back(wait_until="domcontentloaded")

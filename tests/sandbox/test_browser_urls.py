@@ -12,7 +12,7 @@ import pytest
 
 from agentcorp.errors import PolicyViolation
 from agentcorp.policy.urls import UrlPolicy
-from agentcorp.sandbox.browser import BrowserComputer
+from agentcorp.sandbox.browser import BrowserComputer, SharedChromium
 
 
 def _port() -> int:
@@ -41,7 +41,11 @@ def _serve(site: _Site) -> None:
                 return
             body = site.pages.get(path, "<p>hello</p>").encode()
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            if path.endswith(".js"):
+                self.send_header("Content-Type", "text/javascript")
+                self.send_header("Cache-Control", "max-age=3600")
+            else:
+                self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -139,3 +143,55 @@ def test_a_redirect_inside_the_allowed_urls_is_followed(sites: tuple[_Site, _Sit
         capture="png",
     ) as b:
         assert b.url == f"http://app.localhost:{good.port}/there"
+
+
+def test_pages_keep_the_http_cache_while_every_request_is_judged(
+    sites: tuple[_Site, _Site],
+) -> None:
+    """Playwright's routes turned the cache off: each page load fetched its scripts again."""
+    good, evil = sites
+    good.pages["/cached"] = '<script src="/app.js"></script><p>cached</p>'
+    good.pages["/app.js"] = "window.loaded = (window.loaded || 0) + 1;"
+    good.pages["/leaky"] = f'<img src="http://127.0.0.1:{evil.port}/pixel.gif"><p>leaky</p>'
+    before = len(evil.hits)
+    with BrowserComputer(
+        start_url=f"http://app.localhost:{good.port}/cached",
+        allow_urls=[f"http://*.localhost:{good.port}/*"],
+        capture="png",
+    ) as b:
+        for _ in range(3):
+            b.goto(f"http://app.localhost:{good.port}/cached")
+            assert b.js_eval("window.loaded") == 1
+        b.goto(f"http://app.localhost:{good.port}/leaky")
+        b.settle(timeout=3.0)
+        assert f"http://127.0.0.1:{evil.port}/pixel.gif" in b.blocked
+    assert good.hits.count("GET /app.js") == 1, good.hits
+    assert len(evil.hits) == before, evil.hits
+
+
+def test_two_sessions_on_one_shared_chromium_each_keep_their_own_policy(
+    sites: tuple[_Site, _Site],
+) -> None:
+    good, evil = sites
+    shared = SharedChromium()
+    good_url = f"http://app.localhost:{good.port}/mine"
+    evil_url = f"http://127.0.0.1:{evil.port}/theirs"
+    try:
+        with (
+            BrowserComputer(allow_urls=[f"http://*.localhost:{good.port}/*"], shared=shared) as a,
+            BrowserComputer(allow_urls=[f"http://127.0.0.1:{evil.port}/*"], shared=shared) as b,
+        ):
+            a.goto(good_url)
+            b.goto(evil_url)
+            assert (a.url, b.url) == (good_url, evil_url)
+            with pytest.raises(PolicyViolation):
+                a.goto(evil_url)
+            with pytest.raises(PolicyViolation):
+                b.goto(good_url)
+            assert (a.url, b.url) == (good_url, evil_url)
+        # The first session's judge left with it: a new one has only its own policy.
+        with BrowserComputer(allow_urls=[f"http://127.0.0.1:{evil.port}/*"], shared=shared) as c:
+            c.goto(evil_url)
+            assert c.url == evil_url
+    finally:
+        shared.close()

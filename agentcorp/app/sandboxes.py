@@ -154,11 +154,14 @@ def open_browser(
     on_navigation: Callable[[str, bool, str | None], None] | None = None,
     shared: Any = None,
     on_dialog: Callable[[str, str, str], None] | None = None,
+    on_connection: Callable[[str, str], None] | None = None,
 ) -> Computer:
     """A fresh browser session on browser sandbox ``name`` (services already running).
 
     ``on_navigation(url, allowed, reason)`` hears every navigation decision and
-    ``on_dialog(kind, message, answer)`` every dialog the page showed (the audit log).
+    ``on_dialog(kind, message, answer)`` every dialog the page showed and
+    ``on_connection(target, reason)`` every connection the URL policy's guard refused (the
+    audit log).
     ``shared`` (a ``SharedChromium``) runs the session as a new browser context in that
     Chromium instead of starting one.
     """
@@ -177,6 +180,7 @@ def open_browser(
         shared=shared,
         dialogs=spec.dialogs or "accept",
         on_dialog=on_dialog,
+        on_connection=on_connection,
     )
 
 
@@ -269,6 +273,7 @@ class Sandboxes:
             on_navigation=self._navigation_auditor(name),
             shared=self._shared_chromium(name),
             on_dialog=self._dialog_auditor(name),
+            on_connection=self._connection_auditor(name),
         )
         try:
             yield browser, make_grounder(browser, self._engine())
@@ -319,6 +324,16 @@ class Sandboxes:
 
         def record(url: str, allowed: bool, reason: str | None) -> None:
             audit.append("navigation", sandbox=name, url=url, allowed=allowed, reason=reason)
+
+        return record
+
+    def _connection_auditor(self, name: str) -> Callable[[str, str], None] | None:
+        audit = self.audit
+        if audit is None:
+            return None
+
+        def record(target: str, reason: str) -> None:
+            audit.append("connection", sandbox=name, target=target, allowed=False, reason=reason)
 
         return record
 

@@ -211,3 +211,32 @@ class UrlPolicy:
     def allows(self, url: str) -> bool:
         """``refusal(url) is None``."""
         return self.refusal(url) is None
+
+    def host_ports(self) -> list[tuple[str, int | None]]:
+        """The (host glob, port) pairs the patterns allow; ``None`` for a port means any.
+
+        For guards that see a connection, not a URL (a WebSocket, which no request
+        interception pauses): they can hold it to these hosts and ports only. A pattern whose
+        port is a partial glob (``80*``) is left out, as are opaque ones, so such a guard
+        refuses what it cannot express rather than let it through.
+        """
+        out: list[tuple[str, int | None]] = []
+        for source, pattern in zip(self.sources, self._patterns, strict=True):
+            if pattern.opaque is not None:
+                continue
+            p = source.strip()
+            scheme, sep, after = p.partition("://")
+            if not sep:
+                scheme, after = "", p
+            hostport = re.split(r"[?#/]", after, maxsplit=1)[0]
+            host, port = _split_hostport(hostport)
+            if hostport.startswith("[") and ":" not in host:
+                continue  # a bracket glob (``[a-c].example``), not an IPv6 literal
+            if port == "*":
+                out.append((host.lower(), None))
+            elif port is not None and port.isdigit():
+                out.append((host.lower(), int(port)))
+            elif port is None:
+                schemes = [scheme.lower()] if scheme and "*" not in scheme else ["http", "https"]
+                out += [(host.lower(), _DEFAULT_PORTS[s]) for s in schemes if s in _DEFAULT_PORTS]
+        return out

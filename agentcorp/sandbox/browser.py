@@ -29,6 +29,7 @@ from PIL import Image
 
 from agentcorp.errors import PolicyViolation, SandboxError, SandboxUnavailable
 from agentcorp.policy.urls import UrlPolicy
+from agentcorp.sandbox._guard import ConnectionGuard
 from agentcorp.sandbox._proc import register_cleanup, tune_allocator, unregister_cleanup
 from agentcorp.sandbox._settle import changed_box, settle_frames
 from agentcorp.sandbox.base import Button, Computer, Frame, SettleResult, checkpoint
@@ -54,6 +55,9 @@ _CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 _TYPE_CHUNK = 64
+_CONNECTION_REFUSED = (
+    "a connection to a host and port not in allow_urls (a WebSocket, or Chromium's own traffic)"
+)
 # Notes kept per action (dialogs, tabs, downloads); more are counted, not kept.
 _MAX_NOTES = 20
 # What Chromium shows after a failed load; not a destination, so never a policy violation.
@@ -200,7 +204,10 @@ class BrowserComputer(Computer):
     answered "204 No Content" so the page stays where it was, and a top-level one raises
     ``PolicyViolation`` (from ``goto``, or from the next call after the click that tried
     it). ``on_navigation(url, allowed, reason)`` is called for every navigation decision
-    (the run's audit log). ``capture`` picks CDP JPEG (fast, default) or lossless PNG frames.
+    (the run's audit log); ``on_connection(target, reason)`` hears every connection the
+    guard refused (``host:port``: WebSockets, which no request interception sees, are held
+    to the allowed hosts and ports through a refusing proxy). ``capture`` picks CDP JPEG
+    (fast, default) or lossless PNG frames.
     ``shared`` is a ``SharedChromium`` to open this session's own browser context in instead
     of starting a Chromium; ``close`` then closes only that context.
 
@@ -227,6 +234,7 @@ class BrowserComputer(Computer):
         capture_quality: int = 90,
         timeout: float = 20.0,
         on_navigation: NavigationObserver | None = None,
+        on_connection: Callable[[str, str], None] | None = None,
         shared: SharedChromium | None = None,
         dialogs: DialogAnswer = "accept",
         on_dialog: DialogObserver | None = None,
@@ -238,6 +246,8 @@ class BrowserComputer(Computer):
         self._allow = tuple(allow_urls)
         self._urls = UrlPolicy(self._allow)
         self._on_navigation = on_navigation
+        self._on_connection = on_connection
+        self._refused_connections: list[str] = []
         self._secrets: dict[str, str] = dict(secrets or {})
         self._capture = capture
         self._quality = capture_quality
@@ -249,6 +259,7 @@ class BrowserComputer(Computer):
         self._pending_violation: str | None = None
         self._leave_pending = False
         self._fetch: Any = None  # the browser-level CDP session that judges requests
+        self._guard: ConnectionGuard | None = None  # refuses connections Fetch cannot see
         # Page targets Chromium has (tabs of every context): id -> (context id, URL).
         self._targets: dict[str, tuple[str, str]] = {}
         self._context_id = ""
@@ -317,7 +328,10 @@ class BrowserComputer(Computer):
                     args=_CHROMIUM_ARGS,
                     timeout=self._timeout_ms,
                 )
+            if self._urls.restricted:
+                self._guard = ConnectionGuard(self._urls)
             self._context = browser.new_context(
+                proxy=self._guard.proxy() if self._guard is not None else None,
                 viewport={"width": self._screen[0], "height": self._screen[1]},
                 device_scale_factor=1,
                 # Saved into the sandbox home (``_save_downloads``); the URL policy decides first.
@@ -695,15 +709,18 @@ class BrowserComputer(Computer):
         unregister_cleanup(id(self))
         with contextlib.suppress(Exception):
             self._save_downloads()  # closing the context deletes what it downloaded
-        if self._fetch is not None:
-            # On a shared Chromium the next session judges requests with its own policy.
-            with contextlib.suppress(Exception):
-                self._fetch.send("Fetch.disable")
-                self._fetch.detach()
         if self._browser is None and self._context is not None:
             # A context in a shared Chromium: closing it drops its pages, cookies and storage.
             with contextlib.suppress(Exception):
                 self._context.close()
+        if self._fetch is not None:
+            # After the context: none of its requests goes unjudged. On a shared Chromium the
+            # next session judges requests with its own policy.
+            with contextlib.suppress(Exception):
+                self._fetch.send("Fetch.disable")
+                self._fetch.detach()
+        if self._guard is not None:
+            self._guard.close()
         if self._browser is not None:
             with contextlib.suppress(Exception):
                 self._browser.close()
@@ -725,6 +742,26 @@ class BrowserComputer(Computer):
     def blocked(self) -> list[str]:
         """Every URL the policy refused so far, in order."""
         return list(self._blocked)
+
+    @property
+    def refused_connections(self) -> list[str]:
+        """Every ``host:port`` the connection guard refused so far, in order.
+
+        A page's WebSocket to a host or port no pattern allows, or Chromium's own background
+        traffic (autofill queries): the guard cannot tell them apart, so they are kept apart
+        from ``blocked``, which only the page's requests and navigations fill.
+        """
+        self._audit_guard()
+        return list(self._refused_connections)
+
+    def _audit_guard(self) -> None:
+        if self._guard is None:
+            return
+        for target in self._guard.refused():
+            self._refused_connections.append(target)
+            if self._on_connection is not None:
+                with contextlib.suppress(Exception):
+                    self._on_connection(target, _CONNECTION_REFUSED)
 
     # --- navigation --------------------------------------------------------------------
 
@@ -767,6 +804,7 @@ class BrowserComputer(Computer):
     def _check(self) -> None:
         if self._closed:
             raise SandboxError("the browser is closed")
+        self._audit_guard()
         self._follow_tabs()
         self._save_downloads()
         self._raise_violation()

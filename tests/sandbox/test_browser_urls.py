@@ -195,3 +195,99 @@ def test_two_sessions_on_one_shared_chromium_each_keep_their_own_policy(
             assert c.url == evil_url
     finally:
         shared.close()
+
+
+class _Sockets:
+    """A raw TCP listener that records the first line of every connection it gets."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.lines: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.lines.append(conn.recv(200).split(b"\r\n")[0].decode())
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_websocket_to_a_host_not_allowed_never_connects(sites: tuple[_Site, _Site]) -> None:
+    """Fetch interception never sees a WebSocket: a page and its worker reached any host."""
+    good, _ = sites
+    evil = _Sockets()
+    try:
+        bad = f"ws://127.0.0.1:{evil.port}"
+        good.pages["/ws"] = (
+            f"<p>sockets</p><script>new WebSocket('{bad}/page');"
+            f"new WebSocket('ws://app.localhost:{good.port}/own');"
+            f"new Worker(URL.createObjectURL(new Blob([\"new WebSocket('{bad}/worker')\"])));"
+            "</script>"
+        )
+        heard: list[tuple[str, str]] = []
+        b = BrowserComputer(
+            start_url=f"http://app.localhost:{good.port}/ws",
+            allow_urls=[f"http://*.localhost:{good.port}/*"],
+            on_connection=lambda target, why: heard.append((target, why)),
+            capture="png",
+        )
+        try:
+            b._page.wait_for_timeout(1500)
+            refused = b.refused_connections
+        finally:
+            b.close()
+        assert evil.lines == [], evil.lines
+        assert "GET /own" in " ".join(good.hits)  # its own host and port: reached directly
+        assert refused.count(f"127.0.0.1:{evil.port}") == 2, refused  # the page's and the worker's
+        assert (f"127.0.0.1:{evil.port}", heard[0][1]) in heard and "allow_urls" in heard[0][1]
+    finally:
+        evil.close()
+
+
+def test_an_unrestricted_browser_keeps_its_websockets(sites: tuple[_Site, _Site]) -> None:
+    good, _ = sites
+    other = _Sockets()
+    try:
+        good.pages["/ws-free"] = f"<script>new WebSocket('ws://127.0.0.1:{other.port}/x')</script>"
+        with BrowserComputer(start_url=f"http://127.0.0.1:{good.port}/ws-free", capture="png") as b:
+            b._page.wait_for_timeout(1000)
+        assert other.lines and other.lines[0].startswith("GET /x"), other.lines
+    finally:
+        other.close()
+
+
+def test_bypass_rules_name_only_what_the_patterns_allow() -> None:
+    from agentcorp.sandbox._guard import bypass_rules
+
+    policy = UrlPolicy(
+        [
+            "http://127.0.0.1:8765/*",
+            "https://*.example.com/app/*",
+            "localhost:*",
+            "ws://chat.example.org",
+            "http://[::1]:8000/",
+            "http://[a-c].example.net/*",  # a glob Chromium cannot say: left out (refused)
+            "http://x.example.net:80*/",  # a partial port glob: left out
+            "data:image/*",
+        ]
+    )
+    assert bypass_rules(policy) == [
+        "127.0.0.1:8765",
+        "*.example.com:443",
+        "localhost",
+        "chat.example.org:80",
+        "[::1]:8000",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import threading
@@ -214,12 +215,9 @@ class _Sockets:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
+            with conn, contextlib.suppress(OSError):
                 conn.settimeout(2)
-                try:
-                    self.lines.append(conn.recv(200).split(b"\r\n")[0].decode())
-                except OSError:
-                    pass
+                self.lines.append(conn.recv(200).split(b"\r\n")[0].decode())
 
     def close(self) -> None:
         self.sock.close()

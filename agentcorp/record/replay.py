@@ -478,7 +478,9 @@ def action_replay(
         if why is None:
             settled = computer.settle(settle_timeout, since=before)
             live = settled.frame
-            why = _screen_divergence(session, i, settled, diff_threshold, status == "matched")
+            why = _screen_divergence(
+                session, i, (recorded_frame, before), settled, diff_threshold, status == "matched"
+            )
         if why is not None:
             frames = _save_pair(out, step.step, _frame_after(session, i) or recorded_frame, live)
             report.outcomes.append(StepOutcome(step.step, "diverged", why, frames))
@@ -554,9 +556,17 @@ def _recorded_result(session: Session, index: int, step: int) -> ActionResultSte
 
 
 def _screen_divergence(
-    session: Session, index: int, settled: SettleResult, threshold: float, matched: bool
+    session: Session,
+    index: int,
+    befores: tuple[Frame | None, Frame],
+    settled: SettleResult,
+    threshold: float,
+    matched: bool,
 ) -> str | None:
-    """Why the live screen after action ``index`` is not what the recording shows, if so."""
+    """Why the live screen after action ``index`` is not what the recording shows, if so.
+
+    ``befores`` are the recorded and the live frames the action started from.
+    """
     step = session.events[index].step
     assert isinstance(step, ActionStep)
     result = _recorded_result(session, index, step.step)
@@ -573,8 +583,9 @@ def _screen_divergence(
     share = _thumb_diff(after, settled.frame)
     if share > threshold:
         return f"screen after the action differs from the recording ({share:.0%})"
-    if rec_changed is not None:
-        local = _region_diff(after, settled.frame, rec_changed)
+    rec_before, live_before = befores
+    if rec_changed is not None and rec_before is not None and rec_before.size == after.size:
+        local = _effect_diff((rec_before, after), (live_before, settled.frame), rec_changed)
         if local > _REGION_THRESHOLD:
             return (
                 f"the region the action changed holds {local:.0%} more or less drawn than "
@@ -591,20 +602,34 @@ _REGION_THRESHOLD = 0.5
 _MIN_INK = 30
 
 
-def _region_diff(a: Frame, b: Frame, box: Box) -> float:
-    """How differently much is drawn in ``box`` of two frames (0 = as much, 1 = none in one).
+def _effect_diff(recorded: tuple[Frame, Frame], live: tuple[Frame, Frame], box: Box) -> float:
+    """How differently an action left the amount drawn in ``box``, recorded vs live.
 
-    Amounts of ink, not pixel positions: the same text a pixel lower (a view scrolled by a
-    line's fraction, another font hinting) draws as much; a missing word does not.
+    Each pair is (before, after). Two measures, and the smaller counts: what the region holds
+    after the action, and how much ink the action added or removed there. Typed text that
+    never landed differs in both. A title bar showing the sandbox home's path (another home,
+    another length) differs in what it holds but not in what a save changed; a view scrolled
+    back by a slightly different amount differs in what changed but not in what it shows.
+    0 = alike; 1 = drawn in one and not at all in the other. Amounts, not pixel positions:
+    the same text a pixel lower (another font hinting) draws as much.
     """
-    area = (box.x, box.y, box.x + box.w, box.y + box.h)
-    size = (max(1, box.w // 2), max(1, box.h // 2))
-    ink_a = _ink(a.pil().convert("L").crop(area).resize(size))
-    ink_b = _ink(b.pil().convert("L").crop(area).resize(size))
-    most = max(ink_a, ink_b)
+    after_rec, after_live = _ink_in(recorded[1], box), _ink_in(live[1], box)
+    d_rec = after_rec - _ink_in(recorded[0], box)
+    d_live = after_live - _ink_in(live[0], box)
+    return min(_ratio(after_rec, after_live), _ratio(d_rec, d_live))
+
+
+def _ratio(a: int, b: int) -> float:
+    most = max(abs(a), abs(b))
     if most < _MIN_INK:
         return 0.0  # a caret or a focus dot: too little to tell a blink from a difference
-    return abs(ink_a - ink_b) / float(most)
+    return abs(a - b) / float(most)
+
+
+def _ink_in(frame: Frame, box: Box) -> int:
+    area = (box.x, box.y, box.x + box.w, box.y + box.h)
+    size = (max(1, box.w // 2), max(1, box.h // 2))
+    return _ink(frame.pil().convert("L").crop(area).resize(size))
 
 
 def _ink(g: Any) -> int:

@@ -55,6 +55,8 @@ _CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 _TYPE_CHUNK = 64
+# How long typing into a focused file field waits for the chooser its click opened.
+_CHOOSER_WAIT_S = 2.0
 _CONNECTION_REFUSED = (
     "a connection to a host and port not in allow_urls (a WebSocket, or Chromium's own traffic)"
 )
@@ -515,6 +517,11 @@ class BrowserComputer(Computer):
         """
         from playwright.sync_api import Error
 
+        if self._chooser is None and self._file_field_focused():
+            # The click on the field opened the chooser; its event may still be on its way.
+            deadline = time.monotonic() + _CHOOSER_WAIT_S
+            while self._chooser is None and time.monotonic() < deadline:
+                self._pause(50)
         chooser, self._chooser = self._chooser, None
         if chooser is None:
             return False
@@ -536,6 +543,20 @@ class BrowserComputer(Computer):
         names = ", ".join(f"~/{p.relative_to(self.home.resolve())}" for p in paths)
         self._note(f"chose {names} in the page's file chooser")
         return True
+
+    def _file_field_focused(self) -> bool:
+        """Whether the focus is on a file field (``<input type=file>``) of the front page."""
+        from playwright.sync_api import Error
+
+        try:
+            return bool(
+                self._page.evaluate(
+                    "() => { const a = document.activeElement;"
+                    " return !!a && a.tagName === 'INPUT' && a.type === 'file'; }"
+                )
+            )
+        except Error:
+            return False
 
     def _home_file(self, path: str) -> Path:
         """``path`` (``~/x``, ``x`` or absolute) as a file inside the sandbox home, or why not."""
